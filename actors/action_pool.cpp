@@ -1,0 +1,304 @@
+#include "actors/action_pool.hpp"
+
+#include "runtime/backoff.hpp"
+#include "runtime/logging.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <random>
+#include <unordered_map>
+
+namespace fraiseql {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct job {
+  uint64_t seq = 0;
+  uint32_t observer = 0;
+  uint32_t action = 0;
+  uint32_t attempts = 0;
+  int64_t first_attempt_ms = 0;
+  std::string last_error;
+  std::string lane;
+};
+
+struct lane_state {
+  std::deque<uint64_t> queue;  // event seqs, head is running
+  uint32_t next_action = 0;    // sequential mode: next action index to start
+  uint32_t open = 0;           // jobs of the head event not yet finished
+};
+
+struct event_entry {
+  event_ptr ev;
+  uint32_t open_lanes = 0;
+};
+
+/// Outcome of one attempt, transport-independent.
+struct attempt_outcome {
+  bool ok = false;
+  bool retryable = false;
+  std::string error;
+  std::optional<std::chrono::milliseconds> retry_after;
+};
+
+attempt_outcome classify(const http_response& r) {
+  attempt_outcome o;
+  if (!r.error.empty()) {
+    o.retryable = true;
+    o.error = (r.timed_out ? "timeout: " : "transport error: ") + r.error;
+    return o;
+  }
+  if (r.status >= 200 && r.status < 300) {
+    o.ok = true;
+    return o;
+  }
+  o.error = "HTTP " + std::to_string(r.status);
+  if (!r.body.empty()) o.error += ": " + r.body.substr(0, 512);
+  o.retryable = r.status >= 500 || r.status == 429 || r.status == 408;
+  if (r.retry_after) o.retry_after = *r.retry_after;
+  return o;
+}
+
+}  // namespace
+
+struct action_pool_state {
+  static inline const char* name = "action_pool";
+  using pointer = action_pool_actor::stateful_pointer<action_pool_state>;
+
+  pointer self = nullptr;
+  action_pool_options cfg;
+  checkpointer_actor checkpointer;
+  dlq_actor dlq;
+  std::unordered_map<uint64_t, event_entry> events;
+  std::unordered_map<std::string, lane_state> lanes;
+  std::unordered_map<uint64_t, job> jobs;
+  std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
+  uint32_t running = 0;
+  uint64_t next_job = 1;
+  uint64_t finished_events = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed_attempts = 0;
+  uint64_t dead_lettered = 0;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  void run(const event_ptr& ev, const std::vector<uint32_t>& observers) {
+    events.emplace(ev->seq, event_entry{ev, static_cast<uint32_t>(observers.size())});
+    for (auto o : observers) {
+      std::string key = std::to_string(o);
+      key += '\x1f';
+      key += ev->entity_type;
+      key += '\x1f';
+      key += ev->entity_id;
+      auto& lane = lanes[key];
+      lane.queue.push_back(ev->seq);
+      if (lane.queue.size() == 1) start_lane(key, o);
+    }
+    pump();
+  }
+
+  void retry(uint64_t id) {
+    if (jobs.count(id) == 0) return;
+    ready.push_back(id);
+    pump();
+  }
+
+  void make_job(uint64_t seq, uint32_t observer, uint32_t action, const std::string& lane) {
+    auto id = next_job++;
+    job j;
+    j.seq = seq;
+    j.observer = observer;
+    j.action = action;
+    j.lane = lane;
+    jobs.emplace(id, std::move(j));
+    ready.push_back(id);
+  }
+
+  /// Starts the head event of a lane: all its actions (concurrent mode) or the first.
+  void start_lane(const std::string& key, uint32_t observer) {
+    auto& lane = lanes.at(key);
+    auto seq = lane.queue.front();
+    const auto n = static_cast<uint32_t>(cfg.registry->config(observer).actions.size());
+    if (cfg.enable_concurrent) {
+      lane.open = n;
+      lane.next_action = n;
+      for (uint32_t a = 0; a < n; ++a) make_job(seq, observer, a, key);
+    } else {
+      lane.open = 1;
+      lane.next_action = 1;
+      make_job(seq, observer, 0, key);
+    }
+  }
+
+  void pump() {
+    while (running < cfg.max_concurrent_actions && !ready.empty()) {
+      auto id = ready.front();
+      ready.pop_front();
+      execute(id);
+    }
+  }
+
+  void execute(uint64_t id) {
+    auto& j = jobs.at(id);
+    const auto& ev = events.at(j.seq).ev;
+    const auto& oc = cfg.registry->config(j.observer);
+    const auto& ac = oc.actions[j.action];
+    ++j.attempts;
+    if (j.attempts == 1) j.first_attempt_ms = now_ms();
+    ++running;
+    auto key = idempotency_key(ev->id, oc.name, j.action);
+    if (cfg.dry_run) {
+      spdlog::info("dry-run: would run {} action {} of observer '{}' for event {} ({} {} {})",
+                   ac.type, j.action, oc.name, ev->id, ev->event_type, ev->entity_type,
+                   ev->entity_id);
+      return on_outcome(id, attempt_outcome{true, false, {}, {}});
+    }
+    if (ac.webhook) {
+      const auto& w = *ac.webhook;
+      http_request req;
+      req.method = w.method;
+      req.url = w.url;
+      req.timeout = std::chrono::milliseconds(w.timeout_ms);
+      req.body = ev->envelope_json;
+      req.headers.reserve(5 + w.headers.size());
+      req.headers.push_back("Content-Type: application/json");
+      req.headers.push_back("Idempotency-Key: " + key);
+      req.headers.push_back("X-Fraiseql-Event-Id: " + ev->id);
+      req.headers.push_back("X-Fraiseql-Event-Type: " + ev->event_type);
+      req.headers.push_back("User-Agent: fraiseql-observer/0.1");
+      for (const auto& [k, v] : w.headers) req.headers.push_back(k + ": " + v);
+      // The callback runs on the HTTP thread: it only enqueues a message.
+      auto handle = caf::actor_cast<action_pool_actor>(self);
+      cfg.http->submit(std::move(req), [handle, id](http_response r) {
+        caf::anon_send(handle, done_atom::value, id, std::move(r));
+      });
+      return;
+    }
+    if (ac.log) {
+      auto lvl = parse_log_level(ac.log->level).value_or(spdlog::level::info);
+      const auto& msg = ac.log->message.empty() ? ev->envelope_json : ac.log->message;
+      spdlog::log(lvl, "observer '{}' event {} ({} {} {}): {}", oc.name, ev->id, ev->event_type,
+                  ev->entity_type, ev->entity_id, msg);
+      return on_outcome(id, attempt_outcome{true, false, {}, {}});
+    }
+    on_outcome(id, attempt_outcome{false, false, "action type '" + ac.type + "' has no executor",
+                                   {}});
+  }
+
+  void on_outcome(uint64_t id, attempt_outcome o) {
+    --running;
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    auto& j = it->second;
+    const auto& oc = cfg.registry->config(j.observer);
+    if (o.ok) {
+      ++succeeded;
+      job_done(id);
+      return pump();
+    }
+    ++failed_attempts;
+    j.last_error = o.error;
+    const auto& ev = events.at(j.seq).ev;
+    if (o.retryable && j.attempts < oc.retry.max_attempts) {
+      std::uniform_real_distribution<double> u(0.0, 1.0);
+      auto delay = backoff_delay(oc.retry, j.attempts, u(rng));
+      if (o.retry_after)
+        delay = std::max(delay, std::min(*o.retry_after, std::chrono::milliseconds(3600 * 1000)));
+      spdlog::debug("observer '{}' event {} action {}: attempt {} failed ({}), retry in {} ms",
+                    oc.name, ev->id, j.action, j.attempts, o.error, delay.count());
+      self->delayed_send(self, delay, retry_atom::value, id);
+      return pump();
+    }
+    // Exhausted or not retryable: a durable DLQ row first, then the job is done.
+    dlq_entry e;
+    e.ev = ev;
+    e.observer_name = oc.name;
+    e.action_index = j.action;
+    e.action_type = oc.actions[j.action].type;
+    e.idempotency_key = idempotency_key(ev->id, oc.name, j.action);
+    e.last_error = o.error;
+    e.attempts = j.attempts;
+    e.first_attempt_ms = j.first_attempt_ms;
+    e.last_attempt_ms = now_ms();
+    auto* s = self;
+    self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
+      .then(
+        [s, id](int64_t) {
+          auto& st = s->state;
+          ++st.dead_lettered;
+          st.job_done(id);
+          st.pump();
+        },
+        [id](const caf::error& err) {
+          // The event stays unfinished: the checkpoint cannot pass it, and it
+          // is redelivered after a restart. Nothing is dropped.
+          spdlog::error("action job {}: DLQ write failed, event stays unfinished: {}", id,
+                        caf::to_string(err));
+        });
+    pump();
+  }
+
+  void job_done(uint64_t id) {
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    auto lane_key = it->second.lane;
+    auto seq = it->second.seq;
+    auto observer = it->second.observer;
+    jobs.erase(it);
+    auto& lane = lanes.at(lane_key);
+    const auto n = static_cast<uint32_t>(cfg.registry->config(observer).actions.size());
+    if (!cfg.enable_concurrent && lane.next_action < n) {
+      make_job(seq, observer, lane.next_action++, lane_key);
+      return;
+    }
+    if (--lane.open > 0) return;
+    // This observer is done with the lane's head event.
+    auto& ee = events.at(seq);
+    if (--ee.open_lanes == 0) {
+      events.erase(seq);
+      ++finished_events;
+      self->send(checkpointer, finish_atom::value, seq);
+    }
+    lane.queue.pop_front();
+    if (lane.queue.empty())
+      lanes.erase(lane_key);
+    else
+      start_lane(lane_key, observer);
+  }
+};
+
+action_pool_actor::behavior_type
+action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_pool_options cfg,
+            checkpointer_actor checkpointer, dlq_actor dlq) {
+  auto& st = self->state;
+  st.self = self;
+  st.cfg = std::move(cfg);
+  st.checkpointer = std::move(checkpointer);
+  st.dlq = std::move(dlq);
+  return {
+    [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
+      self->state.run(ev, obs);
+    },
+    [self](done_atom, uint64_t id, const http_response& r) {
+      self->state.on_outcome(id, classify(r));
+    },
+    [self](retry_atom, uint64_t id) { self->state.retry(id); },
+    [self](status_atom) {
+      return std::make_tuple(static_cast<uint64_t>(self->state.running),
+                             self->state.finished_events);
+    },
+  };
+}
+
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, checkpointer_actor checkpointer, dlq_actor dlq) {
+  return sys.spawn(action_pool, cfg, checkpointer, dlq);
+}
+
+}  // namespace fraiseql

@@ -1,0 +1,34 @@
+#pragma once
+
+#include "messages/actors.hpp"
+
+#include <caf/fwd.hpp>
+#include "runtime/http_client.hpp"
+#include "runtime/observers.hpp"
+
+#include <memory>
+
+namespace fraiseql {
+
+struct action_pool_options {
+  std::shared_ptr<const observer_registry> registry;
+  /// Shared HTTP client (its own thread); outlives the actor.
+  std::shared_ptr<http_client> http;
+  /// Run the actions of one event for one observer concurrently (else in order).
+  bool enable_concurrent = true;
+  /// Bound on attempts in flight across all events.
+  uint32_t max_concurrent_actions = 10;
+  /// Log what would run, execute nothing.
+  bool dry_run = false;
+};
+
+/// Runs actions with per-lane ordering: a lane is (observer, entity type,
+/// entity id), and a lane runs one event at a time in capture order, so events
+/// of one entity reach each observer's actions in order while different
+/// entities and observers proceed in parallel (a failing endpoint only holds
+/// back its own lanes). Failed attempts are retried per the observer's retry
+/// policy; exhausted ones go to the DLQ; an event is finished once every lane
+/// it joined is done.
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, checkpointer_actor checkpointer, dlq_actor dlq);
+
+}  // namespace fraiseql

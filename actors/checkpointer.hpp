@@ -1,0 +1,32 @@
+#pragma once
+
+#include "messages/actors.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace fraiseql {
+
+struct checkpointer_options {
+  /// libpq DSN of the source database.
+  std::string dsn;
+  /// Row of observer_checkpoints this node writes.
+  std::string listener_id = "default";
+  /// Save after this many events finished since the last save...
+  uint32_t batch_size = 100;
+  /// ...or after this long (also the credit flush period).
+  std::chrono::milliseconds interval{200};
+  /// Window of the listener, to size credit batches.
+  uint32_t max_in_flight = 10000;
+  /// Where reading resumes (the loaded checkpoint).
+  checkpoint_record resume;
+  /// Dry run: track, never save.
+  bool dry_run = false;
+};
+
+/// Detached (blocking saves run on its own thread). Owns the watermark tracker.
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg, listener_actor listener);
+
+}  // namespace fraiseql

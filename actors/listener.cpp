@@ -1,0 +1,134 @@
+#include "actors/listener.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+namespace fraiseql {
+
+struct listener_state {
+  static inline const char* name = "listener";
+  std::optional<change_log_reader> reader;
+  position cursor;              // last position read
+  uint64_t next_seq = 1;        // sequence of the next event read
+  uint64_t in_flight = 0;       // read and not yet credited back
+  uint64_t read_total = 0;
+  bool read_pending = false;    // a read_atom is queued
+  bool waiting_credit = false;  // window full
+  bool asleep = false;          // marked asleep in observer_listener_wakeup
+  bool stopped = false;
+  bool degraded = false;        // last attempt failed (connection problem)
+  std::chrono::milliseconds backoff{0};
+};
+
+listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener_state> self,
+                                       listener_options cfg, checkpointer_actor checkpointer,
+                                       router_actor router) {
+  auto& st = self->state;
+  st.reader.emplace(cfg.dsn);
+  st.cursor = cfg.resume;
+  auto schedule = [self](std::chrono::milliseconds delay) {
+    auto& st = self->state;
+    if (st.read_pending || st.stopped) return;
+    st.read_pending = true;
+    if (delay.count() == 0)
+      self->send(self, read_atom::value);
+    else
+      self->delayed_send(self, delay, read_atom::value);
+  };
+  // Blocks up to the poll interval for a NOTIFY, in slices, so that stop and
+  // credit messages are not held back for a whole interval.
+  auto sleep = [self, cfg] {
+    auto& st = self->state;
+    auto deadline = std::chrono::steady_clock::now() + cfg.poll_interval;
+    const auto slice = std::min<std::chrono::milliseconds>(cfg.poll_interval,
+                                                           std::chrono::milliseconds(100));
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (st.reader->wait(slice)) return;
+      if (!self->mailbox().empty()) return;
+    }
+  };
+  return {
+    [self, cfg, checkpointer, router, schedule, sleep](read_atom) {
+      auto& st = self->state;
+      st.read_pending = false;
+      if (st.stopped) return;
+      uint64_t room = cfg.max_in_flight > st.in_flight ? cfg.max_in_flight - st.in_flight : 0;
+      if (room == 0) {
+        st.waiting_credit = true;
+        return;
+      }
+      try {
+        auto limit = static_cast<uint32_t>(std::min<uint64_t>(room, cfg.batch_size));
+        auto batch = st.reader->read(st.cursor, limit, st.next_seq);
+        if (st.degraded) spdlog::info("listener: connected to the database again");
+        st.degraded = false;
+        st.backoff = std::chrono::milliseconds(0);
+        if (!batch.empty()) {
+          st.cursor = batch.back()->pos;
+          st.in_flight += batch.size();
+          st.read_total += batch.size();
+          // Admission first: the checkpointer must know an event before anyone
+          // can finish it.
+          self->send(checkpointer, admit_atom::value, batch);
+          self->send(router, route_atom::value, std::move(batch));
+          if (st.asleep) {
+            st.reader->set_asleep(false);
+            st.asleep = false;
+          }
+          schedule(std::chrono::milliseconds(0));
+          return;
+        }
+        if (!st.asleep) {
+          // Mark asleep, then read once more before waiting: a writer that
+          // committed after our empty read but saw "awake" did not notify.
+          st.reader->set_asleep(true);
+          st.asleep = true;
+          schedule(std::chrono::milliseconds(0));
+          return;
+        }
+        sleep();
+        schedule(std::chrono::milliseconds(0));
+      } catch (const pg_unavailable& e) {
+        st.reader->reset();
+        st.asleep = false;  // re-marked after reconnecting
+        st.backoff = std::clamp(st.backoff * 2, cfg.min_backoff, cfg.max_backoff);
+        if (!st.degraded)
+          spdlog::warn("listener: database unavailable, retrying (backoff up to {} ms): {}",
+                       cfg.max_backoff.count(), e.what());
+        st.degraded = true;
+        schedule(st.backoff);
+      } catch (const std::exception& e) {
+        st.reader->reset();
+        st.asleep = false;
+        st.backoff = std::clamp(st.backoff * 2, cfg.min_backoff, cfg.max_backoff);
+        spdlog::error("listener: read failed, retrying in {} ms: {}", st.backoff.count(),
+                      e.what());
+        st.degraded = true;
+        schedule(st.backoff);
+      }
+    },
+    [self, schedule](credit_atom, uint64_t n) {
+      auto& st = self->state;
+      st.in_flight = n > st.in_flight ? 0 : st.in_flight - n;
+      if (st.waiting_credit) {
+        st.waiting_credit = false;
+        schedule(std::chrono::milliseconds(0));
+      }
+    },
+    [self](stop_atom) {
+      self->state.stopped = true;
+      return true;
+    },
+    [self](status_atom) {
+      return std::make_tuple(self->state.in_flight, self->state.read_total);
+    },
+  };
+}
+
+listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, checkpointer_actor checkpointer, router_actor router) {
+  return sys.spawn<caf::detached>(listener, cfg, checkpointer, router);
+}
+
+}  // namespace fraiseql

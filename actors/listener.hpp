@@ -1,0 +1,37 @@
+#pragma once
+
+#include "messages/actors.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace fraiseql {
+
+struct listener_options {
+  /// libpq DSN of the source database.
+  std::string dsn;
+  /// Rows per read.
+  uint32_t batch_size = 1000;
+  /// Longest sleep without a NOTIFY (a lost wake-up costs at most this).
+  std::chrono::milliseconds poll_interval{1000};
+  /// Bound on events read and not yet finished.
+  uint32_t max_in_flight = 10000;
+  /// Where reading starts (the loaded checkpoint).
+  position resume;
+  /// Reconnect backoff bounds.
+  std::chrono::milliseconds min_backoff{100};
+  std::chrono::milliseconds max_backoff{5000};
+};
+
+/// Detached: owns its connection and blocks only its own thread (reads and the
+/// NOTIFY wait). Starts reading when it receives its first `read`.
+///
+/// Wake-up protocol (no NOTIFY cost for writers while busy): while reads return
+/// rows the listener is marked awake; on an empty read it marks itself asleep,
+/// reads once more (closing the race with a writer that saw "awake"), and only
+/// then waits for a NOTIFY or the poll interval.
+listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, checkpointer_actor checkpointer, router_actor router);
+
+}  // namespace fraiseql

@@ -1,0 +1,207 @@
+#include "actors/node.hpp"
+
+#include "actors/action_pool.hpp"
+#include "actors/checkpointer.hpp"
+#include "actors/dlq.hpp"
+#include "actors/listener.hpp"
+#include "actors/router.hpp"
+#include "runtime/migrations.hpp"
+#include "runtime/observers.hpp"
+#include "runtime/pg.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+namespace fraiseql {
+
+namespace {
+
+struct actor_config : caf::actor_system_config {
+  actor_config() {
+    // Detached actors (listener, checkpointer, DLQ) have their own threads;
+    // the scheduler runs router and action pool.
+    set("scheduler.max-threads", static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+}  // namespace
+
+struct node::impl {
+  config cfg;
+  bool dry_run;
+  actor_config acfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<http_client> http;
+  std::shared_ptr<const observer_registry> registry;
+  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
+  listener_actor lst;
+  checkpointer_actor cp;
+  router_actor rt;
+  action_pool_actor pool;
+  dlq_actor dq;
+  caf::actor relay;  // forwards the checkpointer's credits to the listener
+  bool started = false;
+  bool stopped = false;
+
+  impl(config c, bool d) : cfg(std::move(c)), dry_run(d) {}
+};
+
+node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cfg), dry_run)) {
+  std::vector<std::string> errors;
+  impl_->registry = observer_registry::build(impl_->cfg.observers, errors);
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += "\n  " + e;
+    throw std::runtime_error("invalid observers:" + all);
+  }
+}
+
+node::~node() {
+  stop(std::chrono::milliseconds(0));
+}
+
+void node::start() {
+  auto& d = *impl_;
+  if (d.started) return;
+  const std::string dsn = normalize_dsn(d.cfg.database.url);
+  const int have = current_schema_version(dsn);
+  if (have < latest_schema_version())
+    throw std::runtime_error("database schema version " + std::to_string(have)
+                             + " is older than this binary needs ("
+                             + std::to_string(latest_schema_version())
+                             + "): run `observer-node migrate --config " + d.cfg.source + "`");
+  checkpoint_store store{dsn, d.cfg.listener.listener_id};
+  checkpoint_record resume = store.load().value_or(checkpoint_record{});
+  spdlog::info("node: listener '{}' resumes after txid {} pk {} ({} events finished before)",
+               d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk, resume.events_total);
+
+  d.sys = std::make_unique<caf::actor_system>(d.acfg);
+  d.http = std::make_shared<http_client>();
+
+  dlq_options dc;
+  dc.dsn = dsn;
+  dc.stopping = d.stopping;
+  d.dq = spawn_dlq(*d.sys, dc);
+
+  // Listener and checkpointer reference each other: spawn the listener lazily
+  // through an indirection (the checkpointer only needs its handle for credits).
+  listener_options lc;
+  lc.dsn = dsn;
+  lc.batch_size = d.cfg.listener.batch_size;
+  lc.poll_interval = std::chrono::milliseconds(d.cfg.listener.poll_interval_ms);
+  lc.max_in_flight = d.cfg.listener.max_in_flight;
+  lc.resume = resume.pos;
+  lc.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
+
+  checkpointer_options cc;
+  cc.dsn = dsn;
+  cc.listener_id = d.cfg.listener.listener_id;
+  cc.batch_size = d.cfg.checkpoint.batch_size;
+  cc.interval = std::chrono::milliseconds(d.cfg.checkpoint.interval_ms);
+  cc.max_in_flight = d.cfg.listener.max_in_flight;
+  cc.resume = resume;
+  cc.dry_run = d.dry_run;
+
+  action_pool_options pc;
+  pc.registry = d.registry;
+  pc.http = d.http;
+  pc.enable_concurrent = d.cfg.performance.enable_concurrent;
+  pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
+  pc.dry_run = d.dry_run;
+
+  // The listener needs router and checkpointer; the checkpointer needs the
+  // listener (credits). Break the cycle with a forwarding actor spawned first.
+  d.relay = d.sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {[self](const caf::actor& target) {
+      self->become([self, target](credit_atom, uint64_t n) { self->send(target, credit_atom::value, n); });
+    }};
+  });
+  auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
+  d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
+  d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
+  d.rt = spawn_router(*d.sys, router_options{d.registry}, d.pool, d.cp);
+  d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
+  caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
+  caf::anon_send(d.lst, read_atom::value);
+  d.started = true;
+  spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
+               d.registry->size());
+}
+
+node_status node::status() {
+  node_status s;
+  auto& d = *impl_;
+  if (!d.started || d.stopped) return s;
+  caf::scoped_actor self{*d.sys};
+  self->request(d.cp, std::chrono::seconds(5), status_atom::value)
+    .receive([&](uint64_t in_flight, uint64_t finished) {
+      s.in_flight = in_flight;
+      s.finished = finished;
+    },
+             [](const caf::error&) {});
+  self->request(d.lst, std::chrono::seconds(5), status_atom::value)
+    .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
+  return s;
+}
+
+bool node::stop(std::chrono::milliseconds timeout) {
+  auto& d = *impl_;
+  if (!d.started || d.stopped) return true;
+  d.stopped = true;
+  bool drained = false;
+  {
+    caf::scoped_actor self{*d.sys};
+    // 1. Stop reading.
+    self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
+      .receive([](bool) {}, [](const caf::error& e) {
+        spdlog::warn("node: listener did not confirm stop: {}", caf::to_string(e));
+      });
+    // 2. Drain what is in flight.
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      uint64_t in_flight = 1;
+      self->request(d.cp, std::chrono::seconds(5), status_atom::value)
+        .receive([&](uint64_t n, uint64_t) { in_flight = n; }, [](const caf::error&) {});
+      if (in_flight == 0) {
+        drained = true;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        spdlog::warn("node: {} events still in flight at shutdown; they are redelivered after "
+                     "restart",
+                     in_flight);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    d.stopping->store(true);
+    // 3. Flush the checkpoint last.
+    self->request(d.cp, std::chrono::seconds(30), flush_atom::value)
+      .receive(
+        [](const checkpoint_record& r) {
+          spdlog::info("node: checkpoint saved at txid {} pk {} ({} events)", r.pos.txid,
+                       r.pos.pk, r.events_total);
+        },
+        [](const caf::error& e) {
+          spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
+        });
+    for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
+                   caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
+                   caf::actor_cast<caf::actor>(d.dq), d.relay})
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  d.lst = nullptr;
+  d.rt = nullptr;
+  d.pool = nullptr;
+  d.cp = nullptr;
+  d.dq = nullptr;
+  d.relay = nullptr;
+  d.sys.reset();  // waits for every actor
+  d.http.reset();
+  return drained;
+}
+
+}  // namespace fraiseql

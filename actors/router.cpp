@@ -1,0 +1,45 @@
+#include "actors/router.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace fraiseql {
+
+struct router_state {
+  static inline const char* name = "router";
+  uint64_t routed = 0;
+  uint64_t condition_errors = 0;
+};
+
+router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
+                                   router_options cfg, action_pool_actor pool,
+                                   checkpointer_actor checkpointer) {
+  return {
+    [self, cfg, pool, checkpointer](route_atom, const event_batch& batch) {
+      auto& st = self->state;
+      for (const auto& ev : batch) {
+        ++st.routed;
+        auto m = cfg.registry->match(*ev);
+        for (const auto& err : m.errors) {
+          ++st.condition_errors;
+          spdlog::warn("router: event {}: condition not evaluated, observer skipped: {}", ev->id,
+                       err);
+        }
+        if (m.observers.empty()) {
+          spdlog::debug("router: event {} ({} {}) matches no observer", ev->id, ev->event_type,
+                        ev->entity_type);
+          self->send(checkpointer, finish_atom::value, ev->seq);
+        } else {
+          self->send(pool, run_atom::value, ev, std::move(m.observers));
+        }
+      }
+    },
+    [self](status_atom) { return std::make_tuple(uint64_t{0}, self->state.routed); },
+  };
+}
+
+router_actor spawn_router(caf::actor_system& sys, router_options cfg, action_pool_actor pool, checkpointer_actor checkpointer) {
+  return sys.spawn(router, cfg, pool, checkpointer);
+}
+
+}  // namespace fraiseql

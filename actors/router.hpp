@@ -1,0 +1,20 @@
+#pragma once
+
+#include "messages/actors.hpp"
+
+#include <caf/fwd.hpp>
+#include "runtime/observers.hpp"
+
+#include <memory>
+
+namespace fraiseql {
+
+struct router_options {
+  std::shared_ptr<const observer_registry> registry;
+};
+
+/// Matches each event against the registry; events that match nothing are
+/// finished at once, the others go to the action pool with their observers.
+router_actor spawn_router(caf::actor_system& sys, router_options cfg, action_pool_actor pool, checkpointer_actor checkpointer);
+
+}  // namespace fraiseql

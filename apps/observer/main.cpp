@@ -1,0 +1,159 @@
+// observer-node: runs the FraiseQL observer pipeline.
+//
+//   observer-node --config FILE [--role all] [--dry-run]   run
+//   observer-node --config FILE --validate                  check the config, exit
+//   observer-node migrate --config FILE                     install/upgrade the schema
+//
+// Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+
+#include "actors/node.hpp"
+#include "runtime/config.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/migrations.hpp"
+#include "runtime/observers.hpp"
+#include "runtime/pg.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_config = 2;
+
+std::optional<fraiseql::config> load_or_report(const std::string& path) {
+  auto res = fraiseql::load_config_file(path);
+  if (!res) {
+    for (const auto& e : res.errors) std::cerr << "error: " << e.to_string() << "\n";
+    std::cerr << res.errors.size() << " configuration error(s) in " << path
+              << "; nothing was started\n";
+    return std::nullopt;
+  }
+  return std::move(*res.value);
+}
+
+/// Waits up to `timeout` for SIGINT/SIGTERM (blocked in every thread).
+bool wait_for_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
+  timespec ts{static_cast<time_t>(timeout.count() / 1000),
+              static_cast<long>((timeout.count() % 1000) * 1000000)};
+  int sig = sigtimedwait(&set, nullptr, &ts);
+  if (sig > 0) {
+    spdlog::info("received {}, stopping gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return true;
+  }
+  return false;
+}
+
+int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
+  using namespace std::chrono;
+  std::unique_ptr<fraiseql::node> n;
+  try {
+    n = std::make_unique<fraiseql::node>(cfg, dry_run);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << cfg.source << ": " << e.what() << "\n";
+    return exit_config;
+  }
+  milliseconds backoff{100};
+  for (;;) {
+    try {
+      n->start();
+      break;
+    } catch (const fraiseql::pg_unavailable& e) {
+      spdlog::warn("database unavailable, retrying in {} ms: {}", backoff.count(), e.what());
+      if (wait_for_signal(signals, backoff)) return exit_ok;
+      backoff = std::min<milliseconds>(backoff * 2,
+                                       milliseconds(cfg.database.reconnect_max_delay_ms));
+    } catch (const std::exception& e) {
+      spdlog::error("cannot start: {}", e.what());
+      return exit_failure;
+    }
+  }
+  while (!wait_for_signal(signals, seconds(3600))) {
+  }
+  bool drained = n->stop(milliseconds(cfg.shutdown.timeout_ms));
+  spdlog::info("stopped{}", drained ? "" : " (some events left in flight; redelivered on restart)");
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts, so they are only ever
+  // consumed by sigtimedwait in this thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  fraiseql::http_global_init();
+  fraiseql::init_logging("info", "text");
+
+  CLI::App app{"FraiseQL observer node: turns committed PostgreSQL changes into side effects"};
+  app.set_version_flag("--version", "observer-node 0.1.0");
+  std::string config_path;
+  std::string role = "all";
+  bool validate = false;
+  bool dry_run = false;
+  app.add_option("-c,--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--role", role, "Process role (this build: all)")
+    ->check(CLI::IsMember({"all"}));
+  app.add_flag("--validate", validate, "Validate the configuration and exit");
+  app.add_flag("--dry-run", dry_run,
+               "Connect, read, match and log what would run; execute and checkpoint nothing");
+  auto* migrate = app.add_subcommand("migrate", "Install or upgrade the database schema");
+  std::string migrate_config;
+  migrate->add_option("-c,--config", migrate_config, "TOML configuration file")
+    ->required()
+    ->check(CLI::ExistingFile);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_config;
+  }
+
+  if (*migrate) {
+    auto cfg = load_or_report(migrate_config);
+    if (!cfg) return exit_config;
+    fraiseql::init_logging(cfg->logging.level, cfg->logging.format);
+    try {
+      auto rep = fraiseql::apply_migrations(fraiseql::normalize_dsn(cfg->database.url));
+      for (const auto& m : rep.applied) std::cout << "applied " << m << "\n";
+      std::cout << "schema at version " << rep.to_version
+                << (rep.applied.empty() ? " (already up to date)" : "") << "\n";
+      return exit_ok;
+    } catch (const std::exception& e) {
+      std::cerr << "error: migrate: " << e.what() << "\n";
+      return exit_failure;
+    }
+  }
+
+  if (config_path.empty()) {
+    std::cerr << "error: --config FILE is required\n" << app.help();
+    return exit_config;
+  }
+  auto cfg = load_or_report(config_path);
+  if (!cfg) return exit_config;
+  fraiseql::init_logging(cfg->logging.level, cfg->logging.format);
+
+  if (validate) {
+    std::vector<std::string> errors;
+    fraiseql::observer_registry::build(cfg->observers, errors);
+    if (!errors.empty()) {
+      for (const auto& e : errors) std::cerr << "error: " << config_path << ": " << e << "\n";
+      return exit_config;
+    }
+    size_t actions = 0;
+    for (const auto& o : cfg->observers) actions += o.actions.size();
+    std::cout << config_path << ": configuration is valid (" << cfg->observers.size()
+              << " observers, " << actions << " actions)\n";
+    return exit_ok;
+  }
+  return run(*cfg, dry_run, signals);
+}

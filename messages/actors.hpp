@@ -1,0 +1,101 @@
+#pragma once
+
+// Typed interfaces of every actor, in one place so actors can hold each other's
+// handles without include cycles. Only actor TUs and apps include this header
+// (it pulls in CAF).
+//
+// Delivery guarantees, stated where the protocol is declared:
+// - The listener admits each event to the checkpointer *before* handing it to
+//   the router, so a finish can never precede its admission.
+// - An event is finished (finish_atom) only when every matched action either
+//   succeeded or was durably written to the DLQ.
+// - The checkpoint saved is the position of the longest finished prefix in
+//   fence order: a crash re-delivers at most the events in flight.
+// - The listener reads only while fewer than max_in_flight events are
+//   unfinished (credits flow back from the checkpointer): memory is bounded.
+
+#include "messages/event.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/pg.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <vector>
+
+// Shared, immutable payloads travel by pointer inside one process; they never
+// cross a node boundary (the control plane uses its own serializable types).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::event_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::event_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::dlq_entry)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::http_response)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::checkpoint_record)
+
+namespace fraiseql {
+
+// Atoms are verbs, declared once.
+using read_atom = caf::atom_constant<caf::atom("read")>;
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
+using admit_atom = caf::atom_constant<caf::atom("admit")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using route_atom = caf::atom_constant<caf::atom("route")>;
+using run_atom = caf::atom_constant<caf::atom("run")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using bury_atom = caf::atom_constant<caf::atom("bury")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+
+/// Counters every pipeline actor reports for `status`: (in_flight, total).
+using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
+
+/// Receives finished events, keeps the contiguous watermark, saves it.
+using checkpointer_actor = caf::typed_actor<
+  /// Events read by the listener, in fence order, before they are routed.
+  caf::reacts_to<admit_atom, event_batch>,
+  /// One event is finished (all its actions done or in the DLQ).
+  caf::reacts_to<finish_atom, uint64_t>,
+  /// Periodic save and credit flush (self-sent).
+  caf::reacts_to<tick_atom>,
+  /// Saves now if anything changed; replies with what is saved.
+  caf::replies_to<flush_atom>::with<checkpoint_record>,
+  /// (events in flight, events finished since start).
+  status_reply>;
+
+/// Writes exhausted actions to the DLQ; replies with the row id once durable.
+using dlq_actor = caf::typed_actor<caf::replies_to<bury_atom, dlq_entry>::with<int64_t>>;
+
+/// Runs the actions of matched observers for events.
+using action_pool_actor = caf::typed_actor<
+  /// Runs the listed observers (indices into the registry) for the event.
+  caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
+  /// Completion of one attempt of job `id` (sent by the HTTP client thread).
+  caf::reacts_to<done_atom, uint64_t, http_response>,
+  /// A backoff delay of job `id` elapsed.
+  caf::reacts_to<retry_atom, uint64_t>,
+  /// (attempts in flight, events finished since start).
+  status_reply>;
+
+/// Matches events to observers.
+using router_actor = caf::typed_actor<
+  caf::reacts_to<route_atom, event_batch>,
+  /// (0, events routed since start).
+  status_reply>;
+
+/// Reads the change log behind the visibility fence.
+using listener_actor = caf::typed_actor<
+  /// Self-driven read loop.
+  caf::reacts_to<read_atom>,
+  /// `n` events finished: room in the in-flight window.
+  caf::reacts_to<credit_atom, uint64_t>,
+  /// Stops reading; replies once no read is in progress.
+  caf::replies_to<stop_atom>::with<bool>,
+  /// (events in flight, events read since start).
+  status_reply>;
+
+}  // namespace fraiseql

@@ -1,0 +1,74 @@
+#pragma once
+
+// Payload types that flow between actors. Plain structs, no CAF: the pure logic
+// in runtime/ uses them too. Events travel as shared pointers to immutable
+// objects, so fanning one event out to many actions copies nothing.
+
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace fraiseql {
+
+/// Where an event sits in the change log's fence order: (writer txid, row pk).
+/// Every row below the listener's fence is visible and immutable, so this order
+/// is total and stable; the checkpoint is one of these.
+struct position {
+  uint64_t txid = 0;
+  int64_t pk = 0;
+  friend bool operator==(const position& a, const position& b) {
+    return a.txid == b.txid && a.pk == b.pk;
+  }
+  friend bool operator!=(const position& a, const position& b) { return !(a == b); }
+  friend bool operator<(const position& a, const position& b) {
+    return std::tie(a.txid, a.pk) < std::tie(b.txid, b.pk);
+  }
+};
+
+/// One captured change, as conditions, templates, webhooks and the DLQ see it.
+struct event {
+  /// Process-local admission number (dense, increasing in read order).
+  uint64_t seq = 0;
+  position pos;
+  /// Change-log uuid: the stable identity used in idempotency keys.
+  std::string id;
+  /// INSERT | UPDATE | DELETE | CUSTOM
+  std::string event_type;
+  std::string entity_type;
+  std::string entity_id;
+  /// The envelope (object): id, event_type, entity_type, entity_id, data, old,
+  /// changes, timestamp, tenant_id, user_id, trace_id, position.
+  boost::json::value envelope;
+  /// The envelope serialized once, the default webhook body.
+  std::string envelope_json;
+};
+
+using event_ptr = std::shared_ptr<const event>;
+using event_batch = std::vector<event_ptr>;
+
+/// Idempotency key of one action of one observer for one event: stable across
+/// redeliveries, restarts and nodes. Sent as the `Idempotency-Key` header.
+inline std::string idempotency_key(const std::string& event_id, const std::string& observer,
+                                   size_t action_index) {
+  return event_id + ":" + observer + ":" + std::to_string(action_index);
+}
+
+/// An action that exhausted its attempts, on its way to the DLQ.
+struct dlq_entry {
+  event_ptr ev;
+  std::string observer_name;
+  uint32_t action_index = 0;
+  std::string action_type;
+  std::string idempotency_key;
+  std::string last_error;
+  uint32_t attempts = 0;
+  /// Unix epoch milliseconds.
+  int64_t first_attempt_ms = 0;
+  int64_t last_attempt_ms = 0;
+};
+
+}  // namespace fraiseql

@@ -1,0 +1,1121 @@
+// Loading and strict validation of the observer node's TOML configuration.
+//
+// The file is parsed with toml++, then every table is walked against a fixed
+// set of known keys. Each problem (unknown key, wrong type, bad value) becomes a
+// config_error located at the offending node; nothing stops at the first one.
+// The FRAISEQL_* environment variables are applied afterwards, and the checks
+// that concern the effective value (features this build lacks, the required
+// database url) run last, blaming whichever source set the value.
+
+#include "runtime/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+namespace fraiseql {
+
+std::string config_error::to_string() const {
+  std::string out = file.empty() ? std::string("<config>") : file;
+  if (line > 0) {
+    out += ':';
+    out += std::to_string(line);
+    if (column > 0) {
+      out += ':';
+      out += std::to_string(column);
+    }
+  }
+  out += ": ";
+  if (!key.empty()) {
+    out += key;
+    out += ": ";
+  }
+  out += message;
+  return out;
+}
+
+std::optional<std::string> process_env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+namespace {
+
+using std::string;
+using std::string_view;
+
+constexpr uint32_t u32_max = std::numeric_limits<uint32_t>::max();
+/// The `file` of errors caused by environment variables.
+constexpr const char* env_source = "environment";
+
+char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+string lower(string_view s) {
+  string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+bool has_control_char(string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+string_view trim(string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// A TOML key as it would be written in a dotted path: bare when possible.
+string quote_key(string_view k) {
+  const bool bare = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+    return is_alpha(c) || is_digit(c) || c == '_' || c == '-';
+  });
+  if (bare) return string(k);
+  string out = "\"";
+  for (char c : k) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+string join_path(const string& path, string_view key) {
+  return path.empty() ? quote_key(key) : path + "." + quote_key(key);
+}
+
+string index_path(const string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+string list(std::initializer_list<string_view> items) {
+  string out;
+  for (string_view s : items) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out;
+}
+
+bool contains(std::initializer_list<string_view> items, string_view s) {
+  return std::find(items.begin(), items.end(), s) != items.end();
+}
+
+size_t edit_distance(string_view a, string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t subst = prev[j - 1] + (ascii_lower(a[i - 1]) == ascii_lower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+/// The closest known key, if it is close enough to be a likely typo.
+std::optional<string> suggest(string_view key, std::initializer_list<string_view> known) {
+  std::optional<string> best;
+  size_t best_d = 3;  // at most 2 edits
+  const string lkey = lower(key);
+  for (string_view k : known) {
+    // A prefix ("timeout" for "timeout_ms") counts as a near miss.
+    const bool prefix = lkey.size() >= 3 && (k.rfind(lkey, 0) == 0 || lkey.rfind(k, 0) == 0);
+    const size_t d = prefix ? 1 : edit_distance(key, k);
+    if (d < best_d) {
+      best_d = d;
+      best = string(k);
+    }
+  }
+  return best;
+}
+
+string type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+/// [A-Za-z_][A-Za-z0-9_]*
+bool is_identifier(string_view s) {
+  if (s.empty() || !(is_alpha(s[0]) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return is_alpha(c) || is_digit(c) || c == '_'; });
+}
+
+/// RFC 9110 token characters (header field names).
+bool is_token(string_view s) {
+  if (s.empty()) return false;
+  static constexpr string_view extra = "!#$%&'*+-.^_`|~";
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return is_alpha(c) || is_digit(c) || extra.find(c) != string_view::npos; });
+}
+
+std::optional<bool> parse_env_bool(string_view raw) {
+  const string v = lower(trim(raw));
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  return std::nullopt;
+}
+
+/// A non-negative decimal integer (no sign, no fraction), or nullopt.
+std::optional<uint64_t> parse_digits(string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+/// "30s", "500ms", "2m", "1h" or bare seconds, in milliseconds.
+std::optional<uint64_t> parse_duration_ms(string_view raw) {
+  const string_view s = trim(raw);
+  size_t n = 0;
+  while (n < s.size() && is_digit(s[n])) ++n;
+  const auto number = parse_digits(s.substr(0, n));
+  if (!number) return std::nullopt;
+  const string unit = lower(trim(s.substr(n)));
+  uint64_t factor = 0;
+  if (unit.empty() || unit == "s") factor = 1000;
+  else if (unit == "ms") factor = 1;
+  else if (unit == "m") factor = 60 * 1000;
+  else if (unit == "h") factor = 60 * 60 * 1000;
+  else return std::nullopt;
+  if (*number > std::numeric_limits<uint64_t>::max() / factor) return std::nullopt;
+  return *number * factor;
+}
+
+const std::initializer_list<string_view> log_levels = {"trace", "debug", "info", "warn", "error"};
+
+/// The level a RUST_LOG-style spec selects for this program: the level of a
+/// `fraiseql*` / `observer*` target (the most verbose one if several), else the
+/// bare default level, else nothing. Directives for other targets are ignored.
+/// A bare word is a target when it contains "::" or names one of our targets
+/// (env_logger then enables every level: trace), and a level otherwise.
+/// Returns the level text in lower case; the caller validates it.
+std::optional<string> select_log_level(string_view spec) {
+  auto ours = [](const string& target) {
+    return target.rfind("fraiseql", 0) == 0 || target.rfind("observer", 0) == 0;
+  };
+  auto rank = [](const string& level) {
+    int i = 0;
+    for (string_view l : log_levels) {
+      if (level == l) return i;
+      ++i;
+    }
+    return -1;  // unknown: chosen first so that it gets reported
+  };
+  std::optional<string> target_level;
+  std::optional<string> default_level;
+  spec = spec.substr(0, spec.find('/'));  // env_logger's trailing "/regex" filter
+  while (!spec.empty()) {
+    const size_t comma = spec.find(',');
+    const string_view directive = trim(spec.substr(0, comma));
+    spec = comma == string_view::npos ? string_view{} : spec.substr(comma + 1);
+    if (directive.empty()) continue;
+    const size_t eq = directive.find('=');
+    string target;
+    string level;
+    if (eq == string_view::npos) {
+      const string word = lower(directive);
+      if (!ours(word) && word.find("::") == string::npos) {
+        default_level = word;
+        continue;
+      }
+      target = word;
+      level = "trace";
+    } else {
+      target = lower(trim(directive.substr(0, eq)));
+      level = lower(trim(directive.substr(eq + 1)));
+    }
+    if (!ours(target)) continue;
+    if (!target_level || rank(level) < 0 || (rank(*target_level) >= 0 && rank(level) < rank(*target_level)))
+      target_level = level;
+  }
+  return target_level ? target_level : default_level;
+}
+
+/// Why `url` cannot be a PostgreSQL connection string, or nullopt if it can.
+std::optional<string> check_db_url(const string& url) {
+  if (trim(url).empty()) return string("must not be empty");
+  if (has_control_char(url)) return string("must not contain control characters");
+  const size_t scheme_end = url.find("://");
+  if (scheme_end != string::npos) {
+    const string scheme = lower(string_view(url).substr(0, scheme_end));
+    if (scheme != "postgresql" && scheme != "postgres")
+      return "unsupported URL scheme '" + scheme +
+             "://' (expected postgresql:// or postgres://, or a libpq key=value string)";
+    return std::nullopt;
+  }
+  if (url.find('=') == string::npos)
+    return string("is neither a postgresql:// URL nor a libpq key=value connection string");
+  return std::nullopt;
+}
+
+/// Why `url` cannot be a webhook target, or nullopt if it can.
+std::optional<string> check_http_url(const string& url) {
+  if (url.empty()) return string("must not be empty");
+  if (has_control_char(url)) return string("must not contain control characters");
+  const string head = lower(string_view(url).substr(0, 8));
+  size_t rest = 0;
+  if (head.rfind("http://", 0) == 0) rest = 7;
+  else if (head.rfind("https://", 0) == 0) rest = 8;
+  else return "'" + redact_url(url) + "' is not an http:// or https:// URL";
+  string_view authority = string_view(url).substr(rest);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  const size_t at = authority.rfind('@');
+  if (at != string_view::npos) authority.remove_prefix(at + 1);
+  if (authority.empty() || authority[0] == ':') return "'" + redact_url(url) + "' has no host";
+  return std::nullopt;
+}
+
+/// Where a value was set, for checks that run on the effective configuration.
+struct origin {
+  string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+  string key;
+};
+
+enum class got { absent, bad, ok };
+
+class loader {
+ public:
+  loader(string file, env_lookup env) : file_(std::move(file)), env_(env) {}
+
+  config_result run(const toml::table& root) {
+    cfg_.source = file_;
+    database_origin_ = origin{file_, 0, 0, "database.url"};
+    walk_root(root);
+    apply_env();
+    final_checks();
+    config_result result;
+    sort_errors();
+    result.errors = std::move(errors_);
+    if (result.errors.empty()) result.value = std::move(cfg_);
+    return result;
+  }
+
+ private:
+  // --- errors ---------------------------------------------------------------
+
+  void error_at(const toml::source_region& r, const string& key, string message) {
+    errors_.push_back(config_error{file_, r.begin.line, r.begin.column, key, std::move(message)});
+  }
+  void error_at(const toml::node& n, const string& key, string message) {
+    error_at(n.source(), key, std::move(message));
+  }
+  void error_at(const origin& o, string message) {
+    errors_.push_back(config_error{o.file, o.line, o.column, o.key, std::move(message)});
+  }
+  void error_env(const char* var, string message) {
+    errors_.push_back(config_error{env_source, 0, 0, var, std::move(message)});
+  }
+  void type_error(const toml::node& n, const string& key, string_view expected) {
+    error_at(n, key, "expected " + string(expected) + ", got " + type_name(n.type()));
+  }
+
+  origin origin_of(const toml::node& n, string key) const {
+    return origin{file_, n.source().begin.line, n.source().begin.column, std::move(key)};
+  }
+  static origin env_origin(const char* var) { return origin{env_source, 0, 0, var}; }
+
+  /// Located errors in file order, then the file's unlocated ones, then the
+  /// environment's, each group in the order found.
+  void sort_errors() {
+    auto group = [](const config_error& e) { return e.line > 0 ? 0 : e.file == env_source ? 2 : 1; };
+    std::stable_sort(errors_.begin(), errors_.end(), [&](const config_error& a, const config_error& b) {
+      if (group(a) != group(b)) return group(a) < group(b);
+      if (group(a) != 0) return false;
+      if (a.line != b.line) return a.line < b.line;
+      return a.column < b.column;
+    });
+  }
+
+  // --- generic readers --------------------------------------------------------
+
+  /// Reports every key of `t` not in `known`.
+  void check_keys(const toml::table& t, const string& path, std::initializer_list<string_view> known,
+                  string_view where) {
+    for (auto&& [k, v] : t) {
+      if (contains(known, k.str())) continue;
+      string msg = "unknown key";
+      if (auto s = suggest(k.str(), known)) msg += "; did you mean '" + *s + "'?";
+      msg += " (valid keys in " + string(where) + ": " + list(known) + ")";
+      report_key(k, v, join_path(path, k.str()), std::move(msg));
+    }
+  }
+
+  /// An error about a key itself: located at the key when the parser recorded
+  /// it (at the `[header]` for a table), else at its value.
+  void report_key(const toml::key& k, const toml::node& v, const string& path, string msg) {
+    const auto* t = v.as_table();
+    const bool header = t != nullptr && !t->is_inline() && v.source().begin.line > 0;
+    if (!header && k.source().begin.line > 0) error_at(k.source(), path, std::move(msg));
+    else error_at(v, path, std::move(msg));
+  }
+
+  got read_string(const toml::table& t, string_view key, const string& path, string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return got::absent;
+    if (const auto* s = n->as_string()) {
+      out = s->get();
+      return got::ok;
+    }
+    type_error(*n, join_path(path, key), "a string");
+    return got::bad;
+  }
+
+  got read_bool(const toml::table& t, string_view key, const string& path, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return got::absent;
+    if (const auto* b = n->as_boolean()) {
+      out = b->get();
+      return got::ok;
+    }
+    type_error(*n, join_path(path, key), "a boolean (true or false)");
+    return got::bad;
+  }
+
+  static string range_text(uint64_t min, uint64_t max) {
+    if (max >= u32_max) return min == 0 ? "must not be negative" : "must be at least " + std::to_string(min);
+    return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+  }
+
+  got read_u32(const toml::table& t, string_view key, const string& path, uint64_t min, uint64_t max,
+               uint32_t& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return got::absent;
+    const string full = join_path(path, key);
+    const auto* i = n->as_integer();
+    if (i == nullptr) {
+      type_error(*n, full, "an integer");
+      return got::bad;
+    }
+    const int64_t v = i->get();
+    if (v > static_cast<int64_t>(u32_max)) {
+      error_at(*n, full,
+               "out of range: " + std::to_string(v) + " does not fit in 32 bits (" +
+                   (max >= u32_max ? "at most " + std::to_string(u32_max) : range_text(min, max)) + ")");
+      return got::bad;
+    }
+    if (v < 0 || static_cast<uint64_t>(v) < min || static_cast<uint64_t>(v) > max) {
+      error_at(*n, full, range_text(min, max) + " (got " + std::to_string(v) + ")");
+      return got::bad;
+    }
+    out = static_cast<uint32_t>(v);
+    return got::ok;
+  }
+
+  /// A string from a closed set. When `fold` is set the input is matched
+  /// case-insensitively and `out` receives the canonical spelling.
+  got read_enum(const toml::table& t, string_view key, const string& path,
+                std::initializer_list<string_view> allowed, bool fold, string& out) {
+    string v;
+    const got g = read_string(t, key, path, v);
+    if (g != got::ok) return g;
+    for (string_view a : allowed) {
+      if (fold ? lower(a) == lower(v) : a == v) {
+        out = string(a);
+        return got::ok;
+      }
+    }
+    error_at(*t.get(key), join_path(path, key),
+             "invalid value '" + v + "' (expected one of: " + list(allowed) + ")");
+    return got::bad;
+  }
+
+  /// The sub-table `key`, or nullptr if absent or not a table (reported).
+  const toml::table* read_table(const toml::table& t, string_view key, const string& path) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return nullptr;
+    if (const auto* tt = n->as_table()) return tt;
+    type_error(*n, join_path(path, key), "a table");
+    return nullptr;
+  }
+
+  /// The error for a missing required key, located at its table.
+  void missing(const toml::table& t, const string& key, string message) {
+    error_at(t, key, std::move(message));
+  }
+
+  // --- sections ---------------------------------------------------------------
+
+  void walk_root(const toml::table& root) {
+    static const std::initializer_list<string_view> top = {
+        "database", "transport", "listener", "checkpoint", "performance",
+        "shutdown", "logging",   "observers"};
+    for (auto&& [k, v] : root) {
+      const string_view name = k.str();
+      if (contains(top, name)) continue;
+      if (name == "redis" || name == "nats") {
+        error_at(v, quote_key(name),
+                 "[" + string(name) + "] is not supported in this build (only the PostgreSQL-only topology is "
+                 "available); remove this table");
+        continue;
+      }
+      string msg = "unknown top-level key or table";
+      if (auto s = suggest(name, top)) msg += "; did you mean '" + *s + "'?";
+      msg += " (valid: " + list(top) + ")";
+      report_key(k, v, quote_key(name), std::move(msg));
+    }
+    if (const auto* t = read_table(root, "database", "")) walk_database(*t);
+    if (const auto* t = read_table(root, "transport", "")) walk_transport(*t);
+    if (const auto* t = read_table(root, "listener", "")) walk_listener(*t);
+    if (const auto* t = read_table(root, "checkpoint", "")) walk_checkpoint(*t);
+    if (const auto* t = read_table(root, "performance", "")) walk_performance(*t);
+    if (const auto* t = read_table(root, "shutdown", "")) walk_shutdown(*t);
+    if (const auto* t = read_table(root, "logging", "")) walk_logging(*t);
+    if (const toml::node* n = root.get("observers")) walk_observers(*n);
+  }
+
+  void walk_database(const toml::table& t) {
+    const string p = "database";
+    database_table_ = &t;
+    check_keys(t, p, {"url", "url_env", "change_log_table", "reconnect_max_delay_ms"}, "[database]");
+    string url;
+    if (read_string(t, "url", p, url) == got::ok) {
+      if (auto why = check_db_url(url)) {
+        error_at(*t.get("url"), "database.url", *why);
+      } else {
+        cfg_.database.url = url;
+        database_origin_ = origin_of(*t.get("url"), "database.url");
+      }
+      url_given_ = true;
+    } else if (t.get("url") != nullptr) {
+      url_given_ = true;  // present but mistyped: already reported
+    }
+    string url_env;
+    if (read_string(t, "url_env", p, url_env) == got::ok) {
+      const toml::node& n = *t.get("url_env");
+      if (t.get("url") != nullptr) {
+        error_at(n, "database.url_env", "set either url or url_env, not both");
+      } else if (!is_identifier(url_env)) {
+        error_at(n, "database.url_env",
+                 "'" + url_env + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      } else {
+        url_env_ = url_env;
+        url_env_origin_ = origin_of(n, "database.url_env");
+      }
+      url_given_ = true;
+    } else if (t.get("url_env") != nullptr) {
+      url_given_ = true;
+    }
+    string table;
+    if (read_string(t, "change_log_table", p, table) == got::ok) {
+      const size_t dot = table.find('.');
+      const string_view schema = dot == string::npos ? string_view{} : string_view(table).substr(0, dot);
+      const string_view name = dot == string::npos ? string_view(table) : string_view(table).substr(dot + 1);
+      const bool ok = is_identifier(name) && name.size() <= 63 &&
+                      (dot == string::npos || (is_identifier(schema) && schema.size() <= 63));
+      if (ok) {
+        cfg_.database.change_log_table = table;
+      } else {
+        error_at(*t.get("change_log_table"), "database.change_log_table",
+                 "'" + table +
+                     "' is not a table name (expected name or schema.name, each part [A-Za-z_][A-Za-z0-9_]*, "
+                     "at most 63 characters)");
+      }
+    }
+    read_u32(t, "reconnect_max_delay_ms", p, 1, 3600000, cfg_.database.reconnect_max_delay_ms);
+  }
+
+  void walk_transport(const toml::table& t) {
+    const string p = "transport";
+    check_keys(t, p, {"transport", "run_bridge", "run_executors"}, "[transport]");
+    if (read_enum(t, "transport", p, {"postgres", "nats", "in_memory"}, false, cfg_.transport.transport) ==
+        got::ok)
+      transport_origin_ = origin_of(*t.get("transport"), "transport.transport");
+    if (read_bool(t, "run_bridge", p, cfg_.transport.run_bridge) == got::ok)
+      bridge_origin_ = origin_of(*t.get("run_bridge"), "transport.run_bridge");
+    if (read_bool(t, "run_executors", p, cfg_.transport.run_executors) == got::ok)
+      executors_origin_ = origin_of(*t.get("run_executors"), "transport.run_executors");
+  }
+
+  void walk_listener(const toml::table& t) {
+    const string p = "listener";
+    check_keys(t, p, {"listener_id", "batch_size", "poll_interval_ms", "max_in_flight"}, "[listener]");
+    string id;
+    if (read_string(t, "listener_id", p, id) == got::ok) {
+      const bool ok = !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
+        return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '-';
+      });
+      if (ok) cfg_.listener.listener_id = id;
+      else
+        error_at(*t.get("listener_id"), "listener.listener_id",
+                 "'" + id + "' is not a valid listener id (non-empty, characters A-Z a-z 0-9 _ . -)");
+    }
+    read_u32(t, "batch_size", p, 1, 100000, cfg_.listener.batch_size);
+    read_u32(t, "poll_interval_ms", p, 1, 3600000, cfg_.listener.poll_interval_ms);
+    read_u32(t, "max_in_flight", p, 1, 10000000, cfg_.listener.max_in_flight);
+  }
+
+  void walk_checkpoint(const toml::table& t) {
+    const string p = "checkpoint";
+    check_keys(t, p, {"batch_size", "interval_ms"}, "[checkpoint]");
+    read_u32(t, "batch_size", p, 1, u32_max, cfg_.checkpoint.batch_size);
+    read_u32(t, "interval_ms", p, 1, u32_max, cfg_.checkpoint.interval_ms);
+  }
+
+  void walk_performance(const toml::table& t) {
+    const string p = "performance";
+    check_keys(t, p,
+               {"enable_dedup", "enable_caching", "enable_concurrent", "max_concurrent_actions",
+                "concurrent_timeout_ms"},
+               "[performance]");
+    if (read_bool(t, "enable_dedup", p, cfg_.performance.enable_dedup) == got::ok)
+      dedup_origin_ = origin_of(*t.get("enable_dedup"), "performance.enable_dedup");
+    if (read_bool(t, "enable_caching", p, cfg_.performance.enable_caching) == got::ok)
+      caching_origin_ = origin_of(*t.get("enable_caching"), "performance.enable_caching");
+    read_bool(t, "enable_concurrent", p, cfg_.performance.enable_concurrent);
+    read_u32(t, "max_concurrent_actions", p, 1, 100000, cfg_.performance.max_concurrent_actions);
+    read_u32(t, "concurrent_timeout_ms", p, 1, u32_max, cfg_.performance.concurrent_timeout_ms);
+  }
+
+  void walk_shutdown(const toml::table& t) {
+    check_keys(t, "shutdown", {"timeout_ms"}, "[shutdown]");
+    read_u32(t, "timeout_ms", "shutdown", 0, u32_max, cfg_.shutdown.timeout_ms);
+  }
+
+  void walk_logging(const toml::table& t) {
+    const string p = "logging";
+    check_keys(t, p, {"level", "format"}, "[logging]");
+    read_enum(t, "level", p, log_levels, true, cfg_.logging.level);
+    read_enum(t, "format", p, {"text", "json"}, false, cfg_.logging.format);
+  }
+
+  void walk_observers(const toml::node& n) {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) {
+      type_error(n, "observers", "an array of tables ([[observers]])");
+      return;
+    }
+    std::vector<const toml::node*> name_nodes;  // explicit name node per observer, or null
+    std::vector<const toml::table*> tables;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      const string p = index_path("observers", i);
+      const auto* t = el.as_table();
+      if (t == nullptr) {
+        type_error(el, p, "a table ([[observers]])");
+        continue;
+      }
+      observer_config obs;
+      name_nodes.push_back(walk_observer(*t, i, obs));
+      tables.push_back(t);
+      cfg_.observers.push_back(std::move(obs));
+    }
+    // Names are unique (after defaulting), since they key idempotency and the DLQ.
+    std::map<string, size_t> seen;
+    for (size_t k = 0; k < cfg_.observers.size(); ++k) {
+      const string& name = cfg_.observers[k].name;
+      auto [it, inserted] = seen.emplace(name, k);
+      if (inserted) continue;
+      const string p = index_path("observers", observer_index_[k]) + ".name";
+      string msg = "duplicate observer name '" + name + "' (also used by " +
+                   index_path("observers", observer_index_[it->second]) + ")";
+      if (name_nodes[k] != nullptr) error_at(*name_nodes[k], p, msg);
+      else error_at(*tables[k], p, msg + "; give this observer an explicit name");
+    }
+  }
+
+  /// Returns the node of an explicit name, or nullptr.
+  const toml::node* walk_observer(const toml::table& t, size_t i, observer_config& obs) {
+    const string p = index_path("observers", i);
+    observer_index_.push_back(i);
+    check_keys(t, p, {"name", "event_type", "entity", "condition", "actions", "retry"}, "[[observers]]");
+
+    const toml::node* name_node = nullptr;
+    obs.name = "observer-" + std::to_string(i + 1);
+    string name;
+    if (read_string(t, "name", p, name) == got::ok) {
+      if (trim(name).empty() || has_control_char(name)) {
+        error_at(*t.get("name"), p + ".name", "must be a non-empty name without control characters");
+      } else {
+        obs.name = name;
+        name_node = t.get("name");
+      }
+    }
+
+    const got et = read_enum(t, "event_type", p, {"INSERT", "UPDATE", "DELETE", "CUSTOM", "*"}, true,
+                             obs.event_type);
+    if (et == got::absent)
+      missing(t, p + ".event_type", "required key is missing (one of INSERT, UPDATE, DELETE, CUSTOM, *)");
+
+    const got en = read_string(t, "entity", p, obs.entity);
+    if (en == got::absent) {
+      missing(t, p + ".entity", "required key is missing (an entity type such as \"Order\", or \"*\")");
+    } else if (en == got::ok && trim(obs.entity).empty()) {
+      error_at(*t.get("entity"), p + ".entity", "must not be empty (use \"*\" for any entity)");
+    }
+
+    read_string(t, "condition", p, obs.condition);
+
+    if (const toml::node* an = t.get("actions")) {
+      const auto* arr = an->as_array();
+      if (arr == nullptr) {
+        type_error(*an, p + ".actions", "an array of tables ([[observers.actions]])");
+      } else if (arr->empty()) {
+        error_at(*an, p + ".actions", "at least one action is required");
+      } else {
+        for (size_t j = 0; j < arr->size(); ++j) {
+          const toml::node& el = *arr->get(j);
+          const string ap = index_path(p + ".actions", j);
+          const auto* at = el.as_table();
+          if (at == nullptr) {
+            type_error(el, ap, "a table ([[observers.actions]])");
+            continue;
+          }
+          action_config a;
+          a.where = ap;
+          if (walk_action(*at, ap, a)) obs.actions.push_back(std::move(a));
+        }
+      }
+    } else {
+      missing(t, p + ".actions", "at least one [[observers.actions]] is required");
+    }
+
+    if (const auto* rt = read_table(t, "retry", p)) walk_retry(*rt, p + ".retry", obs.retry);
+    return name_node;
+  }
+
+  /// Returns whether `a` is usable (errors were reported otherwise).
+  bool walk_action(const toml::table& t, const string& p, action_config& a) {
+    static const std::initializer_list<string_view> webhook_keys = {"type",          "url",
+                                                                        "method",        "headers",
+                                                                        "body_template", "timeout_ms"};
+    static const std::initializer_list<string_view> log_keys = {"type", "level", "message"};
+    string type;
+    const got g = read_string(t, "type", p, type);
+    if (g == got::absent) {
+      missing(t, p + ".type", "required key is missing (one of: webhook, log)");
+      return false;
+    }
+    if (g == got::bad) return false;
+    const toml::node& type_node = *t.get("type");
+    if (type == "slack" || type == "email" || type == "database") {
+      error_at(type_node, p + ".type",
+               "action type '" + type + "' is not implemented in this build (available: webhook, log)");
+      return false;
+    }
+    if (type != "webhook" && type != "log") {
+      error_at(type_node, p + ".type",
+               "unknown action type '" + type +
+                   "' (valid types: webhook, log; slack, email and database are not implemented in this build)");
+      return false;
+    }
+    a.type = type;
+    const bool webhook = type == "webhook";
+    const auto& own = webhook ? webhook_keys : log_keys;
+    const auto& other = webhook ? log_keys : webhook_keys;
+    const char* other_name = webhook ? "log" : "webhook";
+    const size_t before = errors_.size();
+    for (auto&& [k, v] : t) {
+      if (contains(own, k.str())) continue;
+      if (contains(other, k.str())) {
+        report_key(k, v, join_path(p, k.str()),
+                   "key is only valid for " + string(other_name) + " actions, not " + type + " actions");
+        continue;
+      }
+      string msg = "unknown key";
+      if (auto s = suggest(k.str(), own)) msg += "; did you mean '" + *s + "'?";
+      msg += " (valid keys for a " + type + " action: " + list(own) + ")";
+      report_key(k, v, join_path(p, k.str()), std::move(msg));
+    }
+    if (webhook) {
+      a.webhook = walk_webhook(t, p);
+    } else {
+      log_action_config l;
+      read_enum(t, "level", p, log_levels, true, l.level);
+      read_string(t, "message", p, l.message);
+      a.log = std::move(l);
+    }
+    return errors_.size() == before;
+  }
+
+  webhook_action_config walk_webhook(const toml::table& t, const string& p) {
+    webhook_action_config w;
+    string url;
+    const got gu = read_string(t, "url", p, url);
+    if (gu == got::absent) {
+      missing(t, p + ".url", "required key is missing (an http:// or https:// URL)");
+    } else if (gu == got::ok) {
+      if (auto why = check_http_url(url)) error_at(*t.get("url"), p + ".url", *why);
+      else w.url = url;
+    }
+    read_enum(t, "method", p, {"POST", "PUT", "PATCH"}, true, w.method);
+    if (const toml::node* hn = t.get("headers")) {
+      const string hp = p + ".headers";
+      if (const auto* ht = hn->as_table()) {
+        std::map<string, string> lowered;  // lower-case name -> as written
+        for (auto&& [k, v] : *ht) {
+          const string name(k.str());
+          const string kp = join_path(hp, name);
+          const auto* s = v.as_string();
+          if (s == nullptr) {
+            type_error(v, kp, "a string");
+            continue;
+          }
+          if (!is_token(name)) {
+            report_key(k, v, kp, "'" + name + "' is not a valid HTTP header name");
+            continue;
+          }
+          const string& value = s->get();
+          if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; })) {
+            error_at(v, kp, "header value must not contain CR, LF or NUL");
+            continue;
+          }
+          auto [it, inserted] = lowered.emplace(lower(name), name);
+          if (!inserted) {
+            report_key(k, v, kp, "duplicate header (header names are case-insensitive; see '" + it->second + "')");
+            continue;
+          }
+          w.headers.emplace(name, value);
+        }
+      } else {
+        type_error(*hn, hp, "a table of header names to strings (e.g. headers = { \"X-Token\" = \"...\" })");
+      }
+    }
+    read_string(t, "body_template", p, w.body_template);
+    read_u32(t, "timeout_ms", p, 1, 600000, w.timeout_ms);
+    return w;
+  }
+
+  void walk_retry(const toml::table& t, const string& p, retry_config& r) {
+    check_keys(t, p, {"max_attempts", "initial_delay_ms", "max_delay_ms", "backoff_strategy", "jitter"},
+               "[observers.retry]");
+    read_u32(t, "max_attempts", p, 1, 1000, r.max_attempts);
+    const got gi = read_u32(t, "initial_delay_ms", p, 0, u32_max, r.initial_delay_ms);
+    const got gm = read_u32(t, "max_delay_ms", p, 0, u32_max, r.max_delay_ms);
+    string strategy;
+    if (read_enum(t, "backoff_strategy", p, {"exponential", "linear", "fixed"}, false, strategy) == got::ok) {
+      r.strategy = strategy == "exponential" ? backoff_strategy::exponential
+                   : strategy == "linear"    ? backoff_strategy::linear
+                                             : backoff_strategy::fixed;
+    }
+    if (const toml::node* jn = t.get("jitter")) {
+      std::optional<double> j;
+      if (const auto* f = jn->as_floating_point()) j = f->get();
+      else if (const auto* i = jn->as_integer()) j = static_cast<double>(i->get());
+      if (!j) {
+        type_error(*jn, p + ".jitter", "a number between 0 and 1");
+      } else if (!(*j >= 0.0 && *j <= 1.0)) {  // also rejects NaN
+        std::ostringstream os;
+        os << *j;
+        error_at(*jn, p + ".jitter", "must be between 0 and 1 (got " + os.str() + ")");
+      } else {
+        r.jitter = *j;
+      }
+    }
+    if (gi != got::bad && gm != got::bad && r.max_delay_ms < r.initial_delay_ms) {
+      if (gm == got::ok) {
+        error_at(*t.get("max_delay_ms"), p + ".max_delay_ms",
+                 "must be >= initial_delay_ms (" + std::to_string(r.initial_delay_ms) + ")");
+      } else {
+        error_at(*t.get("initial_delay_ms"), p + ".initial_delay_ms",
+                 "exceeds max_delay_ms (default " + std::to_string(r.max_delay_ms) + "); set max_delay_ms too");
+      }
+    }
+  }
+
+  // --- environment --------------------------------------------------------------
+
+  std::optional<string> env(const char* name) const {
+    if (env_ == nullptr) return std::nullopt;
+    auto v = env_(name);
+    if (!v || v->empty()) return std::nullopt;  // empty counts as unset
+    return v;
+  }
+
+  void env_bool(const char* var, bool& field, origin* o) {
+    const auto v = env(var);
+    if (!v) return;
+    if (const auto b = parse_env_bool(*v)) {
+      field = *b;
+      if (o != nullptr) *o = env_origin(var);
+    } else {
+      error_env(var, "invalid boolean '" + *v + "' (expected true, false, 1, 0, yes or no)");
+    }
+  }
+
+  void env_u32(const char* var, const std::optional<string>& v, uint64_t min, uint64_t max, uint32_t& field) {
+    if (!v) return;
+    const auto n = parse_digits(trim(*v));
+    if (!n) {
+      error_env(var, "invalid value '" + *v + "' (expected a non-negative integer)");
+    } else if (*n < min || *n > max) {
+      error_env(var, range_text(min, max) + " (got " + std::to_string(*n) + ")");
+    } else {
+      field = static_cast<uint32_t>(*n);
+    }
+  }
+
+  void apply_env() {
+    // Database URL: FRAISEQL_DATABASE_URL, then DATABASE_URL, then the url_env variable.
+    const char* url_var = nullptr;
+    std::optional<string> url;
+    if ((url = env("FRAISEQL_DATABASE_URL"))) url_var = "FRAISEQL_DATABASE_URL";
+    else if ((url = env("DATABASE_URL"))) url_var = "DATABASE_URL";
+    if (url_var != nullptr) {
+      if (auto why = check_db_url(*url)) {
+        error_env(url_var, *why);
+      } else {
+        cfg_.database.url = *url;
+      }
+      database_origin_ = env_origin(url_var);
+      url_given_ = true;
+    } else if (!url_env_.empty()) {
+      const auto v = env(url_env_.c_str());
+      if (!v) {
+        error_at(url_env_origin_, "environment variable " + url_env_ + " (named by url_env) is not set or empty");
+      } else if (auto why = check_db_url(*v)) {
+        error_at(url_env_origin_, "value of environment variable " + url_env_ + " " + *why);
+      } else {
+        cfg_.database.url = *v;
+        cfg_.database.url_env = url_env_;
+      }
+      database_origin_ = url_env_origin_;
+    }
+
+    if (const auto v = env("FRAISEQL_OBSERVER_TRANSPORT")) {
+      const string t(trim(*v));
+      if (t == "postgres" || t == "nats" || t == "in_memory") {
+        cfg_.transport.transport = t;
+        transport_origin_ = env_origin("FRAISEQL_OBSERVER_TRANSPORT");
+      } else {
+        error_env("FRAISEQL_OBSERVER_TRANSPORT", "invalid value '" + *v + "' (expected one of: postgres, nats, in_memory)");
+      }
+    }
+    env_bool("FRAISEQL_NATS_ENABLE_BRIDGE", cfg_.transport.run_bridge, &bridge_origin_);
+    env_bool("FRAISEQL_NATS_RUN_EXECUTORS", cfg_.transport.run_executors, &executors_origin_);
+    env_bool("FRAISEQL_ENABLE_DEDUP", cfg_.performance.enable_dedup, &dedup_origin_);
+    env_bool("FRAISEQL_ENABLE_CACHING", cfg_.performance.enable_caching, &caching_origin_);
+    env_bool("FRAISEQL_ENABLE_CONCURRENT", cfg_.performance.enable_concurrent, nullptr);
+
+    if (const auto v = env("FRAISEQL_MAX_CONCURRENT_ACTIONS"))
+      env_u32("FRAISEQL_MAX_CONCURRENT_ACTIONS", v, 1, 100000, cfg_.performance.max_concurrent_actions);
+    else if (const auto alias = env("FRAISEQL_MAX_CONCURRENCY"))
+      env_u32("FRAISEQL_MAX_CONCURRENCY", alias, 1, 100000, cfg_.performance.max_concurrent_actions);
+
+    env_u32("FRAISEQL_CHANNEL_CAPACITY", env("FRAISEQL_CHANNEL_CAPACITY"), 1, 10000000,
+            cfg_.listener.max_in_flight);
+
+    if (const auto v = env("FRAISEQL_SHUTDOWN_TIMEOUT")) {
+      const auto ms = parse_duration_ms(*v);
+      if (!ms) {
+        error_env("FRAISEQL_SHUTDOWN_TIMEOUT",
+                  "invalid duration '" + *v + "' (expected e.g. 30s, 500ms, 2m, 1h or a number of seconds)");
+      } else if (*ms > u32_max) {
+        error_env("FRAISEQL_SHUTDOWN_TIMEOUT", "duration '" + *v + "' is too long (at most " +
+                                                   std::to_string(u32_max) + " ms)");
+      } else {
+        cfg_.shutdown.timeout_ms = static_cast<uint32_t>(*ms);
+      }
+    }
+
+    const char* log_var = nullptr;
+    std::optional<string> log_spec;
+    if ((log_spec = env("FRAISEQL_LOG"))) log_var = "FRAISEQL_LOG";
+    else if ((log_spec = env("RUST_LOG"))) log_var = "RUST_LOG";
+    if (log_var != nullptr) {
+      if (const auto level = select_log_level(*log_spec)) {
+        if (contains(log_levels, *level)) {
+          cfg_.logging.level = *level;
+        } else {
+          error_env(log_var, "unknown log level '" + *level + "' in '" + *log_spec +
+                                 "' (expected one of: " + list(log_levels) + ")");
+        }
+      }
+    }
+
+    for (const char* var : {"FRAISEQL_REDIS_URL", "FRAISEQL_NATS_URL"}) {
+      if (env(var)) {
+        const bool redis = std::strcmp(var, "FRAISEQL_REDIS_URL") == 0;
+        error_env(var, string("is set, but ") + (redis ? "Redis" : "NATS") +
+                           " is not supported in this build (PostgreSQL-only topology); unset it");
+      }
+    }
+  }
+
+  // --- checks on the effective configuration -----------------------------------
+
+  void final_checks() {
+    if (!url_given_) {
+      origin o = database_origin_;
+      if (database_table_ != nullptr) {
+        o.line = database_table_->source().begin.line;
+        o.column = database_table_->source().begin.column;
+      }
+      error_at(o,
+               "is required: set url (or url_env) in [database], or the FRAISEQL_DATABASE_URL or DATABASE_URL "
+               "environment variable");
+    }
+    const string& tr = cfg_.transport.transport;
+    if (tr != "postgres") {
+      error_at(transport_origin_, "transport '" + tr +
+                                      "' is a valid FraiseQL transport but is not implemented in this build "
+                                      "(only \"postgres\" is)");
+    }
+    if (cfg_.transport.run_bridge) {
+      error_at(bridge_origin_,
+               "the PostgreSQL -> NATS bridge is not implemented in this build; run_bridge must be false");
+    }
+    if (!cfg_.transport.run_executors) {
+      error_at(executors_origin_,
+               "this build always runs the observer executors in-process; run_executors must be true");
+    }
+    const string redis_msg = "requires [redis] (PostgreSQL + Redis topology), not available in this build";
+    if (cfg_.performance.enable_dedup) error_at(dedup_origin_, "enable_dedup " + redis_msg);
+    if (cfg_.performance.enable_caching) error_at(caching_origin_, "enable_caching " + redis_msg);
+  }
+
+  string file_;
+  env_lookup env_;
+  config cfg_;
+  std::vector<config_error> errors_;
+  std::vector<size_t> observer_index_;  // array index of each cfg_.observers entry
+
+  const toml::table* database_table_ = nullptr;
+  bool url_given_ = false;
+  string url_env_;
+  origin url_env_origin_;
+  origin database_origin_;
+  origin transport_origin_;
+  origin bridge_origin_;
+  origin executors_origin_;
+  origin dedup_origin_;
+  origin caching_origin_;
+};
+
+/// Masks the value of every libpq `password` keyword in a key=value string.
+string redact_conninfo(const string& s) {
+  string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const bool at_word_start = i == 0 || is_space(s[i - 1]);
+    if (at_word_start && lower(string_view(s).substr(i, 8)) == "password") {
+      size_t j = i + 8;
+      while (j < s.size() && is_space(s[j])) ++j;
+      if (j < s.size() && s[j] == '=') {
+        ++j;
+        while (j < s.size() && is_space(s[j])) ++j;
+        out.append(s, i, j - i);
+        out += "***";
+        if (j < s.size() && s[j] == '\'') {
+          ++j;
+          while (j < s.size() && s[j] != '\'') j += (s[j] == '\\' && j + 1 < s.size()) ? 2 : 1;
+          if (j < s.size()) ++j;
+        } else {
+          while (j < s.size() && !is_space(s[j])) ++j;
+        }
+        i = j;
+        continue;
+      }
+    }
+    out += s[i++];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string redact_url(const std::string& url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return redact_conninfo(url);
+  const size_t auth_begin = scheme_end + 3;
+  const size_t auth_end = std::min(url.find_first_of("/?#", auth_begin), url.size());
+  std::string out = url.substr(0, auth_begin);
+  const std::string authority = url.substr(auth_begin, auth_end - auth_begin);
+  const size_t at = authority.rfind('@');
+  if (at != std::string::npos) {
+    const std::string userinfo = authority.substr(0, at);
+    const size_t colon = userinfo.find(':');
+    if (colon != std::string::npos) out += userinfo.substr(0, colon) + ":***";
+    else out += userinfo;
+    out += authority.substr(at);
+  } else {
+    out += authority;
+  }
+  // Query parameters named password (libpq accepts them in URLs).
+  std::string rest = url.substr(auth_end);
+  const size_t q = rest.find('?');
+  if (q != std::string::npos) {
+    const size_t frag = std::min(rest.find('#', q), rest.size());
+    std::string query;
+    size_t i = q + 1;
+    while (i <= frag) {
+      size_t amp = std::min(rest.find('&', i), frag);
+      const std::string param = rest.substr(i, amp - i);
+      const size_t eq = param.find('=');
+      if (!query.empty()) query += '&';
+      if (eq != std::string::npos && lower(param.substr(0, eq)) == "password")
+        query += param.substr(0, eq) + "=***";
+      else query += param;
+      i = amp + 1;
+    }
+    rest = rest.substr(0, q + 1) + query + rest.substr(frag);
+  }
+  return out + rest;
+}
+
+config_result load_config_string(const std::string& text, const std::string& source, env_lookup env) {
+  try {
+    const toml::table root = toml::parse(text, source);
+    return loader(source, env).run(root);
+  } catch (const toml::parse_error& e) {
+    config_result r;
+    r.errors.push_back(config_error{source, e.source().begin.line, e.source().begin.column, "",
+                                    "TOML syntax error: " + std::string(e.description())});
+    return r;
+  }
+}
+
+config_result load_config_file(const std::string& path, env_lookup env) {
+  auto fail = [&](std::string message) {
+    config_result r;
+    r.errors.push_back(config_error{path, 0, 0, "", std::move(message)});
+    return r;
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return fail("cannot read configuration file: is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(std::string("cannot open configuration file: ") + std::strerror(errno));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) return fail(std::string("cannot read configuration file: ") + std::strerror(errno));
+  return load_config_string(buf.str(), path, env);
+}
+
+}  // namespace fraiseql

@@ -1,0 +1,194 @@
+#pragma once
+
+// The validated configuration model of an observer node.
+//
+// A TOML file (toml++) is parsed, checked strictly (unknown keys, wrong types
+// and bad values are errors naming file, line, column and key) and then the
+// spec's FRAISEQL_* environment variables override their keys. Nothing in the
+// engine reads TOML or the environment directly: runtime/ turns this model into
+// the typed per-actor configs.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fraiseql {
+
+/// How the delay between attempts grows.
+enum class backoff_strategy { exponential, linear, fixed };
+
+/// `[observers.retry]`.
+struct retry_config {
+  /// Total number of attempts, including the first one (>= 1).
+  uint32_t max_attempts = 3;
+  /// Delay before the second attempt.
+  uint32_t initial_delay_ms = 100;
+  /// Upper bound of any delay.
+  uint32_t max_delay_ms = 30000;
+  backoff_strategy strategy = backoff_strategy::exponential;
+  /// Full jitter fraction in [0, 1]: a delay d becomes uniform in [d*(1-j), d].
+  double jitter = 0.2;
+};
+
+/// `[[observers.actions]]` with `type = "webhook"`.
+struct webhook_action_config {
+  /// Target URL (http or https). Templates come with the expression engine.
+  std::string url;
+  /// HTTP method: POST, PUT or PATCH.
+  std::string method = "POST";
+  /// Extra request headers.
+  std::map<std::string, std::string> headers;
+  /// Request body template; empty means the event envelope as JSON.
+  std::string body_template;
+  /// Per-attempt timeout.
+  uint32_t timeout_ms = 10000;
+};
+
+/// `[[observers.actions]]` with `type = "log"`.
+struct log_action_config {
+  std::string level = "info";
+  std::string message;
+};
+
+/// One action of an observer. Exactly one of the typed members is set,
+/// according to `type`.
+struct action_config {
+  std::string type;  // "webhook" | "log"
+  std::optional<webhook_action_config> webhook;
+  std::optional<log_action_config> log;
+  /// Where the action was defined, for error messages: "observers[2].actions[0]".
+  std::string where;
+};
+
+/// `[[observers]]`.
+struct observer_config {
+  /// Stable name used in idempotency keys, the DLQ and metrics. Defaults to
+  /// "observer-<index>" (1-based) when absent.
+  std::string name;
+  /// "INSERT" | "UPDATE" | "DELETE" | "CUSTOM" | "*"
+  std::string event_type;
+  /// Entity type (change-log object_type), or "*" for any.
+  std::string entity;
+  /// JMESPath condition over the event envelope; empty means always.
+  std::string condition;
+  std::vector<action_config> actions;
+  retry_config retry;
+};
+
+/// `[database]`.
+struct database_config {
+  /// libpq connection string or postgresql:// URL.
+  std::string url;
+  /// `url_env` as configured: the name of the environment variable `url` was
+  /// read from (empty when the url came inline or from FRAISEQL_DATABASE_URL /
+  /// DATABASE_URL).
+  std::string url_env;
+  /// Name of the change-log table (schema-qualified).
+  std::string change_log_table = "core.tb_entity_change_log";
+  /// Connection attempts back off up to this delay.
+  uint32_t reconnect_max_delay_ms = 5000;
+};
+
+/// `[transport]`.
+struct transport_config {
+  /// "postgres" (only this one is implemented), "nats", "in_memory".
+  std::string transport = "postgres";
+  bool run_bridge = false;
+  bool run_executors = true;
+};
+
+/// `[listener]`.
+struct listener_config {
+  /// Identifies this source in observer_checkpoints.
+  std::string listener_id = "default";
+  /// Rows read per query.
+  uint32_t batch_size = 1000;
+  /// Fallback poll interval while asleep (a lost NOTIFY costs at most this).
+  uint32_t poll_interval_ms = 1000;
+  /// Bound on events read but not yet finished (backpressure window).
+  uint32_t max_in_flight = 10000;
+};
+
+/// `[checkpoint]`.
+struct checkpoint_config {
+  /// Save after this many finished events...
+  uint32_t batch_size = 100;
+  /// ...or after this long, whichever comes first.
+  uint32_t interval_ms = 200;
+};
+
+/// `[performance]`.
+struct performance_config {
+  bool enable_dedup = false;
+  bool enable_caching = false;
+  bool enable_concurrent = true;
+  uint32_t max_concurrent_actions = 10;
+  uint32_t concurrent_timeout_ms = 30000;
+};
+
+/// `[shutdown]`.
+struct shutdown_config {
+  /// How long a graceful stop waits for in-flight events before giving up
+  /// (unfinished events are redelivered after restart, never lost).
+  uint32_t timeout_ms = 30000;
+};
+
+/// `[logging]`.
+struct logging_config {
+  /// trace | debug | info | warn | error. RUST_LOG / FRAISEQL_LOG override.
+  std::string level = "info";
+  /// "text" or "json".
+  std::string format = "text";
+};
+
+struct config {
+  /// The file it came from (for messages).
+  std::string source;
+  database_config database;
+  transport_config transport;
+  listener_config listener;
+  checkpoint_config checkpoint;
+  performance_config performance;
+  shutdown_config shutdown;
+  logging_config logging;
+  std::vector<observer_config> observers;
+};
+
+/// A configuration problem, located as precisely as the input allows.
+struct config_error {
+  std::string file;
+  uint32_t line = 0;    // 1-based; 0 when not tied to a position (env vars)
+  uint32_t column = 0;  // 1-based; 0 when unknown
+  std::string key;      // dotted path: "observers[1].actions[0].url"
+  std::string message;
+  /// "file:line:col: key: message"
+  std::string to_string() const;
+};
+
+/// Either a config or every error found (not just the first).
+struct config_result {
+  std::optional<config> value;
+  std::vector<config_error> errors;
+  explicit operator bool() const { return value.has_value(); }
+};
+
+/// Environment lookup, injectable for tests.
+using env_lookup = std::optional<std::string> (*)(const char* name);
+std::optional<std::string> process_env(const char* name);
+
+/// `url` with any password masked as "***" (postgresql://user:***@host, a
+/// `password=` query parameter, or a libpq `password=...` keyword). Use it
+/// whenever a connection string or webhook URL is logged or printed.
+std::string redact_url(const std::string& url);
+
+/// Parses and validates a TOML file, then applies FRAISEQL_* overrides.
+config_result load_config_file(const std::string& path, env_lookup env = process_env);
+
+/// Same, from text (`source` names it in messages).
+config_result load_config_string(const std::string& text, const std::string& source,
+                                 env_lookup env = process_env);
+
+}  // namespace fraiseql

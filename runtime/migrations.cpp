@@ -1,0 +1,85 @@
+#include "runtime/migrations.hpp"
+
+#include "runtime/pg.hpp"
+
+#include <pqxx/pqxx>
+
+#include <stdexcept>
+
+namespace fraiseql {
+
+namespace {
+
+// Arbitrary constant: serializes concurrent `migrate` runs on one database.
+constexpr int64_t migrate_lock_key = 0x0F5A15E0B5E7;
+
+constexpr const char* ledger_sql =
+  "CREATE TABLE IF NOT EXISTS observer_schema_migrations ("
+  " version int PRIMARY KEY, name text NOT NULL,"
+  " applied_at timestamptz NOT NULL DEFAULT now())";
+
+int read_version(pqxx::transaction_base& tx) {
+  auto r = tx.exec("SELECT coalesce(max(version), 0) FROM observer_schema_migrations");
+  return r[0][0].as<int>();
+}
+
+}  // namespace
+
+int latest_schema_version() {
+  const auto& all = embedded_migrations();
+  return all.empty() ? 0 : all.back().version;
+}
+
+int current_schema_version(const std::string& dsn) {
+  try {
+    pqxx::connection c{dsn};
+    pqxx::nontransaction tx{c};
+    auto r = tx.exec("SELECT to_regclass('observer_schema_migrations') IS NOT NULL");
+    if (!r[0][0].as<bool>()) return 0;
+    return read_version(tx);
+  } catch (const pqxx::broken_connection& e) {
+    throw pg_unavailable(std::string("cannot connect to ") + redact_dsn(dsn) + ": " + e.what());
+  }
+}
+
+migrate_report apply_migrations(const std::string& dsn) {
+  std::unique_ptr<pqxx::connection> c;
+  try {
+    c = std::make_unique<pqxx::connection>(dsn);
+  } catch (const pqxx::broken_connection& e) {
+    throw pg_unavailable(std::string("cannot connect to ") + redact_dsn(dsn) + ": " + e.what());
+  }
+  migrate_report report;
+  {
+    pqxx::nontransaction tx{*c};
+    tx.exec_params("SELECT pg_advisory_lock($1)", migrate_lock_key);
+    tx.exec0(ledger_sql);
+    report.from_version = read_version(tx);
+  }
+  report.to_version = report.from_version;
+  try {
+    for (const auto& m : embedded_migrations()) {
+      if (m.version <= report.to_version) continue;
+      try {
+        pqxx::work tx{*c};
+        tx.exec0(m.sql);
+        tx.exec_params0("INSERT INTO observer_schema_migrations (version, name) VALUES ($1, $2)",
+                        m.version, std::string(m.name));
+        tx.commit();
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("migration ") + m.name + " failed: " + e.what());
+      }
+      report.applied.emplace_back(m.name);
+      report.to_version = m.version;
+    }
+  } catch (...) {
+    pqxx::nontransaction tx{*c};
+    tx.exec_params("SELECT pg_advisory_unlock($1)", migrate_lock_key);
+    throw;
+  }
+  pqxx::nontransaction tx{*c};
+  tx.exec_params("SELECT pg_advisory_unlock($1)", migrate_lock_key);
+  return report;
+}
+
+}  // namespace fraiseql

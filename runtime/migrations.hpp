@@ -1,0 +1,35 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fraiseql {
+
+/// One versioned schema step, embedded from sql/NNNN_name.sql at build time.
+struct migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
+/// All migrations, ascending by version.
+const std::vector<migration>& embedded_migrations();
+
+/// Highest version this binary knows.
+int latest_schema_version();
+
+struct migrate_report {
+  int from_version = 0;
+  int to_version = 0;
+  std::vector<std::string> applied;
+};
+
+/// Applies the missing migrations in order, each in its own transaction, under
+/// an advisory lock so concurrent `migrate` runs serialize. Idempotent.
+/// Throws std::runtime_error naming the migration that failed.
+migrate_report apply_migrations(const std::string& dsn);
+
+/// Version recorded in observer_schema_migrations (0 when absent).
+int current_schema_version(const std::string& dsn);
+
+}  // namespace fraiseql

@@ -1,0 +1,340 @@
+#include "runtime/pg.hpp"
+
+#include <boost/json.hpp>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <regex>
+
+namespace fraiseql {
+
+namespace {
+
+/// Runs f(conn); connection-level failures reset the session and become
+/// pg_unavailable, so callers can tell "retry later" from "this will not work".
+template <class F>
+auto guarded(pg_session& s, F&& f) -> decltype(f(s.get())) {
+  try {
+    return f(s.get());
+  } catch (const pqxx::broken_connection& e) {
+    s.reset();
+    throw pg_unavailable(e.what());
+  } catch (const pqxx::in_doubt_error& e) {
+    s.reset();
+    throw pg_unavailable(e.what());
+  } catch (const pqxx::sql_error& e) {
+    // Admin shutdown / crash recovery (class 57P, 08) are availability problems.
+    const std::string& st = e.sqlstate();
+    if (st.rfind("57P", 0) == 0 || st.rfind("08", 0) == 0) {
+      s.reset();
+      throw pg_unavailable(e.what());
+    }
+    if (!s.connected()) throw pg_unavailable(e.what());
+    throw std::runtime_error(e.what());
+  } catch (const pqxx::failure& e) {
+    // Anything else pqxx raises after the socket died is an availability problem too.
+    bool alive = false;
+    try {
+      alive = s.connected();
+    } catch (...) {
+    }
+    if (!alive) {
+      s.reset();
+      throw pg_unavailable(e.what());
+    }
+    throw std::runtime_error(e.what());
+  }
+}
+
+uint64_t parse_u64(const char* s) { return std::stoull(s); }
+
+}  // namespace
+
+std::string normalize_dsn(const std::string& dsn) {
+  if (dsn.empty()) throw std::runtime_error("database url is empty");
+  return dsn;
+}
+
+std::string redact_dsn(const std::string& dsn) {
+  static const std::regex url_pw(R"((://[^:/@]*:)[^@]*@)");
+  static const std::regex kw_pw(R"((password\s*=\s*)('[^']*'|\S+))");
+  std::string out = std::regex_replace(dsn, url_pw, "$1***@");
+  return std::regex_replace(out, kw_pw, "$1***");
+}
+
+// --- pg_session --------------------------------------------------------------
+
+pg_session::pg_session(std::string dsn) : dsn_(std::move(dsn)) {}
+pg_session::~pg_session() = default;
+
+pqxx::connection_base& pg_session::get() {
+  if (conn_ && conn_->is_open()) return *conn_;
+  conn_.reset();
+  try {
+    conn_ = std::make_unique<pqxx::connection>(dsn_);  // pqxx::connection derives from connection_base
+  } catch (const pqxx::broken_connection& e) {
+    throw pg_unavailable(std::string("cannot connect to ") + redact_dsn(dsn_) + ": " + e.what());
+  }
+  return *conn_;
+}
+
+void pg_session::reset() {
+  conn_.reset();
+}
+
+bool pg_session::connected() const {
+  return conn_ && conn_->is_open();
+}
+
+// --- events --------------------------------------------------------------------
+
+event_ptr make_event(uint64_t seq, position pos, std::string id, std::string event_type,
+                     std::string entity_type, std::string entity_id,
+                     const std::string& object_data, const std::string& object_data_before,
+                     std::string timestamp, std::optional<std::string> tenant_id,
+                     std::optional<std::string> user_id, std::optional<std::string> trace_id) {
+  namespace json = boost::json;
+  auto ev = std::make_shared<event>();
+  ev->seq = seq;
+  ev->pos = pos;
+  json::object env;
+  env.reserve(13);
+  env["id"] = id;
+  env["event_type"] = event_type;
+  env["entity_type"] = entity_type;
+  env["entity_id"] = entity_id;
+  json::value data = object_data.empty() ? json::value(nullptr) : json::parse(object_data);
+  if (!object_data_before.empty()) {
+    json::value old = json::parse(object_data_before);
+    if (event_type == "UPDATE" && data.is_object() && old.is_object()) {
+      json::object changes;
+      const auto& n = data.get_object();
+      const auto& o = old.get_object();
+      for (const auto& kv : n) {
+        auto it = o.find(kv.key());
+        if (it == o.end() || it->value() != kv.value())
+          changes[kv.key()] = json::object{
+            {"old", it == o.end() ? json::value(nullptr) : it->value()}, {"new", kv.value()}};
+      }
+      for (const auto& kv : o)
+        if (!n.contains(kv.key()))
+          changes[kv.key()] = json::object{{"old", kv.value()}, {"new", nullptr}};
+      env["changes"] = std::move(changes);
+    }
+    env["old"] = std::move(old);
+  } else {
+    env["old"] = nullptr;
+  }
+  env["data"] = std::move(data);
+  env["timestamp"] = timestamp;
+  auto opt = [](const std::optional<std::string>& s) {
+    return s ? json::value(*s) : json::value(nullptr);
+  };
+  env["tenant_id"] = opt(tenant_id);
+  env["user_id"] = opt(user_id);
+  env["trace_id"] = opt(trace_id);
+  env["position"] = json::object{{"txid", std::to_string(pos.txid)}, {"pk", pos.pk}};
+  ev->id = std::move(id);
+  ev->event_type = std::move(event_type);
+  ev->entity_type = std::move(entity_type);
+  ev->entity_id = std::move(entity_id);
+  ev->envelope = std::move(env);
+  ev->envelope_json = json::serialize(ev->envelope);
+  return ev;
+}
+
+// --- change_log_reader -----------------------------------------------------------
+
+namespace {
+
+constexpr const char* wake_channel = "fraiseql_observer";
+
+/// Counts NOTIFYs on the wake-up channel; the payload carries nothing.
+struct wake_receiver final : pqxx::notification_receiver {
+  uint64_t count = 0;
+  wake_receiver(pqxx::connection_base& c, const std::string& ch)
+    : pqxx::notification_receiver(c, ch) {}
+  void operator()(const std::string&, int) override { ++count; }
+};
+
+constexpr const char* read_sql =
+  "SELECT pk_entity_change_log, txid::text, id::text, object_type, modification_type,"
+  " coalesce(object_id::text, ''), coalesce(object_data::text, ''),"
+  " coalesce(object_data_before::text, ''),"
+  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+  " tenant_id::text, user_id::text, trace_id::text"
+  " FROM core.tb_entity_change_log"
+  " WHERE (txid, pk_entity_change_log) > ($1::text::xid8, $2::bigint)"
+  "   AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+  " ORDER BY txid, pk_entity_change_log LIMIT $3";
+
+constexpr const char* sleep_sql =
+  "INSERT INTO observer_listener_wakeup (id, asleep, updated_at) VALUES (1, $1, now())"
+  " ON CONFLICT (id) DO UPDATE SET asleep = EXCLUDED.asleep, updated_at = now()";
+
+}  // namespace
+
+struct change_log_reader::impl {
+  explicit impl(std::string dsn) : session(std::move(dsn)) {}
+  pg_session session;
+  std::unique_ptr<wake_receiver> receiver;
+  uint64_t seen = 0;
+
+  pqxx::connection_base& conn() {
+    bool fresh = !session.connected();
+    auto& c = session.get();
+    if (fresh || !receiver) {
+      receiver.reset();
+      receiver = std::make_unique<wake_receiver>(c, wake_channel);
+      c.prepare("observer_read", read_sql);
+      c.prepare("observer_sleep", sleep_sql);
+    }
+    return c;
+  }
+  void drop() {
+    receiver.reset();
+    session.reset();
+  }
+};
+
+change_log_reader::change_log_reader(std::string dsn)
+  : impl_(std::make_unique<impl>(std::move(dsn))) {}
+change_log_reader::~change_log_reader() {
+  impl_->receiver.reset();
+}
+
+bool change_log_reader::connected() const {
+  return impl_->session.connected();
+}
+
+void change_log_reader::reset() {
+  impl_->drop();
+}
+
+std::vector<event_ptr> change_log_reader::read(position after, uint32_t limit,
+                                               uint64_t& next_seq) {
+  auto r = guarded(impl_->session, [&](pqxx::connection_base&) {
+    auto& c = impl_->conn();
+    pqxx::nontransaction tx{c};
+    return tx.exec_prepared("observer_read", std::to_string(after.txid), after.pk,
+                            static_cast<int64_t>(limit));
+  });
+  std::vector<event_ptr> out;
+  out.reserve(r.size());
+  for (const auto& row : r) {
+    position pos{parse_u64(row[1].c_str()), row[0].as<int64_t>()};
+    auto opt = [&](int i) -> std::optional<std::string> {
+      if (row[i].is_null()) return std::nullopt;
+      return std::string(row[i].c_str());
+    };
+    event_ptr ev;
+    try {
+      ev = make_event(next_seq, pos, row[2].c_str(), row[4].c_str(), row[3].c_str(),
+                      row[5].c_str(), row[6].c_str(), row[7].c_str(), row[8].c_str(), opt(9),
+                      opt(10), opt(11));
+    } catch (const std::exception& e) {
+      // jsonb always holds valid JSON; reaching this means corruption we must not hide.
+      throw std::runtime_error("change log row pk=" + std::to_string(pos.pk)
+                               + " cannot be turned into an event: " + e.what());
+    }
+    ++next_seq;
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+void change_log_reader::set_asleep(bool asleep) {
+  guarded(impl_->session, [&](pqxx::connection_base&) {
+    auto& c = impl_->conn();
+    pqxx::nontransaction tx{c};
+    tx.exec_prepared0("observer_sleep", asleep);
+    return 0;
+  });
+}
+
+bool change_log_reader::wait(std::chrono::milliseconds timeout) {
+  return guarded(impl_->session, [&](pqxx::connection_base&) {
+    auto& c = impl_->conn();
+    auto before = impl_->receiver->count;
+    // Drain what already arrived, then block.
+    c.get_notifs();
+    if (impl_->receiver->count == before) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+      c.await_notification(static_cast<long>(us / 1000000), static_cast<long>(us % 1000000));
+    }
+    return impl_->receiver->count != before;
+  });
+}
+
+// --- checkpoint_store ---------------------------------------------------------------
+
+checkpoint_store::checkpoint_store(std::string dsn, std::string listener_id)
+  : listener_id_(std::move(listener_id)), session_(std::move(dsn)) {}
+checkpoint_store::~checkpoint_store() = default;
+
+void checkpoint_store::reset() {
+  session_.reset();
+}
+
+std::optional<checkpoint_record> checkpoint_store::load() {
+  return guarded(session_, [&](pqxx::connection_base& c) -> std::optional<checkpoint_record> {
+    pqxx::nontransaction tx{c};
+    auto r = tx.exec_params(
+      "SELECT txid::text, event_id, events_total FROM observer_checkpoints"
+      " WHERE listener_id = $1",
+      listener_id_);
+    if (r.empty()) return std::nullopt;
+    checkpoint_record rec;
+    rec.pos.txid = parse_u64(r[0][0].c_str());
+    rec.pos.pk = r[0][1].as<int64_t>();
+    rec.events_total = r[0][2].as<uint64_t>();
+    return rec;
+  });
+}
+
+void checkpoint_store::save(const checkpoint_record& rec) {
+  guarded(session_, [&](pqxx::connection_base& c) {
+    pqxx::work tx{c};
+    tx.exec_params0(
+      "INSERT INTO observer_checkpoints (listener_id, event_id, txid, events_total,"
+      " last_processed_at) VALUES ($1, $2, $3::text::xid8, $4, now() AT TIME ZONE 'UTC')"
+      " ON CONFLICT (listener_id) DO UPDATE SET event_id = EXCLUDED.event_id,"
+      " txid = EXCLUDED.txid, events_total = EXCLUDED.events_total,"
+      " last_processed_at = EXCLUDED.last_processed_at",
+      listener_id_, rec.pos.pk, std::to_string(rec.pos.txid),
+      static_cast<int64_t>(rec.events_total));
+    tx.commit();
+    return 0;
+  });
+}
+
+// --- dlq_store -----------------------------------------------------------------------
+
+dlq_store::dlq_store(std::string dsn) : session_(std::move(dsn)) {}
+dlq_store::~dlq_store() = default;
+
+void dlq_store::reset() {
+  session_.reset();
+}
+
+int64_t dlq_store::insert(const dlq_entry& e) {
+  return guarded(session_, [&](pqxx::connection_base& c) {
+    pqxx::work tx{c};
+    auto r = tx.exec_params(
+      "INSERT INTO observer_dlq (event_id, event, observer_name, action_index, action_type,"
+      " idempotency_key, last_error, attempts, first_attempt_at, last_attempt_at)"
+      " VALUES ($1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8,"
+      " to_timestamp($9::double precision / 1000), to_timestamp($10::double precision / 1000))"
+      " ON CONFLICT (idempotency_key) DO UPDATE SET last_error = EXCLUDED.last_error,"
+      " attempts = observer_dlq.attempts + EXCLUDED.attempts,"
+      " last_attempt_at = EXCLUDED.last_attempt_at, status = 'pending', updated_at = now()"
+      " RETURNING id",
+      e.ev->id, e.ev->envelope_json, e.observer_name, static_cast<int>(e.action_index),
+      e.action_type, e.idempotency_key, e.last_error, static_cast<int>(e.attempts),
+      e.first_attempt_ms, e.last_attempt_ms);
+    tx.commit();
+    return r[0][0].as<int64_t>();
+  });
+}
+
+}  // namespace fraiseql

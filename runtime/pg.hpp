@@ -1,0 +1,121 @@
+#pragma once
+
+// PostgreSQL adapters used by the actors: the change-log reader, the checkpoint
+// store and the DLQ store. Each owns one connection and is used from a single
+// thread (a detached actor). All SQL is parameterized. Every call throws
+// pg_unavailable when the server cannot be reached (the caller backs off and
+// retries) and std::runtime_error for other failures.
+
+#include "messages/event.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace fraiseql {
+
+/// The server is down or the connection broke; retrying later may succeed.
+struct pg_unavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Converts a postgresql:// URL or a libpq keyword string into what libpq takes
+/// (libpq accepts both; this only validates it is non-empty).
+std::string normalize_dsn(const std::string& dsn);
+
+/// Masks the password of a DSN for logs.
+std::string redact_dsn(const std::string& dsn);
+
+/// A lazily (re)connected connection.
+class pg_session {
+public:
+  explicit pg_session(std::string dsn);
+  ~pg_session();
+  pg_session(const pg_session&) = delete;
+  pg_session& operator=(const pg_session&) = delete;
+
+  /// Connects if needed; throws pg_unavailable.
+  pqxx::connection_base& get();
+  /// Drops the connection (after an error), the next get() reconnects.
+  void reset();
+  bool connected() const;
+  const std::string& dsn() const { return dsn_; }
+
+private:
+  std::string dsn_;
+  std::unique_ptr<pqxx::connection_base> conn_;
+};
+
+/// Reads change-log rows behind the visibility fence and turns them into events.
+class change_log_reader {
+public:
+  explicit change_log_reader(std::string dsn);
+  ~change_log_reader();
+
+  /// Reads up to `limit` events after `after` in fence order; assigns them
+  /// sequence numbers starting at `next_seq` (advanced past the last one).
+  std::vector<event_ptr> read(position after, uint32_t limit, uint64_t& next_seq);
+
+  /// Marks the listener asleep (writers NOTIFY) or awake (writers don't).
+  void set_asleep(bool asleep);
+
+  /// Waits up to `timeout` for a wake-up NOTIFY. True when one arrived.
+  bool wait(std::chrono::milliseconds timeout);
+
+  bool connected() const;
+  void reset();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Builds an event (envelope included) from change-log columns. Pure; exposed
+/// for tests. `object_data_before` may be empty (no pre-image).
+event_ptr make_event(uint64_t seq, position pos, std::string id, std::string event_type,
+                     std::string entity_type, std::string entity_id,
+                     const std::string& object_data, const std::string& object_data_before,
+                     std::string timestamp, std::optional<std::string> tenant_id,
+                     std::optional<std::string> user_id, std::optional<std::string> trace_id);
+
+struct checkpoint_record {
+  position pos;
+  uint64_t events_total = 0;
+};
+
+/// observer_checkpoints for one listener id.
+class checkpoint_store {
+public:
+  checkpoint_store(std::string dsn, std::string listener_id);
+  ~checkpoint_store();
+  std::optional<checkpoint_record> load();
+  void save(const checkpoint_record& rec);
+  void reset();
+
+private:
+  std::string listener_id_;
+  pg_session session_;
+};
+
+/// observer_dlq writer.
+class dlq_store {
+public:
+  explicit dlq_store(std::string dsn);
+  ~dlq_store();
+  /// Inserts (or, for a redelivered failure, updates) the row of this
+  /// idempotency key. Durable when it returns. Returns the row id.
+  int64_t insert(const dlq_entry& e);
+  void reset();
+
+private:
+  pg_session session_;
+};
+
+}  // namespace fraiseql

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need on Debian 12 (as root,
+# no input). Does nothing when everything is present.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-psycopg2 curl
+  libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
+  doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
+  postgresql-15 postgresql-client-15)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi

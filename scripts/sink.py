@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""A local HTTP sink for webhooks: records every request, answers as told.
+
+  sink.py --port-file F [--log F] [--status 200]
+
+Binds 127.0.0.1 on a free port (written to --port-file). HTTP/1.1 keep-alive.
+Each request is appended to --log as one JSON line:
+  {"t": receive time (unix s), "method", "path", "idempotency_key", "headers", "body"}
+Control (JSON bodies):
+  POST /_control {"status": 500}            answer every later request with 500
+  POST /_control {"fail_next": 3, "fail_status": 503}  the next 3 requests fail
+  POST /_control {"delay_ms": 100}          delay each answer
+  GET  /_stats                               {"requests": N, "unique_keys": M, "duplicates": D}
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+lock = threading.Lock()
+state = {"status": 200, "fail_next": 0, "fail_status": 503, "delay_ms": 0}
+stats = {"requests": 0, "keys": {}}
+log_file = None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def _reply(self, status, body=b"", ctype="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/_stats":
+            with lock:
+                dup = sum(c - 1 for c in stats["keys"].values() if c > 1)
+                out = {"requests": stats["requests"], "unique_keys": len(stats["keys"]),
+                       "duplicates": dup}
+            self._reply(200, json.dumps(out).encode())
+        else:
+            self._reply(200, b"{}")
+
+    def _handle(self):
+        t = time.time()
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if self.path == "/_control":
+            with lock:
+                state.update(json.loads(body or b"{}"))
+            return self._reply(200, b"{}")
+        key = self.headers.get("Idempotency-Key")
+        with lock:
+            if state["fail_next"] > 0:
+                state["fail_next"] -= 1
+                status = state["fail_status"]
+            else:
+                status = state["status"]
+            delay = state["delay_ms"]
+            stats["requests"] += 1
+            if 200 <= status < 300 and key:
+                stats["keys"][key] = stats["keys"].get(key, 0) + 1
+            if log_file:
+                rec = {"t": t, "method": self.command, "path": self.path, "status": status,
+                       "idempotency_key": key, "headers": dict(self.headers.items()),
+                       "body": body.decode("utf-8", "replace")}
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+        if delay:
+            time.sleep(delay / 1000.0)
+        self._reply(status, b'{"ok":true}' if status < 300 else b'{"error":"sink told to fail"}')
+
+    do_POST = _handle
+    do_PUT = _handle
+    do_PATCH = _handle
+
+
+def main():
+    global log_file
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log")
+    ap.add_argument("--status", type=int, default=200)
+    a = ap.parse_args()
+    state["status"] = a.status
+    if a.log:
+        log_file = open(a.log, "a", buffering=1)
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    srv.daemon_threads = True
+    tmp = a.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.replace(tmp, a.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
