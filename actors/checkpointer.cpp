@@ -12,7 +12,7 @@ namespace fraiseql {
 struct checkpointer_state {
   static inline const char* name = "checkpointer";
   std::optional<watermark_tracker> tracker;
-  std::optional<checkpoint_store> store;
+  std::shared_ptr<checkpoint_sink> store;
   checkpoint_record saved;
   uint64_t base_total = 0;          // events_total of the resumed checkpoint
   uint64_t unsaved = 0;             // finished into the watermark since the last save
@@ -31,7 +31,7 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
              checkpointer_options cfg, listener_actor listener) {
   auto& st = self->state;
   st.tracker.emplace(cfg.resume.pos, 1);
-  st.store.emplace(cfg.dsn, cfg.listener_id);
+  st.store = cfg.sink ? cfg.sink : std::make_shared<checkpoint_store>(cfg.dsn, cfg.listener_id);
   st.saved = cfg.resume;
   st.base_total = cfg.resume.events_total;
   st.credit_batch = std::max<uint64_t>(1, std::min<uint64_t>(256, cfg.max_in_flight / 4));
@@ -97,7 +97,8 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
 }
 
 checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg, listener_actor listener) {
-  return sys.spawn<caf::detached>(checkpointer, cfg, listener);
+  if (cfg.detached) return sys.spawn<caf::detached>(checkpointer, cfg, listener);
+  return sys.spawn(checkpointer, cfg, listener);
 }
 
 }  // namespace fraiseql

@@ -5,6 +5,7 @@
 #include <caf/fwd.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 namespace fraiseql {
@@ -24,6 +25,11 @@ struct checkpointer_options {
   checkpoint_record resume;
   /// Dry run: track, never save.
   bool dry_run = false;
+  /// Where to save; null means observer_checkpoints at `dsn`.
+  std::shared_ptr<checkpoint_sink> sink;
+  /// Run on an own thread (saves block). Tests turn it off to step the actor
+  /// deterministically on a test_coordinator.
+  bool detached = true;
 };
 
 /// Detached (blocking saves run on its own thread). Owns the watermark tracker.

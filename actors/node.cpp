@@ -42,7 +42,8 @@ struct node::impl {
   router_actor rt;
   action_pool_actor pool;
   dlq_actor dq;
-  caf::actor relay;  // forwards the checkpointer's credits to the listener
+  caf::actor relay;     // forwards the checkpointer's credits to the listener
+  caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
 
@@ -125,6 +126,24 @@ void node::start() {
   d.rt = spawn_router(*d.sys, router_options{d.registry}, d.pool, d.cp);
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
   caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
+  // Crash-only: an actor that dies from an error takes the process down with a
+  // non-zero exit. The checkpoint never passed an unfinished event, so a restart
+  // (systemd, Kubernetes) resumes without loss; limping on would stall silently.
+  d.watchdog = d.sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
+    self->set_down_handler([](caf::down_msg& dm) {
+      if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
+        return;
+      spdlog::critical("node: actor {} failed ({}); exiting so a supervisor restarts the node",
+                       caf::to_string(dm.source), caf::to_string(dm.reason));
+      spdlog::default_logger()->flush();
+      std::_Exit(70);
+    });
+    return {[self](const caf::actor& a) { self->monitor(a); }};
+  });
+  for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
+                 caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
+                 caf::actor_cast<caf::actor>(d.dq)})
+    caf::anon_send(d.watchdog, a);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
@@ -154,6 +173,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   bool drained = false;
   {
     caf::scoped_actor self{*d.sys};
+    self->send_exit(d.watchdog, caf::exit_reason::user_shutdown);
     // 1. Stop reading.
     self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
       .receive([](bool) {}, [](const caf::error& e) {
@@ -199,6 +219,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.cp = nullptr;
   d.dq = nullptr;
   d.relay = nullptr;
+  d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
   d.http.reset();
   return drained;

@@ -57,7 +57,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   const std::string_view input(reinterpret_cast<const char*>(bytes), size);
   const std::size_t nul = input.find('\0');
   const std::string_view text = input.substr(0, nul);
-  const std::string_view data = nul == std::string_view::npos ? std::string_view() : input.substr(nul + 1);
+  const std::string_view data =
+      nul == std::string_view::npos ? std::string_view() : input.substr(nul + 1);
   const json::value root = make_root(data);
 
   auto e = fraiseql::expr::expression::compile(text);

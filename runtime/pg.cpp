@@ -12,21 +12,21 @@ namespace {
 
 /// Runs f(conn); connection-level failures reset the session and become
 /// pg_unavailable, so callers can tell "retry later" from "this will not work".
-template <class F>
-auto guarded(pg_session& s, F&& f) -> decltype(f(s.get())) {
+template <class F, class Reset>
+auto guarded(pg_session& s, F&& f, Reset&& reset) -> decltype(f(s.get())) {
   try {
     return f(s.get());
   } catch (const pqxx::broken_connection& e) {
-    s.reset();
+    reset();
     throw pg_unavailable(e.what());
   } catch (const pqxx::in_doubt_error& e) {
-    s.reset();
+    reset();
     throw pg_unavailable(e.what());
   } catch (const pqxx::sql_error& e) {
     // Admin shutdown / crash recovery (class 57P, 08) are availability problems.
     const std::string& st = e.sqlstate();
     if (st.rfind("57P", 0) == 0 || st.rfind("08", 0) == 0) {
-      s.reset();
+      reset();
       throw pg_unavailable(e.what());
     }
     if (!s.connected()) throw pg_unavailable(e.what());
@@ -39,11 +39,17 @@ auto guarded(pg_session& s, F&& f) -> decltype(f(s.get())) {
     } catch (...) {
     }
     if (!alive) {
-      s.reset();
+      reset();
       throw pg_unavailable(e.what());
     }
     throw std::runtime_error(e.what());
   }
+}
+
+/// Connection failures drop the session; the next call reconnects.
+template <class F>
+auto guarded(pg_session& s, F&& f) -> decltype(f(s.get())) {
+  return guarded(s, std::forward<F>(f), [&s] { s.reset(); });
 }
 
 uint64_t parse_u64(const char* s) { return std::stoull(s); }
@@ -157,16 +163,20 @@ struct wake_receiver final : pqxx::notification_receiver {
   void operator()(const std::string&, int) override { ++count; }
 };
 
+// Output columns carry distinct aliases: an ORDER BY name matching an output
+// column would sort by that column (txid::text sorts "1003" before "999").
 constexpr const char* read_sql =
-  "SELECT pk_entity_change_log, txid::text, id::text, object_type, modification_type,"
-  " coalesce(object_id::text, ''), coalesce(object_data::text, ''),"
-  " coalesce(object_data_before::text, ''),"
-  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-  " tenant_id::text, user_id::text, trace_id::text"
-  " FROM core.tb_entity_change_log"
-  " WHERE (txid, pk_entity_change_log) > ($1::text::xid8, $2::bigint)"
-  "   AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-  " ORDER BY txid, pk_entity_change_log LIMIT $3";
+  "SELECT c.pk_entity_change_log, c.txid::text AS txid_text, c.id::text AS id_text,"
+  " c.object_type, c.modification_type, coalesce(c.object_id::text, '') AS object_id_text,"
+  " coalesce(c.object_data::text, '') AS data_text,"
+  " coalesce(c.object_data_before::text, '') AS before_text,"
+  " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text,"
+  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"
+  " c.trace_id::text AS trace_text"
+  " FROM core.tb_entity_change_log c"
+  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)"
+  "   AND c.txid < pg_snapshot_xmin(pg_current_snapshot())"
+  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3";
 
 constexpr const char* sleep_sql =
   "INSERT INTO observer_listener_wakeup (id, asleep, updated_at) VALUES (1, $1, now())"
@@ -181,15 +191,17 @@ struct change_log_reader::impl {
   uint64_t seen = 0;
 
   pqxx::connection_base& conn() {
-    bool fresh = !session.connected();
-    auto& c = session.get();
-    if (fresh || !receiver) {
+    if (!session.connected() || !receiver) {
+      // The receiver unregisters from its connection when destroyed: it must
+      // go before the connection it was attached to.
       receiver.reset();
+      session.reset();
+      auto& c = session.get();
       receiver = std::make_unique<wake_receiver>(c, wake_channel);
       c.prepare("observer_read", read_sql);
       c.prepare("observer_sleep", sleep_sql);
     }
-    return c;
+    return session.get();
   }
   void drop() {
     receiver.reset();
@@ -200,7 +212,7 @@ struct change_log_reader::impl {
 change_log_reader::change_log_reader(std::string dsn)
   : impl_(std::make_unique<impl>(std::move(dsn))) {}
 change_log_reader::~change_log_reader() {
-  impl_->receiver.reset();
+  impl_->drop();
 }
 
 bool change_log_reader::connected() const {
@@ -213,12 +225,15 @@ void change_log_reader::reset() {
 
 std::vector<event_ptr> change_log_reader::read(position after, uint32_t limit,
                                                uint64_t& next_seq) {
-  auto r = guarded(impl_->session, [&](pqxx::connection_base&) {
-    auto& c = impl_->conn();
-    pqxx::nontransaction tx{c};
-    return tx.exec_prepared("observer_read", std::to_string(after.txid), after.pk,
-                            static_cast<int64_t>(limit));
-  });
+  auto r = guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      return tx.exec_prepared("observer_read", std::to_string(after.txid), after.pk,
+                              static_cast<int64_t>(limit));
+    },
+    [this] { impl_->drop(); });
   std::vector<event_ptr> out;
   out.reserve(r.size());
   for (const auto& row : r) {
@@ -244,26 +259,35 @@ std::vector<event_ptr> change_log_reader::read(position after, uint32_t limit,
 }
 
 void change_log_reader::set_asleep(bool asleep) {
-  guarded(impl_->session, [&](pqxx::connection_base&) {
-    auto& c = impl_->conn();
-    pqxx::nontransaction tx{c};
-    tx.exec_prepared0("observer_sleep", asleep);
-    return 0;
-  });
+  guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      tx.exec_prepared0("observer_sleep", asleep);
+      return 0;
+    },
+    [this] { impl_->drop(); });
 }
 
 bool change_log_reader::wait(std::chrono::milliseconds timeout) {
-  return guarded(impl_->session, [&](pqxx::connection_base&) {
-    auto& c = impl_->conn();
-    auto before = impl_->receiver->count;
-    // Drain what already arrived, then block.
-    c.get_notifs();
-    if (impl_->receiver->count == before) {
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
-      c.await_notification(static_cast<long>(us / 1000000), static_cast<long>(us % 1000000));
-    }
-    return impl_->receiver->count != before;
-  });
+  return guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      auto before = impl_->receiver->count;
+      // Drain what already arrived, then block.
+      c.get_notifs();
+      if (impl_->receiver->count == before) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+        c.await_notification(static_cast<long>(us / 1000000), static_cast<long>(us % 1000000));
+      }
+      // A connection the server closed reports no error here: surface it, so
+      // the caller reconnects (and re-LISTENs) instead of polling a dead socket.
+      if (!c.is_open()) throw pqxx::broken_connection("connection closed while waiting");
+      return impl_->receiver->count != before;
+    },
+    [this] { impl_->drop(); });
 }
 
 // --- checkpoint_store ---------------------------------------------------------------

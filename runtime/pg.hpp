@@ -90,13 +90,21 @@ struct checkpoint_record {
   uint64_t events_total = 0;
 };
 
+/// Where the checkpointer saves. Implementations throw on failure (the
+/// checkpointer keeps the record dirty and retries).
+class checkpoint_sink {
+public:
+  virtual ~checkpoint_sink() = default;
+  virtual void save(const checkpoint_record& rec) = 0;
+};
+
 /// observer_checkpoints for one listener id.
-class checkpoint_store {
+class checkpoint_store final : public checkpoint_sink {
 public:
   checkpoint_store(std::string dsn, std::string listener_id);
-  ~checkpoint_store();
+  ~checkpoint_store() override;
   std::optional<checkpoint_record> load();
-  void save(const checkpoint_record& rec);
+  void save(const checkpoint_record& rec) override;
   void reset();
 
 private:

@@ -11,7 +11,9 @@ void watermark_tracker::admit(uint64_t seq, position pos) {
   const position last = slots_.empty() ? watermark_ : slots_.back().pos;
   if (!(last < pos))
     throw std::logic_error("watermark: positions must increase (seq " + std::to_string(seq)
-                           + ")");
+                           + ": (" + std::to_string(pos.txid) + ", " + std::to_string(pos.pk)
+                           + ") after (" + std::to_string(last.txid) + ", "
+                           + std::to_string(last.pk) + "))");
   slots_.push_back({pos, false});
   ++in_flight_;
 }

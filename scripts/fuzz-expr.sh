@@ -67,6 +67,7 @@ PY
 fi
 
 echo "fuzz-expr: running for ${seconds}s"
+cd "$build"  # libFuzzer writes its logs (-jobs, -fork) to the working directory
 status=0
 "$build/expr_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
   -dict="$root/fuzz/expr.dict" -artifact_prefix="$build/" -print_final_stats=1 \

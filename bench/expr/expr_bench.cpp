@@ -15,9 +15,29 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
+
+// Count heap allocations (this benchmark is single-threaded) to show that the condition path
+// allocates nothing.
+namespace {
+std::size_t allocations = 0;
+}
+
+void* operator new(std::size_t n) {
+  ++allocations;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -95,6 +115,10 @@ int main(int argc, char** argv) {
       seconds, sink);
   std::printf("evaluate_condition (compiled AST, no JSON copy): %.2f million evaluations/s\n",
               cond / 1e6);
+  const std::size_t before = allocations;
+  for (int i = 0; i < 1000; ++i) sink += expr::evaluate_condition(e, event).value_or(false);
+  std::printf("heap allocations per evaluate_condition: %.3f\n",
+              static_cast<double>(allocations - before) / 1000.0);
 
   const double eval = per_second(
       [&] {
@@ -105,8 +129,8 @@ int main(int argc, char** argv) {
   std::printf("expression::evaluate (returns a json::value): %.2f million evaluations/s\n",
               eval / 1e6);
 
-  const double comp = per_second(
-      [&] { return expr::expression::compile(text).ok() ? 1L : 0L; }, seconds / 2, sink);
+  const double comp =
+      per_second([&] { return expr::expression::compile(text).ok() ? 1L : 0L; }, seconds / 2, sink);
   std::printf("expression::compile: %.0f compilations/s\n", comp);
 
   auto body = expr::template_::compile(

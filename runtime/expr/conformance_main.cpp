@@ -49,8 +49,7 @@ void report(const std::string& file, const json::value& given, const std::string
             << " expected=" << expected << " got=" << got << '\n';
 }
 
-void run_case(const std::string& file, const json::value& given, const json::object& c,
-              tally& t) {
+void run_case(const std::string& file, const json::value& given, const json::object& c, tally& t) {
   const json::value* e = c.if_contains("expression");
   if (!e || !e->is_string()) {
     report(file, given, "<missing>", "a case with an expression", compact(json::value(c)));

@@ -8,6 +8,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <new>
 
 namespace fraiseql::expr::detail {
 
@@ -29,7 +30,7 @@ namespace {
 // Appends a result to a projection/multi-select output, moving owned values.
 inline void push(json::array& out, jref&& r) {
   if (r.owned()) {
-    out.push_back(std::move(r).take());
+    out.push_back(std::move(r).release(out.storage()));
   } else {
     out.push_back(r.get());
   }
@@ -37,8 +38,8 @@ inline void push(json::array& out, jref&& r) {
 
 // A reference to `elem`, an element of `container`; copied when the container is owned
 // (and therefore dies with the caller's frame).
-inline jref pick(const jref& container, const json::value& elem) {
-  if (container.owned()) return jref(json::value(elem, json::storage_ptr()));
+inline jref pick(const jref& container, const json::value& elem, const context& ctx) {
+  if (container.owned()) return jref(json::value(elem, ctx.sp));
   return jref(elem);
 }
 
@@ -72,7 +73,7 @@ jref eval_slice(const node& n, const json::value& cur, const context& ctx) {
       n.has_start ? adjust_slice_endpoint(n.start, len, step) : (step > 0 ? 0 : len - 1);
   const std::int64_t stop =
       n.has_stop ? adjust_slice_endpoint(n.stop, len, step) : (step > 0 ? len : -1);
-  json::value out(json::array_kind);
+  json::value out(json::array_kind, ctx.sp);
   json::array& o = out.get_array();
   if (step > 0) {
     for (std::int64_t i = start; i < stop; i += step) o.push_back(a[static_cast<std::size_t>(i)]);
@@ -147,7 +148,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
       const auto len = static_cast<std::int64_t>(a.size());
       if (i < 0) i += len;
       if (i < 0 || i >= len) return jref();
-      return pick(l, a[static_cast<std::size_t>(i)]);
+      return pick(l, a[static_cast<std::size_t>(i)], ctx);
     }
 
     case node_kind::slice:
@@ -157,7 +158,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
     case node_kind::pipe: {
       jref l = eval(*n.lhs, cur, ctx);
       jref r = eval(*n.rhs, l.get(), ctx);
-      if (l.owned() && !r.owned()) r.detach();
+      if (l.owned() && !r.owned()) r.detach(ctx.sp);
       return r;
     }
 
@@ -165,7 +166,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
       jref l = eval(*n.lhs, cur, ctx);
       if (!l->is_array()) return jref();
       const json::array& a = l->get_array();
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, ctx.sp);
       json::array& o = out.get_array();
       o.reserve(a.size());
       const bool identity = n.rhs->kind == node_kind::current;
@@ -184,7 +185,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
       jref l = eval(*n.lhs, cur, ctx);
       if (!l->is_object()) return jref();
       const json::object& obj = l->get_object();
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, ctx.sp);
       json::array& o = out.get_array();
       o.reserve(obj.size());
       for (const auto& kv : obj) {
@@ -198,7 +199,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
       jref l = eval(*n.lhs, cur, ctx);
       if (!l->is_array()) return jref();
       const json::array& a = l->get_array();
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, ctx.sp);
       json::array& o = out.get_array();
       const bool identity = n.rhs->kind == node_kind::current;
       for (const json::value& e : a) {
@@ -216,7 +217,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
     case node_kind::flatten: {
       jref l = eval(*n.lhs, cur, ctx);
       if (!l->is_array()) return jref();
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, ctx.sp);
       json::array& o = out.get_array();
       for (const json::value& e : l->get_array()) {
         if (e.is_array()) {
@@ -230,7 +231,7 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
 
     case node_kind::multi_list: {
       if (cur.is_null()) return jref();
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, ctx.sp);
       json::array& o = out.get_array();
       o.reserve(n.items.size());
       for (const node* item : n.items) push(o, eval(*item, cur, ctx));
@@ -239,12 +240,12 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
 
     case node_kind::multi_hash: {
       if (cur.is_null()) return jref();
-      json::value out(json::object_kind);
+      json::value out(json::object_kind, ctx.sp);
       json::object& o = out.get_object();
       for (std::size_t i = 0; i < n.items.size(); ++i) {
         jref r = eval(*n.items[i], cur, ctx);
         if (r.owned()) {
-          o.insert_or_assign(n.names[i], std::move(r).take());
+          o.insert_or_assign(n.names[i], std::move(r).release(ctx.sp));
         } else {
           o.insert_or_assign(n.names[i], r.get());
         }
@@ -279,18 +280,33 @@ jref eval(const node& n, const json::value& cur, const context& ctx) {
   return jref();
 }
 
-jref evaluate_ref(const program& p, const json::value& root, const eval_options& opts) {
+void* eval_arena::do_allocate(std::size_t n, std::size_t align) {
+  if (n > limit_ - used_) throw budget_exceeded();
+  void* p = ::operator new(n, std::align_val_t(align));
+  used_ += n;
+  return p;
+}
+
+void eval_arena::do_deallocate(void* p, std::size_t n, std::size_t align) {
+  ::operator delete(p, std::align_val_t(align));
+  used_ -= n;
+}
+
+jref evaluate_ref(const program& p, const json::value& root, const eval_options& opts,
+                  eval_arena& arena) {
   if (!p.root) return jref();
-  const context ctx{&root, opts.event_alias};
+  const context ctx{&root, opts.event_alias, arena.storage()};
   return eval(*p.root, root, ctx);
 }
 
 json::value evaluate_copy(const program& p, const json::value& root, const eval_options& opts) {
-  return evaluate_ref(p, root, opts).take();
+  eval_arena arena;
+  return evaluate_ref(p, root, opts, arena).take();
 }
 
 bool evaluate_truthy(const program& p, const json::value& root, const eval_options& opts) {
-  return truthy(evaluate_ref(p, root, opts).get());
+  eval_arena arena;
+  return truthy(evaluate_ref(p, root, opts, arena).get());
 }
 
 }  // namespace fraiseql::expr::detail

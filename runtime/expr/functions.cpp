@@ -82,6 +82,7 @@ class call {
 
   std::size_t size() const noexcept { return n_.items.size(); }
   const context& ctx() const noexcept { return ctx_; }
+  const json::storage_ptr& sp() const noexcept { return ctx_.sp; }
   std::string_view name() const noexcept { return n_.fn->name; }
   arg& raw(std::size_t i) noexcept { return args_[i]; }
 
@@ -135,8 +136,7 @@ class call {
     }
     for (const json::value& e : a) {
       if (numbers ? !is_number(e) : !e.is_string()) {
-        type_error(i, "an array of numbers or an array of strings",
-                   "an array mixing types");
+        type_error(i, "an array of numbers or an array of strings", "an array mixing types");
       }
     }
     return numbers;
@@ -151,7 +151,7 @@ class call {
 
   // A reference to `elem`, an element of argument i.
   jref pick(std::size_t i, const json::value& elem) const {
-    if (args_[i].value.owned()) return jref(json::value(elem, json::storage_ptr()));
+    if (args_[i].value.owned()) return jref(json::value(elem, ctx_.sp));
     return jref(elem);
   }
 
@@ -164,7 +164,9 @@ class call {
   arg* args_;
 };
 
-jref make(json::value v) { return jref(std::move(v)); }
+jref make(json::value v) {
+  return jref(std::move(v));
+}
 
 json::value integral(double d) {
   if (std::isfinite(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
@@ -328,8 +330,8 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
     case function_id::floor: {
       const json::value& v = c.number(0);
       if (!v.is_double()) return c.pick(0, v);
-      const double d = n.fn->id == function_id::ceil ? std::ceil(v.get_double())
-                                                     : std::floor(v.get_double());
+      const double d =
+          n.fn->id == function_id::ceil ? std::ceil(v.get_double()) : std::floor(v.get_double());
       return make(integral(d));
     }
 
@@ -368,18 +370,19 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
       bool first = true;
       for (const json::value& e : a) {
         if (!e.is_string()) {
-          c.type_error(1, "an array of strings", std::string("an array containing ") + type_name(e));
+          c.type_error(1, "an array of strings",
+                       std::string("an array containing ") + type_name(e));
         }
         if (!first) out.append(glue);
         first = false;
         out.append(e.get_string().data(), e.get_string().size());
       }
-      return make(json::value(out));
+      return make(json::value(out, c.sp()));
     }
 
     case function_id::keys: {
       const json::object& o = c.object(0);
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       json::array& arr = out.get_array();
       arr.reserve(o.size());
       for (const auto& kv : o) arr.emplace_back(kv.key());
@@ -388,7 +391,7 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
 
     case function_id::values: {
       const json::object& o = c.object(0);
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       json::array& arr = out.get_array();
       arr.reserve(o.size());
       for (const auto& kv : o) arr.push_back(kv.value());
@@ -413,13 +416,13 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
     case function_id::map: {
       const node& e = c.expr(0);
       const json::array& a = c.array(1);
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       json::array& arr = out.get_array();
       arr.reserve(a.size());
       for (const json::value& elem : a) {
         jref r = eval(e, elem, ctx);
         if (r.owned()) {
-          arr.push_back(std::move(r).take());
+          arr.push_back(std::move(r).release(c.sp()));
         } else {
           arr.push_back(r.get());
         }
@@ -443,7 +446,7 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
       return by_function(c, false);
 
     case function_id::merge: {
-      json::value out(json::object_kind);
+      json::value out(json::object_kind, c.sp());
       json::object& o = out.get_object();
       for (std::size_t i = 0; i < c.size(); ++i) {
         for (const auto& kv : c.object(i)) o.insert_or_assign(kv.key(), kv.value());
@@ -460,10 +463,10 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
 
     case function_id::reverse: {
       const json::value& v = c.any(0);
-      if (v.is_string()) return make(json::value(utf8_reverse(v.get_string())));
+      if (v.is_string()) return make(json::value(utf8_reverse(v.get_string()), c.sp()));
       if (!v.is_array()) c.type_error(0, "an array or a string", type_name(v));
       const json::array& a = v.get_array();
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       json::array& arr = out.get_array();
       arr.reserve(a.size());
       for (std::size_t i = a.size(); i-- > 0;) arr.push_back(a[i]);
@@ -479,7 +482,7 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
       std::stable_sort(order.begin(), order.end(), [](const json::value* x, const json::value* y) {
         return compare_same_kind(*x, *y) < 0;
       });
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       json::array& arr = out.get_array();
       arr.reserve(a.size());
       for (const json::value* e : order) arr.push_back(*e);
@@ -512,7 +515,7 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
       std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
         return compare_same_kind(keys[x].get(), keys[y].get()) < 0;
       });
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       json::array& arr = out.get_array();
       arr.reserve(a.size());
       for (std::size_t i : order) arr.push_back(a[i]);
@@ -528,7 +531,7 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
     case function_id::to_array: {
       const json::value& v = c.any(0);
       if (v.is_array()) return std::move(c.raw(0).value);
-      json::value out(json::array_kind);
+      json::value out(json::array_kind, c.sp());
       out.get_array().push_back(v);
       return make(std::move(out));
     }
@@ -538,7 +541,7 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
       if (v.is_string()) return std::move(c.raw(0).value);
       std::string s;
       append_json(s, v);
-      return make(json::value(s));
+      return make(json::value(s, c.sp()));
     }
 
     case function_id::to_number: {
@@ -551,8 +554,8 @@ jref call_function(const node& n, const json::value& cur, const context& ctx) {
     }
 
     case function_id::type: {
-      if (c.raw(0).expr) return make(json::value("expression"));
-      return make(json::value(type_name(c.any(0))));
+      if (c.raw(0).expr) return make(json::value("expression", c.sp()));
+      return make(json::value(type_name(c.any(0)), c.sp()));
     }
 
     case function_id::changed: {

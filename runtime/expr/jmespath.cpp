@@ -66,11 +66,16 @@ auto guarded(const program& p, F&& f) -> result<decltype(f())> {
     return f();
   } catch (const eval_failure& e) {
     return make_error(e, p.text);
+  } catch (const budget_exceeded&) {
+    return error{error_kind::invalid_value,
+                 "evaluation needs more than " + std::to_string(max_evaluation_bytes >> 20) +
+                     " MiB of intermediate values",
+                 p.text, 0};
   } catch (const std::bad_alloc&) {
     return error{error_kind::invalid_value, "out of memory during evaluation", p.text, 0};
   } catch (const std::exception& e) {
-    return error{error_kind::invalid_value, std::string("evaluation failed: ") + e.what(),
-                 p.text, 0};
+    return error{error_kind::invalid_value, std::string("evaluation failed: ") + e.what(), p.text,
+                 0};
   }
 }
 
@@ -94,7 +99,9 @@ const std::string& expression::text() const noexcept {
   return prog_ ? prog_->text : empty;
 }
 
-bool is_truthy(const json::value& v) noexcept { return detail::truthy(v); }
+bool is_truthy(const json::value& v) noexcept {
+  return detail::truthy(v);
+}
 
 result<bool> evaluate_condition(const expression& e, const json::value& envelope) {
   const detail::program* p = detail::program_access::get(e);

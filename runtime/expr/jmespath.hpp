@@ -26,7 +26,14 @@
 namespace fraiseql::expr {
 
 /// Kinds of error; the first five are the error names of the JMESPath compliance suite.
-enum class error_kind { syntax, invalid_arity, invalid_type, invalid_value, unknown_function, depth };
+enum class error_kind {
+  syntax,
+  invalid_arity,
+  invalid_type,
+  invalid_value,
+  unknown_function,
+  depth
+};
 
 /// "syntax", "invalid-arity", "invalid-type", "invalid-value", "unknown-function", "depth".
 const char* to_string(error_kind kind) noexcept;
@@ -35,15 +42,22 @@ const char* to_string(error_kind kind) noexcept;
 /// recursively by the evaluator (deep equality, serialization). Exceeding it is a `depth` error.
 inline constexpr std::size_t max_nesting_depth = 256;
 
+/// Memory an evaluation may hold in intermediate JSON values (projections, multi-selects,
+/// function results). Exceeding it is an `invalid_value` error instead of exhausting memory
+/// (e.g. `[@, @] | [@, @] | ...` doubles its size at each step).
+inline constexpr std::size_t max_evaluation_bytes = std::size_t{64} << 20;
+
 struct error {
   error_kind kind = error_kind::syntax;
   std::string message;
   /// The expression (or template) text the error belongs to.
   std::string expression;
-  /// 1-based column (in characters) of the offending token; 0 when unknown (evaluation errors).
+  /// 1-based column (in characters) of the offending token for compile errors; for evaluation
+  /// errors 0 (expressions) or the column of the failing hole (templates).
   std::size_t column = 0;
 
-  /// E.g. "syntax error at column 5: expected ']' but found end of expression in `foo[0`".
+  /// E.g. "syntax error at column 6: expected ']' after the index, found end of expression
+  /// in `foo[0`".
   std::string to_string() const;
 };
 
@@ -125,7 +139,9 @@ bool is_truthy(const boost::json::value& v) noexcept;
 /// Condition semantics for observers. `envelope` is the root; the identifier `event` evaluated
 /// against the root resolves to the envelope itself when the envelope has no "event" key, so
 /// `data.status == 'shipped'` and `event.data.status == 'shipped'` are equivalent.
-/// Returns the truthiness of the result, or the evaluation error. Copies no JSON.
+/// Returns the truthiness of the result, or the evaluation error. Copies no JSON and, for
+/// comparisons of fields with literals, allocates nothing. An empty expression yields false
+/// (callers decide what an absent condition means).
 result<bool> evaluate_condition(const expression& e, const boost::json::value& envelope);
 
 }  // namespace fraiseql::expr

@@ -13,7 +13,9 @@
 
 namespace fraiseql::expr::detail {
 
-void fail(error_kind kind, std::string message) { throw eval_failure{kind, std::move(message)}; }
+void fail(error_kind kind, std::string message) {
+  throw eval_failure{kind, std::move(message)};
+}
 
 double number_as_double(const json::value& v) noexcept {
   switch (v.kind()) {
@@ -38,8 +40,10 @@ int three_way(A a, B b) noexcept {
   return a < b ? -1 : (b < a ? 1 : 0);
 }
 
+// NaN (which only arithmetic on infinities can produce) sorts above every other number and
+// equals itself, so that comparisons stay a total order.
 int compare_int_double(std::int64_t i, double d) noexcept {
-  if (std::isnan(d)) return 0;
+  if (std::isnan(d)) return -1;
   if (d >= two_pow_63) return -1;
   if (d < -two_pow_63) return 1;
   const double t = std::trunc(d);
@@ -50,7 +54,7 @@ int compare_int_double(std::int64_t i, double d) noexcept {
 }
 
 int compare_uint_double(std::uint64_t u, double d) noexcept {
-  if (std::isnan(d)) return 0;
+  if (std::isnan(d)) return -1;
   if (d < 0) return 1;
   if (d >= two_pow_64) return -1;
   const double t = std::trunc(d);
@@ -191,12 +195,16 @@ int compare_numbers(const json::value& a, const json::value& b) noexcept {
       const double x = a.get_double();
       if (b.is_int64()) return -compare_int_double(b.get_int64(), x);
       if (b.is_uint64()) return -compare_uint_double(b.get_uint64(), x);
-      return three_way(x, b.get_double());
+      const double y = b.get_double();
+      if (std::isnan(x) || std::isnan(y)) return std::isnan(x) - std::isnan(y);
+      return three_way(x, y);
     }
   }
 }
 
-bool json_equal(const json::value& a, const json::value& b) { return equal_impl(a, b, 0); }
+bool json_equal(const json::value& a, const json::value& b) {
+  return equal_impl(a, b, 0);
+}
 
 bool truthy(const json::value& v) noexcept {
   switch (v.kind()) {
@@ -232,7 +240,9 @@ const char* type_name(const json::value& v) noexcept {
   }
 }
 
-void append_json(std::string& out, const json::value& v) { append_json_impl(out, v, 0); }
+void append_json(std::string& out, const json::value& v) {
+  append_json_impl(out, v, 0);
+}
 
 void append_number(std::string& out, const json::value& v) {
   char buf[64];

@@ -431,7 +431,7 @@ class parser {
     if (!semantic_) semantic_ = parse_failure{kind, std::move(msg), pos};
   }
 
-  [[noreturn]] void unexpected(const token& t, std::string_view what) {
+  [[noreturn, gnu::noinline, gnu::cold]] void unexpected(const token& t, std::string_view what) {
     if (t.type == tok::error) throw parse_failure{error_kind::syntax, t.text, t.pos};
     std::string msg(what);
     msg += ", found ";
@@ -533,7 +533,7 @@ class parser {
     return left;
   }
 
-  const node* nud(token& t) {
+  [[gnu::noinline]] const node* nud(token& t) {
     switch (t.type) {
       case tok::literal: {
         node& n = make(node_kind::literal, t.pos);
@@ -553,12 +553,13 @@ class parser {
         return field(std::move(t.text), t.pos);
       case tok::quoted:
         if (cur_.type == tok::lparen) {
-          throw parse_failure{error_kind::syntax,
-                              "a function name cannot be a quoted identifier", t.pos};
+          throw parse_failure{error_kind::syntax, "a function name cannot be a quoted identifier",
+                              t.pos};
         }
         return field(std::move(t.text), t.pos);
       case tok::star: {
-        const node* rhs = cur_.type == tok::rbracket ? current(t.pos) : projection_rhs(lbp(tok::star));
+        const node* rhs =
+            cur_.type == tok::rbracket ? current(t.pos) : projection_rhs(lbp(tok::star));
         return binary(node_kind::value_projection, current(t.pos), rhs, t.pos);
       }
       case tok::filter:
@@ -600,7 +601,7 @@ class parser {
     }
   }
 
-  const node* led(token& t, const node* left) {
+  [[gnu::noinline]] const node* led(token& t, const node* left) {
     switch (t.type) {
       case tok::dot:
         if (cur_.type == tok::star) {
@@ -644,8 +645,7 @@ class parser {
         return binary(node_kind::list_projection, flat, projection_rhs(lbp(tok::flatten)), t.pos);
       }
       case tok::lparen:
-        throw parse_failure{error_kind::syntax,
-                            "'(' must follow an unquoted function name", t.pos};
+        throw parse_failure{error_kind::syntax, "'(' must follow an unquoted function name", t.pos};
       default:
         unexpected(t, "unexpected token after expression");
     }
@@ -684,7 +684,7 @@ class parser {
     }
   }
 
-  const node* filter(const node* left, std::size_t pos) {
+  [[gnu::noinline]] const node* filter(const node* left, std::size_t pos) {
     const node* cond = expression(0);
     expect(tok::rbracket, "expected ']' to close the filter");
     const node* rhs = projection_rhs(lbp(tok::filter));
@@ -696,7 +696,7 @@ class parser {
   }
 
   // After '[' when the next token is a number or ':'.
-  const node* index_or_slice(const node* left, std::size_t pos) {
+  [[gnu::noinline]] const node* index_or_slice(const node* left, std::size_t pos) {
     if (cur_.type == tok::number && peek2().type != tok::colon) {
       node& n = make(node_kind::index, pos);
       n.lhs = left;
@@ -730,7 +730,7 @@ class parser {
   }
 
   // After '['.
-  const node* multi_list(std::size_t pos) {
+  [[gnu::noinline]] const node* multi_list(std::size_t pos) {
     node& n = make(node_kind::multi_list, pos);
     for (;;) {
       n.items.push_back(expression(0));
@@ -745,7 +745,7 @@ class parser {
   }
 
   // After '{'.
-  const node* multi_hash(std::size_t pos) {
+  [[gnu::noinline]] const node* multi_hash(std::size_t pos) {
     node& n = make(node_kind::multi_hash, pos);
     for (;;) {
       if (cur_.type != tok::unquoted && cur_.type != tok::quoted) {
@@ -765,7 +765,7 @@ class parser {
   }
 
   // After `name(`.
-  const node* function_call(token& name) {
+  [[gnu::noinline]] const node* function_call(token& name) {
     node& n = make(node_kind::function, name.pos);
     if (cur_.type == tok::rparen) {
       advance();
@@ -787,26 +787,31 @@ class parser {
       }
     }
     n.fn = find_function(name.text);
-    if (!n.fn) {
-      semantic(error_kind::unknown_function, "unknown function " + name.text + "()", name.pos);
-    } else {
-      const int argc = static_cast<int>(n.items.size());
-      if (argc < n.fn->min_args || (n.fn->max_args >= 0 && argc > n.fn->max_args)) {
-        std::string expected;
-        if (n.fn->max_args < 0) {
-          expected = "at least " + std::to_string(n.fn->min_args);
-        } else if (n.fn->min_args == n.fn->max_args) {
-          expected = std::to_string(n.fn->min_args);
-        } else {
-          expected = std::to_string(n.fn->min_args) + " to " + std::to_string(n.fn->max_args);
-        }
-        semantic(error_kind::invalid_arity,
-                 name.text + "() takes " + expected + " argument" +
-                     (expected == "1" ? "" : "s") + ", got " + std::to_string(argc),
-                 name.pos);
-      }
+    const int argc = static_cast<int>(n.items.size());
+    if (!n.fn || argc < n.fn->min_args || (n.fn->max_args >= 0 && argc > n.fn->max_args)) {
+      bad_call(n.fn, name, argc);
     }
     return finish(n);
+  }
+
+  // Records an unknown function or a wrong argument count (reported after the whole parse).
+  [[gnu::noinline, gnu::cold]] void bad_call(const function_info* fn, const token& name, int argc) {
+    if (!fn) {
+      semantic(error_kind::unknown_function, "unknown function " + name.text + "()", name.pos);
+      return;
+    }
+    std::string expected;
+    if (fn->max_args < 0) {
+      expected = "at least " + std::to_string(fn->min_args);
+    } else if (fn->min_args == fn->max_args) {
+      expected = std::to_string(fn->min_args);
+    } else {
+      expected = std::to_string(fn->min_args) + " to " + std::to_string(fn->max_args);
+    }
+    semantic(error_kind::invalid_arity,
+             name.text + "() takes " + expected + " argument" + (expected == "1" ? "" : "s") +
+                 ", got " + std::to_string(argc),
+             name.pos);
   }
 
   std::string_view src_;
@@ -846,8 +851,8 @@ std::shared_ptr<const program> parse_embedded(std::string_view text, std::size_t
                               inner.front() == '\n' || inner.front() == '\r')) {
       inner.remove_prefix(1);
     }
-    while (!inner.empty() && (inner.back() == ' ' || inner.back() == '\t' ||
-                              inner.back() == '\n' || inner.back() == '\r')) {
+    while (!inner.empty() && (inner.back() == ' ' || inner.back() == '\t' || inner.back() == '\n' ||
+                              inner.back() == '\r')) {
       inner.remove_suffix(1);
     }
     prog->text.assign(inner);

@@ -23,9 +23,9 @@ struct template_segment {
   std::string literal;  // text before the hole
   expression hole;      // empty for the trailing text
   bool has_hole = false;
-  bool in_string = false;    // the hole sits inside a JSON string of the template
-  std::size_t column = 0;    // 1-based column of the hole's expression in the template
-  std::size_t offset = 0;    // byte offset of the literal in the template
+  bool in_string = false;  // the hole sits inside a JSON string of the template
+  std::size_t column = 0;  // 1-based column of the hole's expression in the template
+  std::size_t offset = 0;  // byte offset of the literal in the template
 };
 
 struct template_program {
@@ -150,17 +150,22 @@ std::optional<error> for_each_hole(const detail::template_program& t, const json
     }
     try {
       const detail::program* p = detail::program_access::get(seg.hole);
-      const detail::jref r = detail::evaluate_ref(*p, root, opts);
+      detail::eval_arena arena;
+      const detail::jref r = detail::evaluate_ref(*p, root, opts, arena);
       emit(seg, &r.get());
     } catch (const detail::eval_failure& e) {
       return error{e.kind, e.message + " (template expression `" + seg.hole.text() + "`)", t.text,
                    seg.column};
-    } catch (const std::bad_alloc&) {
-      return error{error_kind::invalid_value, "out of memory while rendering", t.text,
-                   seg.column};
-    } catch (const std::exception& e) {
-      return error{error_kind::invalid_value, std::string("rendering failed: ") + e.what(),
+    } catch (const detail::budget_exceeded&) {
+      return error{error_kind::invalid_value,
+                   "evaluation needs more than " + std::to_string(max_evaluation_bytes >> 20) +
+                       " MiB (template expression `" + seg.hole.text() + "`)",
                    t.text, seg.column};
+    } catch (const std::bad_alloc&) {
+      return error{error_kind::invalid_value, "out of memory while rendering", t.text, seg.column};
+    } catch (const std::exception& e) {
+      return error{error_kind::invalid_value, std::string("rendering failed: ") + e.what(), t.text,
+                   seg.column};
     }
   }
   return std::nullopt;
@@ -265,9 +270,13 @@ std::optional<error> template_::json_error() const {
   return prog_->json_err;
 }
 
-bool template_::is_single_expression() const noexcept { return prog_ && prog_->single; }
+bool template_::is_single_expression() const noexcept {
+  return prog_ && prog_->single;
+}
 
-bool template_::is_constant() const noexcept { return !prog_ || prog_->constant; }
+bool template_::is_constant() const noexcept {
+  return !prog_ || prog_->constant;
+}
 
 const std::string& template_::text() const noexcept {
   return prog_ ? prog_->text : empty_program().text;

@@ -3,11 +3,11 @@
 #include "runtime/expr/jmespath.hpp"
 #include "runtime/expr/template.hpp"
 
+#include <doctest/doctest.h>
+#include <rapidcheck.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <doctest/doctest.h>
-#include <rapidcheck.h>
 
 #include <algorithm>
 #include <cmath>
@@ -46,8 +46,8 @@ std::string encode_utf8(std::uint32_t cp) {
 // multi-byte code points.
 rc::Gen<std::string> utf8_string() {
   const auto code_point = rc::gen::oneOf(
-      rc::gen::inRange<std::uint32_t>(0, 0x80), rc::gen::elementOf(std::vector<std::uint32_t>{
-                                                    '"', '\\', '/', '\n', '\t', 0, '{', '}'}),
+      rc::gen::inRange<std::uint32_t>(0, 0x80),
+      rc::gen::elementOf(std::vector<std::uint32_t>{'"', '\\', '/', '\n', '\t', 0, '{', '}'}),
       rc::gen::inRange<std::uint32_t>(0x80, 0xD800),
       rc::gen::inRange<std::uint32_t>(0xE000, 0x110000));
   return rc::gen::map(rc::gen::container<std::vector<std::uint32_t>>(code_point),
@@ -103,8 +103,8 @@ TEST_SUITE("expr") {
       const std::string name = *utf8_string();
       const std::string note = *utf8_string();
       const auto n = *rc::gen::arbitrary<std::int64_t>();
-      const json::value env = json::object{
-          {"data", json::object{{"name", name}, {"note", note}, {"n", n}}}};
+      const json::value env =
+          json::object{{"data", json::object{{"name", name}, {"note", note}, {"n", n}}}};
       auto out = t.render_json(env);
       RC_ASSERT(out.ok());
       const auto parsed = try_parse(*out);
@@ -113,7 +113,8 @@ TEST_SUITE("expr") {
       const json::object& o = parsed->get_object();
       std::vector<std::string> keys;
       for (const auto& kv : o) keys.emplace_back(kv.key());
-      RC_ASSERT(keys == (std::vector<std::string>{"name", "greeting", "note", "n", "nested", "list"}));
+      RC_ASSERT(keys ==
+                (std::vector<std::string>{"name", "greeting", "note", "n", "nested", "list"}));
       RC_ASSERT(o.at("name") == json::value(name));
       RC_ASSERT(o.at("note") == json::value(note));
       RC_ASSERT(o.at("n") == json::value(n));
@@ -174,8 +175,8 @@ TEST_SUITE("expr") {
     REQUIRE(eq.ok());
     REQUIRE(lt.ok());
     CHECK(rc::check("integers equal their double", [&] {
-      const auto i = *rc::gen::inRange<std::int64_t>(-(std::int64_t{1} << 53),
-                                                     std::int64_t{1} << 53);
+      const auto i =
+          *rc::gen::inRange<std::int64_t>(-(std::int64_t{1} << 53), std::int64_t{1} << 53);
       const json::value root = json::object{{"a", i}, {"b", static_cast<double>(i)}};
       RC_ASSERT(eq->evaluate(root).value() == json::value(true));
       RC_ASSERT(lt->evaluate(root).value() == json::value(false));
@@ -241,7 +242,8 @@ TEST_SUITE("expr") {
       RC_ASSERT(r.ok());
       const json::array& got = r->get_array();
       RC_ASSERT(got.size() == expected.size());
-      for (std::size_t i = 0; i < got.size(); ++i) RC_ASSERT(got[i].to_number<double>() == expected[i]);
+      for (std::size_t i = 0; i < got.size(); ++i)
+        RC_ASSERT(got[i].to_number<double>() == expected[i]);
     }));
   }
 
@@ -260,10 +262,11 @@ TEST_SUITE("expr") {
         R"({"a": [1, {"b": "x"}, null, [2, 3]], "b": {"c": "d", "e": [true, false]}, "s": "str",
             "data": {"status": "new"}, "old": {"status": "x"}})");
     const std::vector<std::string> tokens = {
-        "a", "b", "c", "@", ".", "*", "[", "]", "[?", "[]", "{", "}", "(", ")", ",", ":", "&",
-        "&&", "|", "||", "!", "==", "!=", "<", ">=", "'x'", "`1`", "`[1]`", "\"q\"", "0", "-1",
-        "2", " ", "length", "sort_by", "max", "map", "changed", "to_string", "merge", "`", "'",
-        "\"", "\\", "event"};
+        "a",     "b",       "c",         "@",     ".",  "*", "[",      "]",       "[?",
+        "[]",    "{",       "}",         "(",     ")",  ",", ":",      "&",       "&&",
+        "|",     "||",      "!",         "==",    "!=", "<", ">=",     "'x'",     "`1`",
+        "`[1]`", "\"q\"",   "0",         "-1",    "2",  " ", "length", "sort_by", "max",
+        "map",   "changed", "to_string", "merge", "`",  "'", "\"",     "\\",      "event"};
     CHECK(rc::check([&] {
       const auto parts = *rc::gen::container<std::vector<std::string>>(rc::gen::elementOf(tokens));
       std::string text;

@@ -2,9 +2,9 @@
 
 #include "runtime/expr/template.hpp"
 
+#include <doctest/doctest.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
-#include <doctest/doctest.h>
 
 #include <string>
 
@@ -65,7 +65,7 @@ TEST_SUITE("expr") {
     CHECK(missing->is_null());
   }
 
-  TEST_CASE("text interpolation: strings raw, null empty, others compact JSON") {
+  TEST_CASE("text interpolation puts strings raw and null as nothing and others as JSON") {
     CHECK(text_of("Order {{ entity_id }} is {{ data.status }}") == "Order 42 is shipped");
     CHECK(text_of("[{{ data.note }}]") == "[]");
     CHECK(text_of("{{data.id}}/{{ data.total }}") == "42/150.5");

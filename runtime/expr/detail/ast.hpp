@@ -96,11 +96,11 @@ struct node {
   const node* lhs = nullptr;
   const node* rhs = nullptr;
   const node* cond = nullptr;
-  std::vector<const node*> items;  // multi_list, multi_hash values, function arguments
-  std::vector<std::string> names;  // field_path names, multi_hash keys
-  std::string name;                // field
-  boost::json::value literal;      // literal
-  std::int64_t index = 0;          // index
+  std::vector<const node*> items;              // multi_list, multi_hash values, function arguments
+  std::vector<std::string> names;              // field_path names, multi_hash keys
+  std::string name;                            // field
+  boost::json::value literal;                  // literal
+  std::int64_t index = 0;                      // index
   std::int64_t start = 0, stop = 0, step = 1;  // slice
   std::size_t pos = 0;                         // byte offset in the source text
 };

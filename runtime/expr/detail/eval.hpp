@@ -4,9 +4,12 @@
 
 #include "runtime/expr/detail/ast.hpp"
 
+#include <boost/json/memory_resource.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
+#include <cstddef>
+#include <new>
 #include <utility>
 
 namespace fraiseql::expr::detail {
@@ -35,18 +38,24 @@ class jref {
   const boost::json::value* operator->() const noexcept { return &get(); }
   bool owned() const noexcept { return ptr_ == nullptr; }
 
-  /// Makes this handle own its value (copying a borrowed one).
-  void detach() {
+  /// Makes this handle own its value (copying a borrowed one into `sp`).
+  void detach(const boost::json::storage_ptr& sp) {
     if (ptr_) {
-      own_ = boost::json::value(*ptr_, boost::json::storage_ptr());
+      own_ = boost::json::value(*ptr_, sp);
       ptr_ = nullptr;
     }
   }
 
-  /// Moves an owned value out, or copies a borrowed one (default memory resource).
-  boost::json::value take() && {
-    if (ptr_) return boost::json::value(*ptr_, boost::json::storage_ptr());
+  /// Moves an owned value out (keeping its storage), or copies a borrowed one into `sp`.
+  boost::json::value release(const boost::json::storage_ptr& sp) && {
+    if (ptr_) return boost::json::value(*ptr_, sp);
     return std::move(own_);
+  }
+
+  /// The value in the default memory resource (for the public API): moved when possible.
+  boost::json::value take() && {
+    if (!ptr_ && own_.storage().get() == boost::json::storage_ptr().get()) return std::move(own_);
+    return boost::json::value(get(), boost::json::storage_ptr());
   }
 
  private:
@@ -54,8 +63,36 @@ class jref {
   const boost::json::value* ptr_;
 };
 
-/// Evaluates `p` against `root`. The result may borrow from `root` and from `p`.
-/// Throws eval_failure.
-jref evaluate_ref(const program& p, const boost::json::value& root, const eval_options& opts);
+/// Thrown when an evaluation exceeds its memory budget.
+struct budget_exceeded : std::bad_alloc {
+  const char* what() const noexcept override { return "evaluation memory budget exceeded"; }
+};
+
+/// The memory resource of one evaluation: every intermediate JSON value is allocated here,
+/// and live bytes beyond the budget throw budget_exceeded. Lives on the caller's stack and
+/// must outlive the jref returned by evaluate_ref.
+class eval_arena final : public boost::json::memory_resource {
+ public:
+  explicit eval_arena(std::size_t limit = max_evaluation_bytes) noexcept : limit_(limit) {}
+  eval_arena(const eval_arena&) = delete;
+  eval_arena& operator=(const eval_arena&) = delete;
+  ~eval_arena() override = default;
+
+  boost::json::storage_ptr storage() noexcept { return boost::json::storage_ptr(this); }
+
+ private:
+  void* do_allocate(std::size_t n, std::size_t align) override;
+  void do_deallocate(void* p, std::size_t n, std::size_t align) override;
+  bool do_is_equal(const boost::json::memory_resource& other) const noexcept override {
+    return this == &other;
+  }
+  std::size_t used_ = 0;
+  std::size_t limit_;
+};
+
+/// Evaluates `p` against `root`. The result may borrow from `root` and from `p`, and owned
+/// results live in `arena`. Throws eval_failure and budget_exceeded.
+jref evaluate_ref(const program& p, const boost::json::value& root, const eval_options& opts,
+                  eval_arena& arena);
 
 }  // namespace fraiseql::expr::detail

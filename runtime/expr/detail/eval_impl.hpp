@@ -12,6 +12,7 @@ namespace fraiseql::expr::detail {
 struct context {
   const boost::json::value* root;
   bool event_alias;
+  boost::json::storage_ptr sp;  // where intermediate values are allocated (the eval_arena)
 };
 
 /// Evaluates `n` against the current node `cur`. The result may borrow from `cur`, from the

@@ -1,0 +1,285 @@
+"""Integration-test harness: a private database per test, the webhook sink,
+and observer-node processes, all on loopback, all stopped on every exit path.
+
+Environment (set by CTest, see CMakeLists.txt):
+  OBSERVER_NODE  path of the observer-node binary
+  OBSERVERCTL    path of the observerctl binary
+  PG_ENV         env file written by scripts/pg.sh start (PGPORT, ...)
+  REPO_ROOT      repository root
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+import psycopg2
+
+REPO = os.environ.get("REPO_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+NODE = os.environ.get("OBSERVER_NODE", os.path.join(REPO, "build/apps/observer/observer-node"))
+CTL = os.environ.get("OBSERVERCTL", os.path.join(REPO, "build/apps/ctl/observerctl"))
+
+
+def read_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = v
+    return env
+
+
+def wait_until(pred, timeout=20.0, interval=0.02, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Postgres:
+    """A cluster started by scripts/pg.sh (shared via PG_ENV, or private)."""
+
+    def __init__(self, env_path=None, private_dir=None):
+        self.private_dir = private_dir
+        if private_dir:
+            subprocess.run([os.path.join(REPO, "scripts/pg.sh"), "start", private_dir], check=True,
+                           stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            env_path = os.path.join(private_dir, "env")
+        env_path = env_path or os.environ.get("PG_ENV")
+        if not env_path or not os.path.exists(env_path):
+            raise unittest.SkipTest("no PostgreSQL: PG_ENV not set (run through ctest)")
+        self.env = read_env(env_path)
+        self.port = int(self.env["PGPORT"])
+
+    def dsn(self, db="postgres"):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+
+    def create_database(self, prefix="t"):
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        c = psycopg2.connect(self.dsn())
+        c.autocommit = True
+        c.cursor().execute(f"CREATE DATABASE {name}")
+        c.close()
+        return name
+
+    def restart(self):
+        subprocess.run([os.path.join(REPO, "scripts/pg.sh"), "restart", self.private_dir],
+                       check=True, stdin=subprocess.DEVNULL)
+
+    def kill(self):
+        subprocess.run([os.path.join(REPO, "scripts/pg.sh"), "kill", self.private_dir],
+                       check=True, stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.private_dir:
+            subprocess.run([os.path.join(REPO, "scripts/pg.sh"), "stop", self.private_dir],
+                           stdin=subprocess.DEVNULL)
+
+
+class Sink:
+    def __init__(self, workdir, status=200):
+        self.port_file = os.path.join(workdir, f"sink-{uuid.uuid4().hex[:6]}.port")
+        self.log = self.port_file.replace(".port", ".jsonl")
+        open(self.log, "w").close()
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "scripts/sink.py"), "--port-file", self.port_file,
+             "--log", self.log, "--status", str(status)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: os.path.exists(self.port_file), what="sink port")
+        self.port = int(open(self.port_file).read())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def records(self):
+        out = []
+        with open(self.log) as f:
+            for line in f:
+                if line.endswith("\n"):
+                    out.append(json.loads(line))
+        return out
+
+    def delivered(self):
+        """Successful requests only."""
+        return [r for r in self.records() if 200 <= r["status"] < 300]
+
+    def control(self, **kw):
+        import urllib.request
+        req = urllib.request.Request(self.url + "/_control", data=json.dumps(kw).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def webhook_observer(name, event_type, entity, url, max_attempts=3, initial_delay_ms=20,
+                     max_delay_ms=200, extra=""):
+    return f"""
+[[observers]]
+name = "{name}"
+event_type = "{event_type}"
+entity = "{entity}"
+
+[[observers.actions]]
+type = "webhook"
+url = "{url}"
+timeout_ms = 3000
+{extra}
+
+[observers.retry]
+max_attempts = {max_attempts}
+initial_delay_ms = {initial_delay_ms}
+max_delay_ms = {max_delay_ms}
+backoff_strategy = "exponential"
+"""
+
+
+class Node:
+    def __init__(self, workdir, dsn, observers, listener_id="test", extra="", args=()):
+        self.workdir = workdir
+        self.config = os.path.join(workdir, f"node-{uuid.uuid4().hex[:6]}.toml")
+        with open(self.config, "w") as f:
+            f.write(f"""
+[database]
+url = "{dsn}"
+reconnect_max_delay_ms = 500
+
+[listener]
+listener_id = "{listener_id}"
+poll_interval_ms = 200
+
+[checkpoint]
+interval_ms = 50
+
+[shutdown]
+timeout_ms = 10000
+{extra}
+{observers}
+""")
+        self.log = self.config.replace(".toml", ".log")
+        self.args = list(args)
+        self.proc = None
+
+    def migrate(self):
+        r = subprocess.run([NODE, "migrate", "--config", self.config], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise AssertionError(f"migrate failed: {r.stdout}{r.stderr}")
+        return r
+
+    def start(self):
+        env = dict(os.environ)
+        env.pop("FRAISEQL_DATABASE_URL", None)
+        env.pop("DATABASE_URL", None)
+        self.logf = open(self.log, "a")
+        self.proc = subprocess.Popen([NODE, "--role", "all", "--config", self.config] + self.args,
+                                     stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def stop(self, timeout=30):
+        """Graceful stop (SIGTERM); returns the exit code."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("observer-node did not stop within %ss:\n%s" % (timeout, self.output()))
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def output(self):
+        try:
+            return open(self.log).read()
+        except OSError:
+            return ""
+
+
+class IntegrationTest(unittest.TestCase):
+    """Base: a fresh database with the schema and an `orders` table captured as Order."""
+
+    pg = None  # shared cluster
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres()
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="fraiseql-it-")
+        self.workdir = self.tmp.name
+        os.chmod(self.workdir, 0o755)  # a private cluster here runs as user postgres
+        self.db = self.pg.create_database()
+        self.dsn = self.pg.dsn(self.db)
+        self.cleanups = []
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        for f in reversed(self.cleanups):
+            try:
+                f()
+            except Exception as e:  # keep cleaning
+                print("cleanup error:", e, file=sys.stderr)
+        self.tmp.cleanup()
+
+    def sink(self, status=200):
+        s = Sink(self.workdir, status)
+        self.cleanups.append(s.stop)
+        return s
+
+    def node(self, observers, **kw):
+        n = Node(self.workdir, self.dsn, observers, **kw)
+        self.cleanups.append(n.kill9)
+        return n
+
+    def connect(self, autocommit=True):
+        c = psycopg2.connect(self.dsn)
+        c.autocommit = autocommit
+        self.cleanups.append(c.close)
+        return c
+
+    def sql(self, query, params=None):
+        c = psycopg2.connect(self.dsn)
+        c.autocommit = True
+        try:
+            cur = c.cursor()
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else None
+        finally:
+            c.close()
+
+    def setup_orders(self, node, capture_before=True):
+        node.migrate()
+        self.sql("CREATE TABLE orders (id bigserial PRIMARY KEY, customer text, status text,"
+                 " total numeric(10,2))")
+        self.sql("SELECT observer_attach('public.orders', 'Order', 'id', %s)", (capture_before,))
+
+    def change_log_ids(self):
+        return [r[0] for r in self.sql("SELECT id::text FROM core.tb_entity_change_log ORDER BY pk_entity_change_log")]
+
+    def checkpoint(self, listener_id="test"):
+        r = self.sql("SELECT event_id, events_total FROM observer_checkpoints WHERE listener_id = %s",
+                     (listener_id,))
+        return r[0] if r else None
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,88 @@
+"""observer-node and observerctl as users run them: validation, exit codes,
+migrate idempotency, dry run, and startup against a database without schema."""
+import os
+import subprocess
+import time
+
+from harness import CTL, NODE, REPO, IntegrationTest, main, wait_until, webhook_observer
+
+
+def run(*args, env=None):
+    e = dict(os.environ)
+    e.pop("FRAISEQL_DATABASE_URL", None)
+    e.pop("DATABASE_URL", None)
+    if env:
+        e.update(env)
+    return subprocess.run(list(args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=e, timeout=60)
+
+
+class CliTest(IntegrationTest):
+    def write(self, name, text):
+        p = os.path.join(self.workdir, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def test_shipped_configs_validate(self):
+        for cfg in ("config/examples/01-postgresql-only.toml", "config/demo.toml"):
+            path = os.path.join(REPO, cfg)
+            r = run(NODE, "--config", path, "--validate")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("configuration is valid", r.stdout)
+            r = run(CTL, "validate-config", path, "--detailed")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("observers:", r.stdout)
+
+    def test_bad_config_names_file_line_column_and_key_and_exits_2(self):
+        path = self.write("bad.toml", '[database]\nurl = "postgresql://x@127.0.0.1/db"\n\n'
+                          '[listener]\nbatch_size = "many"\npoll_intervall_ms = 5\n')
+        for args in ([NODE, "--config", path, "--validate"], [NODE, "--config", path],
+                     [CTL, "validate-config", path]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 2, r)
+            self.assertIn(f"{path}:5:", r.stderr)
+            self.assertIn("listener.batch_size", r.stderr)
+            self.assertIn(f"{path}:6:", r.stderr)
+            self.assertIn("poll_intervall_ms", r.stderr)
+
+    def test_bad_cli_arguments_exit_2(self):
+        self.assertEqual(run(NODE, "--role", "bridge", "--config",
+                             os.path.join(REPO, "config/demo.toml")).returncode, 2)
+        self.assertEqual(run(NODE, "--config", "/nonexistent.toml").returncode, 2)
+        self.assertEqual(run(NODE, "--no-such-flag").returncode, 2)
+        self.assertEqual(run(CTL).returncode, 2)
+
+    def test_migrate_is_idempotent_and_start_without_schema_fails_clearly(self):
+        cfg = self.write("n.toml", f'[database]\nurl = "{self.dsn}"\n'
+                         + webhook_observer("o", "INSERT", "Order", "http://127.0.0.1:9/x"))
+        r = run(NODE, "--config", cfg)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("observer-node migrate", r.stderr)
+        r1 = run(NODE, "migrate", "--config", cfg)
+        self.assertEqual(r1.returncode, 0, r1.stderr)
+        self.assertIn("applied 0001_init", r1.stdout)
+        r2 = run(NODE, "migrate", "--config", cfg)
+        self.assertEqual(r2.returncode, 0, r2.stderr)
+        self.assertIn("already up to date", r2.stdout)
+
+    def test_env_overrides_database_url(self):
+        cfg = self.write("n.toml", '[database]\nurl = "postgresql://nobody@127.0.0.1:1/none"\n'
+                         + webhook_observer("o", "INSERT", "Order", "http://127.0.0.1:9/x"))
+        r = run(NODE, "migrate", "--config", cfg, env={"FRAISEQL_DATABASE_URL": self.dsn})
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_dry_run_executes_and_checkpoints_nothing(self):
+        sink = self.sink()
+        node = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/x"), args=["--dry-run"])
+        self.setup_orders(node)
+        node.start()
+        self.sql("INSERT INTO orders (customer, status, total) VALUES ('ada', 'new', 1)")
+        wait_until(lambda: "dry-run: would run webhook" in node.output(), what="dry-run log line")
+        self.assertEqual(node.stop(), 0)
+        self.assertEqual(sink.records(), [])
+        self.assertIsNone(self.checkpoint())
+
+
+if __name__ == "__main__":
+    main()
