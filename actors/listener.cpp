@@ -19,6 +19,8 @@ struct listener_state {
   bool asleep = false;          // marked asleep in observer_listener_wakeup
   bool stopped = false;
   bool degraded = false;        // last attempt failed (connection problem)
+  bool idle = false;            // the last read was empty
+  std::chrono::steady_clock::time_point idle_since;
   std::chrono::milliseconds backoff{0};
 };
 
@@ -66,6 +68,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         st.degraded = false;
         st.backoff = std::chrono::milliseconds(0);
         if (!batch.empty()) {
+          st.idle = false;
           st.cursor = batch.back()->pos;
           st.in_flight += batch.size();
           st.read_total += batch.size();
@@ -78,6 +81,15 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
             st.asleep = false;
           }
           schedule(std::chrono::milliseconds(0));
+          return;
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (!st.idle) {
+          st.idle = true;
+          st.idle_since = now;
+        }
+        if (!st.asleep && now - st.idle_since < cfg.idle_linger) {
+          schedule(cfg.linger_poll);
           return;
         }
         if (!st.asleep) {

@@ -20,6 +20,11 @@ struct listener_options {
   uint32_t max_in_flight = 10000;
   /// Where reading starts (the loaded checkpoint).
   position resume;
+  /// After the log runs dry, keep polling (every `linger_poll`) for this long
+  /// before marking the listener asleep: under a steady stream the listener
+  /// then stays "awake" and writers never pay for NOTIFY.
+  std::chrono::milliseconds idle_linger{20};
+  std::chrono::milliseconds linger_poll{1};
   /// Reconnect backoff bounds.
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
@@ -29,9 +34,10 @@ struct listener_options {
 /// NOTIFY wait). Starts reading when it receives its first `read`.
 ///
 /// Wake-up protocol (no NOTIFY cost for writers while busy): while reads return
-/// rows the listener is marked awake; on an empty read it marks itself asleep,
-/// reads once more (closing the race with a writer that saw "awake"), and only
-/// then waits for a NOTIFY or the poll interval.
+/// rows the listener is marked awake; once reads have been empty for
+/// `idle_linger` it marks itself asleep, reads once more (closing the race with
+/// a writer that saw "awake"), and only then waits for a NOTIFY or the poll
+/// interval.
 listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, checkpointer_actor checkpointer, router_actor router);
 
 }  // namespace fraiseql

@@ -504,7 +504,7 @@ class loader {
   void walk_database(const toml::table& t) {
     const string p = "database";
     database_table_ = &t;
-    check_keys(t, p, {"url", "url_env", "change_log_table", "reconnect_max_delay_ms"}, "[database]");
+    check_keys(t, p, {"url", "url_env", "reconnect_max_delay_ms"}, "[database]");
     string url;
     if (read_string(t, "url", p, url) == got::ok) {
       if (auto why = check_db_url(url)) {
@@ -532,22 +532,6 @@ class loader {
       url_given_ = true;
     } else if (t.get("url_env") != nullptr) {
       url_given_ = true;
-    }
-    string table;
-    if (read_string(t, "change_log_table", p, table) == got::ok) {
-      const size_t dot = table.find('.');
-      const string_view schema = dot == string::npos ? string_view{} : string_view(table).substr(0, dot);
-      const string_view name = dot == string::npos ? string_view(table) : string_view(table).substr(dot + 1);
-      const bool ok = is_identifier(name) && name.size() <= 63 &&
-                      (dot == string::npos || (is_identifier(schema) && schema.size() <= 63));
-      if (ok) {
-        cfg_.database.change_log_table = table;
-      } else {
-        error_at(*t.get("change_log_table"), "database.change_log_table",
-                 "'" + table +
-                     "' is not a table name (expected name or schema.name, each part [A-Za-z_][A-Za-z0-9_]*, "
-                     "at most 63 characters)");
-      }
     }
     read_u32(t, "reconnect_max_delay_ms", p, 1, 3600000, cfg_.database.reconnect_max_delay_ms);
   }

@@ -86,8 +86,6 @@ struct database_config {
   /// read from (empty when the url came inline or from FRAISEQL_DATABASE_URL /
   /// DATABASE_URL).
   std::string url_env;
-  /// Name of the change-log table (schema-qualified).
-  std::string change_log_table = "core.tb_entity_change_log";
   /// Connection attempts back off up to this delay.
   uint32_t reconnect_max_delay_ms = 5000;
 };

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+scripts/install-deps.sh
+scripts/build.sh
 work=$(mktemp -d /tmp/fraiseql-demo.XXXXXX)
 chmod 755 "$work"
 node_pid=""; sink_pid=""
@@ -35,7 +37,7 @@ echo "== observer-node migrate"
 "$bin" migrate --config "$work/demo.toml"
 
 echo "== demo table public.orders with the capture trigger (entity Order)"
-psql -q -v ON_ERROR_STOP=1 <<'SQL'
+psql -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" <<'SQL'
 CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, status text NOT NULL,
                      total numeric(10,2) NOT NULL);
 SELECT observer_attach('public.orders', 'Order', 'id', true);

@@ -92,9 +92,6 @@ const bad_case bad_cases[] = {
     {"[database]\nurl = \"mysql://localhost/db\"\n", "database.url", 2, "unsupported URL scheme"},
     {"[database]\nurl = \"localhost\"\n", "database.url", 2, "neither a postgresql:// URL"},
     {"[database]\nurl = \"\"\n", "database.url", 2, "must not be empty"},
-    {"[database]\nchange_log_table = \"1table\"\n", "database.change_log_table", 2, "is not a table name"},
-    {"[database]\nchange_log_table = \"a.b.c\"\n", "database.change_log_table", 2, "is not a table name"},
-    {"[database]\nchange_log_table = \"core.\"\n", "database.change_log_table", 2, "is not a table name"},
     {"[database]\nurl_env = \"MY-VAR\"\n", "database.url_env", 2, "not a valid environment variable name"},
     {"[database]\nurl = \"postgresql://h/db\"\nurl_env = \"X\"\n", "database.url_env", 3, "not both"},
     {"[database]\nreconnect_max_delay_ms = 0\n", "database.reconnect_max_delay_ms", 2, "between 1 and 3600000"},
@@ -334,7 +331,6 @@ TEST_SUITE("config") {
     CHECK(c.source == "min.toml");
     CHECK(c.database.url == "postgresql://localhost/app");
     CHECK(c.database.url_env.empty());
-    CHECK(c.database.change_log_table == "core.tb_entity_change_log");
     CHECK(c.database.reconnect_max_delay_ms == 5000);
     CHECK(c.transport.transport == "postgres");
     CHECK_FALSE(c.transport.run_bridge);
@@ -381,7 +377,6 @@ TEST_SUITE("config") {
     const char* text = R"(
 [database]
 url = "host=db user=app password=secret dbname=app"
-change_log_table = "tb_log"
 reconnect_max_delay_ms = 250
 [transport]
 transport = "postgres"
@@ -444,7 +439,6 @@ Authorization = "Bearer t"
     CAPTURE(all_errors(r));
     REQUIRE(r);
     const auto& c = *r.value;
-    CHECK(c.database.change_log_table == "tb_log");
     CHECK(c.database.reconnect_max_delay_ms == 250);
     CHECK(c.listener.listener_id == "node-1.eu_west");
     CHECK(c.listener.batch_size == 100000);

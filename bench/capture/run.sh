@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Capture cost: writer throughput with 8 concurrent clients, one row per
+# transaction, fsync on (durable commits, group commit matters), for
+#   plain     INSERT into a table without trigger
+#   capture   the same table with the observer capture trigger (no listener)
+#   awake     capture + wake-up mark "awake" (a busy listener: writers skip NOTIFY)
+#   asleep    capture + wake-up mark "asleep" (every writer transaction NOTIFYs)
+#   node      capture + a running observer-node draining the log (log action)
+# Prints one JSON line per mode and a table. Usage: bench/capture/run.sh [seconds] [clients]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+secs=${1:-10}
+clients=${2:-8}
+work=$(mktemp -d /tmp/fraiseql-capture.XXXXXX); chmod 755 "$work"
+node_pid=""
+cleanup() {
+  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
+  scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+scripts/pg.sh start "$work/pg" >/dev/null
+set -a; . "$work/pg/env"; set +a
+cat >"$work/node.toml" <<TOML
+[database]
+url = "$FRAISEQL_DATABASE_URL"
+[listener]
+listener_id = "bench"
+[logging]
+level = "warn"
+[[observers]]
+name = "drain"
+event_type = "INSERT"
+entity = "Item"
+[[observers.actions]]
+type = "log"
+level = "debug"
+TOML
+build/apps/observer/observer-node migrate --config "$work/node.toml" >/dev/null
+psql -q -c "SET client_min_messages = warning" -c "
+CREATE TABLE plain_items (id bigserial PRIMARY KEY, name text, qty int);
+CREATE TABLE captured_items (id bigserial PRIMARY KEY, name text, qty int);
+SELECT observer_attach('captured_items', 'Item');" >/dev/null
+echo "INSERT INTO plain_items (name, qty) VALUES ('x', 1);" >"$work/plain.sql"
+echo "INSERT INTO captured_items (name, qty) VALUES ('x', 1);" >"$work/captured.sql"
+
+run() {  # mode script
+  psql -q -c "CHECKPOINT" >/dev/null
+  local tps
+  tps=$(pgbench -n -c "$clients" -j "$clients" -T "$secs" -f "$work/$2" 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+  echo "$1 $tps"
+}
+results=()
+results+=("$(run plain plain.sql)")
+psql -q -c "DELETE FROM observer_listener_wakeup" >/dev/null
+results+=("$(run capture captured.sql)")
+psql -q -c "INSERT INTO observer_listener_wakeup (id, asleep) VALUES (1, false) ON CONFLICT (id) DO UPDATE SET asleep = false" >/dev/null
+results+=("$(run awake captured.sql)")
+psql -q -c "UPDATE observer_listener_wakeup SET asleep = true" >/dev/null
+results+=("$(run asleep captured.sql)")
+psql -q -c "TRUNCATE core.tb_entity_change_log" >/dev/null
+build/apps/observer/observer-node --config "$work/node.toml" </dev/null >"$work/node.log" 2>&1 &
+node_pid=$!
+sleep 1
+results+=("$(run node captured.sql)")
+base=$(echo "${results[0]}" | awk '{print $2}')
+printf '\n%-8s %12s %10s\n' mode "rows/s" "vs plain"
+for r in "${results[@]}"; do
+  set -- $r
+  ratio=$(awk -v a="$2" -v b="$base" 'BEGIN{printf "%.1f%%", (a/b-1)*100}')
+  printf '%-8s %12.0f %10s\n' "$1" "$2" "$ratio"
+  printf '{"bench":"capture","mode":"%s","clients":%s,"seconds":%s,"rows_per_s":%s,"vs_plain":"%s"}\n' \
+    "$1" "$clients" "$secs" "$2" "$ratio" >>"$work/results.jsonl"
+done
+echo
+cat "$work/results.jsonl"
