@@ -162,18 +162,21 @@ struct action_pool_state {
     }
     if (ac.webhook) {
       const auto& w = *ac.webhook;
+      rendered_webhook rw;
+      if (auto err = cfg.registry->render_webhook(j.observer, j.action, *ev, rw))
+        return on_outcome(id, attempt_outcome{false, false, *err, {}});
       http_request req;
       req.method = w.method;
-      req.url = w.url;
+      req.url = std::move(rw.url);
       req.timeout = std::chrono::milliseconds(w.timeout_ms);
-      req.body = ev->envelope_json;
-      req.headers.reserve(5 + w.headers.size());
+      req.body = std::move(rw.body);
+      req.headers.reserve(5 + rw.headers.size());
       req.headers.push_back("Content-Type: application/json");
       req.headers.push_back("Idempotency-Key: " + key);
       req.headers.push_back("X-Fraiseql-Event-Id: " + ev->id);
       req.headers.push_back("X-Fraiseql-Event-Type: " + ev->event_type);
       req.headers.push_back("User-Agent: fraiseql-observer/0.1");
-      for (const auto& [k, v] : w.headers) req.headers.push_back(k + ": " + v);
+      for (auto& h : rw.headers) req.headers.push_back(std::move(h));
       // The callback runs on the HTTP thread: it only enqueues a message.
       auto handle = caf::actor_cast<action_pool_actor>(self);
       cfg.http->submit(std::move(req), [handle, id](http_response r) {
@@ -183,7 +186,7 @@ struct action_pool_state {
     }
     if (ac.log) {
       auto lvl = parse_log_level(ac.log->level).value_or(spdlog::level::info);
-      const auto& msg = ac.log->message.empty() ? ev->envelope_json : ac.log->message;
+      auto msg = cfg.registry->render_log_message(j.observer, j.action, *ev);
       spdlog::log(lvl, "observer '{}' event {} ({} {} {}): {}", oc.name, ev->id, ev->event_type,
                   ev->entity_type, ev->entity_id, msg);
       return on_outcome(id, attempt_outcome{true, false, {}, {}});

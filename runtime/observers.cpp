@@ -1,11 +1,15 @@
 #include "runtime/observers.hpp"
 
+#include <boost/json/serialize.hpp>
+
 #include <algorithm>
 
 namespace fraiseql {
 
 struct compiled_observer {
   observer_config cfg;
+  std::optional<expr::expression> condition;
+  std::vector<action_templates> actions;
 };
 
 namespace {
@@ -29,9 +33,51 @@ observer_registry::build(const std::vector<observer_config>& obs, std::vector<st
   for (uint32_t i = 0; i < obs.size(); ++i) {
     auto c = std::make_unique<compiled_observer>();
     c->cfg = obs[i];
-    if (!c->cfg.condition.empty())
-      errors.push_back("observer '" + c->cfg.name + "': condition '" + c->cfg.condition
-                       + "': conditions need the expression engine, not in this build");
+    const std::string who = "observer '" + c->cfg.name + "'";
+    if (!c->cfg.condition.empty()) {
+      auto e = expr::expression::compile(c->cfg.condition);
+      if (e)
+        c->condition = std::move(*e);
+      else
+        errors.push_back(who + ": condition: " + e.err().to_string());
+    }
+    for (size_t a = 0; a < c->cfg.actions.size(); ++a) {
+      const auto& ac = c->cfg.actions[a];
+      const std::string where = who + " action " + std::to_string(a) + " (" + ac.type + ")";
+      action_templates t;
+      auto compile = [&](const std::string& text, const char* part)
+        -> std::optional<expr::template_> {
+        auto r = expr::template_::compile(text);
+        if (!r) {
+          errors.push_back(where + ": " + part + ": " + r.err().to_string());
+          return std::nullopt;
+        }
+        // Literal text needs no rendering per event.
+        if (r->is_constant()) return std::nullopt;
+        return std::move(*r);
+      };
+      if (ac.webhook) {
+        t.url = compile(ac.webhook->url, "url");
+        for (const auto& [k, v] : ac.webhook->headers)
+          if (auto h = compile(v, ("header " + k).c_str())) t.headers.emplace(k, std::move(*h));
+        if (!ac.webhook->body_template.empty()) {
+          auto r = expr::template_::compile(ac.webhook->body_template);
+          if (!r) {
+            errors.push_back(where + ": body_template: " + r.err().to_string());
+          } else if (!r->is_single_expression()) {
+            if (auto je = r->json_error())
+              errors.push_back(where + ": body_template must be one {{ expression }} or JSON with "
+                               "{{ }} holes: " + je->to_string());
+            else
+              t.body = std::move(*r);
+          } else {
+            t.body = std::move(*r);
+          }
+        }
+      }
+      if (ac.log && !ac.log->message.empty()) t.message = compile(ac.log->message, "message");
+      c->actions.push_back(std::move(t));
+    }
     reg->index_[index_key(c->cfg.event_type, c->cfg.entity)].push_back(i);
     reg->observers_.push_back(std::move(c));
   }
@@ -52,7 +98,82 @@ match_result observer_registry::match(const event& ev) const {
   std::sort(out.observers.begin(), out.observers.end());
   out.observers.erase(std::unique(out.observers.begin(), out.observers.end()),
                       out.observers.end());
+  // Conditions: an evaluation error means "does not fire" and is reported.
+  auto keep = out.observers.begin();
+  for (auto idx : out.observers) {
+    const auto& c = *observers_[idx];
+    if (c.condition) {
+      auto r = expr::evaluate_condition(*c.condition, ev.envelope);
+      if (!r) {
+        out.errors.push_back("observer '" + c.cfg.name + "': " + r.err().to_string());
+        continue;
+      }
+      if (!*r) continue;
+    }
+    *keep++ = idx;
+  }
+  out.observers.erase(keep, out.observers.end());
   return out;
+}
+
+const action_templates& observer_registry::templates(uint32_t observer, uint32_t action) const {
+  return observers_.at(observer)->actions.at(action);
+}
+
+std::optional<std::string> observer_registry::render_webhook(uint32_t observer, uint32_t action,
+                                                             const event& ev,
+                                                             rendered_webhook& out) const {
+  const auto& c = *observers_.at(observer);
+  const auto& w = *c.cfg.actions.at(action).webhook;
+  const auto& t = c.actions.at(action);
+  if (t.url) {
+    auto r = t.url->render_text(ev.envelope);
+    if (!r) return "url template: " + r.err().to_string();
+    out.url = std::move(*r);
+  } else {
+    out.url = w.url;
+  }
+  if (t.body) {
+    if (t.body->is_single_expression()) {
+      auto r = t.body->render_value(ev.envelope);
+      if (!r) return "body_template: " + r.err().to_string();
+      out.body = boost::json::serialize(*r);
+    } else {
+      auto r = t.body->render_json(ev.envelope);
+      if (!r) return "body_template: " + r.err().to_string();
+      out.body = std::move(*r);
+    }
+  } else {
+    out.body = ev.envelope_json;
+  }
+  for (const auto& [k, v] : w.headers) {
+    auto it = t.headers.find(k);
+    if (it == t.headers.end()) {
+      out.headers.push_back(k + ": " + v);
+      continue;
+    }
+    auto r = it->second.render_text(ev.envelope);
+    if (!r) return "header " + k + ": " + r.err().to_string();
+    // A rendered value must not smuggle extra header lines.
+    std::string value = std::move(*r);
+    value.erase(std::remove_if(value.begin(), value.end(),
+                               [](char ch) { return ch == '\r' || ch == '\n'; }),
+                value.end());
+    out.headers.push_back(k + ": " + value);
+  }
+  return std::nullopt;
+}
+
+std::string observer_registry::render_log_message(uint32_t observer, uint32_t action,
+                                                  const event& ev) const {
+  const auto& c = *observers_.at(observer);
+  const auto& t = c.actions.at(action);
+  if (t.message) {
+    auto r = t.message->render_text(ev.envelope);
+    return r ? std::move(*r) : "<message template failed: " + r.err().to_string() + ">";
+  }
+  const auto& msg = c.cfg.actions.at(action).log->message;
+  return msg.empty() ? ev.envelope_json : msg;
 }
 
 size_t observer_registry::size() const {

@@ -6,8 +6,11 @@
 
 #include "messages/event.hpp"
 #include "runtime/config.hpp"
+#include "runtime/expr/template.hpp"
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +18,22 @@
 namespace fraiseql {
 
 struct compiled_observer;
+
+/// Templates of one action, compiled at config load. An absent template means
+/// the default (the configured literal, or the envelope as body).
+struct action_templates {
+  std::optional<expr::template_> url;
+  std::optional<expr::template_> body;
+  std::map<std::string, expr::template_> headers;
+  std::optional<expr::template_> message;  // log action
+};
+
+/// Renders an action's request parts for one event; errors name the part.
+struct rendered_webhook {
+  std::string url;
+  std::string body;
+  std::vector<std::string> headers;  // "Name: value"
+};
 
 /// Outcome of matching one event.
 struct match_result {
@@ -37,6 +56,15 @@ public:
 
   size_t size() const;
   const observer_config& config(uint32_t index) const;
+  const action_templates& templates(uint32_t observer, uint32_t action) const;
+
+  /// URL, body and extra headers of a webhook action for `ev`. Returns the
+  /// error text when a template fails to render (the attempt then fails
+  /// without retry: the same event renders the same way every time).
+  std::optional<std::string> render_webhook(uint32_t observer, uint32_t action, const event& ev,
+                                            rendered_webhook& out) const;
+  /// Message of a log action (the envelope when none is configured).
+  std::string render_log_message(uint32_t observer, uint32_t action, const event& ev) const;
 
 private:
   observer_registry() = default;
