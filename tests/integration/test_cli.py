@@ -1,5 +1,6 @@
 """observer-node and observerctl as users run them: validation, exit codes,
 migrate idempotency, dry run, and startup against a database without schema."""
+import json
 import os
 import subprocess
 import time
@@ -71,6 +72,24 @@ class CliTest(IntegrationTest):
                          + webhook_observer("o", "INSERT", "Order", "http://127.0.0.1:9/x"))
         r = run(NODE, "migrate", "--config", cfg, env={"FRAISEQL_DATABASE_URL": self.dsn})
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_observerctl_eval(self):
+        ev = self.write("ev.json", '{"id": "e1", "event_type": "UPDATE", "entity_type": "Order",'
+                        ' "data": {"status": "shipped", "total": 100.00, "customer": "a\\"b"},'
+                        ' "old": {"status": "new"}}')
+        r = run(CTL, "eval", "--event", ev, "--condition", "event.data.status == 'shipped' && data.total == `100`")
+        self.assertEqual((r.returncode, r.stdout), (0, "value: true\nfires: true\n"), r.stderr)
+        r = run(CTL, "eval", "--event", ev, "--template", '{"c": "{{ data.customer }}"}')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"c": 'a"b'})
+        r = run(CTL, "eval", "--event", ev, "--condition", "changed_from('status', 'new')")
+        self.assertIn("fires: true", r.stdout)
+        r = run(CTL, "eval", "--event", ev, "--condition", "data.[")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("column", r.stderr)
+        r = run(CTL, "eval", "--event", ev, "--condition", "abs(data.status)")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("invalid-type", r.stderr)
 
     def test_dry_run_executes_and_checkpoints_nothing(self):
         sink = self.sink()
