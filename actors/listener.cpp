@@ -20,6 +20,8 @@ struct listener_state {
   bool stopped = false;
   bool degraded = false;        // last attempt failed (connection problem)
   bool idle = false;            // the last read was empty
+  uint32_t idle_polls = 0;      // empty polls since idle
+  bool last_batch_full = false; // the last read returned as many rows as asked
   std::chrono::steady_clock::time_point idle_since;
   std::chrono::milliseconds backoff{0};
 };
@@ -41,15 +43,16 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
   };
   // Blocks up to the poll interval for a NOTIFY, in slices, so that stop and
   // credit messages are not held back for a whole interval.
-  auto sleep = [self, cfg] {
+  auto sleep = [self, cfg]() -> bool {
     auto& st = self->state;
     auto deadline = std::chrono::steady_clock::now() + cfg.poll_interval;
     const auto slice = std::min<std::chrono::milliseconds>(cfg.poll_interval,
                                                            std::chrono::milliseconds(100));
     while (std::chrono::steady_clock::now() < deadline) {
-      if (st.reader->wait(slice)) return;
-      if (!self->mailbox().empty()) return;
+      if (st.reader->wait(slice)) return true;
+      if (!self->mailbox().empty()) return false;
     }
+    return false;
   };
   return {
     [self, cfg, checkpointer, router, schedule, sleep](read_atom) {
@@ -69,6 +72,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         st.backoff = std::chrono::milliseconds(0);
         if (!batch.empty()) {
           st.idle = false;
+          st.last_batch_full = batch.size() >= limit;
           st.cursor = batch.back()->pos;
           st.in_flight += batch.size();
           st.read_total += batch.size();
@@ -80,16 +84,30 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
             st.reader->set_asleep(false);
             st.asleep = false;
           }
-          schedule(std::chrono::milliseconds(0));
+          // A full batch means a backlog: read on at once. A partial one means
+          // we are caught up: give writers a moment so the next read returns a
+          // batch instead of a row (fewer queries, same order, <= 1 ms added).
+          schedule(st.last_batch_full ? std::chrono::milliseconds(0) : cfg.linger_poll);
           return;
         }
         auto now = std::chrono::steady_clock::now();
+        if (!st.asleep && st.reader->has_pending(st.cursor)) {
+          // Committed rows wait behind the fence (an older transaction is
+          // still running): not idle, stay awake and poll again shortly.
+          st.idle = false;
+          schedule(cfg.linger_poll);
+          return;
+        }
         if (!st.idle) {
           st.idle = true;
           st.idle_since = now;
+          st.idle_polls = 0;
         }
         if (!st.asleep && now - st.idle_since < cfg.idle_linger) {
-          schedule(cfg.linger_poll);
+          // Back off 1, 2, 4, ... linger_poll while idle: cheap when the
+          // stream has really stopped, quick when it resumes.
+          auto delay = cfg.linger_poll * (1 << std::min<uint32_t>(st.idle_polls++, 4));
+          schedule(delay);
           return;
         }
         if (!st.asleep) {
@@ -100,7 +118,14 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           schedule(std::chrono::milliseconds(0));
           return;
         }
-        sleep();
+        if (sleep()) {
+          // Writers are active (they notified): be awake before reading, so
+          // the next commits skip NOTIFY even if the fence still holds back
+          // their rows.
+          st.reader->set_asleep(false);
+          st.asleep = false;
+          st.idle = false;
+        }
         schedule(std::chrono::milliseconds(0));
       } catch (const pg_unavailable& e) {
         st.reader->reset();

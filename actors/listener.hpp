@@ -23,7 +23,7 @@ struct listener_options {
   /// After the log runs dry, keep polling (every `linger_poll`) for this long
   /// before marking the listener asleep: under a steady stream the listener
   /// then stays "awake" and writers never pay for NOTIFY.
-  std::chrono::milliseconds idle_linger{20};
+  std::chrono::milliseconds idle_linger{50};
   std::chrono::milliseconds linger_poll{1};
   /// Reconnect backoff bounds.
   std::chrono::milliseconds min_backoff{100};

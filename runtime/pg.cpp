@@ -178,6 +178,10 @@ constexpr const char* read_sql =
   "   AND c.txid < pg_snapshot_xmin(pg_current_snapshot())"
   " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3";
 
+constexpr const char* pending_sql =
+  "SELECT EXISTS (SELECT 1 FROM core.tb_entity_change_log c"
+  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint))";
+
 constexpr const char* sleep_sql =
   "INSERT INTO observer_listener_wakeup (id, asleep, updated_at) VALUES (1, $1, now())"
   " ON CONFLICT (id) DO UPDATE SET asleep = EXCLUDED.asleep, updated_at = now()";
@@ -200,6 +204,7 @@ struct change_log_reader::impl {
       receiver = std::make_unique<wake_receiver>(c, wake_channel);
       c.prepare("observer_read", read_sql);
       c.prepare("observer_sleep", sleep_sql);
+      c.prepare("observer_pending", pending_sql);
     }
     return session.get();
   }
@@ -256,6 +261,18 @@ std::vector<event_ptr> change_log_reader::read(position after, uint32_t limit,
     out.push_back(std::move(ev));
   }
   return out;
+}
+
+bool change_log_reader::has_pending(position after) {
+  return guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      auto r = tx.exec_prepared1("observer_pending", std::to_string(after.txid), after.pk);
+      return r[0].as<bool>();
+    },
+    [this] { impl_->drop(); });
 }
 
 void change_log_reader::set_asleep(bool asleep) {

@@ -63,6 +63,11 @@ public:
   /// sequence numbers starting at `next_seq` (advanced past the last one).
   std::vector<event_ptr> read(position after, uint32_t limit, uint64_t& next_seq);
 
+  /// True when committed rows exist after `after` that the fence still holds
+  /// back (their writers' txids are not below every running transaction yet):
+  /// work is pending, the listener should stay awake.
+  bool has_pending(position after);
+
   /// Marks the listener asleep (writers NOTIFY) or awake (writers don't).
   void set_asleep(bool asleep);
 
