@@ -168,7 +168,8 @@ struct action_pool_state {
       http_request req;
       req.method = w.method;
       req.url = std::move(rw.url);
-      req.timeout = std::chrono::milliseconds(w.timeout_ms);
+      req.timeout = std::chrono::milliseconds(
+        cfg.enable_concurrent ? std::min(w.timeout_ms, cfg.concurrent_timeout_ms) : w.timeout_ms);
       req.body = std::move(rw.body);
       req.headers.reserve(5 + rw.headers.size());
       req.headers.push_back("Content-Type: application/json");

@@ -18,6 +18,9 @@ struct action_pool_options {
   bool enable_concurrent = true;
   /// Bound on attempts in flight across all events.
   uint32_t max_concurrent_actions = 10;
+  /// In concurrent mode, no attempt runs longer than this (nor longer than its
+  /// own timeout); a cut attempt is a failed, retryable attempt.
+  uint32_t concurrent_timeout_ms = 30000;
   /// Log what would run, execute nothing.
   bool dry_run = false;
 };

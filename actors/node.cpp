@@ -111,6 +111,7 @@ void node::start() {
   pc.http = d.http;
   pc.enable_concurrent = d.cfg.performance.enable_concurrent;
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
+  pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
   pc.dry_run = d.dry_run;
 
   // The listener needs router and checkpointer; the checkpointer needs the
