@@ -140,12 +140,55 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
   env["user_id"] = opt(user_id);
   env["trace_id"] = opt(trace_id);
   env["position"] = json::object{{"txid", std::to_string(pos.txid)}, {"pk", pos.pk}};
+  ev->envelope = std::move(env);
+  // The serialized envelope splices PostgreSQL's own JSON text for `data` and
+  // `old`, so webhook bodies carry numbers exactly as stored (a numeric(30,10)
+  // survives; a round trip through double would not). The parsed `envelope`
+  // serves conditions and templates.
+  std::string out;
+  out.reserve(256 + object_data.size() + object_data_before.size());
+  auto str = [&](const char* key, const std::string& v) {
+    out += '"';
+    out += key;
+    out += "\":";
+    out += json::serialize(json::string_view(v));
+    out += ',';
+  };
+  auto opt_str = [&](const char* key, const std::optional<std::string>& v) {
+    if (v) return str(key, *v);
+    out += '"';
+    out += key;
+    out += "\":null,";
+  };
+  out += '{';
+  str("id", id);
+  str("event_type", event_type);
+  str("entity_type", entity_type);
+  str("entity_id", entity_id);
+  str("timestamp", timestamp);
+  out += "\"data\":";
+  out += object_data.empty() ? "null" : object_data;
+  out += ",\"old\":";
+  out += object_data_before.empty() ? "null" : object_data_before;
+  out += ',';
+  if (auto it = ev->envelope.as_object().find("changes"); it != ev->envelope.as_object().end()) {
+    out += "\"changes\":";
+    out += json::serialize(it->value());
+    out += ',';
+  }
+  opt_str("tenant_id", tenant_id);
+  opt_str("user_id", user_id);
+  opt_str("trace_id", trace_id);
+  out += "\"position\":{\"txid\":\"";
+  out += std::to_string(pos.txid);
+  out += "\",\"pk\":";
+  out += std::to_string(pos.pk);
+  out += "}}";
   ev->id = std::move(id);
   ev->event_type = std::move(event_type);
   ev->entity_type = std::move(entity_type);
   ev->entity_id = std::move(entity_id);
-  ev->envelope = std::move(env);
-  ev->envelope_json = json::serialize(ev->envelope);
+  ev->envelope_json = std::move(out);
   return ev;
 }
 
