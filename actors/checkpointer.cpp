@@ -53,6 +53,9 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       st.last_save = std::chrono::steady_clock::now();
       if (st.save_failing) spdlog::info("checkpointer: saving works again");
       st.save_failing = false;
+    } catch (const fenced_out& e) {
+      spdlog::critical("checkpointer: {}", e.what());
+      throw;  // another node leads now: this one must stop (see node watchdog)
     } catch (const std::exception& e) {
       if (!st.save_failing)
         spdlog::warn("checkpointer: cannot save checkpoint (will retry): {}", e.what());
@@ -80,6 +83,12 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       if (st.unsaved >= cfg.batch_size) save(false);
     },
     [self, cfg, save, flush_credits](tick_atom) {
+      if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
+        fenced_out e("lost the leader lease of listener '" + cfg.listener_id
+                     + "': another node leads now");
+        spdlog::critical("checkpointer: {}", e.what());
+        throw e;
+      }
       flush_credits();
       save(false);
       self->delayed_send(self, cfg.interval, tick_atom::value);

@@ -27,6 +27,10 @@ struct checkpointer_options {
   bool dry_run = false;
   /// Where to save; null means observer_checkpoints at `dsn`.
   std::shared_ptr<checkpoint_sink> sink;
+  /// Leadership of this listener id; checked on every tick. Losing it (its
+  /// connection, and so its advisory lock, is gone) stops the actor with an
+  /// error, which stops the node: another node may be leading by now.
+  std::shared_ptr<leader_lease> lease;
   /// Run on an own thread (saves block). Tests turn it off to step the actor
   /// deterministically on a test_coordinator.
   bool detached = true;

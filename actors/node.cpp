@@ -14,6 +14,8 @@
 
 #include <thread>
 
+#include <unistd.h>
+
 namespace fraiseql {
 
 namespace {
@@ -74,8 +76,23 @@ void node::start() {
                              + " is older than this binary needs ("
                              + std::to_string(latest_schema_version())
                              + "): run `observer-node migrate --config " + d.cfg.source + "`");
-  checkpoint_store store{dsn, d.cfg.listener.listener_id};
-  checkpoint_record resume = store.load().value_or(checkpoint_record{});
+  // Leadership first, then the checkpoint: a former leader's last write either
+  // committed before our takeover (we load it) or is refused (fencing).
+  std::shared_ptr<leader_lease> lease;
+  auto store = std::make_shared<checkpoint_store>(dsn, d.cfg.listener.listener_id);
+  if (!d.dry_run) {
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    lease = std::make_shared<leader_lease>(dsn, d.cfg.listener.listener_id,
+                                           std::string(host) + ":" + std::to_string(getpid()));
+    auto epoch = lease->try_acquire();
+    if (!epoch)
+      throw standby("listener '" + d.cfg.listener.listener_id
+                    + "' is led by another node; standing by");
+    store->set_epoch(*epoch);
+    spdlog::info("node: leading listener '{}' (epoch {})", d.cfg.listener.listener_id, *epoch);
+  }
+  checkpoint_record resume = store->load().value_or(checkpoint_record{});
   spdlog::info("node: listener '{}' resumes after txid {} pk {} ({} events finished before)",
                d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk, resume.events_total);
 
@@ -105,6 +122,8 @@ void node::start() {
   cc.max_in_flight = d.cfg.listener.max_in_flight;
   cc.resume = resume;
   cc.dry_run = d.dry_run;
+  cc.sink = store;
+  cc.lease = lease;
 
   action_pool_options pc;
   pc.registry = d.registry;

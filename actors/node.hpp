@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace fraiseql {
@@ -27,10 +28,16 @@ public:
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  /// Loads the checkpoint and starts the actors. Throws pg_unavailable when the
-  /// database cannot be reached (the caller may retry) and std::runtime_error
-  /// for problems a retry will not fix (schema missing, bad observers).
+  /// Takes the leader lease of the listener id, loads the checkpoint and starts
+  /// the actors. Throws pg_unavailable when the database cannot be reached,
+  /// standby when another node leads (the caller retries both), and
+  /// std::runtime_error for problems a retry will not fix (schema missing).
   void start();
+
+  /// Another node holds the lease of this listener id.
+  struct standby : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
 
   /// Graceful stop: stop reading, wait up to `timeout` for in-flight events to
   /// finish, save the checkpoint, stop every actor. Returns true when nothing

@@ -377,19 +377,82 @@ std::optional<checkpoint_record> checkpoint_store::load() {
 }
 
 void checkpoint_store::save(const checkpoint_record& rec) {
-  guarded(session_, [&](pqxx::connection_base& c) {
+  bool written = guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::work tx{c};
-    tx.exec_params0(
+    // The lease row is read FOR SHARE: a takeover (which updates it) waits for
+    // this write to commit, then every later write of ours is refused.
+    auto r = tx.exec_params(
       "INSERT INTO observer_checkpoints (listener_id, event_id, txid, events_total,"
-      " last_processed_at) VALUES ($1, $2, $3::text::xid8, $4, now() AT TIME ZONE 'UTC')"
+      " last_processed_at)"
+      " SELECT $1::varchar, $2::bigint, $3::text::xid8, $4::bigint, now() AT TIME ZONE 'UTC'"
+      " WHERE $5::bigint IS NULL OR EXISTS (SELECT 1 FROM observer_leases"
+      "   WHERE listener_id = $1::varchar AND epoch = $5::bigint FOR SHARE)"
       " ON CONFLICT (listener_id) DO UPDATE SET event_id = EXCLUDED.event_id,"
       " txid = EXCLUDED.txid, events_total = EXCLUDED.events_total,"
       " last_processed_at = EXCLUDED.last_processed_at",
       listener_id_, rec.pos.pk, std::to_string(rec.pos.txid),
-      static_cast<int64_t>(rec.events_total));
+      static_cast<int64_t>(rec.events_total), epoch_);
     tx.commit();
-    return 0;
+    return r.affected_rows() > 0;
   });
+  if (!written)
+    throw fenced_out("checkpoint for listener '" + listener_id_ + "' refused: epoch "
+                     + std::to_string(epoch_.value_or(0))
+                     + " is no longer current (another node took over)");
+}
+
+// --- leader_lease ---------------------------------------------------------------------
+
+leader_lease::leader_lease(std::string dsn, std::string listener_id, std::string holder)
+  : listener_id_(std::move(listener_id)), holder_(std::move(holder)), session_(std::move(dsn)) {}
+leader_lease::~leader_lease() = default;
+
+std::optional<int64_t> leader_lease::try_acquire() {
+  return guarded(session_, [&](pqxx::connection_base& c) -> std::optional<int64_t> {
+    {
+      pqxx::nontransaction tx{c};
+      auto r = tx.exec_params(
+        "SELECT pg_try_advisory_lock(hashtext('fraiseql_observer'), hashtext($1))", listener_id_);
+      if (!r[0][0].as<bool>()) return std::nullopt;
+    }
+    lock_held_ = true;
+    pqxx::work tx{c};
+    auto r = tx.exec_params(
+      "INSERT INTO observer_leases (listener_id, epoch, holder) VALUES ($1, 1, $2)"
+      " ON CONFLICT (listener_id) DO UPDATE SET epoch = observer_leases.epoch + 1,"
+      " holder = EXCLUDED.holder, acquired_at = now() RETURNING epoch",
+      listener_id_, holder_);
+    tx.commit();
+    epoch_ = r[0][0].as<int64_t>();
+    return epoch_;
+  });
+}
+
+leader_lease::status leader_lease::check() {
+  if (!epoch_) return status::lost;
+  try {
+    return guarded(session_, [&](pqxx::connection_base& c) {
+      if (session_.connected() && lock_held_) {
+        pqxx::nontransaction tx{c};
+        tx.exec("SELECT 1");
+        return status::held;
+      }
+      // A new connection: the old one's lock is gone. Take it again, and only
+      // keep leading if no takeover happened in between.
+      pqxx::nontransaction tx{c};
+      auto r = tx.exec_params(
+        "SELECT pg_try_advisory_lock(hashtext('fraiseql_observer'), hashtext($1))", listener_id_);
+      if (!r[0][0].as<bool>()) return status::lost;
+      lock_held_ = true;
+      auto e = tx.exec_params("SELECT epoch FROM observer_leases WHERE listener_id = $1",
+                              listener_id_);
+      if (e.empty() || e[0][0].as<int64_t>() != *epoch_) return status::lost;
+      return status::held;
+    });
+  } catch (const pg_unavailable&) {
+    lock_held_ = false;
+    return status::unknown;
+  }
 }
 
 // --- dlq_store -----------------------------------------------------------------------

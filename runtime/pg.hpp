@@ -103,17 +103,52 @@ public:
   virtual void save(const checkpoint_record& rec) = 0;
 };
 
-/// observer_checkpoints for one listener id.
+/// A checkpoint write was refused because another node took over this
+/// listener id (its lease epoch is newer): this node must stop at once.
+struct fenced_out : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// observer_checkpoints for one listener id. With an epoch set, every save is
+/// conditional on that epoch still being current in observer_leases.
 class checkpoint_store final : public checkpoint_sink {
 public:
   checkpoint_store(std::string dsn, std::string listener_id);
   ~checkpoint_store() override;
   std::optional<checkpoint_record> load();
+  /// Throws fenced_out when the epoch is no longer current.
   void save(const checkpoint_record& rec) override;
+  void set_epoch(int64_t epoch) { epoch_ = epoch; }
   void reset();
 
 private:
   std::string listener_id_;
+  std::optional<int64_t> epoch_;
+  pg_session session_;
+};
+
+/// Leadership of one listener id: a session advisory lock held on a dedicated
+/// connection, plus an epoch bumped at each takeover (see sql/0002_leases.sql).
+class leader_lease {
+public:
+  leader_lease(std::string dsn, std::string listener_id, std::string holder);
+  ~leader_lease();
+  /// Tries once; on success bumps and returns the new epoch. nullopt: another
+  /// node leads. Throws pg_unavailable.
+  std::optional<int64_t> try_acquire();
+  enum class status { held, lost, unknown };
+  /// Still leading? When the lock's connection ended (server restart, network)
+  /// the lease is re-taken if nobody else took it meanwhile (same epoch):
+  /// `held`. Another node has it or took it since: `lost`. The server cannot be
+  /// reached: `unknown` (checkpoint writes fail too; ask again later).
+  status check();
+  std::optional<int64_t> epoch() const { return epoch_; }
+
+private:
+  std::string listener_id_;
+  std::string holder_;
+  std::optional<int64_t> epoch_;
+  bool lock_held_ = false;  // the current connection holds the advisory lock
   pg_session session_;
 };
 

@@ -53,6 +53,9 @@ class Handler(BaseHTTPRequestHandler):
         t = time.time()
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
+        if len(body) < n:  # the client went away mid-request: nothing was delivered
+            self.close_connection = True
+            return
         if self.path == "/_control":
             with lock:
                 state.update(json.loads(body or b"{}"))

@@ -60,10 +60,15 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
     return exit_config;
   }
   milliseconds backoff{100};
+  bool standing_by = false;
   for (;;) {
     try {
       n->start();
       break;
+    } catch (const fraiseql::node::standby& e) {
+      if (!standing_by) spdlog::info("{}", e.what());
+      standing_by = true;
+      if (wait_for_signal(signals, milliseconds(cfg.listener.poll_interval_ms))) return exit_ok;
     } catch (const fraiseql::pg_unavailable& e) {
       spdlog::warn("database unavailable, retrying in {} ms: {}", backoff.count(), e.what());
       if (wait_for_signal(signals, backoff)) return exit_ok;
