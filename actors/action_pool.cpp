@@ -21,6 +21,7 @@ int64_t now_ms() {
 }
 
 struct job {
+  std::chrono::steady_clock::time_point attempt_started;
   uint64_t seq = 0;
   uint32_t observer = 0;
   uint32_t action = 0;
@@ -152,6 +153,7 @@ struct action_pool_state {
     const auto& ac = oc.actions[j.action];
     ++j.attempts;
     if (j.attempts == 1) j.first_attempt_ms = now_ms();
+    j.attempt_started = std::chrono::steady_clock::now();
     ++running;
     auto key = idempotency_key(ev->id, oc.name, j.action);
     if (cfg.dry_run) {
@@ -202,6 +204,11 @@ struct action_pool_state {
     if (it == jobs.end()) return;
     auto& j = it->second;
     const auto& oc = cfg.registry->config(j.observer);
+    if (cfg.stats && !cfg.dry_run)
+      cfg.stats->action_attempt(j.observer, j.action, o.ok,
+                                std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                                              - j.attempt_started)
+                                  .count());
     if (o.ok) {
       ++succeeded;
       job_done(id);
@@ -234,9 +241,10 @@ struct action_pool_state {
     auto* s = self;
     self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
       .then(
-        [s, id](int64_t) {
+        [s, id, obs = j.observer](int64_t) {
           auto& st = s->state;
           ++st.dead_lettered;
+          if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
           st.job_done(id);
           st.pump();
         },
@@ -266,6 +274,9 @@ struct action_pool_state {
     // This observer is done with the lane's head event.
     auto& ee = events.at(seq);
     if (--ee.open_lanes == 0) {
+      if (cfg.stats)
+        cfg.stats->event_finished(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - ee.ev->read_at).count());
       events.erase(seq);
       ++finished_events;
       self->send(checkpointer, finish_atom::value, seq);

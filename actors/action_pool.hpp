@@ -4,6 +4,7 @@
 
 #include <caf/fwd.hpp>
 #include "runtime/http_client.hpp"
+#include "runtime/metrics.hpp"
 #include "runtime/observers.hpp"
 
 #include <memory>
@@ -23,6 +24,8 @@ struct action_pool_options {
   uint32_t concurrent_timeout_ms = 30000;
   /// Log what would run, execute nothing.
   bool dry_run = false;
+  /// Attempt, DLQ and processing-time metrics; may be null.
+  std::shared_ptr<metrics> stats;
 };
 
 /// Runs actions with per-lane ordering: a lane is (observer, entity type,

@@ -91,6 +91,15 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       }
       flush_credits();
       save(false);
+      if (cfg.stats) {
+        auto& st = self->state;
+        cfg.stats->backlog(st.tracker->in_flight());
+        bool pending = st.tracker->watermark() != st.saved.pos || st.tracker->in_flight() > 0;
+        cfg.stats->checkpoint_age(
+          pending ? std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_save)
+                      .count()
+                  : 0.0);
+      }
       self->delayed_send(self, cfg.interval, tick_atom::value);
     },
     [self, save, flush_credits](flush_atom) -> checkpoint_record {

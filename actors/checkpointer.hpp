@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/actors.hpp"
+#include "runtime/metrics.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -31,6 +32,8 @@ struct checkpointer_options {
   /// connection, and so its advisory lock, is gone) stops the actor with an
   /// error, which stops the node: another node may be leading by now.
   std::shared_ptr<leader_lease> lease;
+  /// Backlog and checkpoint-age gauges; may be null.
+  std::shared_ptr<metrics> stats;
   /// Run on an own thread (saves block). Tests turn it off to step the actor
   /// deterministically on a test_coordinator.
   bool detached = true;

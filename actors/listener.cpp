@@ -68,6 +68,8 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         auto limit = static_cast<uint32_t>(std::min<uint64_t>(room, cfg.batch_size));
         auto batch = st.reader->read(st.cursor, limit, st.next_seq);
         if (st.degraded) spdlog::info("listener: connected to the database again");
+        if (st.degraded || st.read_total == 0)
+          if (cfg.stats) cfg.stats->listener_health(true);
         st.degraded = false;
         st.backoff = std::chrono::milliseconds(0);
         if (!batch.empty()) {
@@ -134,6 +136,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         if (!st.degraded)
           spdlog::warn("listener: database unavailable, retrying (backoff up to {} ms): {}",
                        cfg.max_backoff.count(), e.what());
+        if (cfg.stats) cfg.stats->listener_health(false);
         st.degraded = true;
         schedule(st.backoff);
       } catch (const std::exception& e) {
@@ -142,6 +145,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         st.backoff = std::clamp(st.backoff * 2, cfg.min_backoff, cfg.max_backoff);
         spdlog::error("listener: read failed, retrying in {} ms: {}", st.backoff.count(),
                       e.what());
+        if (cfg.stats) cfg.stats->listener_health(false);
         st.degraded = true;
         schedule(st.backoff);
       }

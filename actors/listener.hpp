@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/actors.hpp"
+#include "runtime/metrics.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -25,6 +26,8 @@ struct listener_options {
   /// then stays "awake" and writers never pay for NOTIFY.
   std::chrono::milliseconds idle_linger{50};
   std::chrono::milliseconds linger_poll{1};
+  /// Health gauge; may be null.
+  std::shared_ptr<metrics> stats;
   /// Reconnect backoff bounds.
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};

@@ -38,6 +38,7 @@ struct node::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<http_client> http;
   std::shared_ptr<const observer_registry> registry;
+  std::shared_ptr<metrics> stats;
   std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
   listener_actor lst;
   checkpointer_actor cp;
@@ -96,6 +97,11 @@ void node::start() {
   spdlog::info("node: listener '{}' resumes after txid {} pk {} ({} events finished before)",
                d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk, resume.events_total);
 
+  d.stats = std::make_shared<metrics>(*d.registry);
+  if (d.cfg.metrics.enabled) {
+    d.stats->expose(d.cfg.metrics.bind, d.cfg.metrics.port);
+    spdlog::info("node: metrics on http://{}:{}/metrics", d.cfg.metrics.bind, d.stats->port());
+  }
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
   d.http = std::make_shared<http_client>();
 
@@ -113,6 +119,7 @@ void node::start() {
   lc.max_in_flight = d.cfg.listener.max_in_flight;
   lc.resume = resume.pos;
   lc.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
+  lc.stats = d.stats;
 
   checkpointer_options cc;
   cc.dsn = dsn;
@@ -124,6 +131,7 @@ void node::start() {
   cc.dry_run = d.dry_run;
   cc.sink = store;
   cc.lease = lease;
+  cc.stats = d.stats;
 
   action_pool_options pc;
   pc.registry = d.registry;
@@ -132,6 +140,7 @@ void node::start() {
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
   pc.dry_run = d.dry_run;
+  pc.stats = d.stats;
 
   // The listener needs router and checkpointer; the checkpointer needs the
   // listener (credits). Break the cycle with a forwarding actor spawned first.
@@ -143,7 +152,7 @@ void node::start() {
   auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
   d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
   d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
-  d.rt = spawn_router(*d.sys, router_options{d.registry}, d.pool, d.cp);
+  d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats}, d.pool, d.cp);
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
   caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
   // Crash-only: an actor that dies from an error takes the process down with a

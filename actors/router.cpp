@@ -23,7 +23,12 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
         for (const auto& err : m.errors) {
           ++st.condition_errors;
           spdlog::warn("router: event {}: condition not evaluated, observer skipped: {}", ev->id,
-                       err);
+                       err.message);
+          if (cfg.stats) cfg.stats->condition_error(err.observer);
+        }
+        if (cfg.stats) {
+          cfg.stats->event_processed();
+          for (auto o : m.observers) cfg.stats->event_matched(o);
         }
         if (m.observers.empty()) {
           spdlog::debug("router: event {} ({} {}) matches no observer", ev->id, ev->event_type,

@@ -3,6 +3,7 @@
 #include "messages/actors.hpp"
 
 #include <caf/fwd.hpp>
+#include "runtime/metrics.hpp"
 #include "runtime/observers.hpp"
 
 #include <memory>
@@ -11,6 +12,8 @@ namespace fraiseql {
 
 struct router_options {
   std::shared_ptr<const observer_registry> registry;
+  /// Counters (events processed / matched, condition errors); may be null.
+  std::shared_ptr<metrics> stats;
 };
 
 /// Matches each event against the registry; events that match nothing are

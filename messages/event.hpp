@@ -6,6 +6,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,8 @@ struct event {
   boost::json::value envelope;
   /// The envelope serialized once, the default webhook body.
   std::string envelope_json;
+  /// When the listener read it (for the processing-duration metric).
+  std::chrono::steady_clock::time_point read_at;
 };
 
 using event_ptr = std::shared_ptr<const event>;

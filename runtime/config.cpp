@@ -476,7 +476,7 @@ class loader {
   void walk_root(const toml::table& root) {
     static const std::initializer_list<string_view> top = {
         "database", "transport", "listener", "checkpoint", "performance",
-        "shutdown", "logging",   "observers"};
+        "shutdown", "logging",   "metrics",     "observers"};
     for (auto&& [k, v] : root) {
       const string_view name = k.str();
       if (contains(top, name)) continue;
@@ -498,6 +498,7 @@ class loader {
     if (const auto* t = read_table(root, "performance", "")) walk_performance(*t);
     if (const auto* t = read_table(root, "shutdown", "")) walk_shutdown(*t);
     if (const auto* t = read_table(root, "logging", "")) walk_logging(*t);
+    if (const auto* t = read_table(root, "metrics", "")) walk_metrics(*t);
     if (const toml::node* n = root.get("observers")) walk_observers(*n);
   }
 
@@ -591,6 +592,20 @@ class loader {
   void walk_shutdown(const toml::table& t) {
     check_keys(t, "shutdown", {"timeout_ms"}, "[shutdown]");
     read_u32(t, "timeout_ms", "shutdown", 0, u32_max, cfg_.shutdown.timeout_ms);
+  }
+
+  void walk_metrics(const toml::table& t) {
+    const string p = "metrics";
+    check_keys(t, p, {"enabled", "bind", "port"}, "[metrics]");
+    read_bool(t, "enabled", p, cfg_.metrics.enabled);
+    string bind;
+    if (read_string(t, "bind", p, bind) == got::ok) {
+      if (bind.empty() || bind.find_first_of(" /:") != string::npos)
+        error_at(*t.get("bind"), p + ".bind", "'" + bind + "' is not an IPv4 address or host name");
+      else
+        cfg_.metrics.bind = bind;
+    }
+    read_u32(t, "port", p, 0, 65535, cfg_.metrics.port);
   }
 
   void walk_logging(const toml::table& t) {

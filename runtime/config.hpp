@@ -142,6 +142,15 @@ struct logging_config {
   std::string format = "text";
 };
 
+/// `[metrics]`: Prometheus text exposition at http://bind:port/metrics.
+struct metrics_config {
+  bool enabled = false;
+  /// Loopback by default: metrics name observers and endpoints.
+  std::string bind = "127.0.0.1";
+  /// 0 picks a free port (logged at start).
+  uint32_t port = 9464;
+};
+
 struct config {
   /// The file it came from (for messages).
   std::string source;
@@ -152,6 +161,7 @@ struct config {
   performance_config performance;
   shutdown_config shutdown;
   logging_config logging;
+  metrics_config metrics;
   std::vector<observer_config> observers;
 };
 

@@ -105,7 +105,7 @@ match_result observer_registry::match(const event& ev) const {
     if (c.condition) {
       auto r = expr::evaluate_condition(*c.condition, ev.envelope);
       if (!r) {
-        out.errors.push_back("observer '" + c.cfg.name + "': " + r.err().to_string());
+        out.errors.push_back({idx, "observer '" + c.cfg.name + "': " + r.err().to_string()});
         continue;
       }
       if (!*r) continue;

@@ -39,9 +39,12 @@ struct rendered_webhook {
 struct match_result {
   /// Indices of observers that fire, ascending.
   std::vector<uint32_t> observers;
-  /// Conditions that failed to evaluate ("observer: message"); those observers
-  /// do not fire for this event.
-  std::vector<std::string> errors;
+  struct condition_error {
+    uint32_t observer;
+    std::string message;  // "observer 'name': <error>"
+  };
+  /// Conditions that failed to evaluate; those observers do not fire.
+  std::vector<condition_error> errors;
 };
 
 class observer_registry {

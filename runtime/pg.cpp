@@ -103,6 +103,7 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
   auto ev = std::make_shared<event>();
   ev->seq = seq;
   ev->pos = pos;
+  ev->read_at = std::chrono::steady_clock::now();
   json::object env;
   env.reserve(13);
   env["id"] = id;

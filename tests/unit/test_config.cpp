@@ -126,6 +126,9 @@ const bad_case bad_cases[] = {
     // [shutdown], [logging]
     {"[shutdown]\ntimeout_ms = -1\n", "shutdown.timeout_ms", 2, "must not be negative"},
     {"[shutdown]\ntimeout = 5\n", "shutdown.timeout", 2, "did you mean 'timeout_ms'"},
+    {"[metrics]\nport = 70000\n", "metrics.port", 2, "65535"},
+    {"[metrics]\nenabled = \"yes\"\n", "metrics.enabled", 2, "boolean"},
+    {"[metrics]\nbind = \"0.0.0.0:9\"\n", "metrics.bind", 2, "not an IPv4 address"},
     {"[logging]\nlevel = \"verbose\"\n", "logging.level", 2, "invalid value 'verbose'"},
     {"[logging]\nformat = \"xml\"\n", "logging.format", 2, "expected one of: text, json"},
     // [[observers]]
