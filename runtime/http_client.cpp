@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -66,6 +67,7 @@ struct http_client::impl {
   std::unordered_map<CURL*, std::unique_ptr<transfer>> active;
   std::vector<CURL*> idle_handles;  // reused: keeps per-handle state warm
   std::atomic<bool> stop{false};
+  std::atomic<bool> polling{false};  // the thread is (about to be) blocked in curl_multi_poll
   std::atomic<size_t> pending{0};
   std::thread thread;
 
@@ -154,7 +156,17 @@ struct http_client::impl {
       int left = 0;
       while (CURLMsg* m = curl_multi_info_read(multi, &left))
         if (m->msg == CURLMSG_DONE) finish(m->easy_handle, m->data.result);
-      curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+      // Announce the wait, then look once more: a submit either sees
+      // `polling` and wakes us, or we see its request here (no lost wake-up,
+      // and no wake-up syscall per request while we are busy).
+      polling.store(true);
+      bool more;
+      {
+        std::lock_guard<std::mutex> g{mtx};
+        more = !incoming.empty();
+      }
+      if (!more) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+      polling.store(false);
     }
     for (auto& kv : active) {
       curl_multi_remove_handle(multi, kv.first);
@@ -174,10 +186,12 @@ struct http_client::impl {
   }
 };
 
-http_client::http_client(long max_host_connections) : impl_(std::make_unique<impl>()) {
+http_client::http_client(long max_host_connections, long connection_cache)
+  : impl_(std::make_unique<impl>()) {
   http_global_init();
   impl_->multi = curl_multi_init();
   if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, std::max(connection_cache, 1L));
   if (max_host_connections > 0)
     curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
   impl_->thread = std::thread([this] { impl_->run(); });
@@ -200,7 +214,7 @@ void http_client::submit(http_request req, callback cb) {
     std::lock_guard<std::mutex> g{impl_->mtx};
     impl_->incoming.push_back(std::move(t));
   }
-  curl_multi_wakeup(impl_->multi);
+  if (impl_->polling.load()) curl_multi_wakeup(impl_->multi);
 }
 
 size_t http_client::in_flight() const {

@@ -43,8 +43,10 @@ class http_client {
 public:
   using callback = std::function<void(http_response)>;
 
-  /// `max_host_connections` bounds parallel connections per host (0: no bound).
-  explicit http_client(long max_host_connections = 0);
+  /// `max_host_connections` bounds parallel connections per host (0: no bound);
+  /// `connection_cache` keeps that many idle keep-alive connections (it must be
+  /// at least the number of requests in flight, or connections churn).
+  explicit http_client(long max_host_connections = 0, long connection_cache = 64);
   /// Stops the thread; requests still in flight complete with error "shutting down".
   ~http_client();
   http_client(const http_client&) = delete;

@@ -245,6 +245,13 @@ struct change_log_reader::impl {
       receiver.reset();
       session.reset();
       auto& c = session.get();
+      // With parameters, the generic plan of `(txid, pk) > ($1, $2)` is a
+      // sequential scan (PostgreSQL switches to it after five executions);
+      // the custom plan is an index range scan. Keep custom plans.
+      {
+        pqxx::nontransaction tx{c};
+        tx.exec0("SET plan_cache_mode = force_custom_plan");
+      }
       receiver = std::make_unique<wake_receiver>(c, wake_channel);
       c.prepare("observer_read", read_sql);
       c.prepare("observer_sleep", sleep_sql);
