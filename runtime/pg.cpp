@@ -387,6 +387,10 @@ std::optional<checkpoint_record> checkpoint_store::load() {
 void checkpoint_store::save(const checkpoint_record& rec) {
   bool written = guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::work tx{c};
+    // No WAL flush wait: a checkpoint lost in a server crash only moves the
+    // restart position back (those events are redelivered, dedup and the
+    // idempotency keys absorb them); writers do not share their fsyncs with us.
+    tx.exec0("SET LOCAL synchronous_commit = off");
     // The lease row is read FOR SHARE: a takeover (which updates it) waits for
     // this write to commit, then every later write of ours is refused.
     auto r = tx.exec_params(

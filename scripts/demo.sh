@@ -37,7 +37,8 @@ echo "== observer-node migrate"
 "$bin" migrate --config "$work/demo.toml"
 
 echo "== demo table public.orders with the capture trigger (entity Order)"
-psql -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" <<'SQL'
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
 CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, status text NOT NULL,
                      total numeric(10,2) NOT NULL);
 SELECT observer_attach('public.orders', 'Order', 'id', true);

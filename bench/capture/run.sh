@@ -12,38 +12,12 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 secs=${1:-10}
 clients=${2:-8}
-work=$(mktemp -d /tmp/fraiseql-capture.XXXXXX); chmod 755 "$work"
-node_pid=""
-cleanup() {
-  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
-  scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-scripts/pg.sh start "$work/pg" >/dev/null
-set -a; . "$work/pg/env"; set +a
-cat >"$work/node.toml" <<TOML
-[database]
-url = "$FRAISEQL_DATABASE_URL"
-[listener]
-listener_id = "bench"
-[logging]
-level = "warn"
-[[observers]]
-name = "drain"
-event_type = "INSERT"
-entity = "Item"
-[[observers.actions]]
-type = "log"
-level = "debug"
-TOML
-build/apps/observer/observer-node migrate --config "$work/node.toml" >/dev/null
-psql -q -c "SET client_min_messages = warning" -c "
-CREATE TABLE plain_items (id bigserial PRIMARY KEY, name text, qty int);
-CREATE TABLE captured_items (id bigserial PRIMARY KEY, name text, qty int);
-SELECT observer_attach('captured_items', 'Item');" >/dev/null
+. bench/lib.sh
+bench_init capture
+bench_pg
+psql -q -c "CREATE TABLE plain_items (id bigserial PRIMARY KEY, name text, qty int)"
 echo "INSERT INTO plain_items (name, qty) VALUES ('x', 1);" >"$work/plain.sql"
-echo "INSERT INTO captured_items (name, qty) VALUES ('x', 1);" >"$work/captured.sql"
+echo "INSERT INTO items (name, qty) VALUES ('x', 1);" >"$work/captured.sql"
 
 run() {  # mode script
   psql -q -c "CHECKPOINT" >/dev/null
