@@ -9,6 +9,7 @@
 #include <deque>
 #include <random>
 #include <unordered_map>
+#include <utility>
 
 namespace fraiseql {
 
@@ -82,6 +83,7 @@ struct action_pool_state {
   std::unordered_map<std::string, lane_state> lanes;
   std::unordered_map<uint64_t, job> jobs;
   std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
+  std::vector<uint64_t> finished;  // events finished since the last flush
   uint32_t running = 0;
   uint64_t next_job = 1;
   uint64_t finished_events = 0;
@@ -279,7 +281,8 @@ struct action_pool_state {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - ee.ev->read_at).count());
       events.erase(seq);
       ++finished_events;
-      self->send(checkpointer, finish_atom::value, seq);
+      if (finished.empty()) self->send(self, flush_atom::value);
+      finished.push_back(seq);
     }
     lane.queue.pop_front();
     if (lane.queue.empty())
@@ -305,6 +308,11 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
       self->state.on_outcome(id, classify(r));
     },
     [self](retry_atom, uint64_t id) { self->state.retry(id); },
+    [self](flush_atom) {
+      auto& st = self->state;
+      if (!st.finished.empty())
+        self->send(st.checkpointer, finish_atom::value, std::exchange(st.finished, {}));
+    },
     [self](status_atom) {
       return std::make_tuple(static_cast<uint64_t>(self->state.running),
                              self->state.finished_events);

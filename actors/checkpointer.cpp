@@ -82,6 +82,15 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       if (++st.credits >= st.credit_batch) flush_credits();
       if (st.unsaved >= cfg.batch_size) save(false);
     },
+    [self, cfg, save, flush_credits](finish_atom, const std::vector<uint64_t>& seqs) {
+      auto& st = self->state;
+      auto before = st.tracker->finished_total();
+      for (auto seq : seqs) st.tracker->finish(seq);
+      st.unsaved += st.tracker->finished_total() - before;
+      st.credits += seqs.size();
+      if (st.credits >= st.credit_batch) flush_credits();
+      if (st.unsaved >= cfg.batch_size) save(false);
+    },
     [self, cfg, save, flush_credits](tick_atom) {
       if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
         fenced_out e("lost the leader lease of listener '" + cfg.listener_id

@@ -17,6 +17,7 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
   return {
     [self, cfg, pool, checkpointer](route_atom, const event_batch& batch) {
       auto& st = self->state;
+      std::vector<uint64_t> unmatched;
       for (const auto& ev : batch) {
         ++st.routed;
         auto m = cfg.registry->match(*ev);
@@ -33,11 +34,12 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
         if (m.observers.empty()) {
           spdlog::debug("router: event {} ({} {}) matches no observer", ev->id, ev->event_type,
                         ev->entity_type);
-          self->send(checkpointer, finish_atom::value, ev->seq);
+          unmatched.push_back(ev->seq);
         } else {
           self->send(pool, run_atom::value, ev, std::move(m.observers));
         }
       }
+      if (!unmatched.empty()) self->send(checkpointer, finish_atom::value, std::move(unmatched));
     },
     [self](status_atom) { return std::make_tuple(uint64_t{0}, self->state.routed); },
   };

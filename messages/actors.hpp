@@ -60,6 +60,9 @@ using checkpointer_actor = caf::typed_actor<
   caf::reacts_to<admit_atom, event_batch>,
   /// One event is finished (all its actions done or in the DLQ).
   caf::reacts_to<finish_atom, uint64_t>,
+  /// Several events are finished (batched by the sender: one message, one
+  /// wake-up of this detached actor).
+  caf::reacts_to<finish_atom, std::vector<uint64_t>>,
   /// Periodic save and credit flush (self-sent).
   caf::reacts_to<tick_atom>,
   /// Saves now if anything changed; replies with what is saved.
@@ -78,6 +81,9 @@ using action_pool_actor = caf::typed_actor<
   caf::reacts_to<done_atom, uint64_t, http_response>,
   /// A backoff delay of job `id` elapsed.
   caf::reacts_to<retry_atom, uint64_t>,
+  /// Sends the finished events collected so far to the checkpointer (self-sent
+  /// behind the messages already queued, so a burst becomes one message).
+  caf::reacts_to<flush_atom>,
   /// (attempts in flight, events finished since start).
   status_reply>;
 
