@@ -21,6 +21,7 @@ struct listener_state {
   bool degraded = false;        // last attempt failed (connection problem)
   bool idle = false;            // the last read was empty
   uint32_t idle_polls = 0;      // empty polls since idle
+  uint32_t fence_waits = 0;     // empty polls while rows wait behind the fence
   bool last_batch_full = false; // the last read returned as many rows as asked
   std::chrono::steady_clock::time_point idle_since;
   std::chrono::milliseconds backoff{0};
@@ -74,6 +75,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         st.backoff = std::chrono::milliseconds(0);
         if (!batch.empty()) {
           st.idle = false;
+          st.fence_waits = 0;
           st.last_batch_full = batch.size() >= limit;
           st.cursor = batch.back()->pos;
           st.in_flight += batch.size();
@@ -95,9 +97,12 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         auto now = std::chrono::steady_clock::now();
         if (!st.asleep && st.reader->has_pending(st.cursor)) {
           // Committed rows wait behind the fence (an older transaction is
-          // still running): not idle, stay awake and poll again shortly.
+          // still running): not idle, stay awake. Back off 1, 2, 4 ... 128 x
+          // linger_poll, so a transaction left open for minutes (an idle
+          // psql session holding an xid) costs a few queries a second, not
+          // thousands.
           st.idle = false;
-          schedule(cfg.linger_poll);
+          schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.fence_waits++, 7)));
           return;
         }
         if (!st.idle) {
