@@ -87,9 +87,6 @@ struct action_pool_state {
   uint32_t running = 0;
   uint64_t next_job = 1;
   uint64_t finished_events = 0;
-  uint64_t succeeded = 0;
-  uint64_t failed_attempts = 0;
-  uint64_t dead_lettered = 0;
   std::mt19937_64 rng{std::random_device{}()};
 
   void run(const event_ptr& ev, const std::vector<uint32_t>& observers) {
@@ -212,11 +209,9 @@ struct action_pool_state {
                                                               - j.attempt_started)
                                   .count());
     if (o.ok) {
-      ++succeeded;
       job_done(id);
       return pump();
     }
-    ++failed_attempts;
     j.last_error = o.error;
     const auto& ev = events.at(j.seq).ev;
     if (o.retryable && j.attempts < oc.retry.max_attempts) {
@@ -245,7 +240,6 @@ struct action_pool_state {
       .then(
         [s, id, obs = j.observer](int64_t) {
           auto& st = s->state;
-          ++st.dead_lettered;
           if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
           st.job_done(id);
           st.pump();

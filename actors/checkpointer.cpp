@@ -74,14 +74,6 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
     [self](admit_atom, const event_batch& batch) {
       for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos);
     },
-    [self, cfg, save, flush_credits](finish_atom, uint64_t seq) {
-      auto& st = self->state;
-      auto before = st.tracker->finished_total();
-      st.tracker->finish(seq);
-      st.unsaved += st.tracker->finished_total() - before;
-      if (++st.credits >= st.credit_batch) flush_credits();
-      if (st.unsaved >= cfg.batch_size) save(false);
-    },
     [self, cfg, save, flush_credits](finish_atom, const std::vector<uint64_t>& seqs) {
       auto& st = self->state;
       auto before = st.tracker->finished_total();

@@ -8,7 +8,6 @@ namespace fraiseql {
 struct router_state {
   static inline const char* name = "router";
   uint64_t routed = 0;
-  uint64_t condition_errors = 0;
 };
 
 router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
@@ -22,7 +21,6 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
         ++st.routed;
         auto m = cfg.registry->match(*ev);
         for (const auto& err : m.errors) {
-          ++st.condition_errors;
           spdlog::warn("router: event {}: condition not evaluated, observer skipped: {}", ev->id,
                        err.message);
           if (cfg.stats) cfg.stats->condition_error(err.observer);

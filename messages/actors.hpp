@@ -58,10 +58,8 @@ using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
 using checkpointer_actor = caf::typed_actor<
   /// Events read by the listener, in fence order, before they are routed.
   caf::reacts_to<admit_atom, event_batch>,
-  /// One event is finished (all its actions done or in the DLQ).
-  caf::reacts_to<finish_atom, uint64_t>,
-  /// Several events are finished (batched by the sender: one message, one
-  /// wake-up of this detached actor).
+  /// Events are finished (all their actions done or in the DLQ), batched by
+  /// the sender: one message, one wake-up of this detached actor.
   caf::reacts_to<finish_atom, std::vector<uint64_t>>,
   /// Periodic save and credit flush (self-sent).
   caf::reacts_to<tick_atom>,

@@ -68,7 +68,6 @@ struct http_client::impl {
   std::vector<CURL*> idle_handles;  // reused: keeps per-handle state warm
   std::atomic<bool> stop{false};
   std::atomic<bool> polling{false};  // the thread is (about to be) blocked in curl_multi_poll
-  std::atomic<size_t> pending{0};
   std::thread thread;
 
   void start(transfer& t) {
@@ -126,14 +125,12 @@ struct http_client::impl {
     curl_slist_free_all(t->headers);
     t->headers = nullptr;
     idle_handles.push_back(h);
-    --pending;
     t->cb(std::move(resp));
   }
 
   void fail(std::unique_ptr<transfer> t, const std::string& why) {
     http_response resp;
     resp.error = why;
-    --pending;
     t->cb(std::move(resp));
   }
 
@@ -209,7 +206,6 @@ void http_client::submit(http_request req, callback cb) {
   t->req = std::move(req);
   t->cb = std::move(cb);
   t->started = std::chrono::steady_clock::now();
-  ++impl_->pending;
   {
     std::lock_guard<std::mutex> g{impl_->mtx};
     impl_->incoming.push_back(std::move(t));
@@ -217,8 +213,5 @@ void http_client::submit(http_request req, callback cb) {
   if (impl_->polling.load()) curl_multi_wakeup(impl_->multi);
 }
 
-size_t http_client::in_flight() const {
-  return impl_->pending.load();
-}
 
 }  // namespace fraiseql

@@ -55,9 +55,6 @@ public:
   /// Thread-safe; `cb` is called exactly once.
   void submit(http_request req, callback cb);
 
-  /// Requests submitted and not yet completed.
-  size_t in_flight() const;
-
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

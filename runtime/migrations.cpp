@@ -31,24 +31,16 @@ int latest_schema_version() {
 }
 
 int current_schema_version(const std::string& dsn) {
-  try {
-    pqxx::connection c{dsn};
-    pqxx::nontransaction tx{c};
-    auto r = tx.exec("SELECT to_regclass('observer_schema_migrations') IS NOT NULL");
-    if (!r[0][0].as<bool>()) return 0;
-    return read_version(tx);
-  } catch (const pqxx::broken_connection& e) {
-    throw pg_unavailable(std::string("cannot connect to ") + redact_dsn(dsn) + ": " + e.what());
-  }
+  pg_session session{dsn};
+  pqxx::nontransaction tx{session.get()};
+  auto r = tx.exec("SELECT to_regclass('observer_schema_migrations') IS NOT NULL");
+  if (!r[0][0].as<bool>()) return 0;
+  return read_version(tx);
 }
 
 migrate_report apply_migrations(const std::string& dsn) {
-  std::unique_ptr<pqxx::connection> c;
-  try {
-    c = std::make_unique<pqxx::connection>(dsn);
-  } catch (const pqxx::broken_connection& e) {
-    throw pg_unavailable(std::string("cannot connect to ") + redact_dsn(dsn) + ": " + e.what());
-  }
+  pg_session session{dsn};  // throws pg_unavailable, password redacted
+  auto* c = &session.get();
   migrate_report report;
   {
     pqxx::nontransaction tx{*c};

@@ -116,10 +116,6 @@ match_result observer_registry::match(const event& ev) const {
   return out;
 }
 
-const action_templates& observer_registry::templates(uint32_t observer, uint32_t action) const {
-  return observers_.at(observer)->actions.at(action);
-}
-
 std::optional<std::string> observer_registry::render_webhook(uint32_t observer, uint32_t action,
                                                              const event& ev,
                                                              rendered_webhook& out) const {

@@ -59,7 +59,6 @@ public:
 
   size_t size() const;
   const observer_config& config(uint32_t index) const;
-  const action_templates& templates(uint32_t observer, uint32_t action) const;
 
   /// URL, body and extra headers of a webhook action for `ev`. Returns the
   /// error text when a template fails to render (the attempt then fails

@@ -1,10 +1,11 @@
 #include "runtime/pg.hpp"
 
+#include "runtime/config.hpp"
+
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
 
 #include <algorithm>
-#include <regex>
 
 namespace fraiseql {
 
@@ -61,12 +62,6 @@ std::string normalize_dsn(const std::string& dsn) {
   return dsn;
 }
 
-std::string redact_dsn(const std::string& dsn) {
-  static const std::regex url_pw(R"((://[^:/@]*:)[^@]*@)");
-  static const std::regex kw_pw(R"((password\s*=\s*)('[^']*'|\S+))");
-  std::string out = std::regex_replace(dsn, url_pw, "$1***@");
-  return std::regex_replace(out, kw_pw, "$1***");
-}
 
 // --- pg_session --------------------------------------------------------------
 
@@ -79,7 +74,7 @@ pqxx::connection_base& pg_session::get() {
   try {
     conn_ = std::make_unique<pqxx::connection>(dsn_);  // pqxx::connection derives from connection_base
   } catch (const pqxx::broken_connection& e) {
-    throw pg_unavailable(std::string("cannot connect to ") + redact_dsn(dsn_) + ": " + e.what());
+    throw pg_unavailable(std::string("cannot connect to ") + redact_url(dsn_) + ": " + e.what());
   }
   return *conn_;
 }
@@ -269,10 +264,6 @@ change_log_reader::change_log_reader(std::string dsn)
   : impl_(std::make_unique<impl>(std::move(dsn))) {}
 change_log_reader::~change_log_reader() {
   impl_->drop();
-}
-
-bool change_log_reader::connected() const {
-  return impl_->session.connected();
 }
 
 void change_log_reader::reset() {

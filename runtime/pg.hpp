@@ -30,9 +30,6 @@ struct pg_unavailable : std::runtime_error {
 /// (libpq accepts both; this only validates it is non-empty).
 std::string normalize_dsn(const std::string& dsn);
 
-/// Masks the password of a DSN for logs.
-std::string redact_dsn(const std::string& dsn);
-
 /// A lazily (re)connected connection.
 class pg_session {
 public:
@@ -46,7 +43,6 @@ public:
   /// Drops the connection (after an error), the next get() reconnects.
   void reset();
   bool connected() const;
-  const std::string& dsn() const { return dsn_; }
 
 private:
   std::string dsn_;
@@ -74,7 +70,6 @@ public:
   /// Waits up to `timeout` for a wake-up NOTIFY. True when one arrived.
   bool wait(std::chrono::milliseconds timeout);
 
-  bool connected() const;
   void reset();
 
 private:

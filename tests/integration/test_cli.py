@@ -91,6 +91,21 @@ class CliTest(IntegrationTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("invalid-type", r.stderr)
 
+    def test_json_logs_are_one_object_per_line(self):
+        sink = self.sink()
+        node = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/x"),
+                         extra='[logging]\nformat = "json"\n')
+        self.setup_orders(node)
+        node.start()
+        self.sql("INSERT INTO orders (customer, status, total) VALUES ('a \"quoted\"', 'new', 1)")
+        wait_until(lambda: sink.delivered(), what="a delivery")
+        self.assertEqual(node.stop(), 0)
+        lines = [l for l in node.output().splitlines() if l.strip()]
+        self.assertGreater(len(lines), 2)
+        for line in lines:
+            rec = json.loads(line)
+            self.assertEqual(set(rec), {"ts", "level", "msg"})
+
     def test_dry_run_executes_and_checkpoints_nothing(self):
         sink = self.sink()
         node = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/x"), args=["--dry-run"])

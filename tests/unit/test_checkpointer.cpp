@@ -86,7 +86,7 @@ struct fixture {
     sched->run();
   }
   void finish(uint64_t seq) {
-    caf::anon_send(cp, finish_atom::value, seq);
+    caf::anon_send(cp, finish_atom::value, std::vector<uint64_t>{seq});
     sched->run();
   }
   checkpoint_record flush() {
