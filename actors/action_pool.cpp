@@ -43,32 +43,6 @@ struct event_entry {
   uint32_t open_lanes = 0;
 };
 
-/// Outcome of one attempt, transport-independent.
-struct attempt_outcome {
-  bool ok = false;
-  bool retryable = false;
-  std::string error;
-  std::optional<std::chrono::milliseconds> retry_after;
-};
-
-attempt_outcome classify(const http_response& r) {
-  attempt_outcome o;
-  if (!r.error.empty()) {
-    o.retryable = true;
-    o.error = (r.timed_out ? "timeout: " : "transport error: ") + r.error;
-    return o;
-  }
-  if (r.status >= 200 && r.status < 300) {
-    o.ok = true;
-    return o;
-  }
-  o.error = "HTTP " + std::to_string(r.status);
-  if (!r.body.empty()) o.error += ": " + r.body.substr(0, 512);
-  o.retryable = r.status >= 500 || r.status == 429 || r.status == 408;
-  if (r.retry_after) o.retry_after = *r.retry_after;
-  return o;
-}
-
 }  // namespace
 
 struct action_pool_state {
@@ -154,47 +128,32 @@ struct action_pool_state {
     if (j.attempts == 1) j.first_attempt_ms = now_ms();
     j.attempt_started = std::chrono::steady_clock::now();
     ++running;
-    auto key = idempotency_key(ev->id, oc.name, j.action);
     if (cfg.dry_run) {
       spdlog::info("dry-run: would run {} action {} of observer '{}' for event {} ({} {} {})",
                    ac.type, j.action, oc.name, ev->id, ev->event_type, ev->entity_type,
                    ev->entity_id);
-      return on_outcome(id, attempt_outcome{true, false, {}, {}});
+      return on_outcome(id, attempt_outcome::success());
     }
-    if (ac.webhook) {
-      const auto& w = *ac.webhook;
-      rendered_webhook rw;
-      if (auto err = cfg.registry->render_webhook(j.observer, j.action, *ev, rw))
-        return on_outcome(id, attempt_outcome{false, false, *err, {}});
-      http_request req;
-      req.method = w.method;
-      req.url = std::move(rw.url);
-      req.timeout = std::chrono::milliseconds(
-        cfg.enable_concurrent ? std::min(w.timeout_ms, cfg.concurrent_timeout_ms) : w.timeout_ms);
-      req.body = std::move(rw.body);
-      req.headers.reserve(5 + rw.headers.size());
-      req.headers.push_back("Content-Type: application/json");
-      req.headers.push_back("Idempotency-Key: " + key);
-      req.headers.push_back("X-Fraiseql-Event-Id: " + ev->id);
-      req.headers.push_back("X-Fraiseql-Event-Type: " + ev->event_type);
-      req.headers.push_back("User-Agent: fraiseql-observer/0.1");
-      for (auto& h : rw.headers) req.headers.push_back(std::move(h));
-      // The callback runs on the HTTP thread: it only enqueues a message.
-      auto handle = caf::actor_cast<action_pool_actor>(self);
-      cfg.http->submit(std::move(req), [handle, id](http_response r) {
-        caf::anon_send(handle, done_atom::value, id, std::move(r));
-      });
-      return;
-    }
-    if (ac.log) {
-      auto lvl = parse_log_level(ac.log->level).value_or(spdlog::level::info);
-      auto msg = cfg.registry->render_log_message(j.observer, j.action, *ev);
-      spdlog::log(lvl, "observer '{}' event {} ({} {} {}): {}", oc.name, ev->id, ev->event_type,
-                  ev->entity_type, ev->entity_id, msg);
-      return on_outcome(id, attempt_outcome{true, false, {}, {}});
-    }
-    on_outcome(id, attempt_outcome{false, false, "action type '" + ac.type + "' has no executor",
-                                   {}});
+    auto ex = cfg.executors.find(ac.type);
+    if (ex == cfg.executors.end())
+      return on_outcome(id, attempt_outcome::failure(
+                              "action type '" + ac.type + "' has no executor", false));
+    attempt_request req;
+    req.ev = ev.get();
+    req.observer = j.observer;
+    req.action = j.action;
+    req.observer_cfg = &oc;
+    req.action_cfg = &ac;
+    req.idempotency_key = idempotency_key(ev->id, oc.name, j.action);
+    req.attempt = j.attempts;
+    if (cfg.enable_concurrent)
+      req.timeout_cap = std::chrono::milliseconds(cfg.concurrent_timeout_ms);
+    // Asynchronous completions arrive on the executor's thread: only enqueue.
+    auto handle = caf::actor_cast<action_pool_actor>(self);
+    auto sync = ex->second->start(req, [handle, id](attempt_outcome o) {
+      caf::anon_send(handle, done_atom::value, id, std::move(o));
+    });
+    if (sync) on_outcome(id, std::move(*sync));
   }
 
   void on_outcome(uint64_t id, attempt_outcome o) {
@@ -298,8 +257,8 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
     [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
       self->state.run(ev, obs);
     },
-    [self](done_atom, uint64_t id, const http_response& r) {
-      self->state.on_outcome(id, classify(r));
+    [self](done_atom, uint64_t id, attempt_outcome& o) {
+      self->state.on_outcome(id, std::move(o));
     },
     [self](retry_atom, uint64_t id) { self->state.retry(id); },
     [self](flush_atom) {

@@ -3,7 +3,7 @@
 #include "messages/actors.hpp"
 
 #include <caf/fwd.hpp>
-#include "runtime/http_client.hpp"
+#include "runtime/actions.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/observers.hpp"
 
@@ -13,8 +13,8 @@ namespace fraiseql {
 
 struct action_pool_options {
   std::shared_ptr<const observer_registry> registry;
-  /// Shared HTTP client (its own thread); outlives the actor.
-  std::shared_ptr<http_client> http;
+  /// One executor per action type (runtime/actions.hpp); they outlive the actor.
+  executor_map executors;
   /// Run the actions of one event for one observer concurrently (else in order).
   bool enable_concurrent = true;
   /// Bound on attempts in flight across all events.

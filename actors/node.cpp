@@ -5,6 +5,7 @@
 #include "actors/dlq.hpp"
 #include "actors/listener.hpp"
 #include "actors/router.hpp"
+#include "runtime/http_client.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/observers.hpp"
 #include "runtime/pg.hpp"
@@ -140,7 +141,7 @@ void node::start() {
 
   action_pool_options pc;
   pc.registry = d.registry;
-  pc.http = d.http;
+  pc.executors = make_executors(d.registry, d.http);
   pc.enable_concurrent = d.cfg.performance.enable_concurrent;
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;

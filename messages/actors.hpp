@@ -15,7 +15,7 @@
 //   unfinished (credits flow back from the checkpointer): memory is bounded.
 
 #include "messages/event.hpp"
-#include "runtime/http_client.hpp"
+#include "runtime/actions.hpp"
 #include "runtime/pg.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -31,7 +31,7 @@
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::event_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::event_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::dlq_entry)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::http_response)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::attempt_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::checkpoint_record)
 
 namespace fraiseql {
@@ -75,8 +75,8 @@ using dlq_actor = caf::typed_actor<caf::replies_to<bury_atom, dlq_entry>::with<i
 using action_pool_actor = caf::typed_actor<
   /// Runs the listed observers (indices into the registry) for the event.
   caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
-  /// Completion of one attempt of job `id` (sent by the HTTP client thread).
-  caf::reacts_to<done_atom, uint64_t, http_response>,
+  /// Completion of one attempt of job `id` (sent by an executor's thread).
+  caf::reacts_to<done_atom, uint64_t, attempt_outcome>,
   /// A backoff delay of job `id` elapsed.
   caf::reacts_to<retry_atom, uint64_t>,
   /// Sends the finished events collected so far to the checkpointer (self-sent
