@@ -5,6 +5,7 @@
 #include "actors/dlq.hpp"
 #include "actors/listener.hpp"
 #include "actors/router.hpp"
+#include "runtime/cursor.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/observers.hpp"
@@ -99,8 +100,10 @@ void node::start() {
     spdlog::info("node: leading listener '{}' (epoch {})", d.cfg.listener.listener_id, *epoch);
   }
   checkpoint_record resume = store->load().value_or(checkpoint_record{});
-  spdlog::info("node: listener '{}' resumes after txid {} pk {} ({} events finished before)",
-               d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk, resume.events_total);
+  spdlog::info("node: listener '{}' resumes after txid {} pk {}{}{} ({} events finished before)",
+               d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk,
+               resume.pending.empty() ? "" : ", transactions running then: ",
+               pending_text(resume.pending), resume.events_total);
 
   d.stats = std::make_shared<metrics>(*d.registry);
   if (d.cfg.metrics.enabled) {
@@ -123,7 +126,7 @@ void node::start() {
   lc.batch_size = d.cfg.listener.batch_size;
   lc.poll_interval = std::chrono::milliseconds(d.cfg.listener.poll_interval_ms);
   lc.max_in_flight = d.cfg.listener.max_in_flight;
-  lc.resume = resume.pos;
+  lc.resume = resume.cursor();
   lc.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
   lc.stats = d.stats;
 
