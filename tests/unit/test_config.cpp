@@ -316,6 +316,9 @@ TEST_SUITE("config") {
     REQUIRE(r);
     const auto& c = *r.value;
     CHECK(c.transport.transport == "postgres");
+    CHECK(c.metrics.enabled);
+    CHECK(c.metrics.port == 9464);
+    CHECK(c.metrics.readiness_max_checkpoint_age_ms == 300000);
     REQUIRE(c.observers.size() == 2);
     const auto& o = c.observers[0];
     CHECK(o.name == "order-shipped-webhook");
