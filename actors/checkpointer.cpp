@@ -50,6 +50,7 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
     try {
       st.store->save(rec);
       st.saved = rec;
+      if (cfg.stats) cfg.stats->checkpoint_position(rec.pos.txid, rec.pos.pk);
       st.unsaved = 0;
       st.last_save = std::chrono::steady_clock::now();
       if (st.save_failing) spdlog::info("checkpointer: saving works again");

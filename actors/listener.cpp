@@ -79,6 +79,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           st.last_batch_full = batch.size() >= limit;
           st.in_flight += batch.size();
           st.read_total += batch.size();
+          if (cfg.stats) cfg.stats->events_read(batch.size());
           // Admission first: the checkpointer must know an event before anyone
           // can finish it.
           self->send(checkpointer, admit_atom::value, batch);

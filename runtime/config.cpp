@@ -596,7 +596,7 @@ class loader {
 
   void walk_metrics(const toml::table& t) {
     const string p = "metrics";
-    check_keys(t, p, {"enabled", "bind", "port"}, "[metrics]");
+    check_keys(t, p, {"enabled", "bind", "port", "readiness_max_checkpoint_age_ms"}, "[metrics]");
     read_bool(t, "enabled", p, cfg_.metrics.enabled);
     string bind;
     if (read_string(t, "bind", p, bind) == got::ok) {
@@ -606,6 +606,8 @@ class loader {
         cfg_.metrics.bind = bind;
     }
     read_u32(t, "port", p, 0, 65535, cfg_.metrics.port);
+    read_u32(t, "readiness_max_checkpoint_age_ms", p, 0, 86400000,
+             cfg_.metrics.readiness_max_checkpoint_age_ms);
   }
 
   void walk_logging(const toml::table& t) {

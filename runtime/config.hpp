@@ -142,13 +142,17 @@ struct logging_config {
   std::string format = "text";
 };
 
-/// `[metrics]`: Prometheus text exposition at http://bind:port/metrics.
+/// `[metrics]`: Prometheus text exposition at http://bind:port/metrics, plus
+/// the /healthz and /readyz probes on the same port.
 struct metrics_config {
   bool enabled = false;
   /// Loopback by default: metrics name observers and endpoints.
   std::string bind = "127.0.0.1";
   /// 0 picks a free port (logged at start).
   uint32_t port = 9464;
+  /// /readyz fails once events have waited this long for a checkpoint save
+  /// (0: never). Matches the OldCheckpoint alert's 300 s.
+  uint32_t readiness_max_checkpoint_age_ms = 300000;
 };
 
 struct config {
