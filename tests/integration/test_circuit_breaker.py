@@ -96,11 +96,12 @@ port = 0
 
     def test_open_breaker_exhausts_attempts_into_the_dlq(self):
         # A short retry budget: fast-failed attempts count, so events still
-        # reach the DLQ and the in-flight window keeps moving.
+        # reach the DLQ and the in-flight window keeps moving. Each retry
+        # waits for the breaker's next probe time (300 ms here).
         dead = self.sink(status=503)
         node = self.node(webhook_observer("dead", "INSERT", "Order", dead.url + "/d", max_attempts=3,
                                           initial_delay_ms=10, max_delay_ms=20),
-                         extra="[circuit_breaker]\nsample_size = 2\ntimeout_ms = 60000\n")
+                         extra="[circuit_breaker]\nsample_size = 2\ntimeout_ms = 300\n")
         self.setup_orders(node)
         node.start()
         for i in range(10):
@@ -110,7 +111,7 @@ port = 0
         self.assertTrue(all(a == 3 for a, _ in rows))
         errors = [e for _, e in rows]
         self.assertTrue(any(e.startswith("circuit open for http://127.0.0.1:") for e in errors), errors)
-        # The breaker stays open for a minute: far fewer calls than attempts reached the endpoint.
+        # 30 attempts; the endpoint saw only the first window of calls and the spaced probes.
         self.assertLess(len(dead.records()), 30)
         wait_until(lambda: (self.checkpoint() or (0, 0))[1] == 10, what="checkpoint past the DLQ'd events")
         self.assertEqual(node.stop(), 0)
