@@ -178,6 +178,7 @@ void node::acquire_and_run() {
   pc.enable_concurrent = d.cfg.performance.enable_concurrent;
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
+  pc.breakers = breaker_settings_of(d.cfg.circuit_breaker);
   pc.dry_run = d.dry_run;
   pc.stats = d.stats;
 

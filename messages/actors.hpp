@@ -16,6 +16,7 @@
 
 #include "messages/event.hpp"
 #include "runtime/actions.hpp"
+#include "runtime/circuit_breaker.hpp"
 #include "runtime/pg.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -50,6 +51,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using bury_atom = caf::atom_constant<caf::atom("bury")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
+using breakers_atom = caf::atom_constant<caf::atom("breakers")>;
 
 /// Counters every pipeline actor reports for `status`: (in_flight, total).
 using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
@@ -83,7 +85,9 @@ using action_pool_actor = caf::typed_actor<
   /// behind the messages already queued, so a burst becomes one message).
   caf::reacts_to<flush_atom>,
   /// (attempts in flight, events finished since start).
-  status_reply>;
+  status_reply,
+  /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
+  caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>>;
 
 /// Matches events to observers.
 using router_actor = caf::typed_actor<

@@ -10,6 +10,9 @@
 #include <prometheus/text_serializer.h>
 
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #ifndef FRAISEQL_OBSERVER_VERSION
@@ -50,6 +53,27 @@ struct metrics::impl {
     prometheus::Histogram* duration;
   };
   std::vector<std::vector<action_series>> actions;  // [observer][action]
+  // Per-endpoint series appear when a breaker first leaves "closed" or
+  // rejects, and go when the pool forgets the breaker, so their number stays
+  // bounded by the breaker registry. Families lock internally; the map is
+  // touched only by the action pool, guarded anyway since metrics are
+  // documented thread-safe.
+  prometheus::Family<prometheus::Gauge>* breaker_state = nullptr;
+  prometheus::Family<prometheus::Counter>* breaker_rejected = nullptr;
+  struct breaker_series {
+    prometheus::Gauge* state = nullptr;
+    prometheus::Counter* rejected = nullptr;
+  };
+  std::mutex breakers_mu;
+  std::map<std::string, breaker_series> breakers;
+  breaker_series& breaker(const std::string& endpoint) {
+    auto& b = breakers[endpoint];
+    if (b.state == nullptr) {
+      b.state = &breaker_state->Add({{"endpoint", endpoint}});
+      b.rejected = &breaker_rejected->Add({{"endpoint", endpoint}});
+    }
+    return b;
+  }
 };
 
 metrics::metrics(const observer_registry& reg, const std::string& listener_id,
@@ -143,6 +167,14 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                      .Name("observer_action_duration_seconds")
                      .Help("Duration of action attempts")
                      .Register(r);
+  impl_->breaker_state = &BuildGauge()
+                            .Name("observer_circuit_breaker_state")
+                            .Help("Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open")
+                            .Register(r);
+  impl_->breaker_rejected = &BuildCounter()
+                               .Name("observer_circuit_breaker_rejected_total")
+                               .Help("Calls failed fast by an open circuit breaker")
+                               .Register(r);
   for (uint32_t o = 0; o < reg.size(); ++o) {
     const auto& oc = reg.config(o);
     impl_->matched.push_back(&matched.Add({{"observer", oc.name}}));
@@ -206,6 +238,22 @@ void metrics::backlog(uint64_t events) {
 void metrics::checkpoint_age(double seconds) {
   impl_->checkpoint_age->Set(seconds);
   if (impl_->health) impl_->health->checkpoint_age(seconds);
+}
+void metrics::breaker_state(const std::string& endpoint, int state) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  impl_->breaker(endpoint).state->Set(state);
+}
+void metrics::breaker_rejected(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  impl_->breaker(endpoint).rejected->Increment();
+}
+void metrics::breaker_forget(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  auto it = impl_->breakers.find(endpoint);
+  if (it == impl_->breakers.end()) return;
+  impl_->breaker_state->Remove(it->second.state);
+  impl_->breaker_rejected->Remove(it->second.rejected);
+  impl_->breakers.erase(it);
 }
 
 }  // namespace fraiseql

@@ -57,6 +57,12 @@ public:
   void backlog(uint64_t events);
   /// Seconds since the checkpoint was last saved (0 when nothing is pending).
   void checkpoint_age(double seconds);
+  /// The breaker of `endpoint` changed state: 0 closed, 1 open, 2 half-open.
+  void breaker_state(const std::string& endpoint, int state);
+  /// A call to `endpoint` failed fast because its breaker is open.
+  void breaker_rejected(const std::string& endpoint);
+  /// The breaker of `endpoint` was forgotten (bounded registry): its series go.
+  void breaker_forget(const std::string& endpoint);
 
 private:
   struct impl;
