@@ -47,7 +47,8 @@ class MailHandler:
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
             "content": envelope.original_content or envelope.content,
-            "tls": session.ssl is not None,
+            # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "login": getattr(session, "login_data", None),
         })
         return "250 OK"
@@ -138,7 +139,7 @@ class ActionsTest(IntegrationTest):
         self.assertEqual(rec["path"], "/services/T000/B000/XXXX")
         self.assertEqual(rec["method"], "POST")
         self.assertTrue(rec["headers"]["Content-Type"].startswith("application/json"))
-        self.assertEqual(json.loads(rec["body"]), {"text": "New order from *grace*: 7.00", "channel": "#orders",
+        self.assertEqual(json.loads(rec["body"]), {"text": "New order from *grace*: 7", "channel": "#orders",
                                                    "username": "observer", "icon_emoji": ":package:"})
         self.assertEqual(node.stop(), 0)
 
@@ -195,7 +196,7 @@ class ActionsTest(IntegrationTest):
         event_id = self.change_log_ids()[0]
         self.assertEqual(m["X-Fraiseql-Event-Id"], event_id)
         self.assertEqual(m.get_content().replace("\r\n", "\n"),
-                         f"Customer Zoë ordered for 12.50.\nEvent {event_id}\n")
+                         f"Customer Zoë ordered for 12.5.\nEvent {event_id}\n")
 
     def run_email(self, action, handler):
         node = self.node(observer("mail", action))
