@@ -1055,7 +1055,6 @@ class loader {
         if (const toml::node* n = t.get(k))
           error_at(*n, join_path(p, k), "has no effect with security = \"none\"");
     }
-    e.timeout_ms = 30000;
     read_timeout(t, p, e.timeout_ms);
     return e;
   }

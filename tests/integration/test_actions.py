@@ -3,6 +3,7 @@ test recomputes the HMAC), retry classification, Slack payloads (HTTP sink),
 email through aiosmtpd (plain, STARTTLS, implicit TLS, AUTH; 5xx to the DLQ,
 4xx retried) and PostgreSQL functions (a row written, SQL errors to the DLQ
 with their SQLSTATE, statement timeouts)."""
+import asyncio
 import email
 import email.policy
 import hashlib
@@ -37,9 +38,12 @@ class MailHandler:
         self.messages = []
         self.fail_codes = []
         self.data_commands = 0
+        self.stall_s = 0.0  # answer DATA this late
 
     async def handle_DATA(self, server, session, envelope):
         self.data_commands += 1
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
         if self.fail_codes:
             code = self.fail_codes.pop(0)
             return f"{code} {'try again later' if code < 500 else 'message refused'}"
@@ -52,6 +56,19 @@ class MailHandler:
             "login": getattr(session, "login_data", None),
         })
         return "250 OK"
+
+
+def psutil_like_connections(port):
+    """Established TCP connections to 127.0.0.1:port (from /proc/net/tcp)."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            local, remote, state = parts[1], parts[2], parts[3]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                out.append((local, remote))
+    return out
 
 
 def observer(name, action, max_attempts=3, entity="Order"):
@@ -266,6 +283,23 @@ class ActionsTest(IntegrationTest):
         self.assertEqual(len(self.dlq_rows()), 1)
         self.assertEqual(node.stop(), 0)
 
+    def test_email_timeout_aborts_the_session_and_retries(self):
+        handler, port = self.smtp()
+        handler.stall_s = 3
+        action = self.email_action(port, "none").replace("timeout_ms = 5000", "timeout_ms = 400")
+        node = self.node(observer("mail", action, max_attempts=2))
+        self.setup_orders(node)
+        node.start()
+        self.insert_order("Zoë")
+        rows = wait_until(self.dlq_rows, what="a DLQ row")
+        self.assertEqual(rows[0][2], 2)
+        self.assertIn("timeout", rows[0][3])
+        # Both attempts reached DATA and gave up waiting for its reply.
+        self.assertEqual(handler.data_commands, 2)
+        # The node closed both sessions: no connection of ours is left open.
+        wait_until(lambda: not [c for c in psutil_like_connections(port)], timeout=10,
+                   what="SMTP connections closed")
+
     # --- database -----------------------------------------------------------------
 
     def setup_functions(self):
@@ -295,6 +329,23 @@ class ActionsTest(IntegrationTest):
         self.assertEqual(params, {"source": "observer", "id": 1, "who": "customer ada"})
         self.assertEqual(node.stop(), 0)
         self.assertEqual(self.dlq_rows(), [])
+
+    def test_database_reconnects_after_connection_loss(self):
+        node = self.node(observer("db", 'type = "database"\nfunction = "app.on_order"', max_attempts=10))
+        self.setup_orders(node)
+        self.setup_functions()
+        node.start()
+        self.insert_order("first")
+        wait_until(lambda: self.sql("SELECT count(*) FROM app.audit")[0][0] == 1, what="the first row")
+        # Kill every other session of the database: the action's connections
+        # (and the node's own, which reconnect by themselves).
+        self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                 " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        self.insert_order("second")
+        wait_until(lambda: self.sql("SELECT count(*) FROM app.audit")[0][0] == 2, timeout=30,
+                   what="the second row after reconnecting")
+        self.assertEqual(self.dlq_rows(), [])
+        self.assertEqual(node.stop(), 0)
 
     def test_database_sql_error_goes_to_dlq_with_sqlstate(self):
         node = self.node(observer("db", 'type = "database"\nfunction = "app.refuse"', max_attempts=5))
