@@ -174,7 +174,9 @@ void node::acquire_and_run() {
 
   action_pool_options pc;
   pc.registry = d.registry;
-  pc.executors = make_executors(d.registry, d.http);
+  executor_options eo;
+  eo.database_workers = std::min<size_t>(4, d.cfg.performance.max_concurrent_actions);
+  pc.executors = make_executors(d.registry, d.http, eo);
   pc.enable_concurrent = d.cfg.performance.enable_concurrent;
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;

@@ -76,18 +76,53 @@ public:
 /// Action type ("webhook", "log", ...) -> executor.
 using executor_map = std::map<std::string, std::shared_ptr<action_executor>>;
 
-/// Classifies an HTTP response: 2xx ok; 5xx, 429, 408 and transport errors
-/// (timeouts included) retryable; other statuses final. Retry-After is kept.
-attempt_outcome classify_http(const http_response& r);
+/// Classifies an HTTP response: 2xx ok; transport errors (timeouts included)
+/// retryable; other statuses retryable when `policy` says so (default: 5xx,
+/// 429, 408), final otherwise. Retry-After is kept.
+attempt_outcome classify_http(const http_response& r, const http_retry_config& policy = {});
+
+struct smtp_result;
+struct pg_call_result;
+/// SMTP: success; 4xx replies, timeouts and transport errors retryable; 5xx
+/// replies final.
+attempt_outcome classify_smtp(const smtp_result& r);
+/// Database calls: see pg_sqlstate_retryable; errors carry the SQLSTATE.
+attempt_outcome classify_pg(const pg_call_result& r);
+
+/// Lower-case hex HMAC-SHA256 of `data` under `key` (OpenSSL).
+std::string hmac_sha256_hex(const std::string& key, const std::string& data);
+/// The webhook signature header value: "sha256=" + hex HMAC-SHA256 of
+/// `timestamp + "." + body` under `secret`.
+std::string webhook_signature(const std::string& secret, const std::string& timestamp,
+                              const std::string& body);
+
+class smtp_client;
+class pg_call_pool;
 
 /// Webhooks: rendered by the registry, sent through the shared HTTP client.
 std::shared_ptr<action_executor> make_webhook_executor(std::shared_ptr<const observer_registry> reg,
                                                        std::shared_ptr<http_client> http);
+/// Slack incoming webhooks through the shared HTTP client.
+std::shared_ptr<action_executor> make_slack_executor(std::shared_ptr<const observer_registry> reg,
+                                                     std::shared_ptr<http_client> http);
+/// Email over SMTP on the SMTP client's thread.
+std::shared_ptr<action_executor> make_email_executor(std::shared_ptr<const observer_registry> reg,
+                                                     std::shared_ptr<smtp_client> smtp);
+/// PostgreSQL function calls on the worker pool.
+std::shared_ptr<action_executor> make_database_executor(std::shared_ptr<const observer_registry> reg,
+                                                        std::shared_ptr<pg_call_pool> pool);
 /// Log lines through spdlog at the configured level.
 std::shared_ptr<action_executor> make_log_executor(std::shared_ptr<const observer_registry> reg);
 
-/// Every executor the engine ships, wired to the node's shared clients.
+struct executor_options {
+  /// Worker threads (and connections per database) for database actions.
+  size_t database_workers = 4;
+};
+
+/// Every executor the engine ships, wired to the node's shared clients. The
+/// SMTP client and the database workers are only started when an observer
+/// uses them.
 executor_map make_executors(std::shared_ptr<const observer_registry> reg,
-                            std::shared_ptr<http_client> http);
+                            std::shared_ptr<http_client> http, const executor_options& opt = {});
 
 }  // namespace fraiseql

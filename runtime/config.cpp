@@ -9,6 +9,7 @@
 
 #include "runtime/config.hpp"
 
+#include <boost/json.hpp>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -50,6 +51,29 @@ std::optional<std::string> process_env(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr) return std::nullopt;
   return std::string(v);
+}
+
+bool http_retry_config::retryable(long status) const {
+  if (!retry_on_status) return status >= 500 || status == 429 || status == 408;
+  return std::binary_search(retry_on_status->begin(), retry_on_status->end(), static_cast<uint16_t>(status));
+}
+
+std::string email_action_config::url() const {
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return std::string(security == smtp_security::tls ? "smtps://" : "smtp://") + (ipv6 ? "[" : "") + host +
+         (ipv6 ? "]" : "") + ":" + std::to_string(port);
+}
+
+std::string database_action_config::quoted_function() const {
+  // Validated at load: identifiers only, so quoting needs no escaping, but
+  // double any quote anyway so this stays safe if the rules ever loosen.
+  std::string out = "\"";
+  for (char c : function) {
+    if (c == '.') out += "\".\"";
+    else if (c == '"') out += "\"\"";
+    else out += c;
+  }
+  return out + "\"";
 }
 
 namespace {
@@ -107,7 +131,9 @@ string join_path(const string& path, string_view key) {
 
 string index_path(const string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
-string list(std::initializer_list<string_view> items) {
+using key_list = std::vector<string_view>;
+
+string list(const key_list& items) {
   string out;
   for (string_view s : items) {
     if (!out.empty()) out += ", ";
@@ -116,7 +142,7 @@ string list(std::initializer_list<string_view> items) {
   return out;
 }
 
-bool contains(std::initializer_list<string_view> items, string_view s) {
+bool contains(const key_list& items, string_view s) {
   return std::find(items.begin(), items.end(), s) != items.end();
 }
 
@@ -135,7 +161,7 @@ size_t edit_distance(string_view a, string_view b) {
 }
 
 /// The closest known key, if it is close enough to be a likely typo.
-std::optional<string> suggest(string_view key, std::initializer_list<string_view> known) {
+std::optional<string> suggest(string_view key, const key_list& known) {
   std::optional<string> best;
   size_t best_d = 3;  // at most 2 edits
   const string lkey = lower(key);
@@ -217,7 +243,7 @@ std::optional<uint64_t> parse_duration_ms(string_view raw) {
   return *number * factor;
 }
 
-const std::initializer_list<string_view> log_levels = {"trace", "debug", "info", "warn", "error"};
+const key_list log_levels = {"trace", "debug", "info", "warn", "error"};
 
 /// The level a RUST_LOG-style spec selects for this program: the level of a
 /// `fraiseql*` / `observer*` target (the most verbose one if several), else the
@@ -367,7 +393,7 @@ class loader {
   // --- generic readers --------------------------------------------------------
 
   /// Reports every key of `t` not in `known`.
-  void check_keys(const toml::table& t, const string& path, std::initializer_list<string_view> known,
+  void check_keys(const toml::table& t, const string& path, const key_list& known,
                   string_view where) {
     for (auto&& [k, v] : t) {
       if (contains(known, k.str())) continue;
@@ -442,7 +468,7 @@ class loader {
   /// A string from a closed set. When `fold` is set the input is matched
   /// case-insensitively and `out` receives the canonical spelling.
   got read_enum(const toml::table& t, string_view key, const string& path,
-                std::initializer_list<string_view> allowed, bool fold, string& out) {
+                const key_list& allowed, bool fold, string& out) {
     string v;
     const got g = read_string(t, key, path, v);
     if (g != got::ok) return g;
@@ -474,7 +500,7 @@ class loader {
   // --- sections ---------------------------------------------------------------
 
   void walk_root(const toml::table& root) {
-    static const std::initializer_list<string_view> top = {
+    static const key_list top = {
         "database", "transport", "listener", "checkpoint", "performance",
         "circuit_breaker", "shutdown", "logging", "metrics", "observers"};
     for (auto&& [k, v] : root) {
@@ -750,51 +776,71 @@ class loader {
     return name_node;
   }
 
+  /// Keys of each action type ("type" included).
+  static const std::vector<std::pair<string_view, key_list>>& action_keys() {
+    static const std::vector<std::pair<string_view, key_list>> k = {
+        {"webhook",
+         {"type", "url", "method", "headers", "body_template", "timeout_ms", "signing_secret_env",
+          "retry_on_status"}},
+        {"slack",
+         {"type", "webhook_url", "webhook_url_env", "channel", "message", "username", "icon_emoji", "timeout_ms",
+          "retry_on_status"}},
+        {"email",
+         {"type", "host", "port", "security", "from", "to", "subject", "body", "username_env", "password_env",
+          "ca_file", "verify_tls", "timeout_ms"}},
+        {"database", {"type", "function", "params", "url_env", "timeout_ms"}},
+        {"log", {"type", "level", "message"}},
+    };
+    return k;
+  }
+
   /// Returns whether `a` is usable (errors were reported otherwise).
   bool walk_action(const toml::table& t, const string& p, action_config& a) {
-    static const std::initializer_list<string_view> webhook_keys = {"type",          "url",
-                                                                        "method",        "headers",
-                                                                        "body_template", "timeout_ms"};
-    static const std::initializer_list<string_view> log_keys = {"type", "level", "message"};
+    static const char* const types_text = "webhook, slack, email, database, log";
     string type;
     const got g = read_string(t, "type", p, type);
     if (g == got::absent) {
-      missing(t, p + ".type", "required key is missing (one of: webhook, log)");
+      missing(t, p + ".type", string("required key is missing (one of: ") + types_text + ")");
       return false;
     }
     if (g == got::bad) return false;
     const toml::node& type_node = *t.get("type");
-    if (type == "slack" || type == "email" || type == "database") {
+    const key_list* own = nullptr;
+    for (const auto& [name, keys] : action_keys())
+      if (name == type) own = &keys;
+    if (own == nullptr) {
       error_at(type_node, p + ".type",
-               "action type '" + type + "' is not implemented in this build (available: webhook, log)");
-      return false;
-    }
-    if (type != "webhook" && type != "log") {
-      error_at(type_node, p + ".type",
-               "unknown action type '" + type +
-                   "' (valid types: webhook, log; slack, email and database are not implemented in this build)");
+               "unknown action type '" + type + "' (valid types: " + types_text + ")");
       return false;
     }
     a.type = type;
-    const bool webhook = type == "webhook";
-    const auto& own = webhook ? webhook_keys : log_keys;
-    const auto& other = webhook ? log_keys : webhook_keys;
-    const char* other_name = webhook ? "log" : "webhook";
     const size_t before = errors_.size();
     for (auto&& [k, v] : t) {
-      if (contains(own, k.str())) continue;
-      if (contains(other, k.str())) {
+      if (contains(*own, k.str())) continue;
+      string owners;
+      for (const auto& [name, keys] : action_keys()) {
+        if (!contains(keys, k.str())) continue;
+        if (!owners.empty()) owners += ", ";
+        owners += name;
+      }
+      if (!owners.empty()) {
         report_key(k, v, join_path(p, k.str()),
-                   "key is only valid for " + string(other_name) + " actions, not " + type + " actions");
+                   "key is only valid for " + owners + " actions, not " + type + " actions");
         continue;
       }
       string msg = "unknown key";
-      if (auto s = suggest(k.str(), own)) msg += "; did you mean '" + *s + "'?";
-      msg += " (valid keys for a " + type + " action: " + list(own) + ")";
+      if (auto s = suggest(k.str(), *own)) msg += "; did you mean '" + *s + "'?";
+      msg += " (valid keys for a " + type + " action: " + list(*own) + ")";
       report_key(k, v, join_path(p, k.str()), std::move(msg));
     }
-    if (webhook) {
+    if (type == "webhook") {
       a.webhook = walk_webhook(t, p);
+    } else if (type == "slack") {
+      a.slack = walk_slack(t, p);
+    } else if (type == "email") {
+      a.email = walk_email(t, p);
+    } else if (type == "database") {
+      a.database = walk_database_action(t, p);
     } else {
       log_action_config l;
       read_enum(t, "level", p, log_levels, true, l.level);
@@ -802,6 +848,82 @@ class loader {
       a.log = std::move(l);
     }
     return errors_.size() == before;
+  }
+
+  /// An environment variable name at `key`, and its (non-empty) value.
+  got read_env_ref(const toml::table& t, string_view key, const string& p, string& name, string& value) {
+    const got g = read_string(t, key, p, name);
+    if (g != got::ok) return g;
+    const toml::node& n = *t.get(key);
+    const string kp = join_path(p, key);
+    if (!is_identifier(name)) {
+      error_at(n, kp, "'" + name + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      return got::bad;
+    }
+    const auto v = env(name.c_str());
+    if (!v) {
+      error_at(n, kp, "environment variable " + name + " (named by " + string(key) + ") is not set or empty");
+      return got::bad;
+    }
+    value = *v;
+    return got::ok;
+  }
+
+  /// `retry_on_status = [429, 503, "5xx"]`: statuses 300-599 or classes.
+  void read_retry_statuses(const toml::table& t, const string& p, http_retry_config& out) {
+    const toml::node* n = t.get("retry_on_status");
+    if (n == nullptr) return;
+    const string kp = p + ".retry_on_status";
+    const auto* arr = n->as_array();
+    if (arr == nullptr) {
+      type_error(*n, kp, "an array of HTTP statuses (300-599) or classes (\"4xx\", \"5xx\")");
+      return;
+    }
+    std::vector<uint16_t> statuses;
+    bool ok = true;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      const string ep = index_path(kp, i);
+      std::vector<uint16_t> add;
+      if (const auto* in = el.as_integer()) {
+        if (in->get() < 300 || in->get() > 599) {
+          error_at(el, ep, "must be an HTTP error status between 300 and 599 (got " + std::to_string(in->get()) +
+                               ")");
+          ok = false;
+          continue;
+        }
+        add.push_back(static_cast<uint16_t>(in->get()));
+      } else if (const auto* sn = el.as_string()) {
+        const string c = lower(sn->get());
+        if (c != "3xx" && c != "4xx" && c != "5xx") {
+          error_at(el, ep, "invalid status class '" + sn->get() + "' (expected \"3xx\", \"4xx\" or \"5xx\")");
+          ok = false;
+          continue;
+        }
+        const uint16_t base = static_cast<uint16_t>((c[0] - '0') * 100);
+        for (uint16_t s = base; s < base + 100; ++s) add.push_back(s);
+      } else {
+        type_error(el, ep, "an HTTP status (integer) or a status class (\"4xx\")");
+        ok = false;
+        continue;
+      }
+      for (uint16_t s : add) {
+        if (std::find(statuses.begin(), statuses.end(), s) != statuses.end()) {
+          error_at(el, ep, "status " + std::to_string(s) + " is listed twice");
+          ok = false;
+          break;
+        }
+        statuses.push_back(s);
+      }
+    }
+    if (ok) {
+      std::sort(statuses.begin(), statuses.end());
+      out.retry_on_status = std::move(statuses);
+    }
+  }
+
+  void read_timeout(const toml::table& t, const string& p, uint32_t& out) {
+    read_u32(t, "timeout_ms", p, 1, 600000, out);
   }
 
   webhook_action_config walk_webhook(const toml::table& t, const string& p) {
@@ -848,8 +970,213 @@ class loader {
       }
     }
     read_string(t, "body_template", p, w.body_template);
-    read_u32(t, "timeout_ms", p, 1, 600000, w.timeout_ms);
+    read_timeout(t, p, w.timeout_ms);
+    read_env_ref(t, "signing_secret_env", p, w.signing_secret_env, w.signing_secret);
+    read_retry_statuses(t, p, w.retry);
     return w;
+  }
+
+  slack_action_config walk_slack(const toml::table& t, const string& p) {
+    slack_action_config s;
+    string url;
+    const got gu = read_string(t, "webhook_url", p, url);
+    string env_name, env_url;
+    const got ge = read_env_ref(t, "webhook_url_env", p, env_name, env_url);
+    if (gu == got::absent && ge == got::absent) {
+      missing(t, p + ".webhook_url",
+              "required key is missing (the incoming-webhook URL, or webhook_url_env naming a variable holding it)");
+    } else if (gu != got::absent && ge != got::absent) {
+      error_at(*t.get("webhook_url_env"), p + ".webhook_url_env", "set either webhook_url or webhook_url_env, not both");
+    } else if (gu == got::ok) {
+      if (auto why = check_http_url(url)) error_at(*t.get("webhook_url"), p + ".webhook_url", *why);
+      else s.webhook_url = url;
+    } else if (ge == got::ok) {
+      if (auto why = check_http_url(env_url))
+        error_at(*t.get("webhook_url_env"), p + ".webhook_url_env",
+                 "value of environment variable " + env_name + " " + *why);
+      else {
+        s.webhook_url = env_url;
+        s.webhook_url_env = env_name;
+      }
+    }
+    read_string(t, "channel", p, s.channel);
+    read_string(t, "username", p, s.username);
+    read_string(t, "icon_emoji", p, s.icon_emoji);
+    if (read_string(t, "message", p, s.message) == got::absent)
+      missing(t, p + ".message", "required key is missing (the message text template)");
+    read_timeout(t, p, s.timeout_ms);
+    read_retry_statuses(t, p, s.retry);
+    return s;
+  }
+
+  /// A bare mail address: local@domain, no spaces, brackets or control characters.
+  static bool is_mail_address(const string& a) {
+    const size_t at = a.rfind('@');
+    if (at == string::npos || at == 0 || at + 1 >= a.size()) return false;
+    return std::none_of(a.begin(), a.end(), [](char c) {
+      const auto u = static_cast<unsigned char>(c);
+      return u <= 0x20 || u == 0x7f || c == '<' || c == '>' || c == ',' || c == '"' || c == '(' || c == ')';
+    });
+  }
+
+  email_action_config walk_email(const toml::table& t, const string& p) {
+    email_action_config e;
+    string host;
+    const got gh = read_string(t, "host", p, host);
+    if (gh == got::absent) {
+      missing(t, p + ".host", "required key is missing (the SMTP server's host name or address)");
+    } else if (gh == got::ok) {
+      if (host.empty() || host.find_first_of(" /@?#") != string::npos || has_control_char(host))
+        error_at(*t.get("host"), p + ".host", "'" + host + "' is not a host name or address");
+      else e.host = host;
+    }
+    string security;
+    if (read_enum(t, "security", p, {"none", "starttls", "tls"}, false, security) == got::ok)
+      e.security = security == "none" ? smtp_security::none
+                   : security == "tls" ? smtp_security::tls
+                                       : smtp_security::starttls;
+    read_u32(t, "port", p, 1, 65535, e.port);
+    if (e.port == 0) e.port = e.security == smtp_security::none ? 25 : e.security == smtp_security::tls ? 465 : 587;
+    string from;
+    const got gf = read_string(t, "from", p, from);
+    if (gf == got::absent) {
+      missing(t, p + ".from", "required key is missing (the sender address)");
+    } else if (gf == got::ok) {
+      if (is_mail_address(from)) e.from = from;
+      else error_at(*t.get("from"), p + ".from", "'" + from + "' is not a mail address (local@domain)");
+    }
+    if (const toml::node* tn = t.get("to")) {
+      const string tp = p + ".to";
+      auto add = [&](const toml::node& n, const string& where) {
+        const auto* s = n.as_string();
+        if (s == nullptr) {
+          type_error(n, where, "a string");
+        } else if (!is_mail_address(s->get())) {
+          error_at(n, where, "'" + s->get() + "' is not a mail address (local@domain)");
+        } else {
+          e.to.push_back(s->get());
+        }
+      };
+      if (tn->is_string()) {
+        add(*tn, tp);
+      } else if (const auto* arr = tn->as_array()) {
+        if (arr->empty()) error_at(*tn, tp, "at least one recipient is required");
+        for (size_t i = 0; i < arr->size(); ++i) add(*arr->get(i), index_path(tp, i));
+      } else {
+        type_error(*tn, tp, "a mail address or an array of them");
+      }
+    } else {
+      missing(t, p + ".to", "required key is missing (a recipient address or an array of them)");
+    }
+    if (read_string(t, "subject", p, e.subject) == got::ok && has_control_char(e.subject))
+      error_at(*t.get("subject"), p + ".subject", "must not contain control characters");
+    else if (!t.get("subject"))
+      missing(t, p + ".subject", "required key is missing (the subject template)");
+    read_string(t, "body", p, e.body);
+    const got gu = read_env_ref(t, "username_env", p, e.username_env, e.username);
+    const got gp = read_env_ref(t, "password_env", p, e.password_env, e.password);
+    if ((gu == got::absent) != (gp == got::absent)) {
+      const char* have = gu == got::absent ? "password_env" : "username_env";
+      error_at(*t.get(have), join_path(p, have), "username_env and password_env go together: set both or neither");
+    }
+    if (gp != got::absent && e.security == smtp_security::none)
+      error_at(*t.get("password_env"), p + ".password_env",
+               "refusing to send credentials without TLS: set security = \"starttls\" or \"tls\"");
+    string ca;
+    if (read_string(t, "ca_file", p, ca) == got::ok) {
+      std::error_code ec;
+      if (ca.empty() || !std::filesystem::is_regular_file(ca, ec))
+        error_at(*t.get("ca_file"), p + ".ca_file", "'" + ca + "' is not a readable file");
+      else e.ca_file = ca;
+    }
+    read_bool(t, "verify_tls", p, e.verify_tls);
+    if (e.security == smtp_security::none) {
+      for (const char* k : {"ca_file", "verify_tls"})
+        if (const toml::node* n = t.get(k))
+          error_at(*n, join_path(p, k), "has no effect with security = \"none\"");
+    }
+    read_timeout(t, p, e.timeout_ms);
+    return e;
+  }
+
+  /// "name" or "schema.name", each part an unquoted SQL identifier.
+  static bool is_qualified_name(const string& s) {
+    const size_t dot = s.find('.');
+    auto part = [](string_view x) {
+      if (x.empty() || x.size() > 63 || !(is_alpha(x[0]) || x[0] == '_')) return false;
+      return std::all_of(x.begin(), x.end(), [](char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == '$'; });
+    };
+    if (dot == string::npos) return part(s);
+    return part(string_view(s).substr(0, dot)) && part(string_view(s).substr(dot + 1));
+  }
+
+  /// TOML value -> JSON, reporting unsupported types (dates, non-finite floats).
+  std::optional<boost::json::value> to_json(const toml::node& n, const string& where) {
+    namespace json = boost::json;
+    if (const auto* s = n.as_string()) return json::value(s->get());
+    if (const auto* i = n.as_integer()) return json::value(i->get());
+    if (const auto* b = n.as_boolean()) return json::value(b->get());
+    if (const auto* f = n.as_floating_point()) {
+      if (!std::isfinite(f->get())) {
+        error_at(n, where, "must be a finite number (JSON has no nan or inf)");
+        return std::nullopt;
+      }
+      return json::value(f->get());
+    }
+    if (const auto* a = n.as_array()) {
+      json::array out;
+      bool ok = true;
+      for (size_t i = 0; i < a->size(); ++i) {
+        auto v = to_json(*a->get(i), index_path(where, i));
+        if (v) out.push_back(std::move(*v));
+        else ok = false;
+      }
+      if (!ok) return std::nullopt;
+      return json::value(std::move(out));
+    }
+    if (const auto* t = n.as_table()) {
+      json::object out;
+      bool ok = true;
+      for (auto&& [k, v] : *t) {
+        auto jv = to_json(v, join_path(where, k.str()));
+        if (jv) out[k.str()] = std::move(*jv);
+        else ok = false;
+      }
+      if (!ok) return std::nullopt;
+      return json::value(std::move(out));
+    }
+    type_error(n, where, "a string, number, boolean, array or table (JSON has no dates)");
+    return std::nullopt;
+  }
+
+  database_action_config walk_database_action(const toml::table& t, const string& p) {
+    database_action_config d;
+    string fn;
+    const got gf = read_string(t, "function", p, fn);
+    if (gf == got::absent) {
+      missing(t, p + ".function", "required key is missing (a function name such as \"app.on_order\")");
+    } else if (gf == got::ok) {
+      if (is_qualified_name(fn)) d.function = fn;
+      else
+        error_at(*t.get("function"), p + ".function",
+                 "'" + fn + "' is not a function name (name or schema.name; letters, digits, _ and $, "
+                 "not starting with a digit)");
+    }
+    if (const toml::node* pn = t.get("params")) {
+      if (!pn->is_table()) {
+        type_error(*pn, p + ".params", "a table (rendered as a JSON object)");
+      } else if (auto v = to_json(*pn, p + ".params")) {
+        d.params_json = boost::json::serialize(*v);
+      }
+    }
+    string url;
+    if (read_env_ref(t, "url_env", p, d.url_env, url) == got::ok) {
+      if (auto why = check_db_url(url))
+        error_at(*t.get("url_env"), p + ".url_env", "value of environment variable " + d.url_env + " " + *why);
+      else d.url = url;
+    }
+    read_timeout(t, p, d.timeout_ms);
+    return d;
   }
 
   void walk_retry(const toml::table& t, const string& p, retry_config& r) {
@@ -1011,6 +1338,10 @@ class loader {
   // --- checks on the effective configuration -----------------------------------
 
   void final_checks() {
+    // Database actions without url_env use the engine's own database.
+    for (auto& o : cfg_.observers)
+      for (auto& a : o.actions)
+        if (a.database && a.database->url.empty()) a.database->url = cfg_.database.url;
     if (!url_given_) {
       origin o = database_origin_;
       if (database_table_ != nullptr) {

@@ -33,6 +33,16 @@ struct retry_config {
   double jitter = 0.2;
 };
 
+/// Which failed HTTP responses are retried (webhook and slack actions).
+/// Transport errors and timeouts are always retryable.
+struct http_retry_config {
+  /// Statuses (300-599) that retry; every other non-2xx status is final (DLQ at
+  /// once). nullopt: the default set, 408, 429 and 500-599.
+  std::optional<std::vector<uint16_t>> retry_on_status;
+  /// Whether a failed response with `status` should be retried.
+  bool retryable(long status) const;
+};
+
 /// `[[observers.actions]]` with `type = "webhook"`.
 struct webhook_action_config {
   /// Target URL (http or https). Templates come with the expression engine.
@@ -45,6 +55,70 @@ struct webhook_action_config {
   std::string body_template;
   /// Per-attempt timeout.
   uint32_t timeout_ms = 10000;
+  /// HMAC-SHA256 key read from the variable named by `signing_secret_env`;
+  /// empty: requests are not signed.
+  std::string signing_secret;
+  std::string signing_secret_env;
+  http_retry_config retry;
+};
+
+/// `[[observers.actions]]` with `type = "slack"` (incoming webhook).
+struct slack_action_config {
+  /// Incoming-webhook URL, inline or read from `webhook_url_env`.
+  std::string webhook_url;
+  std::string webhook_url_env;
+  /// Overrides of the webhook's defaults; empty: not sent.
+  std::string channel;
+  std::string username;
+  std::string icon_emoji;
+  /// Text template of the message (Slack mrkdwn).
+  std::string message;
+  uint32_t timeout_ms = 10000;
+  http_retry_config retry;
+};
+
+/// How the SMTP connection is secured.
+enum class smtp_security { none, starttls, tls };
+
+/// `[[observers.actions]]` with `type = "email"` (SMTP).
+struct email_action_config {
+  std::string host;
+  /// Default by security: 25 (none), 587 (starttls), 465 (tls).
+  uint32_t port = 0;
+  smtp_security security = smtp_security::starttls;
+  /// Envelope and header sender: a bare address.
+  std::string from;
+  /// Recipients (bare addresses), at least one.
+  std::vector<std::string> to;
+  /// Templates.
+  std::string subject;
+  std::string body;
+  /// AUTH credentials, read from `username_env` / `password_env` at load.
+  std::string username;
+  std::string password;
+  std::string username_env;
+  std::string password_env;
+  /// CA bundle for verifying the server; empty: the system's.
+  std::string ca_file;
+  bool verify_tls = true;
+  uint32_t timeout_ms = 30000;
+  /// "smtp://host:port" or "smtps://host:port".
+  std::string url() const;
+};
+
+/// `[[observers.actions]]` with `type = "database"`: calls
+/// `<function>(envelope jsonb, params jsonb)`.
+struct database_action_config {
+  /// "name" or "schema.name", each part an identifier.
+  std::string function;
+  /// `params` as a JSON object text (string leaves may be templates).
+  std::string params_json = "{}";
+  /// Connection string: [database] url, or the variable named by url_env.
+  std::string url;
+  std::string url_env;
+  uint32_t timeout_ms = 10000;
+  /// `function` with each part double-quoted for SQL.
+  std::string quoted_function() const;
 };
 
 /// `[[observers.actions]]` with `type = "log"`.
@@ -56,8 +130,11 @@ struct log_action_config {
 /// One action of an observer. Exactly one of the typed members is set,
 /// according to `type`.
 struct action_config {
-  std::string type;  // "webhook" | "log"
+  std::string type;  // "webhook" | "slack" | "email" | "database" | "log"
   std::optional<webhook_action_config> webhook;
+  std::optional<slack_action_config> slack;
+  std::optional<email_action_config> email;
+  std::optional<database_action_config> database;
   std::optional<log_action_config> log;
   /// Where the action was defined, for error messages: "observers[2].actions[0]".
   std::string where;

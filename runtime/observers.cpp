@@ -1,6 +1,6 @@
 #include "runtime/observers.hpp"
 
-#include <boost/json/serialize.hpp>
+#include <boost/json.hpp>
 
 #include <algorithm>
 
@@ -21,6 +21,38 @@ std::string index_key(const std::string& type, const std::string& entity) {
   k += '\x1f';
   k += entity;
   return k;
+}
+
+/// RFC 6901 escaping of one reference token.
+std::string pointer_token(const std::string& k) {
+  std::string out;
+  for (char c : k) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+/// Every string leaf of `v` holding a {{ }} hole, compiled, by JSON pointer.
+void collect_param_templates(const boost::json::value& v, const std::string& ptr,
+                             const std::string& where,
+                             std::vector<std::pair<std::string, expr::template_>>& out,
+                             std::vector<std::string>& errors) {
+  if (const auto* o = v.if_object()) {
+    for (const auto& kv : *o)
+      collect_param_templates(kv.value(), ptr + "/" + pointer_token(std::string(kv.key())), where,
+                              out, errors);
+  } else if (const auto* a = v.if_array()) {
+    for (size_t i = 0; i < a->size(); ++i)
+      collect_param_templates((*a)[i], ptr + "/" + std::to_string(i), where, out, errors);
+  } else if (const auto* s = v.if_string()) {
+    auto r = expr::template_::compile(*s);
+    if (!r)
+      errors.push_back(where + ": params" + ptr + ": " + r.err().to_string());
+    else if (!r->is_constant())
+      out.emplace_back(ptr, std::move(*r));
+  }
 }
 
 }  // namespace
@@ -76,6 +108,17 @@ observer_registry::build(const std::vector<observer_config>& obs, std::vector<st
         }
       }
       if (ac.log && !ac.log->message.empty()) t.message = compile(ac.log->message, "message");
+      if (ac.slack) t.message = compile(ac.slack->message, "message");
+      if (ac.email) {
+        t.subject = compile(ac.email->subject, "subject");
+        t.text = compile(ac.email->body, "body");
+      }
+      if (ac.database) {
+        boost::json::error_code ec;
+        t.params = boost::json::parse(ac.database->params_json, ec);
+        if (ec) errors.push_back(where + ": params: " + ec.message());
+        else collect_param_templates(t.params, "", where, t.param_templates, errors);
+      }
       c->actions.push_back(std::move(t));
     }
     reg->index_[index_key(c->cfg.event_type, c->cfg.entity)].push_back(i);
@@ -170,6 +213,70 @@ std::string observer_registry::render_log_message(uint32_t observer, uint32_t ac
   }
   const auto& msg = c.cfg.actions.at(action).log->message;
   return msg.empty() ? ev.envelope_json : msg;
+}
+
+std::optional<std::string> observer_registry::render_slack(uint32_t observer, uint32_t action,
+                                                           const event& ev,
+                                                           std::string& payload) const {
+  const auto& c = *observers_.at(observer);
+  const auto& s = *c.cfg.actions.at(action).slack;
+  const auto& t = c.actions.at(action);
+  boost::json::object o;
+  if (t.message) {
+    auto r = t.message->render_text(ev.envelope);
+    if (!r) return "message template: " + r.err().to_string();
+    o["text"] = *r;
+  } else {
+    o["text"] = s.message;
+  }
+  if (!s.channel.empty()) o["channel"] = s.channel;
+  if (!s.username.empty()) o["username"] = s.username;
+  if (!s.icon_emoji.empty()) o["icon_emoji"] = s.icon_emoji;
+  payload = boost::json::serialize(o);
+  return std::nullopt;
+}
+
+std::optional<std::string> observer_registry::render_email(uint32_t observer, uint32_t action,
+                                                           const event& ev, std::string& subject,
+                                                           std::string& body) const {
+  const auto& c = *observers_.at(observer);
+  const auto& e = *c.cfg.actions.at(action).email;
+  const auto& t = c.actions.at(action);
+  if (t.subject) {
+    auto r = t.subject->render_text(ev.envelope);
+    if (!r) return "subject template: " + r.err().to_string();
+    subject = std::move(*r);
+  } else {
+    subject = e.subject;
+  }
+  if (t.text) {
+    auto r = t.text->render_text(ev.envelope);
+    if (!r) return "body template: " + r.err().to_string();
+    body = std::move(*r);
+  } else {
+    body = e.body.empty() ? ev.envelope_json : e.body;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> observer_registry::render_database_params(uint32_t observer,
+                                                                     uint32_t action,
+                                                                     const event& ev,
+                                                                     std::string& params) const {
+  const auto& t = observers_.at(observer)->actions.at(action);
+  if (t.param_templates.empty()) {
+    params = boost::json::serialize(t.params);
+    return std::nullopt;
+  }
+  boost::json::value v = t.params;
+  for (const auto& [ptr, tpl] : t.param_templates) {
+    auto r = tpl.render_value(ev.envelope);
+    if (!r) return "params" + ptr + " template: " + r.err().to_string();
+    boost::json::error_code ec;
+    if (auto* leaf = v.find_pointer(ptr, ec)) *leaf = std::move(*r);
+  }
+  params = boost::json::serialize(v);
+  return std::nullopt;
 }
 
 size_t observer_registry::size() const {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace fraiseql {
@@ -25,7 +26,13 @@ struct action_templates {
   std::optional<expr::template_> url;
   std::optional<expr::template_> body;
   std::map<std::string, expr::template_> headers;
-  std::optional<expr::template_> message;  // log action
+  std::optional<expr::template_> message;  // log and slack actions
+  std::optional<expr::template_> subject;  // email
+  std::optional<expr::template_> text;     // email body
+  /// Database params: the JSON object, and its string leaves that are
+  /// templates, by JSON pointer (rendered with render_value).
+  boost::json::value params;
+  std::vector<std::pair<std::string, expr::template_>> param_templates;
 };
 
 /// Renders an action's request parts for one event; errors name the part.
@@ -65,6 +72,15 @@ public:
   /// without retry: the same event renders the same way every time).
   std::optional<std::string> render_webhook(uint32_t observer, uint32_t action, const event& ev,
                                             rendered_webhook& out) const;
+  /// Slack's JSON payload ({"text", and channel/username/icon_emoji when set}).
+  std::optional<std::string> render_slack(uint32_t observer, uint32_t action, const event& ev,
+                                          std::string& payload) const;
+  /// Subject and body text of an email action (body: the envelope when empty).
+  std::optional<std::string> render_email(uint32_t observer, uint32_t action, const event& ev,
+                                          std::string& subject, std::string& body) const;
+  /// The params object of a database action as JSON text.
+  std::optional<std::string> render_database_params(uint32_t observer, uint32_t action,
+                                                    const event& ev, std::string& params) const;
   /// Message of a log action (the envelope when none is configured).
   std::string render_log_message(uint32_t observer, uint32_t action, const event& ev) const;
 

@@ -6,6 +6,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-ps
   libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
   postgresql-15 postgresql-client-15 redis-server libhiredis-dev libcivetweb-dev
+  libssl-dev openssl python3-aiosmtpd
   prometheus)  # prometheus: only for promtool (tests check rules and a live scrape)
 missing=()
 for p in "${pkgs[@]}"; do
