@@ -52,6 +52,9 @@ struct dedup_state {
   std::chrono::steady_clock::time_point last_extend = std::chrono::steady_clock::now();
   std::unique_ptr<redis_outage_tracker> tracker;
   uint64_t claimed_total = 0;
+  /// Fail-closed: delay before a failed claim batch is tried again (grows
+  /// during an outage, per redis_outage_tracker).
+  std::chrono::milliseconds retry_after{100};
 
   /// Applies the failure policy after a Redis call failed; true: go on
   /// without Redis (fail-open).
@@ -62,6 +65,7 @@ struct dedup_state {
       cfg.stats->redis_health(false);
     }
     auto d = tracker->on_unavailable(std::chrono::steady_clock::now());
+    retry_after = d.retry_after;
     if (d.log) {
       if (tracker->policy() == redis_failure_policy::fail_open)
         spdlog::warn("dedup: {} of {} events failed ({}): {}; fail-open: running them without "
@@ -121,7 +125,7 @@ struct dedup_state {
       } else {
         // Fail-closed: nothing runs; the listener stops reading once the
         // in-flight window is full.
-        schedule_flush(std::max(cfg.retry_interval, std::chrono::milliseconds(100)));
+        schedule_flush(std::max(retry_after, std::chrono::milliseconds(1)));
       }
       return;
     }
@@ -303,6 +307,7 @@ dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self
 }
 
 dedup_actor spawn_dedup(caf::actor_system& sys, dedup_options cfg, checkpointer_actor checkpointer) {
+  if (!cfg.detached) return sys.spawn(dedup, std::move(cfg), std::move(checkpointer));
   return sys.spawn<caf::detached>(dedup, std::move(cfg), std::move(checkpointer));
 }
 

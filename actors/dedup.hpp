@@ -29,6 +29,9 @@ struct dedup_options {
   std::function<void()> probe;
   /// May be null.
   std::shared_ptr<metrics> stats;
+  /// Detached in the node (its calls block); false only for deterministic
+  /// tests on CAF's test coordinator with an in-memory store.
+  bool detached = true;
 };
 
 /// Spawns the dedup actor (detached: Redis calls block its own thread only).
