@@ -2,9 +2,11 @@
 
 #include "actors/action_pool.hpp"
 #include "actors/checkpointer.hpp"
+#include "actors/dedup.hpp"
 #include "actors/dlq.hpp"
 #include "actors/listener.hpp"
 #include "actors/router.hpp"
+#include "runtime/action_cache.hpp"
 #include "runtime/cursor.hpp"
 #include "runtime/health.hpp"
 #include "runtime/http_client.hpp"
@@ -12,6 +14,7 @@
 #include "runtime/monitoring_server.hpp"
 #include "runtime/observers.hpp"
 #include "runtime/pg.hpp"
+#include "runtime/redis.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -57,6 +60,11 @@ struct node::impl {
   router_actor rt;
   action_pool_actor pool;
   dlq_actor dq;
+  dedup_actor dd;  // null unless enable_dedup
+  // [redis] and the action-result cache (null when not configured). The pool
+  // outlives everything that borrows it; the runner stops before the actors.
+  std::shared_ptr<redis_pool> rpool;
+  std::shared_ptr<blocking_runner> redis_runner;
   caf::actor relay;     // forwards the checkpointer's credits to the listener
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
@@ -183,6 +191,44 @@ void node::acquire_and_run() {
   pc.breakers = breaker_settings_of(d.cfg.circuit_breaker);
   pc.dry_run = d.dry_run;
   pc.stats = d.stats;
+  if (d.cfg.redis) {
+    const auto& rc = *d.cfg.redis;
+    redis_connection_options ro;
+    ro.url = redis_url::parse(rc.url);
+    ro.connect_timeout = std::chrono::seconds(rc.connect_timeout_secs);
+    ro.command_timeout = std::chrono::seconds(rc.command_timeout_secs);
+    d.rpool = std::make_shared<redis_pool>(ro, rc.pool_size);
+    try {
+      d.rpool->check();
+      spdlog::info("node: Redis at {} answers (pool of {})", ro.url.to_string(), rc.pool_size);
+    } catch (const redis_unavailable& e) {
+      // Not fatal: the failure policy applies while it stays down.
+      spdlog::warn("node: Redis is unavailable at start ({}); policy {}", e.what(), rc.failure_policy);
+    }
+  }
+  if (d.cfg.performance.enable_caching && !d.dry_run) {
+    std::shared_ptr<result_cache> cache;
+    std::chrono::milliseconds ttl = std::chrono::seconds(redis_config{}.cache_ttl_secs);
+    if (d.rpool) {
+      ttl = std::chrono::seconds(d.cfg.redis->cache_ttl_secs);
+      cache = std::make_shared<redis_result_cache>(*d.rpool, ttl);
+      d.redis_runner = std::make_shared<blocking_runner>(
+        std::min<size_t>(d.rpool->size(), 4), "redis cache");
+    } else {
+      cache = std::make_shared<lru_ttl_cache>(d.cfg.performance.cache_capacity, ttl);
+    }
+    for (auto& [type, ex] : pc.executors)
+      ex = make_caching_executor(ex, cache, d.redis_runner, ttl, d.stats);
+    spdlog::info("node: action-result cache on {} (default TTL {} s)",
+                 d.rpool ? "Redis" : "process memory (LRU, " +
+                   std::to_string(d.cfg.performance.cache_capacity) + " entries)",
+                 ttl.count() / 1000);
+  }
+  for (const auto& oc : d.cfg.observers)
+    for (const auto& ac : oc.actions)
+      if (ac.webhook && ac.webhook->cache && !d.cfg.performance.enable_caching)
+        spdlog::warn("node: {} of observer '{}' has cache = true, but [performance] "
+                     "enable_caching is false: it is not cached", ac.where, oc.name);
 
   // The listener needs router and checkpointer; the checkpointer needs the
   // listener (credits). Break the cycle with a forwarding actor spawned first.
@@ -193,8 +239,32 @@ void node::acquire_and_run() {
   });
   auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
   d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
-  d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
-  d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats}, d.pool, d.cp);
+  if (d.cfg.performance.enable_dedup && !d.dry_run) {
+    // The dedup actor sits between router and pool (claims) and between pool
+    // and checkpointer (confirms); each sees it through the handle type it
+    // already sends to, as it handles exactly those messages.
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    dedup_options dopt;
+    dopt.store = std::make_shared<redis_dedup>(
+      *d.rpool, std::chrono::seconds(d.cfg.redis->dedup_window_secs));
+    dopt.owner = make_owner_token(d.cfg.listener.listener_id + "@" + host);
+    dopt.claim_ttl = std::chrono::seconds(d.cfg.redis->claim_ttl_secs);
+    dopt.policy = *parse_redis_failure_policy(d.cfg.redis->failure_policy);
+    dopt.stats = d.stats;
+    dopt.probe = [pool = d.rpool] { pool->check(); };
+    d.dd = spawn_dedup(*d.sys, dopt, d.cp);
+    d.pool = spawn_action_pool(*d.sys, pc, caf::actor_cast<checkpointer_actor>(d.dd), d.dq);
+    caf::anon_send(d.dd, caf::actor_cast<caf::actor>(d.pool));
+    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats},
+                        caf::actor_cast<action_pool_actor>(d.dd), d.cp);
+    spdlog::info("node: deduplication on (window {} s, claim TTL {} s, {}, owner {})",
+                 d.cfg.redis->dedup_window_secs, d.cfg.redis->claim_ttl_secs,
+                 d.cfg.redis->failure_policy, dopt.owner);
+  } else {
+    d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
+    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats}, d.pool, d.cp);
+  }
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
   caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
   // Crash-only: an actor that dies from an error takes the process down with a
@@ -216,6 +286,7 @@ void node::acquire_and_run() {
                  caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
                  caf::actor_cast<caf::actor>(d.dq)})
     caf::anon_send(d.watchdog, a);
+  if (d.dd) caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.dd));
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
@@ -271,6 +342,13 @@ bool node::stop(std::chrono::milliseconds timeout) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     d.stopping->store(true);
+    // Unfinished events' claims go back, so that the next node need not wait
+    // out claim_ttl for them.
+    if (d.dd)
+      self->request(d.dd, std::chrono::seconds(30), stop_atom::value)
+        .receive([](bool) {}, [](const caf::error& e) {
+          spdlog::warn("node: dedup did not release its claims: {}", caf::to_string(e));
+        });
     // 3. Flush the checkpoint last.
     self->request(d.cp, std::chrono::seconds(30), flush_atom::value)
       .receive(
@@ -285,17 +363,23 @@ bool node::stop(std::chrono::milliseconds timeout) {
                    caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
                    caf::actor_cast<caf::actor>(d.dq), d.relay})
       self->send_exit(a, caf::exit_reason::user_shutdown);
+    if (d.dd) self->send_exit(d.dd, caf::exit_reason::user_shutdown);
   }
+  // Cache tasks use the executors the pool owns: stop them first.
+  if (d.redis_runner) d.redis_runner->shutdown();
   d.lst = nullptr;
   d.rt = nullptr;
   d.pool = nullptr;
   d.cp = nullptr;
   d.dq = nullptr;
+  d.dd = nullptr;
   d.relay = nullptr;
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
   d.stats->leader(false);
   d.http.reset();
+  d.redis_runner.reset();
+  d.rpool.reset();
   return drained;
 }
 

@@ -89,6 +89,29 @@ using action_pool_actor = caf::typed_actor<
   /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
   caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>>;
 
+/// Deduplication ([performance] enable_dedup): stands between the router and
+/// the action pool, and between the pool and the checkpointer. It claims each
+/// event (`event:<id>` in Redis) before the pool runs it and confirms it when
+/// the pool finishes it, before the checkpointer may pass it. The router and
+/// the pool hold it through their usual handle types (it handles the run and
+/// finish messages they send).
+using dedup_actor = caf::typed_actor<
+  /// Wiring, sent once by the node before any event: the action pool (the
+  /// pool also needs this actor's handle, so one of them learns it late).
+  caf::reacts_to<caf::actor>,
+  /// From the router: an event to claim, then run (or skip when already done).
+  caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
+  /// From the pool: events finished; confirmed, then passed to the checkpointer.
+  caf::reacts_to<finish_atom, std::vector<uint64_t>>,
+  /// Claims the events collected so far (self-sent behind a burst).
+  caf::reacts_to<flush_atom>,
+  /// Periodic: extends held claims, retries busy claims and held confirms.
+  caf::reacts_to<tick_atom>,
+  /// Releases the claims of events not finished (graceful shutdown).
+  caf::replies_to<stop_atom>::with<bool>,
+  /// (events claimed and not finished, events claimed since start).
+  status_reply>;
+
 /// Matches events to observers.
 using router_actor = caf::typed_actor<
   caf::reacts_to<route_atom, event_batch>,

@@ -1,5 +1,6 @@
 #include "runtime/actions.hpp"
 
+#include "runtime/action_cache.hpp"
 #include "runtime/circuit_breaker.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/logging.hpp"
@@ -88,6 +89,31 @@ class webhook_executor final : public action_executor {
 public:
   webhook_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<http_client> http)
     : reg_(std::move(reg)), http_(std::move(http)) {}
+
+  std::optional<action_cache_key> cache_key(const attempt_request& req) const override {
+    const auto& w = *req.action_cfg->webhook;
+    if (!w.cache) return std::nullopt;
+    rendered_webhook rw;
+    if (reg_->render_webhook(req.observer, req.action, *req.ev, rw)) return std::nullopt;
+    // The per-event headers (Idempotency-Key, X-Fraiseql-Event-*) are left out:
+    // they are what makes every event's request unique. Length prefixes keep
+    // the fields apart whatever bytes they hold.
+    std::string material = "webhook\n";
+    auto add = [&material](const std::string& f) {
+      material += std::to_string(f.size());
+      material += ':';
+      material += f;
+    };
+    add(w.method);
+    add(rw.url);
+    for (const auto& h : rw.headers) add(h);
+    material += '|';
+    add(rw.body);
+    action_cache_key k;
+    k.key = "webhook:" + sha256_hex(material);
+    if (w.cache_ttl_secs) k.ttl = std::chrono::seconds(*w.cache_ttl_secs);
+    return k;
+  }
 
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& w = *req.action_cfg->webhook;

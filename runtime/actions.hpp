@@ -58,9 +58,24 @@ struct attempt_request {
 /// Called exactly once per asynchronous attempt, on any thread; must be cheap.
 using attempt_callback = std::function<void(attempt_outcome)>;
 
+/// What the result cache keys an attempt by (runtime/action_cache.hpp).
+struct action_cache_key {
+  /// Identifies the rendered request (a hash of everything the call sends that
+  /// does not vary per attempt): equal keys mean equal side effects.
+  std::string key;
+  /// This action's TTL; 0: the cache's default ([redis] cache_ttl_secs).
+  std::chrono::milliseconds ttl{0};
+};
+
 class action_executor {
 public:
   virtual ~action_executor() = default;
+  /// The cache key of this attempt, or nullopt when the action is not
+  /// cacheable (its type never is, it is not configured `cache = true`, or it
+  /// cannot be rendered: start() then reports why). Thread-safe.
+  virtual std::optional<action_cache_key> cache_key(const attempt_request&) const {
+    return std::nullopt;
+  }
   /// Starts one attempt. A synchronous executor returns the outcome and never
   /// calls `done`; an asynchronous one returns nullopt and calls `done` once.
   virtual std::optional<attempt_outcome> start(const attempt_request& req,

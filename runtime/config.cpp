@@ -10,6 +10,8 @@
 #include "runtime/config.hpp"
 
 #include <boost/json.hpp>
+#include "runtime/redis.hpp"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -502,14 +504,14 @@ class loader {
   void walk_root(const toml::table& root) {
     static const key_list top = {
         "database", "transport", "listener", "checkpoint", "performance",
-        "circuit_breaker", "shutdown", "logging", "metrics", "observers"};
+        "circuit_breaker", "redis", "shutdown", "logging", "metrics", "observers"};
     for (auto&& [k, v] : root) {
       const string_view name = k.str();
       if (contains(top, name)) continue;
-      if (name == "redis" || name == "nats") {
+      if (name == "nats") {
         error_at(v, quote_key(name),
-                 "[" + string(name) + "] is not supported in this build (only the PostgreSQL-only topology is "
-                 "available); remove this table");
+                 "[" + string(name) + "] is not supported in this build (the PostgreSQL-only and "
+                 "PostgreSQL + Redis topologies are); remove this table");
         continue;
       }
       string msg = "unknown top-level key or table";
@@ -523,6 +525,7 @@ class loader {
     if (const auto* t = read_table(root, "checkpoint", "")) walk_checkpoint(*t);
     if (const auto* t = read_table(root, "performance", "")) walk_performance(*t);
     if (const auto* t = read_table(root, "circuit_breaker", "")) walk_circuit_breaker(*t);
+    if (const auto* t = read_table(root, "redis", "")) walk_redis(*t);
     if (const auto* t = read_table(root, "shutdown", "")) walk_shutdown(*t);
     if (const auto* t = read_table(root, "logging", "")) walk_logging(*t);
     if (const auto* t = read_table(root, "metrics", "")) walk_metrics(*t);
@@ -604,13 +607,14 @@ class loader {
   void walk_performance(const toml::table& t) {
     const string p = "performance";
     check_keys(t, p,
-               {"enable_dedup", "enable_caching", "enable_concurrent", "max_concurrent_actions",
-                "concurrent_timeout_ms"},
+               {"enable_dedup", "enable_caching", "cache_capacity", "enable_concurrent",
+                "max_concurrent_actions", "concurrent_timeout_ms"},
                "[performance]");
     if (read_bool(t, "enable_dedup", p, cfg_.performance.enable_dedup) == got::ok)
       dedup_origin_ = origin_of(*t.get("enable_dedup"), "performance.enable_dedup");
     if (read_bool(t, "enable_caching", p, cfg_.performance.enable_caching) == got::ok)
       caching_origin_ = origin_of(*t.get("enable_caching"), "performance.enable_caching");
+    read_u32(t, "cache_capacity", p, 1, 100000000, cfg_.performance.cache_capacity);
     read_bool(t, "enable_concurrent", p, cfg_.performance.enable_concurrent);
     read_u32(t, "max_concurrent_actions", p, 1, 100000, cfg_.performance.max_concurrent_actions);
     read_u32(t, "concurrent_timeout_ms", p, 1, u32_max, cfg_.performance.concurrent_timeout_ms);
@@ -651,6 +655,42 @@ class loader {
     read_u32(t, "timeout_ms", p, 1, 86400000, c.timeout_ms);
     read_u32(t, "sample_size", p, 1, 10000, c.sample_size);
     read_u32(t, "half_open_probes", p, 1, 1000, c.half_open_probes);
+  }
+
+  void walk_redis(const toml::table& t) {
+    const string p = "redis";
+    check_keys(t, p,
+               {"url", "pool_size", "connect_timeout_secs", "command_timeout_secs", "dedup_window_secs",
+                "cache_ttl_secs", "claim_ttl_secs", "failure_policy"},
+               "[redis]");
+    redis_config r;
+    redis_table_ = &t;
+    string url;
+    const got gu = read_string(t, "url", p, url);
+    if (gu == got::ok) {
+      if (auto why = check_redis_url(url)) error_at(*t.get("url"), "redis.url", *why);
+      else r.url = url;
+    } else if (gu == got::absent) {
+      redis_url_missing_ = true;
+    }
+    read_u32(t, "pool_size", p, 1, 1000, r.pool_size);
+    read_u32(t, "connect_timeout_secs", p, 1, 3600, r.connect_timeout_secs);
+    read_u32(t, "command_timeout_secs", p, 1, 3600, r.command_timeout_secs);
+    read_u32(t, "dedup_window_secs", p, 1, 30 * 86400, r.dedup_window_secs);
+    read_u32(t, "cache_ttl_secs", p, 1, 30 * 86400, r.cache_ttl_secs);
+    read_u32(t, "claim_ttl_secs", p, 1, 86400, r.claim_ttl_secs);
+    read_enum(t, "failure_policy", p, {"fail_open", "fail_closed"}, false, r.failure_policy);
+    cfg_.redis = std::move(r);
+  }
+
+  /// Why `url` is not a usable Redis URL (password masked), or nullopt.
+  static std::optional<string> check_redis_url(const string& url) {
+    try {
+      redis_url::parse(url);
+      return std::nullopt;
+    } catch (const std::exception& e) {
+      return string(e.what());
+    }
   }
 
   void walk_shutdown(const toml::table& t) {
@@ -781,7 +821,7 @@ class loader {
     static const std::vector<std::pair<string_view, key_list>> k = {
         {"webhook",
          {"type", "url", "method", "headers", "body_template", "timeout_ms", "signing_secret_env",
-          "retry_on_status"}},
+          "retry_on_status", "cache", "cache_ttl_secs"}},
         {"slack",
          {"type", "webhook_url", "webhook_url_env", "channel", "message", "username", "icon_emoji", "timeout_ms",
           "retry_on_status"}},
@@ -973,6 +1013,12 @@ class loader {
     read_timeout(t, p, w.timeout_ms);
     read_env_ref(t, "signing_secret_env", p, w.signing_secret_env, w.signing_secret);
     read_retry_statuses(t, p, w.retry);
+    read_bool(t, "cache", p, w.cache);
+    uint32_t ttl = 0;
+    if (read_u32(t, "cache_ttl_secs", p, 1, 30 * 86400, ttl) == got::ok) {
+      if (!w.cache) error_at(*t.get("cache_ttl_secs"), p + ".cache_ttl_secs", "needs cache = true in the same action");
+      else w.cache_ttl_secs = ttl;
+    }
     return w;
   }
 
@@ -1326,12 +1372,54 @@ class loader {
       }
     }
 
-    for (const char* var : {"FRAISEQL_REDIS_URL", "FRAISEQL_NATS_URL"}) {
-      if (env(var)) {
-        const bool redis = std::strcmp(var, "FRAISEQL_REDIS_URL") == 0;
-        error_env(var, string("is set, but ") + (redis ? "Redis" : "NATS") +
-                           " is not supported in this build (PostgreSQL-only topology); unset it");
+    if (env("FRAISEQL_NATS_URL"))
+      error_env("FRAISEQL_NATS_URL",
+                "is set, but NATS is not supported in this build (PostgreSQL-only and PostgreSQL + Redis "
+                "topologies); unset it");
+    apply_redis_env();
+  }
+
+  void apply_redis_env() {
+    if (const auto v = env("FRAISEQL_REDIS_URL")) {
+      if (!cfg_.redis) cfg_.redis.emplace();
+      if (auto why = check_redis_url(*v)) {
+        error_env("FRAISEQL_REDIS_URL", *why);
+      } else {
+        cfg_.redis->url = *v;
+        redis_url_missing_ = false;
       }
+    }
+    struct num {
+      const char* var;
+      uint32_t redis_config::*field;
+      uint64_t min, max;
+    };
+    static const num nums[] = {
+        {"FRAISEQL_REDIS_POOL_SIZE", &redis_config::pool_size, 1, 1000},
+        {"FRAISEQL_REDIS_CONNECT_TIMEOUT_SECS", &redis_config::connect_timeout_secs, 1, 3600},
+        {"FRAISEQL_REDIS_COMMAND_TIMEOUT_SECS", &redis_config::command_timeout_secs, 1, 3600},
+        {"FRAISEQL_REDIS_DEDUP_WINDOW_SECS", &redis_config::dedup_window_secs, 1, 30 * 86400},
+        {"FRAISEQL_REDIS_CACHE_TTL_SECS", &redis_config::cache_ttl_secs, 1, 30 * 86400},
+        {"FRAISEQL_REDIS_CLAIM_TTL_SECS", &redis_config::claim_ttl_secs, 1, 86400},
+    };
+    for (const auto& n : nums) {
+      const auto v = env(n.var);
+      if (!v) continue;
+      if (!cfg_.redis) {
+        error_env(n.var, "is set, but Redis is not configured: add [redis] url or set FRAISEQL_REDIS_URL");
+        continue;
+      }
+      env_u32(n.var, v, n.min, n.max, (*cfg_.redis).*n.field);
+    }
+    if (const auto v = env("FRAISEQL_REDIS_FAILURE_POLICY")) {
+      const string t(trim(*v));
+      if (!cfg_.redis)
+        error_env("FRAISEQL_REDIS_FAILURE_POLICY",
+                  "is set, but Redis is not configured: add [redis] url or set FRAISEQL_REDIS_URL");
+      else if (t == "fail_open" || t == "fail_closed")
+        cfg_.redis->failure_policy = t;
+      else
+        error_env("FRAISEQL_REDIS_FAILURE_POLICY", "invalid value '" + *v + "' (expected one of: fail_open, fail_closed)");
     }
   }
 
@@ -1366,9 +1454,15 @@ class loader {
       error_at(executors_origin_,
                "this build always runs the observer executors in-process; run_executors must be true");
     }
-    const string redis_msg = "requires [redis] (PostgreSQL + Redis topology), not available in this build";
-    if (cfg_.performance.enable_dedup) error_at(dedup_origin_, "enable_dedup " + redis_msg);
-    if (cfg_.performance.enable_caching) error_at(caching_origin_, "enable_caching " + redis_msg);
+    if (cfg_.redis && redis_url_missing_)
+      missing(*redis_table_, "redis.url",
+              "required key is missing (redis://host:port[/db]; or set FRAISEQL_REDIS_URL)");
+    // Dedup claims must be visible to every node that may be handed the same
+    // event (a second listener, a failover): process memory is not enough.
+    if (cfg_.performance.enable_dedup && !cfg_.redis)
+      error_at(dedup_origin_,
+               "enable_dedup requires [redis] (PostgreSQL + Redis topology): add a [redis] table with url, "
+               "or set FRAISEQL_REDIS_URL");
   }
 
   string file_;
@@ -1387,6 +1481,8 @@ class loader {
   origin executors_origin_;
   origin dedup_origin_;
   origin caching_origin_;
+  const toml::table* redis_table_ = nullptr;
+  bool redis_url_missing_ = false;
 };
 
 /// Masks the value of every libpq `password` keyword in a key=value string.

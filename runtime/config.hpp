@@ -60,6 +60,12 @@ struct webhook_action_config {
   std::string signing_secret;
   std::string signing_secret_env;
   http_retry_config retry;
+  /// `cache = true`: with [performance] enable_caching, a successful call is
+  /// remembered under its rendered request (method, URL, body, headers) and an
+  /// identical request within the TTL is skipped (counted as a cache hit).
+  bool cache = false;
+  /// `cache_ttl_secs`: this action's TTL; absent: [redis] cache_ttl_secs (60).
+  std::optional<uint32_t> cache_ttl_secs;
 };
 
 /// `[[observers.actions]]` with `type = "slack"` (incoming webhook).
@@ -195,10 +201,36 @@ struct checkpoint_config {
   uint32_t interval_ms = 200;
 };
 
+/// `[redis]` (PostgreSQL + Redis topology). FRAISEQL_REDIS_* override it;
+/// FRAISEQL_REDIS_URL alone enables it.
+struct redis_config {
+  /// redis://[[user]:password@]host[:port][/db] (rediss:// is refused: no TLS
+  /// in this build's hiredis).
+  std::string url;
+  uint32_t pool_size = 10;
+  uint32_t connect_timeout_secs = 5;
+  uint32_t command_timeout_secs = 2;
+  /// How long a finished event is remembered (`event:<id>` = "done").
+  uint32_t dedup_window_secs = 300;
+  /// Default TTL of `action_result:<key>` entries.
+  uint32_t cache_ttl_secs = 60;
+  /// Lifetime of a claim (`event:<id>` = owner); extended every third of it
+  /// while the event runs. A node that dies holding a claim delays the
+  /// redelivery of that event by at most this.
+  uint32_t claim_ttl_secs = 30;
+  /// "fail_open" (run without dedup while Redis is down) or "fail_closed"
+  /// (pause until Redis answers).
+  std::string failure_policy = "fail_open";
+};
+
 /// `[performance]`.
 struct performance_config {
+  /// Needs [redis]: claims are shared by every node.
   bool enable_dedup = false;
+  /// On Redis with [redis], else an in-process LRU cache (cache_capacity).
   bool enable_caching = false;
+  /// Entries of the in-process result cache (used without [redis]).
+  uint32_t cache_capacity = 10000;
   bool enable_concurrent = true;
   uint32_t max_concurrent_actions = 10;
   uint32_t concurrent_timeout_ms = 30000;
@@ -257,6 +289,8 @@ struct config {
   checkpoint_config checkpoint;
   performance_config performance;
   circuit_breaker_config circuit_breaker;
+  /// Present when [redis] or FRAISEQL_REDIS_URL is given.
+  std::optional<redis_config> redis;
   shutdown_config shutdown;
   logging_config logging;
   metrics_config metrics;

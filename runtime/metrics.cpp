@@ -44,6 +44,16 @@ struct metrics::impl {
   prometheus::Gauge* listener_health = nullptr;
   prometheus::Gauge* backlog = nullptr;
   prometheus::Gauge* checkpoint_age = nullptr;
+  prometheus::Counter* cache_hits = nullptr;
+  prometheus::Counter* cache_misses = nullptr;
+  prometheus::Gauge* cache_hit_rate = nullptr;
+  prometheus::Counter* dedup_hits = nullptr;
+  prometheus::Counter* dedup_misses = nullptr;
+  prometheus::Counter* dedup_busy = nullptr;
+  prometheus::Counter* dedup_lost = nullptr;
+  prometheus::Counter* dedup_bypassed = nullptr;
+  prometheus::Counter* redis_unavailable = nullptr;
+  prometheus::Gauge* redis_health = nullptr;
   std::vector<prometheus::Counter*> matched;           // per observer
   std::vector<prometheus::Counter*> condition_errors;  // per observer
   std::vector<prometheus::Counter*> dlq;               // per observer
@@ -143,6 +153,34 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                              .Help("Seconds since the last checkpoint save while events are pending")
                              .Register(r)
                              .Add(node);
+  auto counter = [&r](const char* name, const char* help) {
+    return &BuildCounter().Name(name).Help(help).Register(r).Add({});
+  };
+  impl_->cache_hits = counter("observer_cache_hits_total",
+                              "Action-result cache lookups that found a result (the call was skipped)");
+  impl_->cache_misses = counter("observer_cache_misses_total",
+                                "Action-result cache lookups that found nothing (the call ran)");
+  impl_->cache_hit_rate = &BuildGauge()
+                             .Name("observer_cache_hit_rate")
+                             .Help("Cache hits / lookups since start (0 before the first lookup)")
+                             .Register(r)
+                             .Add({});
+  impl_->dedup_hits = counter("observer_dedup_hits_total",
+                              "Events skipped because they were already done within the dedup window");
+  impl_->dedup_misses = counter("observer_dedup_misses_total", "Events claimed by this node to run");
+  impl_->dedup_busy = counter("observer_dedup_busy_total",
+                              "Claim attempts that found another worker's live claim (retried later)");
+  impl_->dedup_lost = counter("observer_dedup_lost_total",
+                              "Confirms that found another worker's claim (claim_ttl too short)");
+  impl_->dedup_bypassed = counter("observer_dedup_bypassed_total",
+                                  "Events run without dedup while Redis was unavailable (fail-open)");
+  impl_->redis_unavailable = counter("observer_redis_unavailable_total",
+                                     "Redis calls that failed as unavailable");
+  impl_->redis_health = &BuildGauge()
+                           .Name("observer_redis_health")
+                           .Help("1 while Redis answers, 0 during an outage")
+                           .Register(r)
+                           .Add({});
   auto& matched = BuildCounter()
                     .Name("observer_events_matched_total")
                     .Help("Events for which an observer fired")
@@ -254,6 +292,42 @@ void metrics::breaker_forget(const std::string& endpoint) {
   impl_->breaker_state->Remove(it->second.state);
   impl_->breaker_rejected->Remove(it->second.rejected);
   impl_->breakers.erase(it);
+}
+
+void metrics::cache_hit() {
+  impl_->cache_hits->Increment();
+  update_hit_rate();
+}
+void metrics::cache_miss() {
+  impl_->cache_misses->Increment();
+  update_hit_rate();
+}
+void metrics::update_hit_rate() {
+  // Two counters read without a lock: the rate may lag by a lookup in flight.
+  const double h = impl_->cache_hits->Value();
+  const double total = h + impl_->cache_misses->Value();
+  impl_->cache_hit_rate->Set(total > 0 ? h / total : 0.0);
+}
+void metrics::dedup_hits(uint64_t n) {
+  impl_->dedup_hits->Increment(static_cast<double>(n));
+}
+void metrics::dedup_misses(uint64_t n) {
+  impl_->dedup_misses->Increment(static_cast<double>(n));
+}
+void metrics::dedup_busy(uint64_t n) {
+  impl_->dedup_busy->Increment(static_cast<double>(n));
+}
+void metrics::dedup_lost(uint64_t n) {
+  impl_->dedup_lost->Increment(static_cast<double>(n));
+}
+void metrics::dedup_bypassed(uint64_t n) {
+  impl_->dedup_bypassed->Increment(static_cast<double>(n));
+}
+void metrics::redis_unavailable() {
+  impl_->redis_unavailable->Increment();
+}
+void metrics::redis_health(bool healthy) {
+  impl_->redis_health->Set(healthy ? 1 : 0);
 }
 
 }  // namespace fraiseql

@@ -64,7 +64,28 @@ public:
   /// The breaker of `endpoint` was forgotten (bounded registry): its series go.
   void breaker_forget(const std::string& endpoint);
 
+  /// The action-result cache answered a lookup (hit: the call was skipped).
+  /// Also keeps observer_cache_hit_rate = hits / (hits + misses).
+  void cache_hit();
+  void cache_miss();
+  /// Dedup: an event was found already done and skipped (hit), or claimed to
+  /// run (miss).
+  void dedup_hits(uint64_t n);
+  void dedup_misses(uint64_t n);
+  /// Dedup: a claim was still held by another worker (the event waits).
+  void dedup_busy(uint64_t n);
+  /// Dedup: a confirm found another owner's claim (claim_ttl too short: the
+  /// event may have run twice).
+  void dedup_lost(uint64_t n);
+  /// Events run without dedup because Redis was unavailable (fail-open).
+  void dedup_bypassed(uint64_t n);
+  /// A Redis call failed as unavailable.
+  void redis_unavailable();
+  /// 1 while Redis answers, 0 during an outage.
+  void redis_health(bool healthy);
+
 private:
+  void update_hit_rate();
   struct impl;
   std::unique_ptr<impl> impl_;
 };

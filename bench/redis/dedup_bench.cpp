@@ -14,18 +14,27 @@
 //   - cache hit: redis_result_cache::get of a present 200-byte value, one
 //     call (lease + one round trip) at a time; per-call latency percentiles.
 //     The same for the in-memory lru_ttl_cache.
+//   - engine hit path: caching_executor::start of a cacheable webhook action
+//     whose result is cached, until its outcome is delivered: render the
+//     request, SHA-256 it, look it up (inline in memory; on Redis through the
+//     blocking_runner thread and back), no HTTP. What a hit costs the pool.
 // Client and server share the machine's cores (2 on the reference machine).
 // Prints figures; asserts nothing (benchmarks are never timed tests).
 //
 // Usage: dedup_bench [events=200000] [batch=1000] [runs=3]
 
+#include "runtime/action_cache.hpp"
+#include "runtime/observers.hpp"
 #include "runtime/redis.hpp"
+
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <random>
 #include <string>
 #include <thread>
@@ -196,13 +205,68 @@ int main(int argc, char** argv) {
                 rp.p999, rp.max);
     std::printf("%-34s %9.2f %9.2f %9.2f %9.1f\n", "lru_ttl_cache::get (in memory)", mp.p50, mp.p99,
                 mp.p999, mp.max);
+    // Engine hit path: a webhook action with cache = true, its result cached.
+    observer_config oc;
+    oc.name = "bench";
+    oc.event_type = "*";
+    oc.entity = "*";
+    action_config ac;
+    ac.type = "webhook";
+    ac.where = "observers[0].actions[0]";
+    webhook_action_config w;
+    w.url = "http://127.0.0.1:9/hooks/{{ event.entity_type }}";
+    w.body_template = "{\"refresh\": \"{{ event.entity_type }}\", \"source\": \"bench\"}";
+    w.cache = true;
+    ac.webhook = w;
+    oc.actions.push_back(ac);
+    std::vector<std::string> errors;
+    auto reg = observer_registry::build({oc}, errors);
+    if (!errors.empty()) throw std::runtime_error(errors.front());
+    event ev;
+    ev.id = "00000000-0000-0000-0000-000000000001";
+    ev.event_type = "INSERT";
+    ev.entity_type = "Order";
+    ev.entity_id = "1";
+    ev.envelope = boost::json::object{{"id", ev.id}, {"entity_type", "Order"}, {"entity_id", "1"}};
+    ev.envelope_json = boost::json::serialize(ev.envelope);
+    attempt_request req;
+    req.ev = &ev;
+    req.observer_cfg = &reg->config(0);
+    req.action_cfg = &reg->config(0).actions[0];
+    req.idempotency_key = ev.id + ":bench:0";
+    auto inner = make_webhook_executor(reg, nullptr);  // never called on a hit
+    const auto key = inner->cache_key(req)->key;
+    auto hit_path = [&](std::shared_ptr<result_cache> c, std::shared_ptr<blocking_runner> runner) {
+      c->put(key, "ok");
+      auto ex = make_caching_executor(inner, c, runner, std::chrono::seconds(60), nullptr);
+      size_t not_ok = 0;
+      auto p = latency(gets, [&](size_t) {
+        std::promise<bool> done;
+        auto f = done.get_future();
+        auto sync = ex->start(req, [&done](attempt_outcome o) { done.set_value(o.ok); });
+        not_ok += !(sync ? sync->ok : f.get());
+      });
+      if (not_ok) throw std::runtime_error("engine hit path: " + std::to_string(not_ok) + " misses");
+      return p;
+    };
+    auto runner = std::make_shared<blocking_runner>(1, "bench");
+    const auto ep_redis =
+        hit_path(std::make_shared<redis_result_cache>(pool, std::chrono::seconds(60)), runner);
+    runner->shutdown();
+    const auto ep_mem =
+        hit_path(std::make_shared<lru_ttl_cache>(10000, std::chrono::seconds(60)), nullptr);
+    std::printf("%-34s %9.1f %9.1f %9.1f %9.1f\n", "engine hit path, Redis", ep_redis.p50,
+                ep_redis.p99, ep_redis.p999, ep_redis.max);
+    std::printf("%-34s %9.2f %9.2f %9.2f %9.1f\n", "engine hit path, in memory", ep_mem.p50,
+                ep_mem.p99, ep_mem.p999, ep_mem.max);
     std::printf(
         "\n{\"bench\":\"redis_dedup\",\"events\":%zu,\"batch\":%zu,\"claim_new_per_s\":%.0f,"
         "\"claim_done_per_s\":%.0f,\"claim_confirm_per_s\":%.0f,\"claim_new_2threads_per_s\":%.0f,"
         "\"claim_unpipelined_per_s\":%.0f,\"cache_hit_p50_us\":%.1f,\"cache_hit_p99_us\":%.1f,"
-        "\"memory_cache_hit_p99_us\":%.2f}\n",
+        "\"memory_cache_hit_p99_us\":%.2f,\"engine_hit_redis_p99_us\":%.1f,"
+        "\"engine_hit_memory_p99_us\":%.2f}\n",
         events, batch, new_rate, done_rate, cycle_rate, two_rate, single_rate, rp.p50, rp.p99,
-        mp.p99);
+        mp.p99, ep_redis.p99, ep_mem.p99);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dedup_bench: %s\n", e.what());
     rc = 1;

@@ -85,6 +85,67 @@ class Postgres:
                            stdin=subprocess.DEVNULL)
 
 
+class Redis:
+    """A redis-server started by scripts/redis.sh: the shared one of the CTest
+    fixture (REDIS_ENV), or a private one in `private_dir` (for outage tests)."""
+
+    def __init__(self, private_dir=None):
+        self.private_dir = private_dir
+        if private_dir:
+            subprocess.run([os.path.join(REPO, "scripts/redis.sh"), "start", private_dir], check=True,
+                           stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            env_path = os.path.join(private_dir, "env")
+        else:
+            env_path = os.environ.get("REDIS_ENV")
+        if not env_path or not os.path.exists(env_path):
+            raise unittest.SkipTest("no Redis: REDIS_ENV not set (run through ctest)")
+        self.env = read_env(env_path)
+        self.port = int(self.env["REDIS_PORT"])
+        self.url = self.env["FRAISEQL_REDIS_URL"]
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)] + list(args),
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+        return r.stdout.strip()
+
+    def get(self, key):
+        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "GET", key],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+        return out.stdout.rstrip("\n")
+
+    def _script(self, cmd):
+        subprocess.run([os.path.join(REPO, "scripts/redis.sh"), cmd, self.private_dir], check=True,
+                       stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def kill(self):
+        self._script("kill")
+
+    def restart(self):
+        self._script("restart")
+
+    def stop(self):
+        if self.private_dir:
+            subprocess.run([os.path.join(REPO, "scripts/redis.sh"), "stop", self.private_dir],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def metrics_port(node, timeout=20):
+    import re
+    m = wait_until(lambda: re.search(r"metrics on http://127.0.0.1:(\d+)/metrics", node.output()),
+                   timeout=timeout, what="metrics port")
+    return int(m.group(1))
+
+
+def metric(port, name):
+    """The value of an unlabelled series (0 when absent)."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 class Sink:
     def __init__(self, workdir, status=200):
         self.port_file = os.path.join(workdir, f"sink-{uuid.uuid4().hex[:6]}.port")
@@ -148,7 +209,8 @@ backoff_strategy = "exponential"
 
 
 class Node:
-    def __init__(self, workdir, dsn, observers, listener_id="test", extra="", args=()):
+    def __init__(self, workdir, dsn, observers, listener_id="test", extra="", args=(),
+                 checkpoint="interval_ms = 50"):
         self.workdir = workdir
         self.config = os.path.join(workdir, f"node-{uuid.uuid4().hex[:6]}.toml")
         with open(self.config, "w") as f:
@@ -162,7 +224,7 @@ listener_id = "{listener_id}"
 poll_interval_ms = 200
 
 [checkpoint]
-interval_ms = 50
+{checkpoint}
 
 [shutdown]
 timeout_ms = 10000

@@ -80,7 +80,16 @@ const bad_case bad_cases[] = {
     {"colour = 1\n", "colour", 1, "unknown top-level key"},
     {"[features]\nx = 1\n", "features", 1, "unknown top-level key or table"},
     {"[databse]\nurl = \"x\"\n", "databse", 1, "did you mean 'database'"},
-    {"[redis]\nurl = \"redis://localhost\"\n", "redis", 1, "not supported in this build"},
+    // [redis]
+    {"[redis]\npool_size = 5\n", "redis.url", 1, "required key is missing"},
+    {"[redis]\nurl = \"rediss://:pw@h\"\n", "redis.url", 2, "TLS (rediss://) is not supported"},
+    {"[redis]\nurl = \"http://h\"\n", "redis.url", 2, "redis://"},
+    {"[redis]\nurl = \"redis://h\"\npool_size = 0\n", "redis.pool_size", 3, "between 1 and 1000"},
+    {"[redis]\nurl = \"redis://h\"\nfailure_policy = \"maybe\"\n", "redis.failure_policy", 3,
+     "expected one of: fail_open, fail_closed"},
+    {"[redis]\nurl = \"redis://h\"\ndedup_window = 5\n", "redis.dedup_window", 3,
+     "did you mean 'dedup_window_secs'"},
+    {"[redis]\nurl = \"redis://h\"\nclaim_ttl_secs = 0\n", "redis.claim_ttl_secs", 3, "between 1 and"},
     {"[nats]\nurl = \"nats://localhost\"\n", "nats", 1, "not supported in this build"},
     {"database = 3\n", "database", 1, "expected a table, got an integer"},
     {"[database\nurl = \"x\"\n", "", 1, "TOML syntax error"},
@@ -116,9 +125,15 @@ const bad_case bad_cases[] = {
     {"[checkpoint]\ninterval_ms = -5\n", "checkpoint.interval_ms", 2, "must be at least 1 (got -5)"},
     {"[checkpoint]\ninterval_ms = 4294967296\n", "checkpoint.interval_ms", 2, "does not fit in 32 bits"},
     // [performance]
-    {"[performance]\nenable_dedup = true\n", "performance.enable_dedup", 2, "requires [redis]"},
-    {"[performance]\nenable_caching = true\n", "performance.enable_caching", 2,
-     "requires [redis] (PostgreSQL + Redis topology), not available in this build"},
+    {"[performance]\nenable_dedup = true\n", "performance.enable_dedup", 2,
+     "enable_dedup requires [redis] (PostgreSQL + Redis topology)"},
+    {"[performance]\ncache_capacity = 0\n", "performance.cache_capacity", 2, "between 1 and"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+     "url = \"http://h/\"\ncache_ttl_secs = 5\n",
+     "observers[0].actions[0].cache_ttl_secs", 7, "needs cache = true"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+     "cache = true\n",
+     "observers[0].actions[0].cache", 6, "only valid for webhook actions"},
     {"[performance]\nenable_concurrent = 1\n", "performance.enable_concurrent", 2, "expected a boolean"},
     {"[performance]\nmax_concurrent_actions = 0\n", "performance.max_concurrent_actions", 2,
      "between 1 and 100000"},
@@ -280,7 +295,8 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("shipped example files load") {
-    for (const char* path : {"config/examples/01-postgresql-only.toml", "config/demo.toml"}) {
+    for (const char* path : {"config/examples/01-postgresql-only.toml",
+                             "config/examples/02-postgresql-redis.toml", "config/demo.toml"}) {
       CAPTURE(path);
       const config_result r = load_config_file(path, no_env);
       CAPTURE(all_errors(r));
@@ -734,6 +750,80 @@ Authorization = "Bearer t"
     }
   }
 
+  TEST_CASE("[redis] keys, defaults and FRAISEQL_REDIS_* overrides") {
+    SUBCASE("defaults, and enable_caching without [redis] (in-memory cache)") {
+      const std::string t = std::string(db) + "[performance]\nenable_caching = true\n" + observer;
+      const auto r = load_config_string(t, "t.toml", no_env);
+      CAPTURE(all_errors(r));
+      REQUIRE(r);
+      CHECK(r.value->performance.enable_caching);
+      CHECK(r.value->performance.cache_capacity == 10000);
+      CHECK_FALSE(r.value->redis.has_value());
+    }
+    SUBCASE("every key") {
+      const std::string t = std::string(db) +
+                            "[redis]\nurl = \"redis://:secret@127.0.0.1:6380/2\"\npool_size = 4\n"
+                            "connect_timeout_secs = 3\ncommand_timeout_secs = 1\ndedup_window_secs = 600\n"
+                            "cache_ttl_secs = 30\nclaim_ttl_secs = 10\nfailure_policy = \"fail_closed\"\n"
+                            "[performance]\nenable_dedup = true\nenable_caching = true\ncache_capacity = 50\n"
+                            "[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n"
+                            "[[observers.actions]]\ntype = \"webhook\"\nurl = \"http://h/\"\ncache = true\n"
+                            "cache_ttl_secs = 7\n";
+      const auto r = load_config_string(t, "t.toml", no_env);
+      CAPTURE(all_errors(r));
+      REQUIRE(r);
+      REQUIRE(r.value->redis.has_value());
+      const auto& rc = *r.value->redis;
+      CHECK(rc.url == "redis://:secret@127.0.0.1:6380/2");
+      CHECK(rc.pool_size == 4);
+      CHECK(rc.connect_timeout_secs == 3);
+      CHECK(rc.command_timeout_secs == 1);
+      CHECK(rc.dedup_window_secs == 600);
+      CHECK(rc.cache_ttl_secs == 30);
+      CHECK(rc.claim_ttl_secs == 10);
+      CHECK(rc.failure_policy == "fail_closed");
+      CHECK(r.value->performance.enable_dedup);
+      CHECK(r.value->performance.cache_capacity == 50);
+      const auto& w = *r.value->observers[0].actions[0].webhook;
+      CHECK(w.cache);
+      CHECK(w.cache_ttl_secs == std::optional<uint32_t>(7));
+    }
+    SUBCASE("FRAISEQL_REDIS_URL alone enables Redis; the other variables override") {
+      scoped_env env({{"FRAISEQL_REDIS_URL", "redis://127.0.0.1:7000/1"},
+                      {"FRAISEQL_REDIS_POOL_SIZE", "20"},
+                      {"FRAISEQL_REDIS_DEDUP_WINDOW_SECS", "120"},
+                      {"FRAISEQL_REDIS_CACHE_TTL_SECS", "15"},
+                      {"FRAISEQL_REDIS_CONNECT_TIMEOUT_SECS", "9"},
+                      {"FRAISEQL_REDIS_COMMAND_TIMEOUT_SECS", "8"},
+                      {"FRAISEQL_REDIS_CLAIM_TTL_SECS", "4"},
+                      {"FRAISEQL_REDIS_FAILURE_POLICY", "fail_closed"},
+                      {"FRAISEQL_ENABLE_DEDUP", "true"}});
+      const auto r = load_config_string(std::string(db) + observer, "t.toml", fake_env);
+      CAPTURE(all_errors(r));
+      REQUIRE(r);
+      REQUIRE(r.value->redis.has_value());
+      const auto& rc = *r.value->redis;
+      CHECK(rc.url == "redis://127.0.0.1:7000/1");
+      CHECK(rc.pool_size == 20);
+      CHECK(rc.dedup_window_secs == 120);
+      CHECK(rc.cache_ttl_secs == 15);
+      CHECK(rc.connect_timeout_secs == 9);
+      CHECK(rc.command_timeout_secs == 8);
+      CHECK(rc.claim_ttl_secs == 4);
+      CHECK(rc.failure_policy == "fail_closed");
+      CHECK(r.value->performance.enable_dedup);
+    }
+    SUBCASE("FRAISEQL_REDIS_URL fills a [redis] table without url") {
+      scoped_env env({{"FRAISEQL_REDIS_URL", "redis://h"}});
+      const auto r = load_config_string(std::string(db) + "[redis]\npool_size = 3\n" + observer, "t.toml",
+                                        fake_env);
+      CAPTURE(all_errors(r));
+      REQUIRE(r);
+      CHECK(r.value->redis->url == "redis://h");
+      CHECK(r.value->redis->pool_size == 3);
+    }
+  }
+
   TEST_CASE("bad environment values name the variable") {
     const std::string text = std::string(db) + observer;
     const std::pair<const char*, const char*> cases[][2] = {
@@ -742,7 +832,8 @@ Authorization = "Bearer t"
         {{"FRAISEQL_OBSERVER_TRANSPORT", "in_memory"}, {"", "not implemented in this build"}},
         {{"FRAISEQL_ENABLE_DEDUP", "maybe"}, {"", "invalid boolean 'maybe'"}},
         {{"FRAISEQL_ENABLE_DEDUP", "yes"}, {"", "requires [redis]"}},
-        {{"FRAISEQL_ENABLE_CACHING", "true"}, {"", "requires [redis]"}},
+        {{"FRAISEQL_REDIS_POOL_SIZE", "5"}, {"", "Redis is not configured"}},
+        {{"FRAISEQL_REDIS_FAILURE_POLICY", "fail_open"}, {"", "Redis is not configured"}},
         {{"FRAISEQL_ENABLE_CONCURRENT", "on"}, {"", "invalid boolean"}},
         {{"FRAISEQL_NATS_ENABLE_BRIDGE", "true"}, {"", "run_bridge must be false"}},
         {{"FRAISEQL_NATS_RUN_EXECUTORS", "false"}, {"", "run_executors must be true"}},
@@ -758,7 +849,8 @@ Authorization = "Bearer t"
         {{"FRAISEQL_LOG", "verbose"}, {"", "unknown log level 'verbose'"}},
         {{"RUST_LOG", "info,fraiseql=loud"}, {"", "unknown log level 'loud'"}},
         {{"RUST_LOG", "off"}, {"", "unknown log level 'off'"}},
-        {{"FRAISEQL_REDIS_URL", "redis://:pw@localhost:6379"}, {"", "Redis is not supported in this build"}},
+        {{"FRAISEQL_REDIS_URL", "rediss://:pw@localhost:6379"}, {"", "TLS (rediss://) is not supported"}},
+        {{"FRAISEQL_REDIS_URL", "redis://:pw@localhost:99999"}, {"", "port"}},
         {{"FRAISEQL_NATS_URL", "nats://localhost:4222"}, {"", "NATS is not supported in this build"}},
     };
     for (const auto& c : cases) {
