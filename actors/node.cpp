@@ -6,6 +6,7 @@
 #include "actors/listener.hpp"
 #include "actors/router.hpp"
 #include "runtime/http_client.hpp"
+#include "runtime/journal.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/observers.hpp"
 #include "runtime/pg.hpp"
@@ -13,6 +14,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <shared_mutex>
 #include <thread>
 
 #include <unistd.h>
@@ -54,6 +56,11 @@ struct node::impl {
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
+  // [control] The control plane calls the façade from its own thread: `life`
+  // keeps start/stop from tearing the actor system down under it.
+  mutable std::shared_mutex life;
+  std::atomic<int> role{0};  // index into role_names
+  std::shared_ptr<journal> trace;
 
   impl(config c, bool d) : cfg(std::move(c)), dry_run(d) {}
 };
@@ -66,6 +73,50 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
     for (const auto& e : errors) all += "\n  " + e;
     throw std::runtime_error("invalid observers:" + all);
   }
+  impl_->trace = std::make_shared<journal>(impl_->cfg.control.journal_size);
+}
+
+namespace {
+const char* const role_names[] = {"starting", "standby", "leader", "dry-run", "stopping", "stopped"};
+enum role_index { r_starting, r_standby, r_leader, r_dry_run, r_stopping, r_stopped };
+}  // namespace
+
+std::string node::role() const { return role_names[impl_->role.load()]; }
+const config& node::cfg() const { return impl_->cfg; }
+std::shared_ptr<const observer_registry> node::registry() const { return impl_->registry; }
+std::shared_ptr<journal> node::trace() const { return impl_->trace; }
+
+std::optional<std::string> node::scrape_metrics() {
+  std::shared_lock<std::shared_mutex> lock(impl_->life);
+  if (!impl_->started || impl_->stopped || !impl_->stats) return std::nullopt;
+  return impl_->stats->scrape();
+}
+
+node::redrive_result node::redrive(event_ptr ev, uint32_t observer, uint32_t action,
+                                   std::chrono::milliseconds timeout) {
+  auto& d = *impl_;
+  std::shared_lock<std::shared_mutex> lock(d.life);
+  if (!d.started || d.stopped)
+    throw std::runtime_error("this node is " + role()
+                             + ": redrive runs on the node leading listener '"
+                             + d.cfg.listener.listener_id + "'");
+  redrive_result out;
+  std::string failure;
+  // On a thread of our own: the caller runs inside another actor system's
+  // actor, and a scoped actor must not live on such a thread.
+  std::thread([&] {
+    caf::scoped_actor self{*d.sys, true};
+    self->request(d.pool, timeout, redrive_atom::value, std::move(ev), observer, action)
+      .receive(
+        [&](bool ok, uint32_t attempts, const std::string& err) {
+          out.ok = ok;
+          out.attempts = attempts;
+          out.error = err;
+        },
+        [&](const caf::error& e) { failure = caf::to_string(e); });
+  }).join();
+  if (!failure.empty()) throw std::runtime_error("redrive got no answer: " + failure);
+  return out;
 }
 
 node::~node() {
@@ -74,6 +125,7 @@ node::~node() {
 
 void node::start() {
   auto& d = *impl_;
+  std::unique_lock<std::shared_mutex> lock(d.life);  // [control]
   if (d.started) return;
   const std::string dsn = normalize_dsn(d.cfg.database.url);
   const int have = current_schema_version(dsn);
@@ -92,9 +144,11 @@ void node::start() {
     lease = std::make_shared<leader_lease>(dsn, d.cfg.listener.listener_id,
                                            std::string(host) + ":" + std::to_string(getpid()));
     auto epoch = lease->try_acquire();
-    if (!epoch)
+    if (!epoch) {
+      d.role = r_standby;  // [control]
       throw standby("listener '" + d.cfg.listener.listener_id
                     + "' is led by another node; standing by");
+    }
     store->set_epoch(*epoch);
     spdlog::info("node: leading listener '{}' (epoch {})", d.cfg.listener.listener_id, *epoch);
   }
@@ -147,6 +201,7 @@ void node::start() {
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
   pc.dry_run = d.dry_run;
   pc.stats = d.stats;
+  pc.trace = d.trace;
 
   // The listener needs router and checkpointer; the checkpointer needs the
   // listener (credits). Break the cycle with a forwarding actor spawned first.
@@ -158,7 +213,7 @@ void node::start() {
   auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
   d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
   d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
-  d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats}, d.pool, d.cp);
+  d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, d.trace}, d.pool, d.cp);
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
   caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
   // Crash-only: an actor that dies from an error takes the process down with a
@@ -181,6 +236,7 @@ void node::start() {
     caf::anon_send(d.watchdog, a);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
+  d.role = d.dry_run ? r_dry_run : r_leader;  // [control]
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
                d.registry->size());
 }
@@ -188,8 +244,16 @@ void node::start() {
 node_status node::status() {
   node_status s;
   auto& d = *impl_;
+  std::shared_lock<std::shared_mutex> lock(d.life);  // [control]
   if (!d.started || d.stopped) return s;
-  caf::scoped_actor self{*d.sys};
+  // [control] Called from the control actor's thread: ask from a thread of our own.
+  std::thread([&] { status_into(s); }).join();
+  return s;
+}
+
+void node::status_into(node_status& s) {
+  auto& d = *impl_;
+  caf::scoped_actor self{*d.sys, true};
   self->request(d.cp, std::chrono::seconds(5), status_atom::value)
     .receive([&](uint64_t in_flight, uint64_t finished) {
       s.in_flight = in_flight;
@@ -198,12 +262,17 @@ node_status node::status() {
              [](const caf::error&) {});
   self->request(d.lst, std::chrono::seconds(5), status_atom::value)
     .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
-  return s;
+  self->request(d.pool, std::chrono::seconds(5), status_atom::value)
+    .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
+             [](const caf::error&) {});
 }
 
 bool node::stop(std::chrono::milliseconds timeout) {
   auto& d = *impl_;
+  if (d.role == r_standby) d.role = r_stopped;  // [control]
+  std::unique_lock<std::shared_mutex> lock(d.life);  // [control]
   if (!d.started || d.stopped) return true;
+  d.role = r_stopping;
   d.stopped = true;
   bool drained = false;
   {
@@ -257,6 +326,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
   d.http.reset();
+  d.role = r_stopped;  // [control]
   return drained;
 }
 

@@ -50,6 +50,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using bury_atom = caf::atom_constant<caf::atom("bury")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
+using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
 
 /// Counters every pipeline actor reports for `status`: (in_flight, total).
 using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
@@ -83,7 +84,11 @@ using action_pool_actor = caf::typed_actor<
   /// behind the messages already queued, so a burst becomes one message).
   caf::reacts_to<flush_atom>,
   /// (attempts in flight, events finished since start).
-  status_reply>;
+  status_reply,
+  /// [control] Re-runs action `action` of observer `observer` (registry
+  /// indices) for a dead-lettered event with the observer's retry policy,
+  /// outside ordering and checkpointing. Replies (succeeded, attempts, last error).
+  caf::replies_to<redrive_atom, event_ptr, uint32_t, uint32_t>::with<bool, uint32_t, std::string>>;
 
 /// Matches events to observers.
 using router_actor = caf::typed_actor<

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-psycopg2 curl
   libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
-  postgresql-15 postgresql-client-15 redis-server libhiredis-dev)
+  postgresql-15 postgresql-client-15 redis-server libhiredis-dev libssl-dev openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
