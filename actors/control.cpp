@@ -210,7 +210,9 @@ struct control_state {
     if (command == "dlq.retry") {
       auto r = redrive(args.required_num("id"));
       if (r.at("outcome") != "resolved") {
-        auto msg = std::string(r.at("error").as_string());
+        auto msg = "redrive of DLQ entry " + std::to_string(r.at("id").as_int64()) + " failed after "
+                   + std::to_string(r.at("attempts").to_number<int64_t>())
+                   + " attempt(s): " + std::string(r.at("error").as_string());
         return error_reply("failed", msg, std::move(r));
       }
       return ok_reply(std::move(r));
@@ -342,7 +344,7 @@ struct control_state {
                         + std::to_string(r.attempts) + " attempt(s): " + r.error;
       store->dlq_failed_again(id, r.attempts, r.error);
       out["outcome"] = "failed";
-      out["error"] = why;
+      out["error"] = r.error;
       spdlog::warn("control: {}", why);
     }
     return out;

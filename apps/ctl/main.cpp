@@ -159,6 +159,10 @@ void pretty(std::ostream& os, const json::value& v, int indent = 0) {
       pretty(os, x, indent + 2);
     }
     os << "\n" << pad << "]";
+  } else if (v.is_double()) {
+    std::ostringstream d;  // 999 rather than 9.99E2
+    d << std::setprecision(15) << v.get_double();
+    os << d.str();
   } else {
     os << json::serialize(v);
   }
@@ -251,12 +255,12 @@ void print_dlq_list(const json::value& r) {
     return;
   }
   std::cout << std::left << std::setw(6) << "ID" << std::setw(10) << "STATUS" << std::setw(20)
-            << "OBSERVER" << std::setw(8) << "ACTION" << std::setw(10) << "ATTEMPTS"
+            << "OBSERVER" << std::setw(12) << "ACTION" << std::setw(10) << "ATTEMPTS"
             << std::setw(34) << "CREATED" << "LAST ERROR\n";
   for (const auto& row : r.get_array())
     std::cout << std::left << std::setw(6) << str(at(row, "id")) << std::setw(10)
               << str(at(row, "status")) << std::setw(20) << str(at(row, "observer_name"))
-              << std::setw(8) << (str(at(row, "action_index")) + ":" + str(at(row, "action_type")))
+              << std::setw(12) << (str(at(row, "action_index")) + ":" + str(at(row, "action_type")))
               << std::setw(10) << str(at(row, "attempts")) << std::setw(34)
               << str(at(row, "created_at")) << shorten(str(at(row, "last_error")), 60) << "\n";
 }
@@ -325,7 +329,7 @@ void print_debug_event(const json::value& r) {
                   : std::string("change log (not in this node's journal: observers re-evaluated now)"))
             << "\n"
             << "envelope:\n";
-  pretty(std::cout, e, 2);
+  pretty(std::cout, e, 0);
   std::cout << "\nobservers:\n";
   const auto& obs = at(r, "observers").get_array();
   if (obs.empty()) std::cout << "  (none has a matching event_type/entity filter)\n";
@@ -345,7 +349,7 @@ void print_debug_event(const json::value& r) {
       }
   }
   const auto& dlq = at(r, "dlq").get_array();
-  std::cout << "dlq: " << (dlq.empty() ? "no entries" : "") << "\n";
+  std::cout << "dlq:" << (dlq.empty() ? " no entries" : "") << "\n";
   for (const auto& d : dlq)
     std::cout << "  #" << str(at(d, "id")) << " " << str(at(d, "status")) << " "
               << str(at(d, "observer_name")) << " action " << str(at(d, "action_index")) << ", "
@@ -432,7 +436,7 @@ int run_remote(const connection_options& o, const std::string& command, const js
   const bool ok = at(r, "ok").is_bool() && at(r, "ok").get_bool();
   if (o.format == "json") {
     std::cout << json::serialize(r) << "\n";
-  } else if (ok || !at(r, "result").is_null()) {
+  } else if (ok || (!at(r, "result").is_null() && command != "dlq.retry")) {
     const auto& res = at(r, "result");
     if (command == "status") print_status(res);
     else if (command == "metrics") std::cout << str(res);
