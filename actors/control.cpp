@@ -13,7 +13,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <optional>
+#include <thread>
 #include <sstream>
 
 #include <unistd.h>
@@ -524,7 +526,16 @@ control_server::~control_server() {
   auto& d = *impl_;
   if (d.actor) caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
   d.actor = nullptr;
-  d.sys.reset();
+  // The process is exiting when this runs: do not let a peer connection that
+  // CAF is still tearing down hold the exit up. Wait a bounded time, then go.
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([sys = std::shared_ptr<caf::actor_system>(std::move(d.sys)), done]() mutable {
+    sys.reset();
+    done->set_value();
+  }).detach();
+  if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    spdlog::warn("control: the control plane did not stop within 5 s; exiting without it");
 }
 
 uint16_t control_server::port() const { return impl_->port; }

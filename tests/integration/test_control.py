@@ -129,6 +129,7 @@ port = 0
         self.setup_orders(a)
         a.start()
         p = self.control_port(a)
+        wait_until(lambda: "node: started" in a.output(), what="node start")
         r = self.ctl(p, "status", token="wrong")
         self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
         self.assertIn("authentication failed", r.stderr)
@@ -338,6 +339,7 @@ port = 0
         self.setup_orders(node)
         node.start()
         p = self.control_port(node)
+        wait_until(lambda: "node: started" in node.output(), what="node start")
         self.assertIn("TLS, peers verified", node.output())
         good = ["--tls-cert", pki["client.pem"], "--tls-key", pki["client.key"], "--tls-ca", pki["ca.pem"]]
         r = self.ctl(p, "status", extra=good)
