@@ -73,7 +73,9 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
     for (const auto& e : errors) all += "\n  " + e;
     throw std::runtime_error("invalid observers:" + all);
   }
-  impl_->trace = std::make_shared<journal>(impl_->cfg.control.journal_size);
+  // The journal only serves the control plane: without it, record nothing.
+  impl_->trace = std::make_shared<journal>(
+    impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0);
 }
 
 namespace {
@@ -201,7 +203,9 @@ void node::start() {
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
   pc.dry_run = d.dry_run;
   pc.stats = d.stats;
-  pc.trace = d.trace;
+  // [control] Null when the journal records nothing: the hot path skips it.
+  auto trace = d.trace->capacity() > 0 ? d.trace : nullptr;
+  pc.trace = trace;
 
   // The listener needs router and checkpointer; the checkpointer needs the
   // listener (credits). Break the cycle with a forwarding actor spawned first.
@@ -213,7 +217,7 @@ void node::start() {
   auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
   d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
   d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
-  d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, d.trace}, d.pool, d.cp);
+  d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace}, d.pool, d.cp);
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
   caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
   // Crash-only: an actor that dies from an error takes the process down with a
