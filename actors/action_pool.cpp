@@ -38,6 +38,13 @@ struct job {
   bool breaker_pending = false;
   /// The current attempt failed fast (breaker open): nothing was called.
   bool rejected = false;
+  bool redrive = false;  // [control] a DLQ redrive: no lane, no event entry
+};
+
+/// [control] A redrive in progress: its event and who waits for the outcome.
+struct redrive_entry {
+  event_ptr ev;
+  caf::typed_response_promise<bool, uint32_t, std::string> promise;
 };
 
 struct lane_state {
@@ -64,6 +71,7 @@ struct action_pool_state {
   std::unordered_map<uint64_t, event_entry> events;
   std::unordered_map<std::string, lane_state> lanes;
   std::unordered_map<uint64_t, job> jobs;
+  std::unordered_map<uint64_t, redrive_entry> redrives;  // [control] by job id
   std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
   std::vector<uint64_t> finished;  // events finished since the last flush
   uint32_t running = 0;
@@ -144,9 +152,40 @@ struct action_pool_state {
     pumping = false;
   }
 
+  const event_ptr& event_of(uint64_t id, const job& j) const {
+    return j.redrive ? redrives.at(id).ev : events.at(j.seq).ev;
+  }
+
+  // --- [control] DLQ redrive ---
+  void redrive(const event_ptr& ev, uint32_t observer, uint32_t action,
+               caf::typed_response_promise<bool, uint32_t, std::string> promise) {
+    auto id = next_job++;
+    job j;
+    j.observer = observer;
+    j.action = action;
+    j.redrive = true;
+    jobs.emplace(id, std::move(j));
+    redrives.emplace(id, redrive_entry{ev, std::move(promise)});
+    ready.push_back(id);
+    pump();
+  }
+
+  void finish_redrive(uint64_t id, bool ok) {
+    auto& j = jobs.at(id);
+    auto it = redrives.find(id);
+    if (cfg.trace)
+      cfg.trace->attempt(it->second.ev->id, j.observer, j.action, j.attempts,
+                         ok ? "redriven" : "redrive-failed", j.last_error);
+    it->second.promise.deliver(ok, j.attempts, ok ? std::string{} : j.last_error);
+    redrives.erase(it);
+    jobs.erase(id);
+    pump();
+  }
+  // --- end [control] ---
+
   void execute(uint64_t id) {
     auto& j = jobs.at(id);
-    const auto& ev = events.at(j.seq).ev;
+    const auto& ev = event_of(id, j);
     const auto& oc = cfg.registry->config(j.observer);
     const auto& ac = oc.actions[j.action];
     ++j.attempts;
@@ -226,12 +265,18 @@ struct action_pool_state {
                                 std::chrono::duration<double>(std::chrono::steady_clock::now()
                                                               - j.attempt_started)
                                   .count());
+    if (j.redrive && (o.ok || !o.retryable || j.attempts >= oc.retry.max_attempts)) {
+      if (!o.ok) j.last_error = o.error;
+      return finish_redrive(id, o.ok);  // [control]
+    }
     if (o.ok) {
+      if (cfg.trace)
+        cfg.trace->attempt(events.at(j.seq).ev->id, j.observer, j.action, j.attempts, "succeeded", "");
       job_done(id);
       return pump();
     }
     j.last_error = o.error;
-    const auto& ev = events.at(j.seq).ev;
+    const auto& ev = event_of(id, j);
     if (o.retryable && j.attempts < oc.retry.max_attempts) {
       std::uniform_real_distribution<double> u(0.0, 1.0);
       auto delay = backoff_delay(oc.retry, j.attempts, u(rng));
@@ -239,9 +284,11 @@ struct action_pool_state {
         delay = std::max(delay, std::min(*o.retry_after, std::chrono::milliseconds(3600 * 1000)));
       spdlog::debug("observer '{}' event {} action {}: attempt {} failed ({}), retry in {} ms",
                     oc.name, ev->id, j.action, j.attempts, o.error, delay.count());
+      if (cfg.trace) cfg.trace->attempt(ev->id, j.observer, j.action, j.attempts, "retrying", o.error);
       self->delayed_send(self, delay, retry_atom::value, id);
       return pump();
     }
+    if (cfg.trace) cfg.trace->attempt(ev->id, j.observer, j.action, j.attempts, "dead-lettered", o.error);
     // Exhausted or not retryable: a durable DLQ row first, then the job is done.
     dlq_entry e;
     e.ev = ev;
@@ -334,6 +381,17 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
     },
     [self](status_atom, breakers_atom) {
       return self->state.breakers->status(self->state.now());
+    },
+    [self](redrive_atom, const event_ptr& ev, uint32_t observer, uint32_t action)
+      -> caf::typed_response_promise<bool, uint32_t, std::string> {
+      auto rp = self->make_response_promise<bool, uint32_t, std::string>();
+      const auto& reg = *self->state.cfg.registry;
+      if (observer >= reg.size() || action >= reg.config(observer).actions.size()) {
+        rp.deliver(false, uint32_t{0}, std::string("observer or action index out of range"));
+        return rp;
+      }
+      self->state.redrive(ev, observer, action, rp);
+      return rp;
     },
   };
 }

@@ -5,6 +5,7 @@
 #include <caf/fwd.hpp>
 #include "runtime/actions.hpp"
 #include "runtime/circuit_breaker.hpp"
+#include "runtime/journal.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/observers.hpp"
 
@@ -33,6 +34,8 @@ struct action_pool_options {
   bool dry_run = false;
   /// Attempt, DLQ and processing-time metrics; may be null.
   std::shared_ptr<metrics> stats;
+  /// Debug journal (`observerctl debug-event`); may be null.
+  std::shared_ptr<journal> trace;
 };
 
 /// Runs actions with per-lane ordering: a lane is (observer, entity type,

@@ -10,6 +10,7 @@
 #include "runtime/cursor.hpp"
 #include "runtime/health.hpp"
 #include "runtime/http_client.hpp"
+#include "runtime/journal.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/monitoring_server.hpp"
 #include "runtime/observers.hpp"
@@ -19,6 +20,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <shared_mutex>
 #include <thread>
 
 #include <unistd.h>
@@ -69,6 +71,11 @@ struct node::impl {
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
+  // [control] The control plane calls the façade from its own thread: `life`
+  // keeps start/stop from tearing the actor system down under it.
+  mutable std::shared_mutex life;
+  std::atomic<int> role{0};  // index into role_names
+  std::shared_ptr<journal> trace;
 
   impl(config c, bool d) : cfg(std::move(c)), dry_run(d) {}
 };
@@ -85,6 +92,52 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
   d.health = std::make_shared<health_state>(
     std::chrono::milliseconds(d.cfg.metrics.readiness_max_checkpoint_age_ms));
   d.stats = std::make_shared<metrics>(*d.registry, d.cfg.listener.listener_id, d.health);
+  // The journal only serves the control plane: without it, record nothing.
+  impl_->trace = std::make_shared<journal>(
+    impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0);
+}
+
+namespace {
+const char* const role_names[] = {"starting", "standby", "leader", "dry-run", "stopping", "stopped"};
+enum role_index { r_starting, r_standby, r_leader, r_dry_run, r_stopping, r_stopped };
+}  // namespace
+
+std::string node::role() const { return role_names[impl_->role.load()]; }
+const config& node::cfg() const { return impl_->cfg; }
+std::shared_ptr<const observer_registry> node::registry() const { return impl_->registry; }
+std::shared_ptr<journal> node::trace() const { return impl_->trace; }
+
+std::optional<std::string> node::scrape_metrics() {
+  std::shared_lock<std::shared_mutex> lock(impl_->life);
+  if (!impl_->started || impl_->stopped || !impl_->stats) return std::nullopt;
+  return impl_->stats->scrape();
+}
+
+node::redrive_result node::redrive(event_ptr ev, uint32_t observer, uint32_t action,
+                                   std::chrono::milliseconds timeout) {
+  auto& d = *impl_;
+  std::shared_lock<std::shared_mutex> lock(d.life);
+  if (!d.started || d.stopped)
+    throw std::runtime_error("this node is " + role()
+                             + ": redrive runs on the node leading listener '"
+                             + d.cfg.listener.listener_id + "'");
+  redrive_result out;
+  std::string failure;
+  // On a thread of our own: the caller runs inside another actor system's
+  // actor, and a scoped actor must not live on such a thread.
+  std::thread([&] {
+    caf::scoped_actor self{*d.sys, true};
+    self->request(d.pool, timeout, redrive_atom::value, std::move(ev), observer, action)
+      .receive(
+        [&](bool ok, uint32_t attempts, const std::string& err) {
+          out.ok = ok;
+          out.attempts = attempts;
+          out.error = err;
+        },
+        [&](const caf::error& e) { failure = caf::to_string(e); });
+  }).join();
+  if (!failure.empty()) throw std::runtime_error("redrive got no answer: " + failure);
+  return out;
 }
 
 node::~node() {
@@ -93,6 +146,7 @@ node::~node() {
 
 void node::start() {
   auto& d = *impl_;
+  std::unique_lock<std::shared_mutex> lock(d.life);  // [control]
   if (d.started) return;
   if (d.cfg.metrics.enabled && !d.server) {
     d.server = std::make_unique<monitoring_server>(
@@ -135,9 +189,11 @@ void node::acquire_and_run() {
     lease = std::make_shared<leader_lease>(dsn, d.cfg.listener.listener_id,
                                            std::string(host) + ":" + std::to_string(getpid()));
     auto epoch = lease->try_acquire();
-    if (!epoch)
+    if (!epoch) {
+      d.role = r_standby;  // [control]
       throw standby("listener '" + d.cfg.listener.listener_id
                     + "' is led by another node; standing by");
+    }
     store->set_epoch(*epoch);
     spdlog::info("node: leading listener '{}' (epoch {})", d.cfg.listener.listener_id, *epoch);
   }
@@ -229,6 +285,9 @@ void node::acquire_and_run() {
       if (ac.webhook && ac.webhook->cache && !d.cfg.performance.enable_caching)
         spdlog::warn("node: {} of observer '{}' has cache = true, but [performance] "
                      "enable_caching is false: it is not cached", ac.where, oc.name);
+  // [control] Null when the journal records nothing: the hot path skips it.
+  auto trace = d.trace->capacity() > 0 ? d.trace : nullptr;
+  pc.trace = trace;
 
   // The listener needs router and checkpointer; the checkpointer needs the
   // listener (credits). Break the cycle with a forwarding actor spawned first.
@@ -256,14 +315,14 @@ void node::acquire_and_run() {
     d.dd = spawn_dedup(*d.sys, dopt, d.cp);
     d.pool = spawn_action_pool(*d.sys, pc, caf::actor_cast<checkpointer_actor>(d.dd), d.dq);
     caf::anon_send(d.dd, caf::actor_cast<caf::actor>(d.pool));
-    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats},
+    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace},
                         caf::actor_cast<action_pool_actor>(d.dd), d.cp);
     spdlog::info("node: deduplication on (window {} s, claim TTL {} s, {}, owner {})",
                  d.cfg.redis->dedup_window_secs, d.cfg.redis->claim_ttl_secs,
                  d.cfg.redis->failure_policy, dopt.owner);
   } else {
     d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
-    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats}, d.pool, d.cp);
+    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace}, d.pool, d.cp);
   }
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
   caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
@@ -289,6 +348,7 @@ void node::acquire_and_run() {
   if (d.dd) caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.dd));
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
+  d.role = d.dry_run ? r_dry_run : r_leader;  // [control]
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
                d.registry->size());
 }
@@ -296,8 +356,16 @@ void node::acquire_and_run() {
 node_status node::status() {
   node_status s;
   auto& d = *impl_;
+  std::shared_lock<std::shared_mutex> lock(d.life);  // [control]
   if (!d.started || d.stopped) return s;
-  caf::scoped_actor self{*d.sys};
+  // [control] Called from the control actor's thread: ask from a thread of our own.
+  std::thread([&] { status_into(s); }).join();
+  return s;
+}
+
+void node::status_into(node_status& s) {
+  auto& d = *impl_;
+  caf::scoped_actor self{*d.sys, true};
   self->request(d.cp, std::chrono::seconds(5), status_atom::value)
     .receive([&](uint64_t in_flight, uint64_t finished) {
       s.in_flight = in_flight;
@@ -306,12 +374,17 @@ node_status node::status() {
              [](const caf::error&) {});
   self->request(d.lst, std::chrono::seconds(5), status_atom::value)
     .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
-  return s;
+  self->request(d.pool, std::chrono::seconds(5), status_atom::value)
+    .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
+             [](const caf::error&) {});
 }
 
 bool node::stop(std::chrono::milliseconds timeout) {
   auto& d = *impl_;
+  if (d.role == r_standby) d.role = r_stopped;  // [control]
+  std::unique_lock<std::shared_mutex> lock(d.life);  // [control]
   if (!d.started || d.stopped) return true;
+  d.role = r_stopping;
   d.stopped = true;
   d.health->stopping();  // /healthz and /readyz answer 503 while we drain
   bool drained = false;
@@ -380,6 +453,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.http.reset();
   d.redis_runner.reset();
   d.rpool.reset();
+  d.role = r_stopped;  // [control]
   return drained;
 }
 

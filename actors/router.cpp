@@ -29,6 +29,11 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
           cfg.stats->event_processed();
           for (auto o : m.observers) cfg.stats->event_matched(o);
         }
+        if (cfg.trace) {  // [control] debug journal
+          std::vector<std::pair<uint32_t, std::string>> errs;
+          for (const auto& err : m.errors) errs.emplace_back(err.observer, err.message);
+          cfg.trace->routed(ev, m.observers, std::move(errs));
+        }
         if (m.observers.empty()) {
           spdlog::debug("router: event {} ({} {}) matches no observer", ev->id, ev->event_type,
                         ev->entity_type);

@@ -3,6 +3,7 @@
 #include "messages/actors.hpp"
 
 #include <caf/fwd.hpp>
+#include "runtime/journal.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/observers.hpp"
 
@@ -14,6 +15,8 @@ struct router_options {
   std::shared_ptr<const observer_registry> registry;
   /// Counters (events processed / matched, condition errors); may be null.
   std::shared_ptr<metrics> stats;
+  /// Debug journal (`observerctl debug-event`); may be null.
+  std::shared_ptr<journal> trace;
 };
 
 /// Matches each event against the registry; events that match nothing are

@@ -52,6 +52,7 @@ using bury_atom = caf::atom_constant<caf::atom("bury")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using breakers_atom = caf::atom_constant<caf::atom("breakers")>;
+using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
 
 /// Counters every pipeline actor reports for `status`: (in_flight, total).
 using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
@@ -87,7 +88,11 @@ using action_pool_actor = caf::typed_actor<
   /// (attempts in flight, events finished since start).
   status_reply,
   /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
-  caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>>;
+  caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>,
+  /// [control] Re-runs action `action` of observer `observer` (registry
+  /// indices) for a dead-lettered event with the observer's retry policy,
+  /// outside ordering and checkpointing. Replies (succeeded, attempts, last error).
+  caf::replies_to<redrive_atom, event_ptr, uint32_t, uint32_t>::with<bool, uint32_t, std::string>>;
 
 /// Deduplication ([performance] enable_dedup): stands between the router and
 /// the action pool, and between the pool and the checkpointer. It claims each

@@ -28,6 +28,9 @@
 #include <string_view>
 #include <utility>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace fraiseql {
 
 std::string config_error::to_string() const {
@@ -504,7 +507,7 @@ class loader {
   void walk_root(const toml::table& root) {
     static const key_list top = {
         "database", "transport", "listener", "checkpoint", "performance",
-        "circuit_breaker", "redis", "shutdown", "logging", "metrics", "observers"};
+        "circuit_breaker", "redis", "shutdown", "logging", "metrics", "control", "observers"};
     for (auto&& [k, v] : root) {
       const string_view name = k.str();
       if (contains(top, name)) continue;
@@ -529,6 +532,7 @@ class loader {
     if (const auto* t = read_table(root, "shutdown", "")) walk_shutdown(*t);
     if (const auto* t = read_table(root, "logging", "")) walk_logging(*t);
     if (const auto* t = read_table(root, "metrics", "")) walk_metrics(*t);
+    if (const auto* t = read_table(root, "control", "")) walk_control(*t);
     if (const toml::node* n = root.get("observers")) walk_observers(*n);
   }
 
@@ -713,6 +717,83 @@ class loader {
     read_u32(t, "readiness_max_checkpoint_age_ms", p, 0, 86400000,
              cfg_.metrics.readiness_max_checkpoint_age_ms);
   }
+
+  // --- [control] ---
+  void walk_control(const toml::table& t) {
+    const string p = "control";
+    check_keys(t, p,
+               {"enabled", "bind", "port", "token_env", "token_file", "tls_certificate", "tls_key",
+                "tls_ca", "journal_size"},
+               "[control]");
+    auto& c = cfg_.control;
+    read_bool(t, "enabled", p, c.enabled);
+    string bind;
+    if (read_string(t, "bind", p, bind) == got::ok) {
+      if (bind.empty() || bind.find_first_of(" /") != string::npos)
+        error_at(*t.get("bind"), p + ".bind", "'" + bind + "' is not an IP address or host name");
+      else
+        c.bind = bind;
+    }
+    read_u32(t, "port", p, 0, 65535, c.port);
+    read_u32(t, "journal_size", p, 0, 1000000, c.journal_size);
+    if (read_string(t, "token_env", p, c.token_env) == got::ok) {
+      const toml::node& n = *t.get("token_env");
+      if (t.get("token_file") != nullptr) {
+        error_at(n, p + ".token_env", "set either token_env or token_file, not both");
+      } else if (!is_identifier(c.token_env)) {
+        error_at(n, p + ".token_env",
+                 "'" + c.token_env + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      } else if (auto v = env(c.token_env.c_str())) {
+        c.token = *v;
+      } else {
+        error_at(n, p + ".token_env",
+                 "environment variable " + c.token_env + " (named by token_env) is not set or empty");
+      }
+    }
+    if (read_string(t, "token_file", p, c.token_file) == got::ok) {
+      const toml::node& n = *t.get("token_file");
+      if (auto why = read_token_file(c.token_file, c.token))
+        error_at(n, p + ".token_file", *why);
+    }
+    read_string(t, "tls_certificate", p, c.tls_certificate);
+    read_string(t, "tls_key", p, c.tls_key);
+    read_string(t, "tls_ca", p, c.tls_ca);
+    const int tls_set = !c.tls_certificate.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
+    if (tls_set != 0 && tls_set != 3)
+      error_at(t, p, "TLS needs all of tls_certificate, tls_key and tls_ca (the CA verifies peers)");
+    for (const char* k : {"tls_certificate", "tls_key", "tls_ca"}) {
+      string v;
+      if (const toml::node* n = t.get(k); n != nullptr && n->is_string()) {
+        v = n->value_or(string{});
+        if (!v.empty() && ::access(v.c_str(), R_OK) != 0)
+          error_at(*n, p + "." + k, "cannot read '" + v + "': " + std::strerror(errno));
+      }
+    }
+    if (c.enabled && !is_loopback_address(c.bind) && (!c.tls() || c.token.empty())) {
+      const toml::node* n = t.get("bind");
+      error_at(n != nullptr ? n->source() : t.source(), p + ".bind",
+               "'" + c.bind + "' is not a loopback address: a control plane reachable from other "
+               "hosts requires TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or "
+               "token_file)");
+    }
+  }
+
+  /// Reads a token file: it must exist, be non-empty and not be readable by
+  /// group or others (like an SSH key). Returns the problem, if any.
+  static std::optional<string> read_token_file(const string& path, string& out) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+      return "cannot read '" + path + "': " + std::strerror(errno);
+    if ((st.st_mode & 077) != 0)
+      return "'" + path + "' is readable by group or others (chmod 600 it)";
+    std::ifstream in(path);
+    if (!in) return "cannot read '" + path + "'";
+    std::getline(in, out);
+    while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
+    if (out.empty()) return "'" + path + "' is empty (the first line is the token)";
+    return std::nullopt;
+  }
+  // --- end [control] ---
 
   void walk_logging(const toml::table& t) {
     const string p = "logging";
@@ -1516,6 +1597,10 @@ string redact_conninfo(const string& s) {
 }
 
 }  // namespace
+
+bool is_loopback_address(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
 
 std::string redact_url(const std::string& url) {
   const size_t scheme_end = url.find("://");

@@ -280,6 +280,32 @@ struct metrics_config {
   uint32_t readiness_max_checkpoint_age_ms = 300000;
 };
 
+// --- [control] (control plane for observerctl; see docs/configuration.md) ---
+/// `[control]`: the typed control actor published over CAF's middleman.
+struct control_config {
+  bool enabled = false;
+  /// Loopback by default. Any other address requires TLS and a token.
+  std::string bind = "127.0.0.1";
+  /// 0 picks a free port (logged at start).
+  uint32_t port = 7465;
+  /// Name of the environment variable holding the auth token (as configured).
+  std::string token_env;
+  /// File holding the auth token (as configured; must not be group/other readable).
+  std::string token_file;
+  /// The token itself, resolved at load time from token_env or token_file;
+  /// never read from the config file, never printed. Empty: no token required.
+  std::string token;
+  /// PEM files for CAF's OpenSSL module: this node's certificate and key and
+  /// the CA that signs peers (observerctl's client certificate is verified).
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string tls_ca;
+  /// Events kept in the in-memory debug journal (`debug-event`); 0 disables it.
+  uint32_t journal_size = 1000;
+  bool tls() const { return !tls_certificate.empty(); }
+};
+// --- end [control] ---
+
 struct config {
   /// The file it came from (for messages).
   std::string source;
@@ -294,6 +320,7 @@ struct config {
   shutdown_config shutdown;
   logging_config logging;
   metrics_config metrics;
+  control_config control;
   std::vector<observer_config> observers;
 };
 
@@ -323,6 +350,9 @@ std::optional<std::string> process_env(const char* name);
 /// `password=` query parameter, or a libpq `password=...` keyword). Use it
 /// whenever a connection string or webhook URL is logged or printed.
 std::string redact_url(const std::string& url);
+
+/// True for addresses that only this host can reach (127.0.0.0/8, ::1, localhost).
+bool is_loopback_address(const std::string& host);
 
 /// Parses and validates a TOML file, then applies FRAISEQL_* overrides.
 config_result load_config_file(const std::string& path, env_lookup env = process_env);

@@ -159,6 +159,33 @@ match_result observer_registry::match(const event& ev) const {
   return out;
 }
 
+std::vector<match_explanation> observer_registry::explain(const event& ev) const {
+  std::vector<match_explanation> out;
+  for (uint32_t i = 0; i < observers_.size(); ++i) {
+    const auto& c = *observers_[i];
+    match_explanation m;
+    m.observer = i;
+    m.filter_matches = (c.cfg.event_type == "*" || c.cfg.event_type == ev.event_type)
+                       && (c.cfg.entity == "*" || c.cfg.entity == ev.entity_type);
+    if (!m.filter_matches) {
+      m.verdict = "filter does not match";
+    } else if (!c.condition) {
+      m.verdict = "fires";
+    } else {
+      auto r = expr::evaluate_condition(*c.condition, ev.envelope);
+      if (!r) {
+        m.verdict = "condition error";
+        m.condition_detail = r.err().to_string();
+      } else {
+        m.verdict = *r ? "fires" : "condition false";
+        m.condition_detail = *r ? "true" : "false";
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 std::optional<std::string> observer_registry::render_webhook(uint32_t observer, uint32_t action,
                                                              const event& ev,
                                                              rendered_webhook& out) const {

@@ -54,6 +54,17 @@ struct match_result {
   std::vector<condition_error> errors;
 };
 
+/// Why one observer does or does not fire for an event (`observerctl debug-event`).
+struct match_explanation {
+  uint32_t observer = 0;
+  /// event_type and entity filters both accept the event.
+  bool filter_matches = false;
+  /// "fires" | "filter does not match" | "condition false" | "condition error"
+  std::string verdict;
+  /// The condition's value as JSON, or the evaluation error; empty without condition.
+  std::string condition_detail;
+};
+
 class observer_registry {
 public:
   /// Compiles every observer; on failure returns the problems (observer name,
@@ -63,6 +74,8 @@ public:
   ~observer_registry();
 
   match_result match(const event& ev) const;
+  /// Every observer's verdict for `ev`, in registry order (same rules as match()).
+  std::vector<match_explanation> explain(const event& ev) const;
 
   size_t size() const;
   const observer_config& config(uint32_t index) const;

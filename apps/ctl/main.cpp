@@ -1,9 +1,16 @@
-// observerctl: operator tool. This build has `validate-config` and `eval`; the
-// commands that talk to live nodes over CAF come with the control plane.
+// observerctl: operator tool for FraiseQL observer nodes.
 //
-// Exit codes: 0 success, 1 evaluation error, 2 invalid input (usage, config,
-// expression syntax, unreadable event file).
+// Offline: `validate-config FILE [--detailed]`, `eval`. Live (over the node's
+// CAF control plane, messages/control.hpp): status, metrics, dlq ..., debug-event.
+//
+// Exit codes (docs/operations.md):
+//   0  success
+//   1  the command failed (evaluation error, failed redrive, unknown DLQ id, ...)
+//   2  usage or configuration error (bad arguments, invalid config/expression)
+//   3  cannot connect to the node, or it speaks another protocol version
+//   4  the node rejected the control token
 
+#include "messages/control.hpp"
 #include "runtime/config.hpp"
 #include "runtime/expr/jmespath.hpp"
 #include "runtime/expr/template.hpp"
@@ -11,12 +18,27 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
+#include <cstdlib>
 #include <fstream>
+#include <future>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 namespace {
+
+namespace json = boost::json;
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_connect = 3;
+constexpr int exit_auth = 4;
 
 /// `observerctl eval`: evaluates a condition or renders a template against an
 /// event envelope read from a file, as the router and the actions would.
@@ -79,32 +101,363 @@ int run_eval(const std::string& event_file, const std::string& condition,
   return 0;
 }
 
-}  // namespace
 
-int main(int argc, char** argv) {
-  CLI::App app{"observerctl: operate FraiseQL observer nodes"};
-  app.set_version_flag("--version", "observerctl 0.1.0");
-  app.require_subcommand(1);
-  auto* vc = app.add_subcommand("validate-config", "Validate a configuration file");
-  std::string file;
-  bool detailed = false;
-  vc->add_option("file", file, "TOML configuration file")->required();
-  vc->add_flag("--detailed", detailed, "Print the observers and actions found");
-  auto* ev = app.add_subcommand("eval", "Evaluate a condition or render a template offline");
-  std::string event_file, condition, templ;
-  ev->add_option("--event", event_file, "JSON file holding an event envelope")->required();
-  auto* cond_opt = ev->add_option("--condition", condition, "JMESPath condition");
-  auto* templ_opt = ev->add_option("--template", templ, "Template with {{ expr }} holes");
-  cond_opt->excludes(templ_opt);
-  try {
-    app.parse(argc, argv);
-    if (*ev && condition.empty() && templ.empty())
-      throw CLI::RequiredError("--condition or --template");
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+
+// --- live commands ------------------------------------------------------------
+
+struct connection_options {
+  std::string node = "127.0.0.1:7465";
+  std::string token;
+  std::string tls_cert, tls_key, tls_ca;
+  std::string format = "text";
+  double timeout_s = 30;
+  uint32_t protocol = fraiseql::control_protocol_version;
+  bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
+};
+
+struct client_config : caf::actor_system_config {
+  explicit client_config(const connection_options& o) {
+    load<caf::io::middleman>();
+    if (o.tls()) {
+      load<caf::openssl::manager>();
+      openssl_certificate = o.tls_cert;
+      openssl_key = o.tls_key;
+      openssl_cafile = o.tls_ca;
+    }
+    set("scheduler.max-threads", static_cast<size_t>(2));
+    set("logger.verbosity", caf::atom("quiet"));
   }
-  if (*ev) return run_eval(event_file, condition, templ);
+};
+
+/// Text or JSON failure report, then the exit code.
+int fail(const connection_options& o, int rc, const std::string& code, const std::string& msg) {
+  if (o.format == "json")
+    std::cout << json::serialize(json::object{{"ok", false}, {"code", code}, {"error", msg}}) << "\n";
+  std::cerr << "error: " << msg << "\n";
+  return rc;
+}
+
+void pretty(std::ostream& os, const json::value& v, int indent = 0) {
+  const std::string pad(static_cast<size_t>(indent), ' ');
+  if (v.is_object() && !v.get_object().empty()) {
+    os << "{\n";
+    bool first = true;
+    for (const auto& kv : v.get_object()) {
+      if (!first) os << ",\n";
+      first = false;
+      os << pad << "  " << json::serialize(json::string(kv.key())) << ": ";
+      pretty(os, kv.value(), indent + 2);
+    }
+    os << "\n" << pad << "}";
+  } else if (v.is_array() && !v.get_array().empty()) {
+    os << "[\n";
+    bool first = true;
+    for (const auto& x : v.get_array()) {
+      if (!first) os << ",\n";
+      first = false;
+      os << pad << "  ";
+      pretty(os, x, indent + 2);
+    }
+    os << "\n" << pad << "]";
+  } else if (v.is_double()) {
+    std::ostringstream d;  // 999 rather than 9.99E2
+    d << std::setprecision(15) << v.get_double();
+    os << d.str();
+  } else {
+    os << json::serialize(v);
+  }
+}
+
+std::string str(const json::value& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return std::string(v.get_string());
+  if (v.is_double()) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(1) << v.get_double();
+    return os.str();
+  }
+  return json::serialize(v);
+}
+
+const json::value& at(const json::value& v, const char* k) {
+  static const json::value null_value;
+  if (!v.is_object()) return null_value;
+  auto* p = v.get_object().if_contains(k);
+  return p != nullptr ? *p : null_value;
+}
+
+std::string shorten(std::string s, size_t n) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  if (s.size() > n) s = s.substr(0, n - 3) + "...";
+  return s;
+}
+
+// Text renderings, one per command.
+void print_status(const json::value& r) {
+  std::cout << "node:         " << str(at(r, "node")) << "\n"
+            << "listener id:  " << str(at(r, "listener_id")) << "\n"
+            << "role:         " << str(at(r, "role")) << "\n";
+  const auto& lease = at(r, "lease");
+  if (!lease.is_null())
+    std::cout << "leader:       " << str(at(lease, "holder")) << " (epoch " << str(at(lease, "epoch"))
+              << ", since " << str(at(lease, "acquired_at")) << ")\n";
+  std::cout << "uptime:       " << str(at(r, "uptime_seconds")) << " s\n";
+  const auto& l = at(r, "listener");
+  std::cout << "listener:     "
+            << (l.is_null() ? std::string("not running on this node")
+                            : at(l, "healthy").is_bool()
+                                ? (at(l, "healthy").get_bool() ? "healthy" : "unhealthy (database unreachable)")
+                                : "unknown")
+            << "\n";
+  const auto& cp = at(r, "checkpoint");
+  if (cp.is_null())
+    std::cout << "checkpoint:   none saved yet\n";
+  else
+    std::cout << "checkpoint:   txid " << str(at(cp, "txid")) << " pk " << str(at(cp, "pk")) << ", "
+              << str(at(cp, "events_total")) << " events, saved " << str(at(cp, "age_seconds"))
+              << " s ago\n";
+  std::cout << "backlog:      " << str(at(r, "backlog")) << "\n";
+  const auto& inf = at(r, "in_flight");
+  if (!inf.is_null())
+    std::cout << "in flight:    " << str(at(inf, "events")) << " events, " << str(at(inf, "attempts"))
+              << " action attempts\n";
+  const auto& ev = at(r, "events");
+  if (!ev.is_null())
+    std::cout << "events:       " << str(at(ev, "read")) << " read, " << str(at(ev, "finished"))
+              << " finished since start\n";
+  std::cout << "dlq:          " << str(at(at(r, "dlq"), "pending")) << " pending\n";
+  const auto& obs = at(r, "observers");
+  if (obs.is_array()) {
+    std::cout << "observers:\n";
+    for (const auto& o : obs.get_array()) {
+      std::cout << "  " << str(at(o, "name")) << ": " << str(at(o, "event_type")) << " "
+                << str(at(o, "entity"));
+      if (!at(o, "condition").get_string().empty()) std::cout << " if " << str(at(o, "condition"));
+      std::cout << "; actions:";
+      for (const auto& a : at(o, "actions").get_array()) std::cout << " " << str(a);
+      std::cout << "; max_attempts " << str(at(o, "max_attempts")) << "; dlq pending "
+                << str(at(o, "dlq_pending")) << "\n";
+    }
+    const auto& j = at(r, "journal");
+    std::cout << "journal:      " << str(at(j, "entries")) << " of " << str(at(j, "capacity"))
+              << " events\n";
+    const auto& lim = at(r, "limits");
+    std::cout << "limits:       max_in_flight " << str(at(lim, "max_in_flight"))
+              << ", max_concurrent_actions " << str(at(lim, "max_concurrent_actions"))
+              << ", batch_size " << str(at(lim, "batch_size")) << "\n";
+  }
+}
+
+void print_dlq_list(const json::value& r) {
+  if (r.get_array().empty()) {
+    std::cout << "no DLQ entries\n";
+    return;
+  }
+  std::cout << std::left << std::setw(6) << "ID" << std::setw(10) << "STATUS" << std::setw(20)
+            << "OBSERVER" << std::setw(12) << "ACTION" << std::setw(10) << "ATTEMPTS"
+            << std::setw(34) << "CREATED" << "LAST ERROR\n";
+  for (const auto& row : r.get_array())
+    std::cout << std::left << std::setw(6) << str(at(row, "id")) << std::setw(10)
+              << str(at(row, "status")) << std::setw(20) << str(at(row, "observer_name"))
+              << std::setw(12) << (str(at(row, "action_index")) + ":" + str(at(row, "action_type")))
+              << std::setw(10) << str(at(row, "attempts")) << std::setw(34)
+              << str(at(row, "created_at")) << shorten(str(at(row, "last_error")), 60) << "\n";
+}
+
+void print_dlq_show(const json::value& r) {
+  for (const char* k : {"id", "status", "event_id", "observer_name", "action_index", "action_type",
+                        "attempts", "retry_count", "idempotency_key", "first_attempt_at",
+                        "last_attempt_at", "created_at", "updated_at", "last_error"})
+    std::cout << std::left << std::setw(18) << (std::string(k) + ":") << str(at(r, k)) << "\n";
+  std::cout << "event:\n";
+  pretty(std::cout, at(r, "event"), 0);
+  std::cout << "\n";
+}
+
+void print_redrive(const json::value& r) {
+  std::cout << "DLQ entry " << str(at(r, "id")) << " (observer " << str(at(r, "observer"))
+            << ", action " << str(at(r, "action")) << "): " << str(at(r, "outcome")) << " after "
+            << str(at(r, "attempts")) << " attempt(s)";
+  if (!at(r, "error").is_null()) std::cout << ": " << str(at(r, "error"));
+  std::cout << "\n";
+}
+
+void print_retry_all(const json::value& r) {
+  if (at(r, "dry_run").is_bool()) {
+    const auto& ids = at(r, "would_retry").get_array();
+    std::cout << "dry run: would retry " << ids.size() << " pending DLQ entr"
+              << (ids.size() == 1 ? "y" : "ies");
+    for (const auto& id : ids) std::cout << " " << str(id);
+    std::cout << "\n";
+    return;
+  }
+  for (const auto& x : at(r, "results").get_array()) print_redrive(x);
+  std::cout << "retried " << str(at(r, "retried")) << ": " << str(at(r, "resolved"))
+            << " resolved, " << str(at(r, "failed")) << " failed\n";
+}
+
+void print_dlq_stats(const json::value& r) {
+  std::cout << "total:    " << str(at(r, "total")) << "\n"
+            << "pending:  " << str(at(r, "pending")) << "\n"
+            << "retrying: " << str(at(r, "retrying")) << "\n"
+            << "resolved: " << str(at(r, "resolved")) << "\n"
+            << "removed:  " << str(at(r, "removed")) << "\n"
+            << "oldest pending: " << str(at(r, "oldest_pending")) << "\n";
+  if (at(r, "by_observer").is_array()) {
+    std::cout << "by observer (pending / total):\n";
+    for (const auto& x : at(r, "by_observer").get_array())
+      std::cout << "  " << std::left << std::setw(24) << str(at(x, "observer")) << str(at(x, "pending"))
+                << " / " << str(at(x, "total")) << "\n";
+  }
+  if (at(r, "by_error").is_array()) {
+    std::cout << "by error (pending):\n";
+    for (const auto& x : at(r, "by_error").get_array())
+      std::cout << "  " << std::right << std::setw(6) << str(at(x, "pending")) << "  "
+                << shorten(str(at(x, "error")), 100) << "\n";
+  }
+}
+
+void print_debug_event(const json::value& r) {
+  const auto& e = at(r, "envelope");
+  std::cout << "event " << str(at(r, "event_id")) << ": " << str(at(e, "event_type")) << " "
+            << str(at(e, "entity_type")) << " " << str(at(e, "entity_id")) << " at "
+            << str(at(e, "timestamp")) << "\n"
+            << "source: "
+            << (str(at(r, "source")) == "journal"
+                  ? "journal (routed by this node at " + str(at(r, "routed_at")) + ")"
+                  : std::string("change log (not in this node's journal: observers re-evaluated now)"))
+            << "\n"
+            << "envelope:\n";
+  pretty(std::cout, e, 0);
+  std::cout << "\nobservers:\n";
+  const auto& obs = at(r, "observers").get_array();
+  if (obs.empty()) std::cout << "  (none has a matching event_type/entity filter)\n";
+  for (const auto& o : obs) {
+    std::cout << "  " << str(at(o, "observer")) << ": " << str(at(o, "verdict"));
+    if (!at(o, "condition").is_null())
+      std::cout << " (condition " << str(at(o, "condition")) << " -> "
+                << str(at(o, "condition_result")) << ")";
+    std::cout << "\n";
+    if (at(o, "actions").is_array())
+      for (const auto& a : at(o, "actions").get_array()) {
+        std::cout << "    action " << str(at(a, "action")) << " (" << str(at(a, "type"))
+                  << "): " << str(at(a, "state")) << " after " << str(at(a, "attempts"))
+                  << " attempt(s)";
+        if (!at(a, "last_error").is_null()) std::cout << "; last error: " << str(at(a, "last_error"));
+        std::cout << "\n";
+      }
+  }
+  const auto& dlq = at(r, "dlq").get_array();
+  std::cout << "dlq:" << (dlq.empty() ? " no entries" : "") << "\n";
+  for (const auto& d : dlq)
+    std::cout << "  #" << str(at(d, "id")) << " " << str(at(d, "status")) << " "
+              << str(at(d, "observer_name")) << " action " << str(at(d, "action_index")) << ", "
+              << str(at(d, "attempts")) << " attempts: " << shorten(str(at(d, "last_error")), 80)
+              << "\n";
+}
+
+void print_history(const json::value& r) {
+  if (r.get_array().empty()) std::cout << "journal is empty\n";
+  for (const auto& e : r.get_array()) {
+    std::cout << str(at(e, "routed_at")) << "  " << str(at(e, "event_id")) << "  "
+              << str(at(e, "event_type")) << " " << str(at(e, "entity_type")) << " "
+              << str(at(e, "entity_id")) << "  matched:";
+    const auto& m = at(e, "matched").get_array();
+    if (m.empty()) std::cout << " none";
+    for (const auto& x : m) std::cout << " " << str(x);
+    if (at(e, "condition_errors").to_number<int64_t>() > 0)
+      std::cout << "  condition errors: " << str(at(e, "condition_errors"));
+    const auto& st = at(e, "actions").get_object();
+    if (!st.empty()) {
+      std::cout << "  actions:";
+      for (const auto& kv : st) std::cout << " " << str(kv.value()) << " " << kv.key();
+    }
+    std::cout << "\n";
+  }
+}
+
+/// Connects, checks the protocol version, sends one command, renders the reply.
+int run_remote(const connection_options& o, const std::string& command, const json::object& args) {
+  auto colon = o.node.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return fail(o, exit_usage, "usage", "--node must be HOST:PORT (got '" + o.node + "')");
+  std::string host = o.node.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned long port = 0;
+  try {
+    size_t used = 0;
+    port = std::stoul(o.node.substr(colon + 1), &used);
+    if (used != o.node.size() - colon - 1 || port == 0 || port > 65535) throw std::out_of_range("");
+  } catch (const std::exception&) {
+    return fail(o, exit_usage, "usage", "--node: invalid port in '" + o.node + "'");
+  }
+  if (o.tls() && (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()))
+    return fail(o, exit_usage, "usage", "TLS needs --tls-cert, --tls-key and --tls-ca together");
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  // A peer that never answers (a TLS node reached without TLS, a firewall)
+  // would block CAF's connect forever: give up after the timeout.
+  std::thread([o, timeout] {
+    std::this_thread::sleep_for(timeout + std::chrono::seconds(2));
+    std::cerr << "error: no answer from " << o.node << " within " << o.timeout_s
+              << " s (is it a TLS node reached without --tls-*, or the reverse?)\n";
+    std::_Exit(exit_connect);
+  }).detach();
+
+  client_config cfg{o};
+  caf::actor_system sys{cfg};
+  auto remote = o.tls() ? caf::openssl::remote_actor<fraiseql::control_actor>(sys, host, static_cast<uint16_t>(port))
+                        : sys.middleman().remote_actor<fraiseql::control_actor>(host, static_cast<uint16_t>(port));
+  if (!remote)
+    return fail(o, exit_connect, "connect",
+                "cannot connect to the control plane at " + o.node + ": " + sys.render(remote.error()));
+  caf::scoped_actor self{sys};
+  uint32_t server_version = 0;
+  std::string problem;
+  self->request(*remote, timeout, fraiseql::hello_atom::value, o.protocol)
+    .receive([&](uint32_t v, const std::string&) { server_version = v; },
+             [&](caf::error& e) { problem = sys.render(e); });
+  if (!problem.empty()) return fail(o, exit_connect, "connect", "hello to " + o.node + " failed: " + problem);
+  if (server_version != o.protocol)
+    return fail(o, exit_connect, "version",
+                "protocol version mismatch: node " + o.node + " speaks control protocol "
+                  + std::to_string(server_version) + ", this observerctl speaks "
+                  + std::to_string(o.protocol) + "; use matching versions");
+  std::string reply;
+  self->request(*remote, timeout, fraiseql::control_atom::value, o.token, command, json::serialize(args))
+    .receive([&](const std::string& r) { reply = r; }, [&](caf::error& e) { problem = sys.render(e); });
+  if (!problem.empty()) return fail(o, exit_connect, "connect", command + " failed: " + problem);
+  json::value r;
+  try {
+    r = json::parse(reply);
+  } catch (const std::exception& e) {
+    return fail(o, exit_failed, "failed", std::string("unreadable reply from the node: ") + e.what());
+  }
+  const bool ok = at(r, "ok").is_bool() && at(r, "ok").get_bool();
+  if (o.format == "json") {
+    std::cout << json::serialize(r) << "\n";
+  } else if (ok || (!at(r, "result").is_null() && command != "dlq.retry")) {
+    const auto& res = at(r, "result");
+    if (command == "status") print_status(res);
+    else if (command == "metrics") std::cout << str(res);
+    else if (command == "dlq.list") print_dlq_list(res);
+    else if (command == "dlq.show") print_dlq_show(res);
+    else if (command == "dlq.retry") print_redrive(res);
+    else if (command == "dlq.retry-all") print_retry_all(res);
+    else if (command == "dlq.remove") std::cout << "DLQ entry " << str(at(res, "id")) << " removed\n";
+    else if (command == "dlq.stats") print_dlq_stats(res);
+    else if (command == "debug-event" && res.is_array()) print_history(res);
+    else if (command == "debug-event") print_debug_event(res);
+  }
+  if (ok) return exit_ok;
+  const auto code = str(at(r, "code"));
+  std::cerr << "error: " << str(at(r, "error")) << "\n";
+  if (code == "auth") return exit_auth;
+  if (code == "usage") return exit_usage;
+  return exit_failed;
+}
+
+int validate_config(const std::string& file, bool detailed) {
   auto res = fraiseql::load_config_file(file);
   if (!res) {
     for (const auto& e : res.errors) std::cerr << "error: " << e.to_string() << "\n";
@@ -140,4 +493,143 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"observerctl: operate FraiseQL observer nodes"};
+  app.set_version_flag("--version", "observerctl 0.1.0 (control protocol "
+                                      + std::to_string(fraiseql::control_protocol_version) + ")");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+
+  connection_options conn;
+  conn.node = env_or("FRAISEQL_CONTROL_NODE", conn.node);
+  conn.token = env_or("FRAISEQL_CONTROL_TOKEN", "");
+  conn.tls_cert = env_or("FRAISEQL_CONTROL_TLS_CERT", "");
+  conn.tls_key = env_or("FRAISEQL_CONTROL_TLS_KEY", "");
+  conn.tls_ca = env_or("FRAISEQL_CONTROL_TLS_CA", "");
+  app.add_option("--node", conn.node, "Control plane address HOST:PORT (env FRAISEQL_CONTROL_NODE)")
+    ->capture_default_str();
+  app.add_option("--token", conn.token,
+                 "Control token (env FRAISEQL_CONTROL_TOKEN, preferred: not visible in ps)");
+  app.add_option("--tls-cert", conn.tls_cert, "Client certificate PEM (env FRAISEQL_CONTROL_TLS_CERT)");
+  app.add_option("--tls-key", conn.tls_key, "Client key PEM (env FRAISEQL_CONTROL_TLS_KEY)");
+  app.add_option("--tls-ca", conn.tls_ca, "CA PEM that signed the node (env FRAISEQL_CONTROL_TLS_CA)");
+  app.add_option("--format", conn.format, "Output format")
+    ->check(CLI::IsMember({"text", "json"}))
+    ->capture_default_str();
+  app.add_option("--timeout", conn.timeout_s, "Seconds to wait for the node")
+    ->check(CLI::Range(0.1, 3600.0))
+    ->capture_default_str();
+  // Claims another protocol version in hello (compatibility tests only).
+  app.add_option("--protocol-version", conn.protocol)->group("");
+
+  auto* vc = app.add_subcommand("validate-config", "Validate a configuration file");
+  std::string file;
+  bool detailed = false;
+  vc->add_option("file", file, "TOML configuration file")->required();
+  vc->add_flag("--detailed", detailed, "Print the observers and actions found");
+  auto* ev = app.add_subcommand("eval", "Evaluate a condition or render a template offline");
+  std::string event_file, condition, templ;
+  ev->add_option("--event", event_file, "JSON file holding an event envelope")->required();
+  auto* cond_opt = ev->add_option("--condition", condition, "JMESPath condition");
+  auto* templ_opt = ev->add_option("--template", templ, "Template with {{ expr }} holes");
+  cond_opt->excludes(templ_opt);
+
+  json::object args;
+  std::string command;
+  auto* st = app.add_subcommand("status", "Role, leadership, listener, checkpoint, backlog, DLQ");
+  bool st_detailed = false;
+  st->add_flag("--detailed", st_detailed, "Add observers, journal and limits");
+  auto* me = app.add_subcommand("metrics", "Prometheus text exposition of the node");
+  std::string metric;
+  me->add_option("--metric", metric, "Only this metric family");
+
+  auto* dlq = app.add_subcommand("dlq", "Dead-letter queue");
+  dlq->require_subcommand(1);
+  auto* dl = dlq->add_subcommand("list", "List DLQ entries (oldest first)");
+  int64_t limit = 50, offset = 0;
+  std::string observer, after, status_filter = "pending";
+  dl->add_option("--limit", limit, "At most this many")->check(CLI::Range(1, 10000))->capture_default_str();
+  dl->add_option("--offset", offset, "Skip this many")->check(CLI::NonNegativeNumber);
+  dl->add_option("--observer", observer, "Only this observer's entries");
+  dl->add_option("--after", after, "Only entries created after this time (e.g. 2026-11-23T01:00:00Z)");
+  dl->add_option("--status", status_filter, "pending, retrying, resolved, removed or all")
+    ->check(CLI::IsMember({"pending", "retrying", "resolved", "removed", "all"}))
+    ->capture_default_str();
+  int64_t id = 0;
+  auto* ds = dlq->add_subcommand("show", "One DLQ entry with its event");
+  ds->add_option("id", id, "DLQ entry id")->required();
+  auto* dr = dlq->add_subcommand("retry", "Redrive one entry through the action pool");
+  dr->add_option("id", id, "DLQ entry id")->required();
+  auto* da = dlq->add_subcommand("retry-all", "Redrive every pending entry");
+  bool dry_run = false;
+  da->add_option("--observer", observer, "Only this observer's entries");
+  da->add_flag("--dry-run", dry_run, "List what would be retried, retry nothing");
+  auto* dm = dlq->add_subcommand("remove", "Mark an entry removed (kept for audit)");
+  dm->add_option("id", id, "DLQ entry id")->required();
+  auto* dt = dlq->add_subcommand("stats", "Counts by status, observer, error");
+  bool by_observer = false, by_error = false;
+  dt->add_flag("--by-observer", by_observer, "Break down by observer");
+  dt->add_flag("--by-error", by_error, "Break down by error");
+
+  auto* de = app.add_subcommand("debug-event", "Why an event did (not) trigger what");
+  std::string event_id;
+  int64_t history = 0;
+  auto* eid = de->add_option("--event-id", event_id, "Change-log event id (uuid)");
+  auto* hist = de->add_option("--history", history, "The latest N events this node routed")
+                 ->check(CLI::Range(1, 1000000));
+  bool de_detailed = false;
+  de->add_flag("--detailed", de_detailed, "Also observers whose filter does not match");
+  eid->excludes(hist);
+
+  try {
+    app.parse(argc, argv);
+    if (*ev && condition.empty() && templ.empty())
+      throw CLI::RequiredError("--condition or --template");
+    if (*de && event_id.empty() && history == 0) throw CLI::RequiredError("--event-id or --history");
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+  if (*ev) return run_eval(event_file, condition, templ);
+  if (*vc) return validate_config(file, detailed);
+  if (*st) {
+    command = "status";
+    args["detailed"] = st_detailed;
+  } else if (*me) {
+    command = "metrics";
+    if (!metric.empty()) args["metric"] = metric;
+  } else if (*dl) {
+    command = "dlq.list";
+    args["limit"] = limit;
+    args["offset"] = offset;
+    args["status"] = status_filter;
+    if (!observer.empty()) args["observer"] = observer;
+    if (!after.empty()) args["after"] = after;
+  } else if (*ds || *dr || *dm) {
+    command = *ds ? "dlq.show" : *dr ? "dlq.retry" : "dlq.remove";
+    args["id"] = id;
+  } else if (*da) {
+    command = "dlq.retry-all";
+    if (!observer.empty()) args["observer"] = observer;
+    args["dry_run"] = dry_run;
+  } else if (*dt) {
+    command = "dlq.stats";
+    args["by_observer"] = by_observer;
+    args["by_error"] = by_error;
+  } else if (*de) {
+    command = "debug-event";
+    if (history > 0) args["history"] = history;
+    else args["event_id"] = event_id;
+    args["detailed"] = de_detailed;
+  }
+  return run_remote(conn, command, args);
 }

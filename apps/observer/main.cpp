@@ -6,6 +6,7 @@
 //
 // Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
+#include "actors/control.hpp"
 #include "actors/node.hpp"
 #include "runtime/config.hpp"
 #include "runtime/http_client.hpp"
@@ -59,6 +60,17 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
     std::cerr << "error: " << cfg.source << ": " << e.what() << "\n";
     return exit_config;
   }
+  // The control plane comes up first and stays up while this node stands by,
+  // so `observerctl status` can say so.
+  std::unique_ptr<fraiseql::control_server> control;
+  if (cfg.control.enabled) {
+    try {
+      control = std::make_unique<fraiseql::control_server>(*n);
+    } catch (const std::exception& e) {
+      spdlog::error("cannot start: {}", e.what());
+      return exit_failure;
+    }
+  }
   milliseconds backoff{100};
   bool standing_by = false;
   for (;;) {
@@ -82,6 +94,7 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
   while (!wait_for_signal(signals, seconds(3600))) {
   }
   bool drained = n->stop(milliseconds(cfg.shutdown.timeout_ms));
+  control.reset();
   spdlog::info("stopped{}", drained ? "" : " (some events left in flight; redelivered on restart)");
   return exit_ok;
 }

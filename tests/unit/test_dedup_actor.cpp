@@ -73,6 +73,9 @@ struct fixture {
         [](flush_atom) {},
         [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
         [](status_atom, breakers_atom) { return std::vector<breaker_status>{}; },
+        [](redrive_atom, const event_ptr&, uint32_t, uint32_t) {
+          return std::make_tuple(false, uint32_t{0}, std::string("not a pool"));
+        },
       };
     });
     auto cp = sys->spawn([r]() -> checkpointer_actor::behavior_type {
