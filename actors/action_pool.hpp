@@ -26,6 +26,9 @@ struct action_pool_options {
   bool dry_run = false;
   /// Attempt, DLQ and processing-time metrics; may be null.
   std::shared_ptr<metrics> stats;
+  /// Job queue: actions with `async` set are enqueued here instead of run; the
+  /// action counts as done once the job is durable. Null: queue disabled.
+  job_writer_actor jobs;
 };
 
 /// Runs actions with per-lane ordering: a lane is (observer, entity type,

@@ -39,6 +39,13 @@ struct metrics::impl {
     prometheus::Histogram* duration;
   };
   std::vector<std::vector<action_series>> actions;  // [observer][action]
+  // Job queue.
+  prometheus::Counter* jobs_enqueued = nullptr;
+  prometheus::Counter* jobs_completed = nullptr;
+  prometheus::Counter* jobs_failed = nullptr;
+  prometheus::Counter* jobs_retried = nullptr;
+  prometheus::Gauge* jobs_depth = nullptr;
+  prometheus::Gauge* jobs_running = nullptr;
 };
 
 metrics::metrics(const observer_registry& reg) : impl_(std::make_unique<impl>()) {
@@ -69,6 +76,36 @@ metrics::metrics(const observer_registry& reg) : impl_(std::make_unique<impl>())
                              .Help("Seconds since the last checkpoint save while events are pending")
                              .Register(r)
                              .Add({});
+  impl_->jobs_enqueued = &BuildCounter()
+                            .Name("observer_jobs_enqueued_total")
+                            .Help("Asynchronous actions durably enqueued into observer_jobs")
+                            .Register(r)
+                            .Add({});
+  impl_->jobs_completed = &BuildCounter()
+                             .Name("observer_jobs_completed_total")
+                             .Help("Jobs that succeeded")
+                             .Register(r)
+                             .Add({});
+  impl_->jobs_failed = &BuildCounter()
+                          .Name("observer_jobs_failed_total")
+                          .Help("Jobs moved to the dead-letter queue")
+                          .Register(r)
+                          .Add({});
+  impl_->jobs_retried = &BuildCounter()
+                           .Name("observer_jobs_retried_total")
+                           .Help("Job attempts that failed and were rescheduled")
+                           .Register(r)
+                           .Add({});
+  impl_->jobs_depth = &BuildGauge()
+                         .Name("observer_jobs_queue_depth")
+                         .Help("Jobs queued for this listener id, running ones included")
+                         .Register(r)
+                         .Add({});
+  impl_->jobs_running = &BuildGauge()
+                           .Name("observer_jobs_running")
+                           .Help("Jobs this node is running")
+                           .Register(r)
+                           .Add({});
   auto& matched = BuildCounter()
                     .Name("observer_events_matched_total")
                     .Help("Events for which an observer fired")
@@ -160,6 +197,25 @@ void metrics::backlog(uint64_t events) {
 }
 void metrics::checkpoint_age(double seconds) {
   impl_->checkpoint_age->Set(seconds);
+}
+
+void metrics::jobs_enqueued(uint64_t n) {
+  impl_->jobs_enqueued->Increment(static_cast<double>(n));
+}
+void metrics::job_completed() {
+  impl_->jobs_completed->Increment();
+}
+void metrics::job_failed() {
+  impl_->jobs_failed->Increment();
+}
+void metrics::job_retried() {
+  impl_->jobs_retried->Increment();
+}
+void metrics::jobs_queue_depth(uint64_t n) {
+  impl_->jobs_depth->Set(static_cast<double>(n));
+}
+void metrics::jobs_running(uint64_t n) {
+  impl_->jobs_running->Set(static_cast<double>(n));
 }
 
 }  // namespace fraiseql
