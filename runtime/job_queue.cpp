@@ -137,11 +137,22 @@ void job_store::reset() {
   session_.reset();
 }
 
+pqxx::connection_base& job_store::relaxed(pqxx::connection_base& c) {
+  // A reconnect gets a new backend pid; a reused pid would only cost speed.
+  if (c.backendpid() != relaxed_backend_) {
+    pqxx::nontransaction tx{c};
+    tx.exec0("SET synchronous_commit = off");
+    relaxed_backend_ = c.backendpid();
+  }
+  return c;
+}
+
 uint64_t job_store::enqueue(const std::vector<job_spec>& jobs, uint32_t rows_per_statement) {
   if (jobs.empty()) return 0;
   const size_t step = std::max<uint32_t>(1, rows_per_statement);
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::work tx{c};
+    tx.exec0("SET LOCAL synchronous_commit = on");  // the event finishes on this commit
     uint64_t added = 0;
     std::string rows;
     for (size_t from = 0; from < jobs.size(); from += step) {
@@ -158,7 +169,7 @@ std::vector<claimed_job> job_store::claim(const std::string& token, uint32_t n,
                                           std::chrono::milliseconds lease) {
   if (n == 0) return {};
   auto r = guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::nontransaction tx{c};  // one statement: autocommits, no open transaction
+    pqxx::nontransaction tx{relaxed(c)};  // one statement: autocommits, no open transaction
     return tx.exec_params(claim_sql, listener_id_, token, static_cast<int64_t>(n),
                           static_cast<int64_t>(lease.count()));
   });
@@ -183,7 +194,7 @@ std::vector<claimed_job> job_store::claim(const std::string& token, uint32_t n,
 
 bool job_store::complete(int64_t id, const std::string& token) {
   return guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::nontransaction tx{c};
+    pqxx::nontransaction tx{relaxed(c)};
     auto r = tx.exec_params("DELETE FROM observer_jobs WHERE id = $1 AND locked_by = $2", id, token);
     return r.affected_rows() == 1;
   });
@@ -192,7 +203,7 @@ bool job_store::complete(int64_t id, const std::string& token) {
 bool job_store::retry_later(int64_t id, const std::string& token, const std::string& error,
                             std::chrono::milliseconds delay) {
   return guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::nontransaction tx{c};
+    pqxx::nontransaction tx{relaxed(c)};
     auto r = tx.exec_params(
       "UPDATE observer_jobs SET locked_by = NULL, locked_until = NULL, last_error = $3,"
       " run_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()"
@@ -205,8 +216,11 @@ bool job_store::retry_later(int64_t id, const std::string& token, const std::str
 std::optional<int64_t> job_store::dead_letter(int64_t id, const std::string& token,
                                               const std::string& error) {
   return guarded(session_, [&](pqxx::connection_base& c) -> std::optional<int64_t> {
-    pqxx::nontransaction tx{c};  // one statement: the DELETE and the INSERT commit together
+    // One statement: the DELETE and the INSERT commit together, durably.
+    pqxx::work tx{c};
+    tx.exec0("SET LOCAL synchronous_commit = on");
     auto r = tx.exec_params(dead_letter_sql, id, token, error);
+    tx.commit();
     if (r.empty()) return std::nullopt;
     return r[0][0].as<int64_t>();
   });
@@ -214,7 +228,7 @@ std::optional<int64_t> job_store::dead_letter(int64_t id, const std::string& tok
 
 uint64_t job_store::renew(const std::string& token, std::chrono::milliseconds lease) {
   return guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::nontransaction tx{c};
+    pqxx::nontransaction tx{relaxed(c)};
     return static_cast<uint64_t>(
       tx.exec_params("UPDATE observer_jobs SET locked_until = now() + $2::bigint * interval '1 millisecond'"
                      " WHERE locked_by = $1",
@@ -225,7 +239,7 @@ uint64_t job_store::renew(const std::string& token, std::chrono::milliseconds le
 
 uint64_t job_store::release(const std::string& token) {
   return guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::nontransaction tx{c};
+    pqxx::nontransaction tx{relaxed(c)};
     return static_cast<uint64_t>(
       tx.exec_params("UPDATE observer_jobs SET locked_by = NULL, locked_until = NULL,"
                      " attempts = greatest(attempts - 1, 0), updated_at = now()"

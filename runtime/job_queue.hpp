@@ -69,6 +69,14 @@ event_ptr event_from_envelope(const std::string& json, uint64_t seq);
 /// observer_jobs of one listener id. One connection, used from one thread.
 /// Throws pg_unavailable when the server cannot be reached, std::runtime_error
 /// otherwise (see runtime/pg.hpp).
+///
+/// Durability: enqueue() and dead_letter() wait for their WAL flush (the
+/// first is what lets an event finish, the second is the last trace of a
+/// failed job). The runner's bookkeeping (claim, complete, retry_later, renew,
+/// release) commits without waiting for it (synchronous_commit = off for
+/// those statements): a server crash can only undo such a write, which makes a
+/// job run again (same idempotency key), never lose it. Waiting would cost a
+/// disk flush per job.
 class job_store {
 public:
   job_store(std::string dsn, std::string listener_id);
@@ -114,8 +122,13 @@ public:
   void reset();
 
 private:
+  /// The connection, with synchronous_commit = off for this session (set once
+  /// per connection; the durable writes switch it on per transaction).
+  pqxx::connection_base& relaxed(pqxx::connection_base& c);
+
   std::string listener_id_;
   pg_session session_;
+  int relaxed_backend_ = 0;  // backend pid of the connection already relaxed
 };
 
 }  // namespace fraiseql
