@@ -37,6 +37,7 @@ struct job_runner_state {
   bool stopping = false;
   bool degraded = false;   // the database was unreachable at the last call
   uint64_t finished = 0;
+  std::vector<int64_t> to_complete;  // succeeded, deleted at the next flush
   uint64_t next_seq = 1;
   std::mt19937_64 rng{std::random_device{}()};
   // Graceful stop.
@@ -140,9 +141,40 @@ struct job_runner_state {
   }
 
   /// Records the outcome and writes it (or keeps it for the next tick).
+  /// Successes of one mailbox burst are deleted together (flush).
   void finish(int64_t id, attempt_outcome o) {
+    const bool ok = o.ok;
     running.at(id).outcome = std::move(o);
-    save(id);
+    if (!ok) {
+      save(id);
+      return;
+    }
+    if (to_complete.empty()) self->send(self, flush_atom::value);
+    to_complete.push_back(id);
+  }
+
+  /// Deletes the jobs that succeeded since the last flush, in one statement.
+  void flush_completed() {
+    if (to_complete.empty()) return;
+    auto ids = std::exchange(to_complete, {});
+    std::vector<int64_t> held;
+    try {
+      held = store->complete(ids, cfg.token);
+      degraded = false;
+    } catch (const pg_unavailable& e) {
+      return database_error("completing jobs", e, true);  // outcomes kept; tick retries
+    } catch (const std::exception& e) {
+      return database_error("completing jobs", e, false);
+    }
+    if (held.size() < ids.size())
+      spdlog::warn("job runner: {} jobs lost their lease before completion was written; they "
+                   "run again under another claim",
+                   ids.size() - held.size());
+    if (cfg.stats)
+      for (size_t i = 0; i < held.size(); ++i) cfg.stats->job_completed();
+    for (auto id : ids) running.erase(id);
+    finished += ids.size();
+    if (cfg.stats) cfg.stats->jobs_running(running.size());
   }
 
   /// Writes the outcome of job `id` in one short statement. True when written.
@@ -205,6 +237,7 @@ struct job_runner_state {
   }
 
   void tick() {
+    flush_completed();
     // Outcomes whose write failed earlier.
     for (auto it = running.begin(); it != running.end();) {
       auto id = it->first;
@@ -228,6 +261,7 @@ struct job_runner_state {
 
   void check_stop() {
     if (!stop_promise) return;
+    flush_completed();
     if (running.empty()) {
       release();
       stop_promise->deliver(true);
@@ -278,6 +312,14 @@ job_runner_actor::behavior_type job_runner(job_runner_actor::stateful_pointer<jo
     [self](done_atom, int64_t id, attempt_outcome& o) {
       auto& st = self->state;
       st.on_done(id, std::move(o));
+      if (st.to_complete.empty()) {  // else the flush claims once the slots are free
+        st.claim_some();
+        st.check_stop();
+      }
+    },
+    [self](flush_atom) {
+      auto& st = self->state;
+      st.flush_completed();
       st.claim_some();
       st.check_stop();
     },

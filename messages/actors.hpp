@@ -107,6 +107,9 @@ using job_runner_actor = caf::typed_actor<
   caf::reacts_to<tick_atom>,
   /// Completion of one attempt of job `id` (sent by an executor's thread).
   caf::reacts_to<done_atom, int64_t, attempt_outcome>,
+  /// Deletes the jobs that succeeded since the last flush in one statement
+  /// (self-sent behind the completions already queued), then claims more.
+  caf::reacts_to<flush_atom>,
   /// Stops claiming; waits up to `timeout_ms` for running jobs, then gives up
   /// the leases of unfinished ones (due again at once). True when none was cut.
   caf::replies_to<stop_atom, uint64_t>::with<bool>,

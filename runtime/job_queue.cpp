@@ -200,6 +200,27 @@ bool job_store::complete(int64_t id, const std::string& token) {
   });
 }
 
+std::vector<int64_t> job_store::complete(const std::vector<int64_t>& ids,
+                                         const std::string& token) {
+  if (ids.empty()) return {};
+  std::string arr = "{";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) arr += ',';
+    arr += std::to_string(ids[i]);
+  }
+  arr += '}';
+  auto r = guarded(session_, [&](pqxx::connection_base& c) {
+    pqxx::nontransaction tx{relaxed(c)};
+    return tx.exec_params(
+      "DELETE FROM observer_jobs WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING id", arr,
+      token);
+  });
+  std::vector<int64_t> held;
+  held.reserve(r.size());
+  for (const auto& row : r) held.push_back(row[0].as<int64_t>());
+  return held;
+}
+
 bool job_store::retry_later(int64_t id, const std::string& token, const std::string& error,
                             std::chrono::milliseconds delay) {
   return guarded(session_, [&](pqxx::connection_base& c) {

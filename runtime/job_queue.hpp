@@ -99,6 +99,10 @@ public:
   /// (the lease expired and another claim took it).
   bool complete(int64_t id, const std::string& token);
 
+  /// complete() for many jobs in one statement. Returns the ids `token` still
+  /// held (and that are now deleted).
+  std::vector<int64_t> complete(const std::vector<int64_t>& ids, const std::string& token);
+
   /// Releases the lease and makes the job due again after `delay`.
   bool retry_later(int64_t id, const std::string& token, const std::string& error,
                    std::chrono::milliseconds delay);

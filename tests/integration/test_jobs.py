@@ -174,7 +174,7 @@ class JobQueueTest(IntegrationTest):
         for r in range(rounds):
             ok.control(fail_next=rng.randint(0, 10), fail_status=503)
             node.start()
-            alive = rng.uniform(0.3, 1.5)
+            alive = rng.uniform(0.6, 2.0)  # startup takes ~0.5 s on a loaded machine
             time.sleep(alive)
             node.kill9()
             queued = self.sql("SELECT count(*) FROM observer_jobs")[0][0]

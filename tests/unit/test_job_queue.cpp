@@ -148,7 +148,7 @@ TEST_SUITE("job_queue") {
     CHECK(decide_job(fail, 5, 4, rc, 0.0).kind == job_decision::dead_letter);
   }
 
-  TEST_CASE("decide_job: final failures go to the DLQ at once; Retry-After stretches a delay") {
+  TEST_CASE("decide_job: final failures go to the DLQ at once, Retry-After stretches a delay") {
     retry_config rc;
     rc.max_attempts = 5;
     CHECK(decide_job(attempt_outcome::failure("HTTP 422", false), 1, 5, rc, 0.0).kind
