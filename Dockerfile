@@ -9,7 +9,7 @@ RUN scripts/build.sh
 FROM debian:12
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libcaf-core0.17 libcaf-io0.17 libpqxx-6.4 libboost-json1.81.0 libtomlplusplus3 \
-      libcurl4 libspdlog1.10 libfmt9 ca-certificates && rm -rf /var/lib/apt/lists/*
+      libcurl4 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libcivetweb1 ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/apps/observer/observer-node /src/build/apps/ctl/observerctl /usr/local/bin/
 COPY config/ /etc/fraiseql/
 ENTRYPOINT ["observer-node"]

@@ -1,6 +1,7 @@
 #include "actors/action_pool.hpp"
 
 #include "runtime/backoff.hpp"
+#include "runtime/circuit_breaker.hpp"
 #include "runtime/logging.hpp"
 
 #include <caf/all.hpp>
@@ -30,6 +31,13 @@ struct job {
   int64_t first_attempt_ms = 0;
   std::string last_error;
   std::string lane;
+  /// Breaker of the current attempt: its endpoint and admission ticket.
+  std::string endpoint;
+  circuit_breaker::ticket ticket;
+  /// The current attempt was admitted by the breaker and must be recorded.
+  bool breaker_pending = false;
+  /// The current attempt failed fast (breaker open): nothing was called.
+  bool rejected = false;
 };
 
 struct lane_state {
@@ -64,6 +72,18 @@ struct action_pool_state {
   uint64_t next_job = 1;
   uint64_t finished_events = 0;
   std::mt19937_64 rng{std::random_device{}()};
+  std::unique_ptr<breaker_registry> breakers;
+  bool pumping = false;
+
+  /// The actor clock: simulated under CAF's test coordinator.
+  circuit_breaker::time_point now() const { return self->clock().now(); }
+
+  /// Exports a breaker's state change to metrics.
+  void breaker_changed(const std::string& ep, breaker_state before) {
+    if (!cfg.stats) return;
+    const auto after = breakers->state(ep, now());
+    if (after != before) cfg.stats->breaker_state(ep, static_cast<int>(after));
+  }
 
   void run(const event_ptr& ev, const std::vector<uint32_t>& observers) {
     events.emplace(ev->seq, event_entry{ev, static_cast<uint32_t>(observers.size())});
@@ -166,11 +186,16 @@ struct action_pool_state {
   }
 
   void pump() {
+    // Synchronous outcomes (log actions, fast-failed calls) re-enter pump()
+    // from execute(); the outer loop serves them, so the stack stays flat.
+    if (pumping) return;
+    pumping = true;
     while (running < cfg.max_concurrent_actions && !ready.empty()) {
       auto id = ready.front();
       ready.pop_front();
       execute(id);
     }
+    pumping = false;
   }
 
   void execute(uint64_t id) {
@@ -202,6 +227,26 @@ struct action_pool_state {
     req.attempt = j.attempts;
     if (cfg.enable_concurrent)
       req.timeout_cap = std::chrono::milliseconds(cfg.concurrent_timeout_ms);
+    j.rejected = false;
+    if (breakers->enabled()) {
+      // Ask the endpoint's breaker first: while it is open the attempt fails
+      // fast without touching the endpoint, frees its slot at once and is
+      // retried no earlier than the next probe.
+      j.endpoint = ex->second->endpoint(req);
+      const auto t = now();
+      const auto before = breakers->state(j.endpoint, t);
+      auto d = breakers->allow(j.endpoint, t);
+      breaker_changed(j.endpoint, before);
+      if (!d.allowed) {
+        j.rejected = true;
+        auto o = attempt_outcome::failure("circuit open for " + j.endpoint, true);
+        if (d.retry_at > t)
+          o.retry_after = std::chrono::ceil<std::chrono::milliseconds>(d.retry_at - t);
+        return on_outcome(id, std::move(o));
+      }
+      j.ticket = d.t;
+      j.breaker_pending = true;
+    }
     // Asynchronous completions arrive on the executor's thread: only enqueue.
     auto handle = caf::actor_cast<action_pool_actor>(self);
     auto sync = ex->second->start(req, [handle, id](attempt_outcome o) {
@@ -216,7 +261,21 @@ struct action_pool_state {
     if (it == jobs.end()) return;
     auto& j = it->second;
     const auto& oc = cfg.registry->config(j.observer);
-    if (cfg.stats && !cfg.dry_run)
+    if (j.breaker_pending) {
+      // Retryable failures are the endpoint's; final ones (4xx, render
+      // errors) say nothing about its health.
+      j.breaker_pending = false;
+      const auto r = o.ok          ? call_result::success
+                     : o.retryable ? call_result::failure
+                                   : call_result::neutral;
+      const auto t = now();
+      const auto before = breakers->state(j.endpoint, t);
+      breakers->record(j.endpoint, t, j.ticket, r);
+      breaker_changed(j.endpoint, before);
+    }
+    if (j.rejected) {
+      if (cfg.stats) cfg.stats->breaker_rejected(j.endpoint);
+    } else if (cfg.stats && !cfg.dry_run)
       cfg.stats->action_attempt(j.observer, j.action, o.ok,
                                 std::chrono::duration<double>(std::chrono::steady_clock::now()
                                                               - j.attempt_started)
@@ -307,6 +366,9 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
   st.cfg = std::move(cfg);
   st.checkpointer = std::move(checkpointer);
   st.dlq = std::move(dlq);
+  st.breakers = std::make_unique<breaker_registry>(st.cfg.breakers, st.cfg.max_breaker_endpoints);
+  if (st.cfg.stats)
+    st.breakers->on_forget([stats = st.cfg.stats](const std::string& ep) { stats->breaker_forget(ep); });
   return {
     [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
       self->state.run(ev, obs);
@@ -324,6 +386,9 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
     [self](status_atom) {
       return std::make_tuple(static_cast<uint64_t>(self->state.running),
                              self->state.finished_events);
+    },
+    [self](status_atom, breakers_atom) {
+      return self->state.breakers->status(self->state.now());
     },
   };
 }

@@ -4,6 +4,7 @@
 
 #include <caf/fwd.hpp>
 #include "runtime/actions.hpp"
+#include "runtime/circuit_breaker.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/observers.hpp"
 
@@ -22,6 +23,12 @@ struct action_pool_options {
   /// In concurrent mode, no attempt runs longer than this (nor longer than its
   /// own timeout); a cut attempt is a failed, retryable attempt.
   uint32_t concurrent_timeout_ms = 30000;
+  /// One circuit breaker per endpoint (executor's endpoint()): while open,
+  /// attempts fail fast as retryable failures, retried no earlier than the
+  /// next probe.
+  breaker_settings breakers;
+  /// Bound on breakers kept (least recently used idle ones are forgotten).
+  size_t max_breaker_endpoints = 4096;
   /// Log what would run, execute nothing.
   bool dry_run = false;
   /// Attempt, DLQ and processing-time metrics; may be null.

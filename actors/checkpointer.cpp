@@ -22,7 +22,8 @@ struct checkpointer_state {
   bool save_failing = false;
 
   checkpoint_record current() const {
-    return {tracker->watermark(), base_total + tracker->finished_total()};
+    const auto& c = tracker->cursor();
+    return {c.pos, base_total + tracker->finished_total(), c.pending};
   }
 };
 
@@ -30,7 +31,7 @@ checkpointer_actor::behavior_type
 checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
              checkpointer_options cfg, listener_actor listener) {
   auto& st = self->state;
-  st.tracker.emplace(cfg.resume.pos, 1);
+  st.tracker.emplace(cfg.resume.pos, 1, cfg.resume.pending);
   st.store = cfg.sink ? cfg.sink : std::make_shared<checkpoint_store>(cfg.dsn, cfg.listener_id);
   st.saved = cfg.resume;
   st.base_total = cfg.resume.events_total;
@@ -40,7 +41,7 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
   auto save = [self, cfg](bool force) {
     auto& st = self->state;
     auto rec = st.current();
-    if (rec.pos == st.saved.pos && !force) return;
+    if (rec.cursor() == st.saved.cursor() && !force) return;
     if (cfg.dry_run) {
       st.saved = rec;
       st.unsaved = 0;
@@ -49,6 +50,7 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
     try {
       st.store->save(rec);
       st.saved = rec;
+      if (cfg.stats) cfg.stats->checkpoint_position(rec.pos.txid, rec.pos.pk);
       st.unsaved = 0;
       st.last_save = std::chrono::steady_clock::now();
       if (st.save_failing) spdlog::info("checkpointer: saving works again");
@@ -72,7 +74,7 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
   self->delayed_send(self, cfg.interval, tick_atom::value);
   return {
     [self](admit_atom, const event_batch& batch) {
-      for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos);
+      for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos, ev->cursor);
     },
     [self, cfg, save, flush_credits](finish_atom, const std::vector<uint64_t>& seqs) {
       auto& st = self->state;
@@ -95,7 +97,7 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       if (cfg.stats) {
         auto& st = self->state;
         cfg.stats->backlog(st.tracker->in_flight());
-        bool pending = st.tracker->watermark() != st.saved.pos || st.tracker->in_flight() > 0;
+        bool pending = st.tracker->cursor() != st.saved.cursor() || st.tracker->in_flight() > 0;
         cfg.stats->checkpoint_age(
           pending ? std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_save)
                       .count()

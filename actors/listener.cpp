@@ -10,7 +10,7 @@ namespace fraiseql {
 struct listener_state {
   static inline const char* name = "listener";
   std::optional<change_log_reader> reader;
-  position cursor;              // last position read
+  read_cursor cursor;           // what has been read (runtime/cursor.hpp)
   uint64_t next_seq = 1;        // sequence of the next event read
   uint64_t in_flight = 0;       // read and not yet credited back
   uint64_t read_total = 0;
@@ -21,7 +21,7 @@ struct listener_state {
   bool degraded = false;        // last attempt failed (connection problem)
   bool idle = false;            // the last read was empty
   uint32_t idle_polls = 0;      // empty polls since idle
-  uint32_t fence_waits = 0;     // empty polls while rows wait behind the fence
+  uint32_t running_waits = 0;   // empty polls while transactions seen running may still commit rows
   bool last_batch_full = false; // the last read returned as many rows as asked
   std::chrono::steady_clock::time_point idle_since;
   std::chrono::milliseconds backoff{0};
@@ -75,11 +75,11 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         st.backoff = std::chrono::milliseconds(0);
         if (!batch.empty()) {
           st.idle = false;
-          st.fence_waits = 0;
+          st.running_waits = 0;
           st.last_batch_full = batch.size() >= limit;
-          st.cursor = batch.back()->pos;
           st.in_flight += batch.size();
           st.read_total += batch.size();
+          if (cfg.stats) cfg.stats->events_read(batch.size());
           // Admission first: the checkpointer must know an event before anyone
           // can finish it.
           self->send(checkpointer, admit_atom::value, batch);
@@ -95,14 +95,15 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           return;
         }
         auto now = std::chrono::steady_clock::now();
-        if (!st.asleep && st.reader->has_pending(st.cursor)) {
-          // Committed rows wait behind the fence (an older transaction is
-          // still running): not idle, stay awake. Back off 1, 2, 4 ... 128 x
-          // linger_poll, so a transaction left open for minutes (an idle
-          // psql session holding an xid) costs a few queries a second, not
-          // thousands.
+        if (!st.asleep && !st.cursor.pending.empty()) {
+          // Transactions seen running may have written rows before we were
+          // last awake (so their writers did not notify): stay awake until
+          // they end. Back off 1, 2, 4 ... 128 x linger_poll, so a transaction
+          // left open for minutes (an idle psql session holding an xid) costs
+          // a few queries a second, not thousands; its rows arrive within
+          // 128 ms of its commit, and nobody else waits for it.
           st.idle = false;
-          schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.fence_waits++, 7)));
+          schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.running_waits++, 7)));
           return;
         }
         if (!st.idle) {

@@ -20,7 +20,7 @@ struct listener_options {
   /// Bound on events read and not yet finished.
   uint32_t max_in_flight = 10000;
   /// Where reading starts (the loaded checkpoint).
-  position resume;
+  read_cursor resume;
   /// After the log runs dry, keep polling (every `linger_poll`) for this long
   /// before marking the listener asleep: under a steady stream the listener
   /// then stays "awake" and writers never pay for NOTIFY.

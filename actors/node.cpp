@@ -7,8 +7,11 @@
 #include "actors/job_writer.hpp"
 #include "actors/listener.hpp"
 #include "actors/router.hpp"
+#include "runtime/cursor.hpp"
+#include "runtime/health.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/migrations.hpp"
+#include "runtime/monitoring_server.hpp"
 #include "runtime/observers.hpp"
 #include "runtime/pg.hpp"
 
@@ -46,7 +49,11 @@ struct node::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<http_client> http;
   std::shared_ptr<const observer_registry> registry;
+  // Monitoring lives as long as the node, from before leadership on: probes
+  // answer while the node stands by or waits for the database.
+  std::shared_ptr<health_state> health;
   std::shared_ptr<metrics> stats;
+  std::unique_ptr<monitoring_server> server;
   std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
   listener_actor lst;
   checkpointer_actor cp;
@@ -71,6 +78,10 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
     for (const auto& e : errors) all += "\n  " + e;
     throw std::runtime_error("invalid observers:" + all);
   }
+  auto& d = *impl_;
+  d.health = std::make_shared<health_state>(
+    std::chrono::milliseconds(d.cfg.metrics.readiness_max_checkpoint_age_ms));
+  d.stats = std::make_shared<metrics>(*d.registry, d.cfg.listener.listener_id, d.health);
 }
 
 node::~node() {
@@ -80,6 +91,30 @@ node::~node() {
 void node::start() {
   auto& d = *impl_;
   if (d.started) return;
+  if (d.cfg.metrics.enabled && !d.server) {
+    d.server = std::make_unique<monitoring_server>(
+      d.cfg.metrics.bind, d.cfg.metrics.port, [s = d.stats] { return s->scrape(); }, d.health);
+    spdlog::info("node: metrics on http://{}:{}/metrics (probes: /healthz, /readyz)",
+                 d.cfg.metrics.bind, d.server->port());
+  }
+  try {
+    acquire_and_run();
+  } catch (const standby& e) {
+    d.health->waiting(std::string("standby: ") + e.what());
+    throw;
+  } catch (const pg_unavailable& e) {
+    d.health->waiting(std::string("database unreachable: ") + e.what());
+    throw;
+  } catch (const std::exception& e) {
+    d.health->waiting(std::string("cannot start: ") + e.what());
+    throw;
+  }
+  d.health->leading();
+  d.stats->leader(true);
+}
+
+void node::acquire_and_run() {
+  auto& d = *impl_;
   const std::string dsn = normalize_dsn(d.cfg.database.url);
   const int have = current_schema_version(dsn);
   if (have < latest_schema_version())
@@ -104,14 +139,12 @@ void node::start() {
     spdlog::info("node: leading listener '{}' (epoch {})", d.cfg.listener.listener_id, *epoch);
   }
   checkpoint_record resume = store->load().value_or(checkpoint_record{});
-  spdlog::info("node: listener '{}' resumes after txid {} pk {} ({} events finished before)",
-               d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk, resume.events_total);
+  spdlog::info("node: listener '{}' resumes after txid {} pk {}{}{} ({} events finished before)",
+               d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk,
+               resume.pending.empty() ? "" : ", transactions running then: ",
+               pending_text(resume.pending), resume.events_total);
 
-  d.stats = std::make_shared<metrics>(*d.registry);
-  if (d.cfg.metrics.enabled) {
-    d.stats->expose(d.cfg.metrics.bind, d.cfg.metrics.port);
-    spdlog::info("node: metrics on http://{}:{}/metrics", d.cfg.metrics.bind, d.stats->port());
-  }
+  d.stats->checkpoint_position(resume.pos.txid, resume.pos.pk);
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
   d.http = std::make_shared<http_client>(
     0, std::max<long>(64, 2L * d.cfg.performance.max_concurrent_actions));
@@ -128,7 +161,7 @@ void node::start() {
   lc.batch_size = d.cfg.listener.batch_size;
   lc.poll_interval = std::chrono::milliseconds(d.cfg.listener.poll_interval_ms);
   lc.max_in_flight = d.cfg.listener.max_in_flight;
-  lc.resume = resume.pos;
+  lc.resume = resume.cursor();
   lc.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
   lc.stats = d.stats;
 
@@ -179,6 +212,7 @@ void node::start() {
   pc.enable_concurrent = d.cfg.performance.enable_concurrent;
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
+  pc.breakers = breaker_settings_of(d.cfg.circuit_breaker);
   pc.dry_run = d.dry_run;
   pc.stats = d.stats;
 
@@ -198,10 +232,11 @@ void node::start() {
   // Crash-only: an actor that dies from an error takes the process down with a
   // non-zero exit. The checkpoint never passed an unfinished event, so a restart
   // (systemd, Kubernetes) resumes without loss; limping on would stall silently.
-  d.watchdog = d.sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
-    self->set_down_handler([](caf::down_msg& dm) {
+  d.watchdog = d.sys->spawn([health = d.health](caf::event_based_actor* self) -> caf::behavior {
+    self->set_down_handler([health](caf::down_msg& dm) {
       if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
         return;
+      health->failed(caf::to_string(dm.source));
       spdlog::critical("node: actor {} failed ({}); exiting so a supervisor restarts the node",
                        caf::to_string(dm.source), caf::to_string(dm.reason));
       spdlog::default_logger()->flush();
@@ -243,6 +278,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   auto& d = *impl_;
   if (!d.started || d.stopped) return true;
   d.stopped = true;
+  d.health->stopping();  // /healthz and /readyz answer 503 while we drain
   bool drained = false;
   {
     caf::scoped_actor self{*d.sys};
@@ -310,6 +346,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.relay = nullptr;
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
+  d.stats->leader(false);
   d.http.reset();
   return drained;
 }

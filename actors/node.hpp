@@ -47,6 +47,7 @@ public:
   node_status status();
 
 private:
+  void acquire_and_run();
   struct impl;
   std::unique_ptr<impl> impl_;
 };

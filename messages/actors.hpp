@@ -17,6 +17,7 @@
 #include "messages/event.hpp"
 #include "runtime/actions.hpp"
 #include "runtime/job_queue.hpp"
+#include "runtime/circuit_breaker.hpp"
 #include "runtime/pg.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -54,6 +55,7 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using breakers_atom = caf::atom_constant<caf::atom("breakers")>;
 
 /// Counters every pipeline actor reports for `status`: (in_flight, total).
 using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
@@ -87,7 +89,9 @@ using action_pool_actor = caf::typed_actor<
   /// behind the messages already queued, so a burst becomes one message).
   caf::reacts_to<flush_atom>,
   /// (attempts in flight, events finished since start).
-  status_reply>;
+  status_reply,
+  /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
+  caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>>;
 
 /// Job queue: writes asynchronous actions into observer_jobs. Replies (with
 /// the number of new rows) only once the INSERT has committed, so the pool

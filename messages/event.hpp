@@ -30,6 +30,29 @@ struct position {
   }
 };
 
+/// A transaction that was running at a read: its rows are read up to `pk`
+/// (0: none yet). See runtime/cursor.hpp.
+struct pending_txid {
+  uint64_t txid = 0;
+  int64_t pk = 0;
+  friend bool operator==(const pending_txid& a, const pending_txid& b) {
+    return a.txid == b.txid && a.pk == b.pk;
+  }
+};
+
+/// The listener's read cursor: every row at or below `pos` has been read except
+/// those of `pending` transactions, which are read up to their own pk. This is
+/// what a checkpoint saves.
+struct read_cursor {
+  position pos;
+  /// Sorted by txid, all below pos.txid.
+  std::vector<pending_txid> pending;
+  friend bool operator==(const read_cursor& a, const read_cursor& b) {
+    return a.pos == b.pos && a.pending == b.pending;
+  }
+  friend bool operator!=(const read_cursor& a, const read_cursor& b) { return !(a == b); }
+};
+
 /// One captured change, as conditions, templates, webhooks and the DLQ see it.
 struct event {
   /// Process-local admission number (dense, increasing in read order).
@@ -46,6 +69,9 @@ struct event {
   boost::json::value envelope;
   /// The envelope serialized once, the default webhook body.
   std::string envelope_json;
+  /// The read cursor once this event and every event read before it are
+  /// finished (what the checkpoint saves when the watermark passes it).
+  std::shared_ptr<const read_cursor> cursor;
   /// When the listener read it (for the processing-duration metric).
   std::chrono::steady_clock::time_point read_at;
 };

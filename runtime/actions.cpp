@@ -1,5 +1,6 @@
 #include "runtime/actions.hpp"
 
+#include "runtime/circuit_breaker.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/observers.hpp"
@@ -62,6 +63,22 @@ public:
     http_->submit(std::move(hr),
                   [done = std::move(done)](http_response r) { done(classify_http(r)); });
     return std::nullopt;
+  }
+
+  /// scheme://host:port of the URL. Only a URL whose scheme or authority is
+  /// templated is rendered for this; a render error falls back to "webhook"
+  /// (start() then fails the attempt as final, which the breaker ignores).
+  std::string endpoint(const attempt_request& req) const override {
+    const std::string& url = req.action_cfg->webhook->url;
+    const size_t sep = url.find("://");
+    const size_t end = sep == std::string::npos ? std::string::npos : url.find_first_of("/?#", sep + 3);
+    if (url.substr(0, end).find("{{") == std::string::npos) {
+      if (auto e = http_endpoint(url)) return *e;
+      return "webhook";
+    }
+    rendered_webhook rw;
+    if (reg_->render_webhook(req.observer, req.action, *req.ev, rw)) return "webhook";
+    return http_endpoint(rw.url).value_or("webhook");
   }
 
 private:

@@ -65,6 +65,12 @@ public:
   /// calls `done`; an asynchronous one returns nullopt and calls `done` once.
   virtual std::optional<attempt_outcome> start(const attempt_request& req,
                                                attempt_callback done) = 0;
+  /// The circuit-breaker key of the endpoint this attempt would call; attempts
+  /// with one key share a breaker (runtime/circuit_breaker.hpp). Override it
+  /// when the action talks to a remote peer: "scheme://host:port" for HTTP,
+  /// "smtp://host:port" for mail, and so on; never put credentials in it (it
+  /// is a metrics label). Default: the action type, one breaker per type.
+  virtual std::string endpoint(const attempt_request& req) const { return req.action_cfg->type; }
 };
 
 /// Action type ("webhook", "log", ...) -> executor.

@@ -476,7 +476,7 @@ class loader {
   void walk_root(const toml::table& root) {
     static const std::initializer_list<string_view> top = {
         "database", "transport", "listener", "checkpoint", "performance",
-        "shutdown", "logging",   "metrics",     "job_queue", "observers"};
+        "circuit_breaker", "shutdown", "logging", "metrics", "job_queue", "observers"};
     for (auto&& [k, v] : root) {
       const string_view name = k.str();
       if (contains(top, name)) continue;
@@ -496,6 +496,7 @@ class loader {
     if (const auto* t = read_table(root, "listener", "")) walk_listener(*t);
     if (const auto* t = read_table(root, "checkpoint", "")) walk_checkpoint(*t);
     if (const auto* t = read_table(root, "performance", "")) walk_performance(*t);
+    if (const auto* t = read_table(root, "circuit_breaker", "")) walk_circuit_breaker(*t);
     if (const auto* t = read_table(root, "shutdown", "")) walk_shutdown(*t);
     if (const auto* t = read_table(root, "logging", "")) walk_logging(*t);
     if (const auto* t = read_table(root, "metrics", "")) walk_metrics(*t);
@@ -590,6 +591,43 @@ class loader {
     read_u32(t, "concurrent_timeout_ms", p, 1, u32_max, cfg_.performance.concurrent_timeout_ms);
   }
 
+  /// A number in (0, 1] (integers 1 accepted); reports and returns bad otherwise.
+  got read_ratio(const toml::table& t, string_view key, const string& path, double& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return got::absent;
+    std::optional<double> v;
+    if (const auto* f = n->as_floating_point()) v = f->get();
+    else if (const auto* i = n->as_integer()) v = static_cast<double>(i->get());
+    const string full = join_path(path, key);
+    if (!v) {
+      type_error(*n, full, "a number greater than 0 and at most 1");
+      return got::bad;
+    }
+    if (!(*v > 0.0 && *v <= 1.0)) {  // also rejects NaN
+      std::ostringstream os;
+      os << *v;
+      error_at(*n, full, "must be greater than 0 and at most 1 (got " + os.str() + ")");
+      return got::bad;
+    }
+    out = *v;
+    return got::ok;
+  }
+
+  void walk_circuit_breaker(const toml::table& t) {
+    const string p = "circuit_breaker";
+    check_keys(t, p,
+               {"enabled", "failure_threshold", "success_threshold", "timeout_ms", "sample_size",
+                "half_open_probes"},
+               "[circuit_breaker]");
+    auto& c = cfg_.circuit_breaker;
+    read_bool(t, "enabled", p, c.enabled);
+    read_ratio(t, "failure_threshold", p, c.failure_threshold);
+    read_ratio(t, "success_threshold", p, c.success_threshold);
+    read_u32(t, "timeout_ms", p, 1, 86400000, c.timeout_ms);
+    read_u32(t, "sample_size", p, 1, 10000, c.sample_size);
+    read_u32(t, "half_open_probes", p, 1, 1000, c.half_open_probes);
+  }
+
   void walk_shutdown(const toml::table& t) {
     check_keys(t, "shutdown", {"timeout_ms"}, "[shutdown]");
     read_u32(t, "timeout_ms", "shutdown", 0, u32_max, cfg_.shutdown.timeout_ms);
@@ -597,7 +635,7 @@ class loader {
 
   void walk_metrics(const toml::table& t) {
     const string p = "metrics";
-    check_keys(t, p, {"enabled", "bind", "port"}, "[metrics]");
+    check_keys(t, p, {"enabled", "bind", "port", "readiness_max_checkpoint_age_ms"}, "[metrics]");
     read_bool(t, "enabled", p, cfg_.metrics.enabled);
     string bind;
     if (read_string(t, "bind", p, bind) == got::ok) {
@@ -607,6 +645,8 @@ class loader {
         cfg_.metrics.bind = bind;
     }
     read_u32(t, "port", p, 0, 65535, cfg_.metrics.port);
+    read_u32(t, "readiness_max_checkpoint_age_ms", p, 0, 86400000,
+             cfg_.metrics.readiness_max_checkpoint_age_ms);
   }
 
   // --- job queue (sql/0003_jobs.sql) ------------------------------------------------

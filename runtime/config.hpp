@@ -136,6 +136,22 @@ struct performance_config {
   uint32_t concurrent_timeout_ms = 30000;
 };
 
+/// `[circuit_breaker]`: one breaker per endpoint (spec phase 8.8); see
+/// runtime/circuit_breaker.hpp for the state machine.
+struct circuit_breaker_config {
+  bool enabled = true;
+  /// Failure ratio in (0, 1] over the last `sample_size` calls that opens it.
+  double failure_threshold = 0.5;
+  /// Ratio in (0, 1] of successful half-open probes that closes it.
+  double success_threshold = 0.8;
+  /// Time open before probing (half-open).
+  uint32_t timeout_ms = 30000;
+  /// Calls observed (sliding window) before any state change.
+  uint32_t sample_size = 10;
+  /// Probe calls per half-open phase (also the bound on probes in flight).
+  uint32_t half_open_probes = 5;
+};
+
 /// `[shutdown]`.
 struct shutdown_config {
   /// How long a graceful stop waits for in-flight events before giving up
@@ -151,13 +167,17 @@ struct logging_config {
   std::string format = "text";
 };
 
-/// `[metrics]`: Prometheus text exposition at http://bind:port/metrics.
+/// `[metrics]`: Prometheus text exposition at http://bind:port/metrics, plus
+/// the /healthz and /readyz probes on the same port.
 struct metrics_config {
   bool enabled = false;
   /// Loopback by default: metrics name observers and endpoints.
   std::string bind = "127.0.0.1";
   /// 0 picks a free port (logged at start).
   uint32_t port = 9464;
+  /// /readyz fails once events have waited this long for a checkpoint save
+  /// (0: never). Matches the OldCheckpoint alert's 300 s.
+  uint32_t readiness_max_checkpoint_age_ms = 300000;
 };
 
 /// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
@@ -184,6 +204,7 @@ struct config {
   listener_config listener;
   checkpoint_config checkpoint;
   performance_config performance;
+  circuit_breaker_config circuit_breaker;
   shutdown_config shutdown;
   logging_config logging;
   metrics_config metrics;

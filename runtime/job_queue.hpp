@@ -6,8 +6,9 @@
 //
 // Every statement is its own short transaction. In particular a claim is an
 // UPDATE that sets a lease (locked_by, locked_until) and commits at once: no
-// transaction or row lock is held while an action runs, because a transaction
-// holding an xid holds back the listener's visibility fence for every event.
+// transaction or row lock is held while an action runs: a transaction holding
+// an xid would stay "running" in the listener's snapshots (and hold back
+// vacuum) for the whole action.
 
 #include "messages/event.hpp"
 #include "runtime/actions.hpp"

@@ -1,16 +1,23 @@
 #include "runtime/metrics.hpp"
 
+#include "runtime/health.hpp"
 #include "runtime/observers.hpp"
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
+
+#ifndef FRAISEQL_OBSERVER_VERSION
+#error "FRAISEQL_OBSERVER_VERSION must be defined (runtime/CMakeLists.txt)"
+#endif
 
 namespace fraiseql {
 
@@ -21,13 +28,20 @@ const prometheus::Histogram::BucketBoundaries latency_buckets{
 
 }  // namespace
 
+const char* observer_version() {
+  return FRAISEQL_OBSERVER_VERSION;
+}
+
 struct metrics::impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  uint16_t port = 0;
+  std::shared_ptr<health_state> health;
+  prometheus::Gauge* leader = nullptr;
+  prometheus::Counter* read = nullptr;
+  prometheus::Gauge* checkpoint_txid = nullptr;
+  prometheus::Gauge* checkpoint_pk = nullptr;
   prometheus::Counter* processed = nullptr;
   prometheus::Histogram* processing = nullptr;
-  prometheus::Gauge* health = nullptr;
+  prometheus::Gauge* listener_health = nullptr;
   prometheus::Gauge* backlog = nullptr;
   prometheus::Gauge* checkpoint_age = nullptr;
   std::vector<prometheus::Counter*> matched;           // per observer
@@ -46,66 +60,126 @@ struct metrics::impl {
   prometheus::Counter* jobs_retried = nullptr;
   prometheus::Gauge* jobs_depth = nullptr;
   prometheus::Gauge* jobs_running = nullptr;
+  // Per-endpoint series appear when a breaker first leaves "closed" or
+  // rejects, and go when the pool forgets the breaker, so their number stays
+  // bounded by the breaker registry. Families lock internally; the map is
+  // touched only by the action pool, guarded anyway since metrics are
+  // documented thread-safe.
+  prometheus::Family<prometheus::Gauge>* breaker_state = nullptr;
+  prometheus::Family<prometheus::Counter>* breaker_rejected = nullptr;
+  struct breaker_series {
+    prometheus::Gauge* state = nullptr;
+    prometheus::Counter* rejected = nullptr;
+  };
+  std::mutex breakers_mu;
+  std::map<std::string, breaker_series> breakers;
+  breaker_series& breaker(const std::string& endpoint) {
+    auto& b = breakers[endpoint];
+    if (b.state == nullptr) {
+      b.state = &breaker_state->Add({{"endpoint", endpoint}});
+      b.rejected = &breaker_rejected->Add({{"endpoint", endpoint}});
+    }
+    return b;
+  }
 };
 
-metrics::metrics(const observer_registry& reg) : impl_(std::make_unique<impl>()) {
+metrics::metrics(const observer_registry& reg, const std::string& listener_id,
+                 std::shared_ptr<health_state> health)
+    : impl_(std::make_unique<impl>()) {
+  impl_->health = std::move(health);
   auto& r = *impl_->registry;
   using namespace prometheus;
+  const Labels node{{"listener_id", listener_id}};
+  // Identity and lifetime: constant series a dashboard joins on and uptime
+  // (time() - observer_start_time_seconds) is computed from.
+  BuildGauge()
+    .Name("observer_build_info")
+    .Help("Always 1; the labels name the running build")
+    .Register(r)
+    .Add({{"version", FRAISEQL_OBSERVER_VERSION}})
+    .Set(1);
+  BuildGauge()
+    .Name("observer_start_time_seconds")
+    .Help("Start time of the process in seconds since the Unix epoch")
+    .Register(r)
+    .Add({})
+    .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+           .count());
+  impl_->leader = &BuildGauge()
+                     .Name("observer_leader")
+                     .Help("1 while this node leads its listener id, 0 while it stands by")
+                     .Register(r)
+                     .Add(node);
+  impl_->read = &BuildCounter()
+                   .Name("observer_events_read_total")
+                   .Help("Events read from the change log")
+                   .Register(r)
+                   .Add(node);
+  impl_->checkpoint_txid = &BuildGauge()
+                              .Name("observer_checkpoint_txid")
+                              .Help("Transaction id of the last saved checkpoint")
+                              .Register(r)
+                              .Add(node);
+  impl_->checkpoint_pk = &BuildGauge()
+                            .Name("observer_checkpoint_event_id")
+                            .Help("Change-log primary key of the last saved checkpoint")
+                            .Register(r)
+                            .Add(node);
   impl_->processed = &BuildCounter()
                         .Name("observer_events_processed_total")
                         .Help("Events read from the change log and routed")
                         .Register(r)
-                        .Add({});
+                        .Add(node);
   impl_->processing = &BuildHistogram()
                          .Name("observer_event_processing_duration_seconds")
                          .Help("From reading an event to finishing all its actions")
                          .Register(r)
                          .Add({}, latency_buckets);
-  impl_->health = &BuildGauge()
+  impl_->listener_health = &BuildGauge()
                      .Name("observer_listener_health")
                      .Help("1 while the listener reads the change log without errors")
                      .Register(r)
-                     .Add({});
+                     .Add(node);
   impl_->backlog = &BuildGauge()
                       .Name("observer_backlog_size")
                       .Help("Events read and not yet finished")
                       .Register(r)
-                      .Add({});
+                      .Add(node);
   impl_->checkpoint_age = &BuildGauge()
                              .Name("observer_checkpoint_age_seconds")
                              .Help("Seconds since the last checkpoint save while events are pending")
                              .Register(r)
-                             .Add({});
+                             .Add(node);
   impl_->jobs_enqueued = &BuildCounter()
                             .Name("observer_jobs_enqueued_total")
                             .Help("Asynchronous actions durably enqueued into observer_jobs")
                             .Register(r)
-                            .Add({});
+                            .Add(node);
   impl_->jobs_completed = &BuildCounter()
                              .Name("observer_jobs_completed_total")
                              .Help("Jobs that succeeded")
                              .Register(r)
-                             .Add({});
+                             .Add(node);
   impl_->jobs_failed = &BuildCounter()
                           .Name("observer_jobs_failed_total")
                           .Help("Jobs moved to the dead-letter queue")
                           .Register(r)
-                          .Add({});
+                          .Add(node);
   impl_->jobs_retried = &BuildCounter()
                            .Name("observer_jobs_retried_total")
                            .Help("Job attempts that failed and were rescheduled")
                            .Register(r)
-                           .Add({});
+                           .Add(node);
   impl_->jobs_depth = &BuildGauge()
                          .Name("observer_jobs_queue_depth")
                          .Help("Jobs queued for this listener id, running ones included")
                          .Register(r)
-                         .Add({});
+                         .Add(node);
   impl_->jobs_running = &BuildGauge()
                            .Name("observer_jobs_running")
                            .Help("Jobs this node is running")
                            .Register(r)
-                           .Add({});
+                           .Add(node);
   auto& matched = BuildCounter()
                     .Name("observer_events_matched_total")
                     .Help("Events for which an observer fired")
@@ -130,6 +204,14 @@ metrics::metrics(const observer_registry& reg) : impl_(std::make_unique<impl>())
                      .Name("observer_action_duration_seconds")
                      .Help("Duration of action attempts")
                      .Register(r);
+  impl_->breaker_state = &BuildGauge()
+                            .Name("observer_circuit_breaker_state")
+                            .Help("Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open")
+                            .Register(r);
+  impl_->breaker_rejected = &BuildCounter()
+                               .Name("observer_circuit_breaker_rejected_total")
+                               .Help("Calls failed fast by an open circuit breaker")
+                               .Register(r);
   for (uint32_t o = 0; o < reg.size(); ++o) {
     const auto& oc = reg.config(o);
     impl_->matched.push_back(&matched.Add({{"observer", oc.name}}));
@@ -147,27 +229,21 @@ metrics::metrics(const observer_registry& reg) : impl_(std::make_unique<impl>())
 
 metrics::~metrics() = default;
 
-void metrics::expose(const std::string& bind, uint32_t port) {
-  const std::string addr = bind + ":" + std::to_string(port);
-  try {
-    impl_->exposer = std::make_unique<prometheus::Exposer>(addr);
-  } catch (const std::exception& e) {
-    throw std::runtime_error("metrics: cannot listen on " + addr + ": " + e.what());
-  }
-  impl_->exposer->RegisterCollectable(impl_->registry);
-  auto ports = impl_->exposer->GetListeningPorts();
-  impl_->port = ports.empty() ? 0 : static_cast<uint16_t>(ports.front());
-}
-
-uint16_t metrics::port() const {
-  return impl_->port;
-}
-
 std::string metrics::scrape() const {
   prometheus::TextSerializer s;
   return s.Serialize(impl_->registry->Collect());
 }
 
+void metrics::leader(bool leading) {
+  impl_->leader->Set(leading ? 1 : 0);
+}
+void metrics::events_read(uint64_t n) {
+  impl_->read->Increment(static_cast<double>(n));
+}
+void metrics::checkpoint_position(uint64_t txid, uint64_t pk) {
+  impl_->checkpoint_txid->Set(static_cast<double>(txid));
+  impl_->checkpoint_pk->Set(static_cast<double>(pk));
+}
 void metrics::event_processed() {
   impl_->processed->Increment();
 }
@@ -190,13 +266,31 @@ void metrics::event_finished(double seconds) {
   impl_->processing->Observe(seconds);
 }
 void metrics::listener_health(bool healthy) {
-  impl_->health->Set(healthy ? 1 : 0);
+  impl_->listener_health->Set(healthy ? 1 : 0);
+  if (impl_->health) impl_->health->listener_connected(healthy);
 }
 void metrics::backlog(uint64_t events) {
   impl_->backlog->Set(static_cast<double>(events));
 }
 void metrics::checkpoint_age(double seconds) {
   impl_->checkpoint_age->Set(seconds);
+  if (impl_->health) impl_->health->checkpoint_age(seconds);
+}
+void metrics::breaker_state(const std::string& endpoint, int state) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  impl_->breaker(endpoint).state->Set(state);
+}
+void metrics::breaker_rejected(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  impl_->breaker(endpoint).rejected->Increment();
+}
+void metrics::breaker_forget(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  auto it = impl_->breakers.find(endpoint);
+  if (it == impl_->breakers.end()) return;
+  impl_->breaker_state->Remove(it->second.state);
+  impl_->breaker_rejected->Remove(it->second.rejected);
+  impl_->breakers.erase(it);
 }
 
 void metrics::jobs_enqueued(uint64_t n) {

@@ -5,6 +5,11 @@
 // registry, so the hot path only does atomic increments on cached handles.
 // Every method is thread-safe.
 
+// Node-level series carry a `listener_id` label (the spec's
+// observer_events_processed_total{listener_id="listener-1"}); per-observer
+// series carry `observer` (and `action_type`). Serving them over HTTP is
+// monitoring_server's job; this class only owns the registry.
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,21 +17,27 @@
 namespace fraiseql {
 
 class observer_registry;
+class health_state;
 
 class metrics {
 public:
-  explicit metrics(const observer_registry& reg);
+  /// `health` (optional) is kept in step with the listener and checkpoint
+  /// signals below, so /readyz and the gauges never disagree.
+  metrics(const observer_registry& reg, const std::string& listener_id,
+          std::shared_ptr<health_state> health = nullptr);
   ~metrics();
   metrics(const metrics&) = delete;
   metrics& operator=(const metrics&) = delete;
 
-  /// Serves /metrics on bind:port (port 0: any free port). Throws
-  /// std::runtime_error naming the address when it cannot listen.
-  void expose(const std::string& bind, uint32_t port);
-  /// The port /metrics is served on (0 when not exposed).
-  uint16_t port() const;
   /// The text exposition, as a scrape would see it.
   std::string scrape() const;
+
+  /// 1 while this node leads its listener id, 0 while it stands by or waits.
+  void leader(bool leading);
+  /// The listener read `n` events from the change log.
+  void events_read(uint64_t n);
+  /// The checkpoint now stands at (txid, change-log pk).
+  void checkpoint_position(uint64_t txid, uint64_t pk);
 
   /// An event went through the router (matched or not).
   void event_processed();
@@ -46,6 +57,12 @@ public:
   void backlog(uint64_t events);
   /// Seconds since the checkpoint was last saved (0 when nothing is pending).
   void checkpoint_age(double seconds);
+  /// The breaker of `endpoint` changed state: 0 closed, 1 open, 2 half-open.
+  void breaker_state(const std::string& endpoint, int state);
+  /// A call to `endpoint` failed fast because its breaker is open.
+  void breaker_rejected(const std::string& endpoint);
+  /// The breaker of `endpoint` was forgotten (bounded registry): its series go.
+  void breaker_forget(const std::string& endpoint);
 
   // Job queue (observer_jobs).
   /// `n` new jobs were durably enqueued.
@@ -65,5 +82,8 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// The version observer_build_info and --version report.
+const char* observer_version();
 
 }  // namespace fraiseql

@@ -4,6 +4,8 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
+#include <set>
 #include <stdexcept>
 
 namespace fraiseql {
@@ -23,6 +25,13 @@ int read_version(pqxx::transaction_base& tx) {
   return r[0][0].as<int>();
 }
 
+std::set<int> applied_versions(pqxx::transaction_base& tx) {
+  std::set<int> out;
+  for (const auto& row : tx.exec("SELECT version FROM observer_schema_migrations"))
+    out.insert(row[0].as<int>());
+  return out;
+}
+
 }  // namespace
 
 int latest_schema_version() {
@@ -35,6 +44,14 @@ int current_schema_version(const std::string& dsn) {
   pqxx::nontransaction tx{session.get()};
   auto r = tx.exec("SELECT to_regclass('observer_schema_migrations') IS NOT NULL");
   if (!r[0][0].as<bool>()) return 0;
+  // Migrations merged from parallel branches may land below the highest one
+  // applied: the schema is current only when every embedded one is applied.
+  auto have = applied_versions(tx);
+  int version = 0;
+  for (const auto& m : embedded_migrations()) {
+    if (have.count(m.version) == 0) return version;
+    version = m.version;
+  }
   return read_version(tx);
 }
 
@@ -48,10 +65,15 @@ migrate_report apply_migrations(const std::string& dsn) {
     tx.exec0(ledger_sql);
     report.from_version = read_version(tx);
   }
+  std::set<int> have;
+  {
+    pqxx::nontransaction tx{*c};
+    have = applied_versions(tx);
+  }
   report.to_version = report.from_version;
   try {
     for (const auto& m : embedded_migrations()) {
-      if (m.version <= report.to_version) continue;
+      if (have.count(m.version) != 0) continue;
       try {
         pqxx::work tx{*c};
         tx.exec0(m.sql);
@@ -62,7 +84,7 @@ migrate_report apply_migrations(const std::string& dsn) {
         throw std::runtime_error(std::string("migration ") + m.name + " failed: " + e.what());
       }
       report.applied.emplace_back(m.name);
-      report.to_version = m.version;
+      report.to_version = std::max(report.to_version, m.version);
     }
   } catch (...) {
     pqxx::nontransaction tx{*c};

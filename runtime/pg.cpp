@@ -2,6 +2,7 @@
 
 #include "runtime/config.hpp"
 #include "runtime/pg_guard.hpp"
+#include "runtime/cursor.hpp"
 
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
@@ -52,11 +53,13 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
                      std::string entity_type, std::string entity_id,
                      const std::string& object_data, const std::string& object_data_before,
                      std::string timestamp, std::optional<std::string> tenant_id,
-                     std::optional<std::string> user_id, std::optional<std::string> trace_id) {
+                     std::optional<std::string> user_id, std::optional<std::string> trace_id,
+                     std::shared_ptr<const read_cursor> cursor) {
   namespace json = boost::json;
   auto ev = std::make_shared<event>();
   ev->seq = seq;
   ev->pos = pos;
+  ev->cursor = std::move(cursor);
   ev->read_at = std::chrono::steady_clock::now();
   json::object env;
   env.reserve(13);
@@ -161,24 +164,38 @@ struct wake_receiver final : pqxx::notification_receiver {
   void operator()(const std::string&, int) override { ++count; }
 };
 
+// One statement, one snapshot: branch 0 returns the snapshot itself, branch 2
+// the unread rows of transactions that were running at earlier reads
+// (runtime/cursor.hpp), branch 1 the rows after the cursor's position. Every
+// row a statement sees is committed, so nothing waits for older transactions.
 // Output columns carry distinct aliases: an ORDER BY name matching an output
 // column would sort by that column (txid::text sorts "1003" before "999").
-constexpr const char* read_sql =
-  "SELECT c.pk_entity_change_log, c.txid::text AS txid_text, c.id::text AS id_text,"
-  " c.object_type, c.modification_type, coalesce(c.object_id::text, '') AS object_id_text,"
-  " coalesce(c.object_data::text, '') AS data_text,"
-  " coalesce(c.object_data_before::text, '') AS before_text,"
-  " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text,"
-  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"
-  " c.trace_id::text AS trace_text"
-  " FROM core.tb_entity_change_log c"
-  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)"
-  "   AND c.txid < pg_snapshot_xmin(pg_current_snapshot())"
-  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3";
+#define OBSERVER_ROW_COLUMNS                                                                  \
+  " c.pk_entity_change_log AS pk_value, c.txid::text AS txid_text, c.id::text AS id_text,"    \
+  " c.object_type::text AS type_text, c.modification_type::text AS mod_text,"                 \
+  " coalesce(c.object_id::text, '') AS object_id_text,"                                       \
+  " coalesce(c.object_data::text, '') AS data_text,"                                          \
+  " coalesce(c.object_data_before::text, '') AS before_text,"                                 \
+  " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text," \
+  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"                          \
+  " c.trace_id::text AS trace_text, NULL::text AS snap_text"
+#define OBSERVER_SNAPSHOT_ROW                                                                 \
+  "SELECT 0 AS part, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,"           \
+  " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"      \
+  " pg_current_snapshot()::text"
+#define OBSERVER_MAIN_ROWS                                                                    \
+  " UNION ALL (SELECT 1," OBSERVER_ROW_COLUMNS " FROM core.tb_entity_change_log c"            \
+  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)"                    \
+  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)"
 
-constexpr const char* pending_sql =
-  "SELECT EXISTS (SELECT 1 FROM core.tb_entity_change_log c"
-  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint))";
+constexpr const char* read_sql = OBSERVER_SNAPSHOT_ROW OBSERVER_MAIN_ROWS;
+
+constexpr const char* read_pending_sql =
+  OBSERVER_SNAPSHOT_ROW
+  " UNION ALL (SELECT 2," OBSERVER_ROW_COLUMNS " FROM core.tb_entity_change_log c"
+  " JOIN unnest($4::text::xid8[], $5::text::bigint[]) AS u(t, k)"
+  "   ON c.txid = u.t AND c.pk_entity_change_log > u.k"
+  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)" OBSERVER_MAIN_ROWS;
 
 constexpr const char* sleep_sql =
   "INSERT INTO observer_listener_wakeup (id, asleep, updated_at) VALUES (1, $1, now())"
@@ -208,8 +225,8 @@ struct change_log_reader::impl {
       }
       receiver = std::make_unique<wake_receiver>(c, wake_channel);
       c.prepare("observer_read", read_sql);
+      c.prepare("observer_read_pending", read_pending_sql);
       c.prepare("observer_sleep", sleep_sql);
-      c.prepare("observer_pending", pending_sql);
     }
     return session.get();
   }
@@ -229,51 +246,87 @@ void change_log_reader::reset() {
   impl_->drop();
 }
 
-std::vector<event_ptr> change_log_reader::read(position after, uint32_t limit,
+std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t limit,
                                                uint64_t& next_seq) {
   auto r = guarded(
     impl_->session,
     [&](pqxx::connection_base&) {
       auto& c = impl_->conn();
       pqxx::nontransaction tx{c};
-      return tx.exec_prepared("observer_read", std::to_string(after.txid), after.pk,
-                              static_cast<int64_t>(limit));
+      if (cursor.pending.empty())
+        return tx.exec_prepared("observer_read", std::to_string(cursor.pos.txid), cursor.pos.pk,
+                                static_cast<int64_t>(limit));
+      std::string txids = "{", pks = "{";
+      for (const auto& p : cursor.pending) {
+        if (txids.size() > 1) {
+          txids += ',';
+          pks += ',';
+        }
+        txids += std::to_string(p.txid);
+        pks += std::to_string(p.pk);
+      }
+      txids += '}';
+      pks += '}';
+      return tx.exec_prepared("observer_read_pending", std::to_string(cursor.pos.txid),
+                              cursor.pos.pk, static_cast<int64_t>(limit), txids, pks);
     },
     [this] { impl_->drop(); });
-  std::vector<event_ptr> out;
-  out.reserve(r.size());
+  // Bucket the rows by branch; each branch is ordered (sorted again in case a
+  // parallel plan interleaved them).
+  std::optional<snapshot_info> snap;
+  std::vector<pqxx::row> pending_rows, main_rows;
   for (const auto& row : r) {
-    position pos{parse_u64(row[1].c_str()), row[0].as<int64_t>()};
-    auto opt = [&](int i) -> std::optional<std::string> {
-      if (row[i].is_null()) return std::nullopt;
-      return std::string(row[i].c_str());
+    auto part = row[0].as<int>();
+    if (part == 0)
+      snap = snapshot_info::parse(row[13].c_str());
+    else
+      (part == 2 ? pending_rows : main_rows).push_back(row);
+  }
+  if (!snap) throw std::runtime_error("change log read returned no snapshot row");
+  auto pos_of = [](const pqxx::row& row) {
+    return position{parse_u64(row[2].c_str()), row[1].as<int64_t>()};
+  };
+  auto by_pos = [&](const pqxx::row& a, const pqxx::row& b) { return pos_of(a) < pos_of(b); };
+  if (!std::is_sorted(pending_rows.begin(), pending_rows.end(), by_pos))
+    std::sort(pending_rows.begin(), pending_rows.end(), by_pos);
+  if (!std::is_sorted(main_rows.begin(), main_rows.end(), by_pos))
+    std::sort(main_rows.begin(), main_rows.end(), by_pos);
+  read_result rr;
+  rr.pending_rows.reserve(pending_rows.size());
+  rr.main_rows.reserve(main_rows.size());
+  for (const auto& row : pending_rows) rr.pending_rows.push_back(pos_of(row));
+  for (const auto& row : main_rows) rr.main_rows.push_back(pos_of(row));
+  rr.pending_exhausted = pending_rows.size() < limit;
+  rr.main_exhausted = main_rows.size() < limit;
+  const size_t take = std::min<size_t>(limit, pending_rows.size() + main_rows.size());
+  // Advance a copy: if building an event fails, the caller retries the same rows.
+  read_cursor next = cursor;
+  auto cursors = advance_cursor(next, *snap, rr, take);
+  std::vector<event_ptr> out;
+  out.reserve(take);
+  for (size_t i = 0; i < take; ++i) {
+    const auto& row = i < pending_rows.size() ? pending_rows[i] : main_rows[i - pending_rows.size()];
+    auto pos = i < pending_rows.size() ? rr.pending_rows[i] : rr.main_rows[i - pending_rows.size()];
+    auto opt = [&](int col) -> std::optional<std::string> {
+      if (row[col].is_null()) return std::nullopt;
+      return std::string(row[col].c_str());
     };
     event_ptr ev;
     try {
-      ev = make_event(next_seq, pos, row[2].c_str(), row[4].c_str(), row[3].c_str(),
-                      row[5].c_str(), row[6].c_str(), row[7].c_str(), row[8].c_str(), opt(9),
-                      opt(10), opt(11));
+      ev = make_event(next_seq + i, pos, row[3].c_str(), row[5].c_str(), row[4].c_str(),
+                      row[6].c_str(), row[7].c_str(), row[8].c_str(), row[9].c_str(), opt(10),
+                      opt(11), opt(12),
+                      std::make_shared<const read_cursor>(std::move(cursors[i])));
     } catch (const std::exception& e) {
       // jsonb always holds valid JSON; reaching this means corruption we must not hide.
       throw std::runtime_error("change log row pk=" + std::to_string(pos.pk)
                                + " cannot be turned into an event: " + e.what());
     }
-    ++next_seq;
     out.push_back(std::move(ev));
   }
+  next_seq += take;
+  cursor = std::move(next);
   return out;
-}
-
-bool change_log_reader::has_pending(position after) {
-  return guarded(
-    impl_->session,
-    [&](pqxx::connection_base&) {
-      auto& c = impl_->conn();
-      pqxx::nontransaction tx{c};
-      auto r = tx.exec_prepared1("observer_pending", std::to_string(after.txid), after.pk);
-      return r[0].as<bool>();
-    },
-    [this] { impl_->drop(); });
 }
 
 void change_log_reader::set_asleep(bool asleep) {
@@ -322,7 +375,7 @@ std::optional<checkpoint_record> checkpoint_store::load() {
   return guarded(session_, [&](pqxx::connection_base& c) -> std::optional<checkpoint_record> {
     pqxx::nontransaction tx{c};
     auto r = tx.exec_params(
-      "SELECT txid::text, event_id, events_total FROM observer_checkpoints"
+      "SELECT txid::text, event_id, events_total, pending_txids FROM observer_checkpoints"
       " WHERE listener_id = $1",
       listener_id_);
     if (r.empty()) return std::nullopt;
@@ -330,6 +383,12 @@ std::optional<checkpoint_record> checkpoint_store::load() {
     rec.pos.txid = parse_u64(r[0][0].c_str());
     rec.pos.pk = r[0][1].as<int64_t>();
     rec.events_total = r[0][2].as<uint64_t>();
+    try {
+      rec.pending = parse_pending(r[0][3].c_str());
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error("observer_checkpoints row of listener '" + listener_id_
+                               + "' is corrupt: " + e.what());
+    }
     return rec;
   });
 }
@@ -345,15 +404,16 @@ void checkpoint_store::save(const checkpoint_record& rec) {
     // this write to commit, then every later write of ours is refused.
     auto r = tx.exec_params(
       "INSERT INTO observer_checkpoints (listener_id, event_id, txid, events_total,"
-      " last_processed_at)"
-      " SELECT $1::varchar, $2::bigint, $3::text::xid8, $4::bigint, now() AT TIME ZONE 'UTC'"
+      " last_processed_at, pending_txids)"
+      " SELECT $1::varchar, $2::bigint, $3::text::xid8, $4::bigint, now() AT TIME ZONE 'UTC',"
+      " $6::text"
       " WHERE $5::bigint IS NULL OR EXISTS (SELECT 1 FROM observer_leases"
       "   WHERE listener_id = $1::varchar AND epoch = $5::bigint FOR SHARE)"
       " ON CONFLICT (listener_id) DO UPDATE SET event_id = EXCLUDED.event_id,"
       " txid = EXCLUDED.txid, events_total = EXCLUDED.events_total,"
-      " last_processed_at = EXCLUDED.last_processed_at",
+      " last_processed_at = EXCLUDED.last_processed_at, pending_txids = EXCLUDED.pending_txids",
       listener_id_, rec.pos.pk, std::to_string(rec.pos.txid),
-      static_cast<int64_t>(rec.events_total), epoch_);
+      static_cast<int64_t>(rec.events_total), epoch_, pending_text(rec.pending));
     tx.commit();
     return r.affected_rows() > 0;
   });

@@ -55,14 +55,12 @@ public:
   explicit change_log_reader(std::string dsn);
   ~change_log_reader();
 
-  /// Reads up to `limit` events after `after` in fence order; assigns them
-  /// sequence numbers starting at `next_seq` (advanced past the last one).
-  std::vector<event_ptr> read(position after, uint32_t limit, uint64_t& next_seq);
-
-  /// True when committed rows exist after `after` that the fence still holds
-  /// back (their writers' txids are not below every running transaction yet):
-  /// work is pending, the listener should stay awake.
-  bool has_pending(position after);
+  /// Reads up to `limit` committed events not yet read by `cursor` (rows of
+  /// transactions it remembers as running first, then rows after its position)
+  /// and advances it (runtime/cursor.hpp); assigns sequence numbers starting at
+  /// `next_seq` (advanced past the last one). Each event carries the cursor
+  /// valid once it and every earlier event are finished.
+  std::vector<event_ptr> read(read_cursor& cursor, uint32_t limit, uint64_t& next_seq);
 
   /// Marks the listener asleep (writers NOTIFY) or awake (writers don't).
   void set_asleep(bool asleep);
@@ -83,11 +81,15 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
                      std::string entity_type, std::string entity_id,
                      const std::string& object_data, const std::string& object_data_before,
                      std::string timestamp, std::optional<std::string> tenant_id,
-                     std::optional<std::string> user_id, std::optional<std::string> trace_id);
+                     std::optional<std::string> user_id, std::optional<std::string> trace_id,
+                     std::shared_ptr<const read_cursor> cursor = nullptr);
 
 struct checkpoint_record {
   position pos;
   uint64_t events_total = 0;
+  /// Transactions running at the last read, with what was read of them.
+  std::vector<pending_txid> pending;
+  read_cursor cursor() const { return read_cursor{pos, pending}; }
 };
 
 /// Where the checkpointer saves. Implementations throw on failure (the

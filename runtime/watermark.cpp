@@ -4,17 +4,13 @@
 
 namespace fraiseql {
 
-void watermark_tracker::admit(uint64_t seq, position pos) {
+void watermark_tracker::admit(uint64_t seq, position pos,
+                              std::shared_ptr<const read_cursor> cursor) {
   if (seq != next_seq())
     throw std::logic_error("watermark: admitted seq " + std::to_string(seq) + ", expected "
                            + std::to_string(next_seq()));
-  const position last = slots_.empty() ? watermark_ : slots_.back().pos;
-  if (!(last < pos))
-    throw std::logic_error("watermark: positions must increase (seq " + std::to_string(seq)
-                           + ": (" + std::to_string(pos.txid) + ", " + std::to_string(pos.pk)
-                           + ") after (" + std::to_string(last.txid) + ", "
-                           + std::to_string(last.pk) + "))");
-  slots_.push_back({pos, false});
+  if (!cursor) cursor = std::make_shared<const read_cursor>(read_cursor{pos, {}});
+  slots_.push_back({pos, std::move(cursor), false});
   ++in_flight_;
 }
 
@@ -28,6 +24,7 @@ bool watermark_tracker::finish(uint64_t seq) {
   bool moved = false;
   while (!slots_.empty() && slots_.front().done) {
     watermark_ = slots_.front().pos;
+    cursor_ = std::move(slots_.front().cursor);
     slots_.pop_front();
     ++base_;
     ++finished_total_;

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <vector>
 #include <optional>
 #include <stdexcept>
 
@@ -22,19 +24,27 @@ class watermark_tracker {
 public:
   /// Starts after `resume` (the loaded checkpoint); the first admitted event
   /// gets sequence `first_seq`.
-  explicit watermark_tracker(position resume = {}, uint64_t first_seq = 1)
-    : watermark_(resume), base_(first_seq) {}
+  explicit watermark_tracker(position resume = {}, uint64_t first_seq = 1,
+                             std::vector<pending_txid> pending = {})
+    : watermark_(resume),
+      cursor_(std::make_shared<const read_cursor>(read_cursor{resume, std::move(pending)})),
+      base_(first_seq) {}
 
-  /// Admits the next event. Sequence numbers must be dense and increasing and
-  /// positions increasing; violations are programming errors (throws logic_error).
-  void admit(uint64_t seq, position pos);
+  /// Admits the next event with the read cursor that becomes valid once it and
+  /// every earlier event are finished (null: {pos, nothing pending}). Sequence
+  /// numbers must be dense and increasing; a violation is a programming error
+  /// (throws logic_error). Positions need not increase: rows of transactions
+  /// that were running at an earlier read come later with lower txids.
+  void admit(uint64_t seq, position pos, std::shared_ptr<const read_cursor> cursor = nullptr);
 
   /// Marks an admitted event finished. Returns true when the watermark moved.
   /// Finishing an unknown or already finished event throws logic_error.
   bool finish(uint64_t seq);
 
-  /// Position below (and at) which every admitted event is finished.
+  /// Position of the last event of the finished prefix (for logs).
   position watermark() const { return watermark_; }
+  /// The read cursor of the finished prefix: what a checkpoint saves.
+  const read_cursor& cursor() const { return *cursor_; }
   /// Number of events finished into the watermark since construction.
   uint64_t finished_total() const { return finished_total_; }
   /// Admitted but not yet covered by the watermark.
@@ -47,9 +57,11 @@ public:
 private:
   struct slot {
     position pos;
+    std::shared_ptr<const read_cursor> cursor;
     bool done = false;
   };
   position watermark_;
+  std::shared_ptr<const read_cursor> cursor_;
   uint64_t base_;  // sequence number of slots_.front()
   std::deque<slot> slots_;
   size_t in_flight_ = 0;

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-psycopg2 curl
   libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
-  postgresql-15 postgresql-client-15 redis-server libhiredis-dev)
+  postgresql-15 postgresql-client-15 redis-server libhiredis-dev libcivetweb-dev
+  prometheus)  # prometheus: only for promtool (tests check rules and a live scrape)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,5 +15,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
   $sudo_cmd apt-get update -q
+  # Packages with services (postgresql, redis-server, prometheus) must not start
+  # them: tests run private servers on free ports. Without a policy-rc.d (most
+  # hosts; Debian containers ship one) install a temporary one that refuses
+  # every start (invoke-rc.d and deb-systemd-invoke both honour it).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
+    $sudo_cmd chmod 755 "$policy"
+    trap '$sudo_cmd rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 fi

@@ -6,8 +6,8 @@
 --
 -- Leases, not row locks: a claim is a short UPDATE that sets locked_by and
 -- locked_until and commits at once. No transaction stays open while an action
--- runs (an open transaction holding an xid would hold back the listener's
--- visibility fence for every event). A node that dies mid-action leaves a
+-- runs (an open transaction holding an xid would stay "running" in the
+-- listener's snapshots and hold back vacuum). A node that dies mid-action leaves a
 -- lease that expires; the job is then claimable again.
 CREATE TABLE IF NOT EXISTS observer_jobs (
   id bigserial PRIMARY KEY,

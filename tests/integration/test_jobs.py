@@ -50,8 +50,8 @@ def scrape(port):
 
 
 def metric(text, name):
-    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
+    m = re.search(r"^" + re.escape(name) + r"(\{[^}]*\})? (\S+)$", text, re.M)
+    return float(m.group(2)) if m else None
 
 
 def producer(dsn, n, rng, max_pause):
@@ -239,7 +239,7 @@ class JobQueueTest(IntegrationTest):
         self.sql("INSERT INTO orders (customer, status, total) VALUES ('ada', 'new', 1)")
         first = wait_until(lambda: slow.records(), what="the slow job started")[0]
         # The slow job runs (and renews its lease) for 5 s; events of the other
-        # observer, committed meanwhile, flow through the listener's fence.
+        # observer, committed meanwhile, flow through the listener.
         for i in range(20):
             self.sql("UPDATE orders SET status = %s", (f"s{i}",))
         wait_until(lambda: len(fast.delivered()) >= 20, timeout=20, what="20 fast deliveries")

@@ -1,5 +1,6 @@
 """Prometheus metrics of a live node move as events flow."""
 import re
+import time
 import urllib.request
 
 from harness import IntegrationTest, main, wait_until
@@ -53,14 +54,24 @@ type = "log"
         node.start()
         port = int(wait_until(lambda: re.search(r"metrics on http://127.0.0.1:(\d+)/metrics", node.output()),
                               what="metrics port").group(1))
-        wait_until(lambda: value(scrape(port), "observer_listener_health") == 1, what="healthy listener")
-        self.assertEqual(value(scrape(port), "observer_events_processed_total"), 0)
+        node_labels = 'listener_id="test"'
+        wait_until(lambda: value(scrape(port), "observer_listener_health", node_labels) == 1,
+                   what="healthy listener")
+        text = scrape(port)
+        self.assertEqual(value(text, "observer_events_processed_total", node_labels), 0)
+        self.assertEqual(value(text, "observer_events_read_total", node_labels), 0)
+        self.assertEqual(value(text, "observer_leader", node_labels), 1)
+        self.assertEqual(value(text, "observer_build_info", 'version="0.1.0"'), 1)
+        start = value(text, "observer_start_time_seconds")
+        self.assertLess(abs(time.time() - start), 120)
+        self.assertEqual(value(text, "observer_checkpoint_event_id", node_labels), 0)
         for total in (5, 20, 30):
             self.sql("INSERT INTO orders (customer, status, total) VALUES ('c', 'new', %s)", (total,))
         wait_until(lambda: value(scrape(port), "observer_dlq_items_total", 'observer="bad"') == 3,
                    what="3 DLQ items")
         text = scrape(port)
-        self.assertEqual(value(text, "observer_events_processed_total"), 3)
+        self.assertEqual(value(text, "observer_events_read_total", node_labels), 3)
+        self.assertEqual(value(text, "observer_events_processed_total", node_labels), 3)
         self.assertEqual(value(text, "observer_events_matched_total", 'observer="ok"'), 2)
         self.assertEqual(value(text, "observer_events_matched_total", 'observer="bad"'), 3)
         self.assertEqual(value(text, "observer_condition_errors_total", 'observer="broken-condition"'), 3)
@@ -72,6 +83,15 @@ type = "log"
                                'action_type="webhook",observer="ok"'), 2)
         wait_until(lambda: value(scrape(port), "observer_event_processing_duration_seconds_count") == 3,
                    what="3 finished events")
+        # All finished: the checkpoint moves to the last change-log row and the
+        # backlog and checkpoint age drop back to 0.
+        last_pk = self.sql("SELECT max(pk_entity_change_log) FROM core.tb_entity_change_log")[0][0]
+        wait_until(lambda: value(scrape(port), "observer_checkpoint_event_id", node_labels) == last_pk,
+                   what="checkpoint at the last event")
+        wait_until(lambda: value(scrape(port), "observer_backlog_size", node_labels) == 0
+                   and value(scrape(port), "observer_checkpoint_age_seconds", node_labels) == 0,
+                   what="empty backlog")
+        self.assertGreater(value(scrape(port), "observer_checkpoint_txid", node_labels), 0)
         self.assertEqual(node.stop(), 0)
 
 

@@ -57,7 +57,7 @@ struct fixture {
     o.batch_size = batch_size;
     o.interval = std::chrono::milliseconds(100);
     o.max_in_flight = max_in_flight;
-    o.resume = checkpoint_record{position{10, 100}, 7};
+    o.resume = checkpoint_record{position{10, 100}, 7, {}};
     o.sink = sink;
     o.detached = false;
     cp = spawn_checkpointer(*sys, o, fake_listener);

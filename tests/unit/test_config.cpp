@@ -129,6 +129,10 @@ const bad_case bad_cases[] = {
     {"[metrics]\nport = 70000\n", "metrics.port", 2, "65535"},
     {"[metrics]\nenabled = \"yes\"\n", "metrics.enabled", 2, "boolean"},
     {"[metrics]\nbind = \"0.0.0.0:9\"\n", "metrics.bind", 2, "not an IPv4 address"},
+    {"[metrics]\nreadiness_max_checkpoint_age_ms = 86400001\n", "metrics.readiness_max_checkpoint_age_ms", 2,
+     "between 0 and 86400000"},
+    {"[metrics]\nreadiness_max_checkpoint_age_ms = -1\n", "metrics.readiness_max_checkpoint_age_ms", 2,
+     "between 0 and 86400000 (got -1)"},
     {"[logging]\nlevel = \"verbose\"\n", "logging.level", 2, "invalid value 'verbose'"},
     {"[logging]\nformat = \"xml\"\n", "logging.format", 2, "expected one of: text, json"},
     // [[observers]]
@@ -312,6 +316,9 @@ TEST_SUITE("config") {
     REQUIRE(r);
     const auto& c = *r.value;
     CHECK(c.transport.transport == "postgres");
+    CHECK(c.metrics.enabled);
+    CHECK(c.metrics.port == 9464);
+    CHECK(c.metrics.readiness_max_checkpoint_age_ms == 300000);
     REQUIRE(c.observers.size() == 2);
     const auto& o = c.observers[0];
     CHECK(o.name == "order-shipped-webhook");
@@ -368,6 +375,22 @@ TEST_SUITE("config") {
     CHECK_FALSE(o.actions[0].webhook.has_value());
     CHECK(o.actions[0].log->level == "info");
     CHECK(o.actions[0].log->message.empty());
+  }
+
+  TEST_CASE("[metrics] keys") {
+    const std::string text = std::string(db) + observer
+                             + "[metrics]\nenabled = true\nbind = \"0.0.0.0\"\nport = 0\n"
+                               "readiness_max_checkpoint_age_ms = 0\n";
+    const config_result r = load_config_string(text, "m.toml", no_env);
+    CAPTURE(all_errors(r));
+    REQUIRE(r);
+    CHECK(r.value->metrics.enabled);
+    CHECK(r.value->metrics.bind == "0.0.0.0");
+    CHECK(r.value->metrics.port == 0);
+    CHECK(r.value->metrics.readiness_max_checkpoint_age_ms == 0);
+    const config_result d = load_config_string(std::string(db) + observer, "d.toml", no_env);
+    REQUIRE(d);
+    CHECK(d.value->metrics.readiness_max_checkpoint_age_ms == 300000);
   }
 
   TEST_CASE("no observers and only a database url is valid") {

@@ -31,10 +31,24 @@ TEST_SUITE("watermark") {
     watermark_tracker w;
     w.admit(1, {1, 1});
     CHECK_THROWS_AS(w.admit(3, {1, 2}), std::logic_error);  // gap in sequence
-    CHECK_THROWS_AS(w.admit(2, {1, 1}), std::logic_error);  // position not increasing
     CHECK_THROWS_AS(w.finish(7), std::logic_error);         // never admitted
     w.finish(1);
     CHECK_THROWS_AS(w.finish(1), std::logic_error);  // finished twice
+  }
+
+  TEST_CASE("the saved cursor is the one of the last event of the finished prefix") {
+    watermark_tracker w{position{10, 5}, 1, {{8, 0}}};
+    CHECK(w.cursor() == fraiseql::read_cursor{{10, 5}, {{8, 0}}});
+    auto c1 = std::make_shared<const fraiseql::read_cursor>(
+      fraiseql::read_cursor{{11, 7}, {{8, 0}, {10, 0}}});
+    auto c2 = std::make_shared<const fraiseql::read_cursor>(fraiseql::read_cursor{{12, 0}, {}});
+    w.admit(1, {11, 7}, c1);
+    w.admit(2, {8, 9}, c2);  // a pending transaction's row: lower txid, later
+    w.finish(2);
+    CHECK(w.cursor() == fraiseql::read_cursor{{10, 5}, {{8, 0}}});
+    w.finish(1);
+    CHECK(w.cursor() == *c2);
+    CHECK(w.watermark() == position{8, 9});
   }
 
   TEST_CASE("property: the watermark never passes an unfinished event") {
