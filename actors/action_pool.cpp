@@ -74,6 +74,8 @@ struct action_pool_state {
   std::unordered_map<uint64_t, redrive_entry> redrives;  // [control] by job id
   std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
   std::vector<uint64_t> finished;  // events finished since the last flush
+  std::vector<uint64_t> to_enqueue;  // job queue: async jobs waiting for the next enqueue
+  bool enqueue_in_flight = false;    // job queue: one enqueue request at a time
   uint32_t running = 0;
   uint64_t next_job = 1;
   uint64_t finished_events = 0;
@@ -120,7 +122,59 @@ struct action_pool_state {
     j.action = action;
     j.lane = lane;
     jobs.emplace(id, std::move(j));
+    if (is_async(observer, action)) {
+      // Job queue: enqueued with the rest of this mailbox burst (one INSERT).
+      if (to_enqueue.empty()) self->send(self, flush_atom::value);
+      to_enqueue.push_back(id);
+      return;
+    }
     ready.push_back(id);
+  }
+
+  // --- job queue ---------------------------------------------------------------
+
+  bool is_async(uint32_t observer, uint32_t action) const {
+    return cfg.jobs && !cfg.dry_run && cfg.registry->config(observer).actions[action].async;
+  }
+
+  /// Sends the async jobs collected so far to the job writer; they are done
+  /// for their events once it confirms the commit. One request in flight at a
+  /// time, so a burst arriving during a write becomes the next single INSERT.
+  void send_enqueue() {
+    if (enqueue_in_flight || to_enqueue.empty()) return;
+    auto ids = std::exchange(to_enqueue, {});
+    std::vector<job_spec> specs;
+    specs.reserve(ids.size());
+    for (auto id : ids) {
+      const auto& j = jobs.at(id);
+      const auto& oc = cfg.registry->config(j.observer);
+      job_spec s;
+      s.ev = events.at(j.seq).ev;
+      s.observer_name = oc.name;
+      s.action_index = j.action;
+      s.action_type = oc.actions[j.action].type;
+      s.idempotency_key = idempotency_key(s.ev->id, oc.name, j.action);
+      s.max_attempts = oc.retry.max_attempts;
+      specs.push_back(std::move(s));
+    }
+    enqueue_in_flight = true;
+    auto* s = self;
+    self->request(cfg.jobs, caf::infinite, enqueue_atom::value, std::move(specs))
+      .then(
+        [s, ids](uint64_t) {
+          auto& st = s->state;
+          st.enqueue_in_flight = false;
+          for (auto id : ids) st.job_done(id);
+          st.send_enqueue();
+          st.pump();
+        },
+        [s, n = ids.size()](const caf::error& err) {
+          // The events stay unfinished: the checkpoint cannot pass them, and
+          // they are redelivered (and enqueued) after a restart.
+          s->state.enqueue_in_flight = false;
+          spdlog::error("job queue: {} jobs not enqueued, their events stay unfinished: {}", n,
+                        caf::to_string(err));
+        });
   }
 
   /// Starts the head event of a lane: all its actions (concurrent mode) or the first.
@@ -374,6 +428,7 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
       auto& st = self->state;
       if (!st.finished.empty())
         self->send(st.checkpointer, finish_atom::value, std::exchange(st.finished, {}));
+      st.send_enqueue();  // job queue
     },
     [self](status_atom) {
       return std::make_tuple(static_cast<uint64_t>(self->state.running),

@@ -36,6 +36,9 @@ struct action_pool_options {
   std::shared_ptr<metrics> stats;
   /// Debug journal (`observerctl debug-event`); may be null.
   std::shared_ptr<journal> trace;
+  /// Job queue: actions with `async` set are enqueued here instead of run; the
+  /// action counts as done once the job is durable. Null: queue disabled.
+  job_writer_actor jobs;
 };
 
 /// Runs actions with per-lane ordering: a lane is (observer, entity type,

@@ -4,6 +4,8 @@
 #include "actors/checkpointer.hpp"
 #include "actors/dedup.hpp"
 #include "actors/dlq.hpp"
+#include "actors/job_runner.hpp"
+#include "actors/job_writer.hpp"
 #include "actors/listener.hpp"
 #include "actors/router.hpp"
 #include "runtime/action_cache.hpp"
@@ -21,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <shared_mutex>
+#include <random>
 #include <thread>
 
 #include <unistd.h>
@@ -67,6 +70,8 @@ struct node::impl {
   // outlives everything that borrows it; the runner stops before the actors.
   std::shared_ptr<redis_pool> rpool;
   std::shared_ptr<blocking_runner> redis_runner;
+  job_runner_actor jr;  // job queue; null when disabled
+  job_writer_actor jw;  // job queue; null when disabled
   caf::actor relay;     // forwards the checkpointer's credits to the listener
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
@@ -241,6 +246,35 @@ void node::acquire_and_run() {
   executor_options eo;
   eo.database_workers = std::min<size_t>(4, d.cfg.performance.max_concurrent_actions);
   pc.executors = make_executors(d.registry, d.http, eo);
+  // --- job queue: runner first (the writer wakes it after each commit).
+  if (d.cfg.job_queue.enabled && !d.dry_run) {
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    job_runner_options jo;
+    jo.dsn = dsn;
+    jo.listener_id = d.cfg.listener.listener_id;
+    jo.token = std::string(host) + ":" + std::to_string(getpid()) + ":"
+               + std::to_string(std::random_device{}());
+    jo.registry = d.registry;
+    jo.executors = pc.executors;
+    jo.workers = d.cfg.job_queue.workers;
+    jo.batch_size = d.cfg.job_queue.batch_size;
+    jo.poll_interval = std::chrono::milliseconds(d.cfg.job_queue.poll_interval_ms);
+    jo.lease = std::chrono::milliseconds(d.cfg.job_queue.lease_ms);
+    jo.stats = d.stats;
+    d.jr = spawn_job_runner(*d.sys, jo);
+    job_writer_options wo;
+    wo.dsn = dsn;
+    wo.listener_id = d.cfg.listener.listener_id;
+    wo.rows_per_statement = d.cfg.job_queue.batch_size;
+    wo.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
+    wo.stopping = d.stopping;
+    wo.runner = d.jr;
+    wo.stats = d.stats;
+    d.jw = spawn_job_writer(*d.sys, wo);
+    pc.jobs = d.jw;
+    spdlog::info("node: job queue on ({} workers, lease {} ms)", jo.workers, jo.lease.count());
+  }
   pc.enable_concurrent = d.cfg.performance.enable_concurrent;
   pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
   pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
@@ -346,6 +380,10 @@ void node::acquire_and_run() {
                  caf::actor_cast<caf::actor>(d.dq)})
     caf::anon_send(d.watchdog, a);
   if (d.dd) caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.dd));
+  if (d.jr) {  // job queue
+    caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.jr));
+    caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.jw));
+  }
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   d.role = d.dry_run ? r_dry_run : r_leader;  // [control]
@@ -432,6 +470,20 @@ bool node::stop(std::chrono::milliseconds timeout) {
         [](const caf::error& e) {
           spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
         });
+    // 4. Job queue: running jobs get what is left of the timeout, then their
+    // leases are released (they run again after restart, never lost).
+    if (d.jr) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      auto wait = static_cast<uint64_t>(std::max<int64_t>(0, left.count()));
+      self->request(d.jr, std::chrono::milliseconds(wait) + std::chrono::seconds(30),
+                    stop_atom::value, wait)
+        .receive([](bool) {}, [](const caf::error& e) {
+          spdlog::warn("node: job runner did not confirm stop: {}", caf::to_string(e));
+        });
+      self->send_exit(d.jr, caf::exit_reason::user_shutdown);
+      self->send_exit(d.jw, caf::exit_reason::user_shutdown);
+    }
     for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
                    caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
                    caf::actor_cast<caf::actor>(d.dq), d.relay})
@@ -446,6 +498,8 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.cp = nullptr;
   d.dq = nullptr;
   d.dd = nullptr;
+  d.jr = nullptr;
+  d.jw = nullptr;
   d.relay = nullptr;
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor

@@ -16,6 +16,7 @@
 
 #include "messages/event.hpp"
 #include "runtime/actions.hpp"
+#include "runtime/job_queue.hpp"
 #include "runtime/circuit_breaker.hpp"
 #include "runtime/pg.hpp"
 
@@ -34,6 +35,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::event_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::dlq_entry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::attempt_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::checkpoint_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fraiseql::job_spec>)
 
 namespace fraiseql {
 
@@ -51,6 +53,8 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using bury_atom = caf::atom_constant<caf::atom("bury")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
+using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using breakers_atom = caf::atom_constant<caf::atom("breakers")>;
 using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
 
@@ -115,6 +119,33 @@ using dedup_actor = caf::typed_actor<
   /// Releases the claims of events not finished (graceful shutdown).
   caf::replies_to<stop_atom>::with<bool>,
   /// (events claimed and not finished, events claimed since start).
+  status_reply>;
+
+/// Job queue: writes asynchronous actions into observer_jobs. Replies (with
+/// the number of new rows) only once the INSERT has committed, so the pool
+/// counts an async action as done for its event only when its job is durable;
+/// a key already queued (redelivered event) adds nothing.
+using job_writer_actor
+  = caf::typed_actor<caf::replies_to<enqueue_atom, std::vector<job_spec>>::with<uint64_t>>;
+
+/// Job queue: claims due jobs with a lease, runs them through the executors,
+/// deletes them on success, reschedules them with backoff, or moves them to
+/// the DLQ after their last attempt. Jobs survive restarts; an expired lease
+/// (a node that died mid-action) makes a job claimable again.
+using job_runner_actor = caf::typed_actor<
+  /// Jobs were enqueued (or a backoff elapsed): claim now instead of at the next poll.
+  caf::reacts_to<wake_atom>,
+  /// Periodic poll, lease renewal and queue-depth gauge (self-sent).
+  caf::reacts_to<tick_atom>,
+  /// Completion of one attempt of job `id` (sent by an executor's thread).
+  caf::reacts_to<done_atom, int64_t, attempt_outcome>,
+  /// Deletes the jobs that succeeded since the last flush in one statement
+  /// (self-sent behind the completions already queued), then claims more.
+  caf::reacts_to<flush_atom>,
+  /// Stops claiming; waits up to `timeout_ms` for running jobs, then gives up
+  /// the leases of unfinished ones (due again at once). True when none was cut.
+  caf::replies_to<stop_atom, uint64_t>::with<bool>,
+  /// (jobs running, jobs finished since start).
   status_reply>;
 
 /// Matches events to observers.

@@ -507,7 +507,8 @@ class loader {
   void walk_root(const toml::table& root) {
     static const key_list top = {
         "database", "transport", "listener", "checkpoint", "performance",
-        "circuit_breaker", "redis", "shutdown", "logging", "metrics", "control", "observers"};
+        "circuit_breaker", "redis", "shutdown", "logging", "metrics", "control", "job_queue",
+        "observers"};
     for (auto&& [k, v] : root) {
       const string_view name = k.str();
       if (contains(top, name)) continue;
@@ -533,6 +534,7 @@ class loader {
     if (const auto* t = read_table(root, "logging", "")) walk_logging(*t);
     if (const auto* t = read_table(root, "metrics", "")) walk_metrics(*t);
     if (const auto* t = read_table(root, "control", "")) walk_control(*t);
+    if (const auto* t = read_table(root, "job_queue", "")) walk_job_queue(*t);
     if (const toml::node* n = root.get("observers")) walk_observers(*n);
   }
 
@@ -795,6 +797,41 @@ class loader {
   }
   // --- end [control] ---
 
+  // --- job queue (sql/0003_jobs.sql) ------------------------------------------------
+
+  void walk_job_queue(const toml::table& t) {
+    const string p = "job_queue";
+    check_keys(t, p, {"enabled", "workers", "poll_interval_ms", "batch_size", "lease_ms"}, "[job_queue]");
+    read_bool(t, "enabled", p, cfg_.job_queue.enabled);
+    read_u32(t, "workers", p, 1, 10000, cfg_.job_queue.workers);
+    read_u32(t, "poll_interval_ms", p, 1, 3600000, cfg_.job_queue.poll_interval_ms);
+    read_u32(t, "batch_size", p, 1, 10000, cfg_.job_queue.batch_size);
+    read_u32(t, "lease_ms", p, 1000, 86400000, cfg_.job_queue.lease_ms);
+  }
+
+  /// `async` of one action (any type); the effective value is settled in
+  /// final_checks, once [job_queue] enabled is known.
+  void read_async(const toml::table& t, const string& p) {
+    bool v = false;
+    if (read_bool(t, "async", p, v) == got::ok) async_keys_[p] = {v, origin_of(*t.get("async"), p + ".async")};
+  }
+
+  /// Effective `async` of every action: the explicit key, else the type's
+  /// default; async without an enabled queue is an error at the key.
+  void settle_async() {
+    const bool enabled = cfg_.job_queue.enabled;
+    for (auto& o : cfg_.observers) {
+      for (auto& a : o.actions) {
+        auto it = async_keys_.find(a.where);
+        a.async = it != async_keys_.end() ? it->second.first : async_by_default(a.type, enabled);
+        if (a.async && !enabled)
+          error_at(it->second.second,
+                   "async = true needs the job queue: set enabled = true in [job_queue] "
+                   "(job_queue.enabled is false)");
+      }
+    }
+  }
+
   void walk_logging(const toml::table& t) {
     const string p = "logging";
     check_keys(t, p, {"level", "format"}, "[logging]");
@@ -936,7 +973,9 @@ class loader {
     }
     a.type = type;
     const size_t before = errors_.size();
+    read_async(t, p);  // job queue: valid for every action type
     for (auto&& [k, v] : t) {
+      if (k.str() == "async") continue;  // job queue: read above
       if (contains(*own, k.str())) continue;
       string owners;
       for (const auto& [name, keys] : action_keys()) {
@@ -1511,6 +1550,7 @@ class loader {
     for (auto& o : cfg_.observers)
       for (auto& a : o.actions)
         if (a.database && a.database->url.empty()) a.database->url = cfg_.database.url;
+    settle_async();  // job queue
     if (!url_given_) {
       origin o = database_origin_;
       if (database_table_ != nullptr) {
@@ -1564,6 +1604,7 @@ class loader {
   origin caching_origin_;
   const toml::table* redis_table_ = nullptr;
   bool redis_url_missing_ = false;
+  std::map<string, std::pair<bool, origin>> async_keys_;  // action path -> explicit async
 };
 
 /// Masks the value of every libpq `password` keyword in a key=value string.
@@ -1600,6 +1641,10 @@ string redact_conninfo(const string& s) {
 
 bool is_loopback_address(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+bool async_by_default(const std::string& type, bool job_queue_enabled) {
+  return job_queue_enabled && type == "email";
 }
 
 std::string redact_url(const std::string& url) {

@@ -144,7 +144,16 @@ struct action_config {
   std::optional<log_action_config> log;
   /// Where the action was defined, for error messages: "observers[2].actions[0]".
   std::string where;
+  /// Run through the persistent job queue ([job_queue]): the event counts as
+  /// done for this action once the job is durably enqueued. Effective value:
+  /// the `async` key when given, else async_by_default(type, queue enabled).
+  bool async = false;
 };
+
+/// Whether an action of `type` without an explicit `async` key runs through
+/// the job queue: email (slow SMTP round trips) does whenever the queue is
+/// enabled; every other type runs inline.
+bool async_by_default(const std::string& type, bool job_queue_enabled);
 
 /// `[[observers]]`.
 struct observer_config {
@@ -305,6 +314,21 @@ struct control_config {
   bool tls() const { return !tls_certificate.empty(); }
 };
 // --- end [control] ---
+/// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
+struct job_queue_config {
+  bool enabled = false;
+  /// Jobs running at the same time in this node.
+  uint32_t workers = 4;
+  /// Poll for due jobs this often (jobs enqueued by this node wake the runner
+  /// at once; the poll finds retries due, expired leases and older jobs).
+  uint32_t poll_interval_ms = 1000;
+  /// Rows per claim query and per enqueue INSERT statement.
+  uint32_t batch_size = 100;
+  /// A claimed job is invisible to other claims this long; the runner renews
+  /// the lease of running jobs every lease_ms / 3, so only a dead node's jobs
+  /// expire (and become claimable again).
+  uint32_t lease_ms = 30000;
+};
 
 struct config {
   /// The file it came from (for messages).
@@ -321,6 +345,7 @@ struct config {
   logging_config logging;
   metrics_config metrics;
   control_config control;
+  job_queue_config job_queue;
   std::vector<observer_config> observers;
 };
 

@@ -63,6 +63,13 @@ struct metrics::impl {
     prometheus::Histogram* duration;
   };
   std::vector<std::vector<action_series>> actions;  // [observer][action]
+  // Job queue.
+  prometheus::Counter* jobs_enqueued = nullptr;
+  prometheus::Counter* jobs_completed = nullptr;
+  prometheus::Counter* jobs_failed = nullptr;
+  prometheus::Counter* jobs_retried = nullptr;
+  prometheus::Gauge* jobs_depth = nullptr;
+  prometheus::Gauge* jobs_running = nullptr;
   // Per-endpoint series appear when a breaker first leaves "closed" or
   // rejects, and go when the pool forgets the breaker, so their number stays
   // bounded by the breaker registry. Families lock internally; the map is
@@ -181,6 +188,36 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                            .Help("1 while Redis answers, 0 during an outage")
                            .Register(r)
                            .Add({});
+  impl_->jobs_enqueued = &BuildCounter()
+                            .Name("observer_jobs_enqueued_total")
+                            .Help("Asynchronous actions durably enqueued into observer_jobs")
+                            .Register(r)
+                            .Add(node);
+  impl_->jobs_completed = &BuildCounter()
+                             .Name("observer_jobs_completed_total")
+                             .Help("Jobs that succeeded")
+                             .Register(r)
+                             .Add(node);
+  impl_->jobs_failed = &BuildCounter()
+                          .Name("observer_jobs_failed_total")
+                          .Help("Jobs moved to the dead-letter queue")
+                          .Register(r)
+                          .Add(node);
+  impl_->jobs_retried = &BuildCounter()
+                           .Name("observer_jobs_retried_total")
+                           .Help("Job attempts that failed and were rescheduled")
+                           .Register(r)
+                           .Add(node);
+  impl_->jobs_depth = &BuildGauge()
+                         .Name("observer_jobs_queue_depth")
+                         .Help("Jobs queued for this listener id, running ones included")
+                         .Register(r)
+                         .Add(node);
+  impl_->jobs_running = &BuildGauge()
+                           .Name("observer_jobs_running")
+                           .Help("Jobs this node is running")
+                           .Register(r)
+                           .Add(node);
   auto& matched = BuildCounter()
                     .Name("observer_events_matched_total")
                     .Help("Events for which an observer fired")
@@ -328,6 +365,24 @@ void metrics::redis_unavailable() {
 }
 void metrics::redis_health(bool healthy) {
   impl_->redis_health->Set(healthy ? 1 : 0);
+}
+void metrics::jobs_enqueued(uint64_t n) {
+  impl_->jobs_enqueued->Increment(static_cast<double>(n));
+}
+void metrics::job_completed() {
+  impl_->jobs_completed->Increment();
+}
+void metrics::job_failed() {
+  impl_->jobs_failed->Increment();
+}
+void metrics::job_retried() {
+  impl_->jobs_retried->Increment();
+}
+void metrics::jobs_queue_depth(uint64_t n) {
+  impl_->jobs_depth->Set(static_cast<double>(n));
+}
+void metrics::jobs_running(uint64_t n) {
+  impl_->jobs_running->Set(static_cast<double>(n));
 }
 
 }  // namespace fraiseql

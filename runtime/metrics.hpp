@@ -83,6 +83,19 @@ public:
   void redis_unavailable();
   /// 1 while Redis answers, 0 during an outage.
   void redis_health(bool healthy);
+  // Job queue (observer_jobs).
+  /// `n` new jobs were durably enqueued.
+  void jobs_enqueued(uint64_t n);
+  /// A job succeeded and was deleted.
+  void job_completed();
+  /// A job went to the DLQ (attempts exhausted or a final failure).
+  void job_failed();
+  /// A job attempt failed and the job was rescheduled.
+  void job_retried();
+  /// Jobs queued for this node's listener id (running ones included).
+  void jobs_queue_depth(uint64_t n);
+  /// Jobs this node is running now.
+  void jobs_running(uint64_t n);
 
 private:
   void update_hit_rate();
