@@ -92,9 +92,13 @@ std::optional<double> sample_value(const std::string& text, const std::string& n
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0
-        && line[name.size()] == ' ')
-      return std::stod(line.substr(name.size() + 1));
+    if (line.size() <= name.size() || line.compare(0, name.size(), name) != 0) continue;
+    // `name value` or `name{labels} value` (node-level series carry listener_id).
+    if (line[name.size()] == ' ') return std::stod(line.substr(name.size() + 1));
+    if (line[name.size()] == '{') {
+      auto close = line.find("} ", name.size());
+      if (close != std::string::npos) return std::stod(line.substr(close + 2));
+    }
   }
   return std::nullopt;
 }
@@ -254,12 +258,23 @@ struct control_state {
       s["backlog"] = backlog ? json::value(static_cast<int64_t>(*backlog)) : json::value(nullptr);
       s["in_flight"] = json::object{{"events", st.in_flight}, {"attempts", st.attempts_in_flight}};
       s["events"] = json::object{{"read", st.read}, {"finished", st.finished}};
+      json::array breakers;
+      for (const auto& b : st.breakers)
+        breakers.push_back(json::object{{"endpoint", b.endpoint},
+                                        {"state", to_string(b.state)},
+                                        {"failures", b.failures},
+                                        {"calls", b.calls},
+                                        {"trips", b.trips},
+                                        {"rejected", b.rejected},
+                                        {"retry_in_ms", b.retry_in_ms}});
+      s["breakers"] = std::move(breakers);
     } else {
       // Standby or starting: no pipeline runs here, so there is nothing to report.
       s["listener"] = nullptr;
       s["backlog"] = nullptr;
       s["in_flight"] = nullptr;
       s["events"] = nullptr;
+      s["breakers"] = nullptr;
     }
     if (detailed) {
       auto reg = n->registry();

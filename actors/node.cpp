@@ -415,6 +415,9 @@ void node::status_into(node_status& s) {
   self->request(d.pool, std::chrono::seconds(5), status_atom::value)
     .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
              [](const caf::error&) {});
+  self->request(d.pool, std::chrono::seconds(5), status_atom::value, breakers_atom::value)
+    .receive([&](std::vector<breaker_status>& b) { s.breakers = std::move(b); },
+             [](const caf::error&) {});
 }
 
 bool node::stop(std::chrono::milliseconds timeout) {

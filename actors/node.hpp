@@ -5,6 +5,7 @@
 // tests drive a node through this façade.
 
 #include "messages/event.hpp"
+#include "runtime/circuit_breaker.hpp"
 #include "runtime/config.hpp"
 
 #include <chrono>
@@ -25,6 +26,8 @@ struct node_status {
   uint64_t read = 0;
   /// [control] action attempts running now (pool).
   uint64_t attempts_in_flight = 0;
+  /// Circuit breakers the pool knows, sorted by endpoint.
+  std::vector<breaker_status> breakers;
 };
 
 class node {

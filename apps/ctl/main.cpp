@@ -227,6 +227,21 @@ void print_status(const json::value& r) {
     std::cout << "events:       " << str(at(ev, "read")) << " read, " << str(at(ev, "finished"))
               << " finished since start\n";
   std::cout << "dlq:          " << str(at(at(r, "dlq"), "pending")) << " pending\n";
+  const auto& brk = at(r, "breakers");
+  if (brk.is_array()) {
+    size_t not_closed = 0;
+    for (const auto& b : brk.get_array())
+      if (str(at(b, "state")) != "closed") ++not_closed;
+    std::cout << "breakers:     " << brk.get_array().size() << " endpoints, " << not_closed
+              << " not closed\n";
+    for (const auto& b : brk.get_array()) {
+      if (str(at(b, "state")) == "closed") continue;
+      std::cout << "  " << str(at(b, "endpoint")) << ": " << str(at(b, "state")) << ", "
+                << str(at(b, "failures")) << "/" << str(at(b, "calls")) << " failed, "
+                << str(at(b, "rejected")) << " rejected, next probe in "
+                << str(at(b, "retry_in_ms")) << " ms\n";
+    }
+  }
   const auto& obs = at(r, "observers");
   if (obs.is_array()) {
     std::cout << "observers:\n";

@@ -89,7 +89,10 @@ port = 0
         self.assertEqual(res["backlog"], 0)
         self.assertEqual(res["dlq"]["pending"], 0)
         self.assertEqual(res["observers"][0]["name"], "hook")
-        self.assertNotIn("breakers", res)  # no circuit breakers in this build
+        # The sink's endpoint has a (closed) breaker once it was called.
+        self.assertEqual([(b["endpoint"], b["state"]) for b in res["breakers"]],
+                         [(f"http://127.0.0.1:{sink.port}", "closed")])
+        self.assertIn("breakers:     1 endpoints, 0 not closed", r.stdout)
 
         rb = self.ctl(pb, "status", "--detailed")
         self.assertEqual(rb.returncode, 0, rb.stderr)
@@ -102,7 +105,7 @@ port = 0
 
         m = self.ctl(pa, "metrics")
         self.assertEqual(m.returncode, 0, m.stderr)
-        self.assertIn("observer_events_processed_total 1", m.stdout)
+        self.assertIn('observer_events_processed_total{listener_id="test"} 1', m.stdout)
         m = self.ctl(pa, "metrics", "--metric", "observer_actions_executed_total")
         self.assertEqual(m.returncode, 0, m.stderr)
         self.assertIn("observer_actions_executed_total{", m.stdout)

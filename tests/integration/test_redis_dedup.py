@@ -107,7 +107,9 @@ class DedupTest(IntegrationTest):
 
     def test_kill_before_side_effects_lets_the_redelivery_run_them(self):
         sink = self.sink(status=503)  # every attempt fails: no side effect happens
-        extra = redis_section(self.redis.url, claim_ttl=2)
+        # No breaker: every retry must reach the (failing) sink, which is how
+        # the test sees each event attempted.
+        extra = redis_section(self.redis.url, claim_ttl=2) + "\n[circuit_breaker]\nenabled = false\n"
         node = self.node(self.observers(sink, max_attempts=1000), extra=extra)
         self.setup_orders(node)
         node.start()
