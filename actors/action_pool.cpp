@@ -1,5 +1,7 @@
 #include "actors/action_pool.hpp"
 
+#include "runtime/clock.hpp"
+
 #include "runtime/backoff.hpp"
 #include "runtime/circuit_breaker.hpp"
 #include "runtime/logging.hpp"
@@ -15,12 +17,6 @@
 namespace fraiseql {
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 struct job {
   std::chrono::steady_clock::time_point attempt_started;
@@ -243,7 +239,7 @@ struct action_pool_state {
     const auto& oc = cfg.registry->config(j.observer);
     const auto& ac = oc.actions[j.action];
     ++j.attempts;
-    if (j.attempts == 1) j.first_attempt_ms = now_ms();
+    if (j.attempts == 1) j.first_attempt_ms = unix_ms();
     j.attempt_started = std::chrono::steady_clock::now();
     ++running;
     if (cfg.dry_run) {
@@ -353,7 +349,7 @@ struct action_pool_state {
     e.last_error = o.error;
     e.attempts = j.attempts;
     e.first_attempt_ms = j.first_attempt_ms;
-    e.last_attempt_ms = now_ms();
+    e.last_attempt_ms = unix_ms();
     auto* s = self;
     self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
       .then(

@@ -1,23 +1,17 @@
 #include "runtime/journal.hpp"
 
+#include "runtime/clock.hpp"
+
 #include <chrono>
 
 namespace fraiseql {
-
-namespace {
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-}  // namespace
 
 void journal::routed(const event_ptr& ev, const std::vector<uint32_t>& matched,
                      std::vector<std::pair<uint32_t, std::string>> condition_errors) {
   if (capacity_ == 0) return;
   journal_entry e;
   e.ev = ev;
-  e.routed_ms = now_ms();
+  e.routed_ms = unix_ms();
   e.matched = matched;
   e.condition_errors = std::move(condition_errors);
   std::lock_guard<std::mutex> lock(mu_);
@@ -52,7 +46,7 @@ void journal::attempt(const std::string& event_id, uint32_t observer, uint32_t a
   a->attempts = attempts;
   a->state = state;
   if (!error.empty()) a->last_error = error;
-  a->updated_ms = now_ms();
+  a->updated_ms = unix_ms();
 }
 
 std::optional<journal_entry> journal::find(const std::string& event_id) const {
