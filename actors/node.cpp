@@ -290,8 +290,10 @@ void node::acquire_and_run() {
     d.rpool = std::make_shared<redis_pool>(ro, rc.pool_size);
     try {
       d.rpool->check();
+      d.stats->redis_health(true);
       spdlog::info("node: Redis at {} answers (pool of {})", ro.url.to_string(), rc.pool_size);
     } catch (const redis_unavailable& e) {
+      d.stats->redis_health(false);
       // Not fatal: the failure policy applies while it stays down.
       spdlog::warn("node: Redis is unavailable at start ({}); policy {}", e.what(), rc.failure_policy);
     }

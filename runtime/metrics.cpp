@@ -9,6 +9,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -53,7 +54,11 @@ struct metrics::impl {
   prometheus::Counter* dedup_lost = nullptr;
   prometheus::Counter* dedup_bypassed = nullptr;
   prometheus::Counter* redis_unavailable = nullptr;
-  prometheus::Gauge* redis_health = nullptr;
+  // Created on the first report: without Redis the series does not exist
+  // (a 0 would read as an outage).
+  prometheus::Family<prometheus::Gauge>* redis_health_family = nullptr;
+  std::atomic<prometheus::Gauge*> redis_health{nullptr};
+  std::mutex redis_health_mu;
   std::vector<prometheus::Counter*> matched;           // per observer
   std::vector<prometheus::Counter*> condition_errors;  // per observer
   std::vector<prometheus::Counter*> dlq;               // per observer
@@ -183,11 +188,10 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                                   "Events run without dedup while Redis was unavailable (fail-open)");
   impl_->redis_unavailable = counter("observer_redis_unavailable_total",
                                      "Redis calls that failed as unavailable");
-  impl_->redis_health = &BuildGauge()
-                           .Name("observer_redis_health")
-                           .Help("1 while Redis answers, 0 during an outage")
-                           .Register(r)
-                           .Add({});
+  impl_->redis_health_family = &BuildGauge()
+                                  .Name("observer_redis_health")
+                                  .Help("1 while Redis answers, 0 during an outage (absent without Redis)")
+                                  .Register(r);
   impl_->jobs_enqueued = &BuildCounter()
                             .Name("observer_jobs_enqueued_total")
                             .Help("Asynchronous actions durably enqueued into observer_jobs")
@@ -364,7 +368,16 @@ void metrics::redis_unavailable() {
   impl_->redis_unavailable->Increment();
 }
 void metrics::redis_health(bool healthy) {
-  impl_->redis_health->Set(healthy ? 1 : 0);
+  auto* g = impl_->redis_health.load();
+  if (g == nullptr) {
+    std::lock_guard<std::mutex> lock(impl_->redis_health_mu);
+    g = impl_->redis_health.load();
+    if (g == nullptr) {
+      g = &impl_->redis_health_family->Add({});
+      impl_->redis_health.store(g);
+    }
+  }
+  g->Set(healthy ? 1 : 0);
 }
 void metrics::jobs_enqueued(uint64_t n) {
   impl_->jobs_enqueued->Increment(static_cast<double>(n));

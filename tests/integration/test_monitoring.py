@@ -131,7 +131,8 @@ class MonitoringTest(IntegrationTest):
         self.assertGreaterEqual(len(exprs), 10)
         # Series that exist only once something happened: a breaker leaving
         # closed (they are tested in test_circuit_breaker).
-        conditional = {"observer_circuit_breaker_state", "observer_circuit_breaker_rejected_total"}
+        conditional = {"observer_circuit_breaker_state", "observer_circuit_breaker_rejected_total",
+                       "observer_redis_health"}  # only with [redis]
         for title, expr in exprs:
             used = promql_metric_names(expr)
             self.assertTrue(used, f"panel {title} uses no observer_* metric")
