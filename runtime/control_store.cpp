@@ -194,7 +194,7 @@ json::value control_store::checkpoint(const std::string& listener_id) {
     pqxx::read_transaction tx{c};
     auto r = tx.exec_params(
       "SELECT json_build_object('txid', txid::text, 'pk', event_id, 'events_total', events_total,"
-      " 'saved_at', last_processed_at,"
+      " 'saved_at', last_processed_at, 'pending_txids', pending_txids,"
       " 'age_seconds', extract(epoch FROM (now() AT TIME ZONE 'UTC') - last_processed_at))::text"
       " FROM observer_checkpoints WHERE listener_id = $1",
       listener_id);

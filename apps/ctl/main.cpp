@@ -217,6 +217,9 @@ void print_status(const json::value& r) {
     std::cout << "checkpoint:   txid " << str(at(cp, "txid")) << " pk " << str(at(cp, "pk")) << ", "
               << str(at(cp, "events_total")) << " events, saved " << str(at(cp, "age_seconds"))
               << " s ago\n";
+  if (!cp.is_null() && at(cp, "pending_txids").is_string() && !at(cp, "pending_txids").get_string().empty())
+    std::cout << "running then: " << str(at(cp, "pending_txids"))
+              << " (txid:pk read so far; their rows are read when they commit)\n";
   std::cout << "backlog:      " << str(at(r, "backlog")) << "\n";
   const auto& inf = at(r, "in_flight");
   if (!inf.is_null())

@@ -83,6 +83,7 @@ port = 0
         self.assertEqual(res["protocol"], 1)
         self.assertTrue(res["listener"]["healthy"])
         self.assertEqual(res["checkpoint"]["events_total"], 1)
+        self.assertIsInstance(res["checkpoint"]["pending_txids"], str)  # "txid:pk,..." or ""
         self.assertGreaterEqual(res["checkpoint"]["age_seconds"], 0)
         self.assertEqual(res["events"]["finished"], 1)
         self.assertEqual(res["in_flight"], {"events": 0, "attempts": 0})
