@@ -1,5 +1,7 @@
 #include "runtime/http_client.hpp"
 
+#include "runtime/curl_multi_worker.hpp"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -60,17 +62,18 @@ void http_global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-struct http_client::impl {
-  CURLM* multi = nullptr;
-  std::mutex mtx;
-  std::deque<std::unique_ptr<transfer>> incoming;
-  std::unordered_map<CURL*, std::unique_ptr<transfer>> active;
+struct http_client::impl final : curl_multi_worker<http_client::impl, transfer> {
   std::vector<CURL*> idle_handles;  // reused: keeps per-handle state warm
-  std::atomic<bool> stop{false};
-  std::atomic<bool> polling{false};  // the thread is (about to be) blocked in curl_multi_poll
-  std::thread thread;
 
-  void start(transfer& t) {
+  impl(long max_host_connections, long connection_cache) {
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, std::max(connection_cache, 1L));
+    if (max_host_connections > 0)
+      curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+    launch();
+  }
+  ~impl() { shutdown(); }
+
+  CURL* start(transfer& t) {
     CURL* h = nullptr;
     if (!idle_handles.empty()) {
       h = idle_handles.back();
@@ -103,13 +106,10 @@ struct http_client::impl {
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_PRIVATE, &t);
     curl_multi_add_handle(multi, h);
+    return h;
   }
 
-  void finish(CURL* h, CURLcode code) {
-    auto it = active.find(h);
-    if (it == active.end()) return;
-    auto t = std::move(it->second);
-    active.erase(it);
+  void finish(CURL* h, CURLcode code, std::unique_ptr<transfer> t) {
     curl_multi_remove_handle(multi, h);
     http_response resp;
     resp.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -128,89 +128,39 @@ struct http_client::impl {
     t->cb(std::move(resp));
   }
 
+  void abandon(CURL* h, std::unique_ptr<transfer> t) {
+    curl_multi_remove_handle(multi, h);
+    curl_slist_free_all(t->headers);
+    t->headers = nullptr;
+    curl_easy_cleanup(h);
+    fail(std::move(t), "shutting down");
+  }
+
   void fail(std::unique_ptr<transfer> t, const std::string& why) {
     http_response resp;
     resp.error = why;
     t->cb(std::move(resp));
   }
 
-  void run() {
-    while (!stop.load()) {
-      {
-        std::deque<std::unique_ptr<transfer>> batch;
-        {
-          std::lock_guard<std::mutex> g{mtx};
-          batch.swap(incoming);
-        }
-        for (auto& t : batch) {
-          start(*t);
-          CURL* h = t->easy;
-          active.emplace(h, std::move(t));
-        }
-      }
-      int running = 0;
-      curl_multi_perform(multi, &running);
-      int left = 0;
-      while (CURLMsg* m = curl_multi_info_read(multi, &left))
-        if (m->msg == CURLMSG_DONE) finish(m->easy_handle, m->data.result);
-      // Announce the wait, then look once more: a submit either sees
-      // `polling` and wakes us, or we see its request here (no lost wake-up,
-      // and no wake-up syscall per request while we are busy).
-      polling.store(true);
-      bool more;
-      {
-        std::lock_guard<std::mutex> g{mtx};
-        more = !incoming.empty();
-      }
-      if (!more) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
-      polling.store(false);
-    }
-    for (auto& kv : active) {
-      curl_multi_remove_handle(multi, kv.first);
-      curl_slist_free_all(kv.second->headers);
-      curl_easy_cleanup(kv.first);
-      fail(std::move(kv.second), "shutting down");
-    }
-    active.clear();
-    std::deque<std::unique_ptr<transfer>> rest;
-    {
-      std::lock_guard<std::mutex> g{mtx};
-      rest.swap(incoming);
-    }
-    for (auto& t : rest) fail(std::move(t), "shutting down");
+  void stopped() {
     for (auto* h : idle_handles) curl_easy_cleanup(h);
     idle_handles.clear();
   }
 };
 
-http_client::http_client(long max_host_connections, long connection_cache)
-  : impl_(std::make_unique<impl>()) {
+http_client::http_client(long max_host_connections, long connection_cache) {
   http_global_init();
-  impl_->multi = curl_multi_init();
-  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
-  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, std::max(connection_cache, 1L));
-  if (max_host_connections > 0)
-    curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_ = std::make_unique<impl>(max_host_connections, connection_cache);
 }
 
-http_client::~http_client() {
-  impl_->stop = true;
-  curl_multi_wakeup(impl_->multi);
-  if (impl_->thread.joinable()) impl_->thread.join();
-  curl_multi_cleanup(impl_->multi);
-}
+http_client::~http_client() = default;
 
 void http_client::submit(http_request req, callback cb) {
   auto t = std::make_unique<transfer>();
   t->req = std::move(req);
   t->cb = std::move(cb);
   t->started = std::chrono::steady_clock::now();
-  {
-    std::lock_guard<std::mutex> g{impl_->mtx};
-    impl_->incoming.push_back(std::move(t));
-  }
-  if (impl_->polling.load()) curl_multi_wakeup(impl_->multi);
+  impl_->enqueue(std::move(t));
 }
 
 

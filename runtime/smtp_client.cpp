@@ -1,5 +1,6 @@
 #include "runtime/smtp_client.hpp"
 
+#include "runtime/curl_multi_worker.hpp"
 #include "runtime/http_client.hpp"  // http_global_init
 
 #include <openssl/evp.h>
@@ -131,15 +132,11 @@ std::string format_email(const email_parts& p) {
   return m;
 }
 
-struct smtp_client::impl {
-  CURLM* multi = nullptr;
-  std::mutex mtx;
-  std::deque<std::unique_ptr<mail_transfer>> incoming;
-  std::unordered_map<CURL*, std::unique_ptr<mail_transfer>> active;
-  std::atomic<bool> stop{false};
-  std::thread thread;
+struct smtp_client::impl final : curl_multi_worker<smtp_client::impl, mail_transfer> {
+  impl() { launch(); }
+  ~impl() { shutdown(); }
 
-  void start(mail_transfer& t) {
+  CURL* start(mail_transfer& t) {
     CURL* h = curl_easy_init();
     t.easy = h;
     const auto& m = t.msg;
@@ -172,6 +169,7 @@ struct smtp_client::impl {
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.errbuf);
     curl_easy_setopt(h, CURLOPT_PRIVATE, &t);
     curl_multi_add_handle(multi, h);
+    return h;
   }
 
   void release(CURL* h, mail_transfer& t) {
@@ -181,11 +179,7 @@ struct smtp_client::impl {
     t.rcpt = nullptr;
   }
 
-  void finish(CURL* h, CURLcode code) {
-    auto it = active.find(h);
-    if (it == active.end()) return;
-    auto t = std::move(it->second);
-    active.erase(it);
+  void finish(CURL* h, CURLcode code, std::unique_ptr<mail_transfer> t) {
     smtp_result r;
     r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - t->started);
@@ -198,75 +192,33 @@ struct smtp_client::impl {
     t->cb(std::move(r));
   }
 
-  static void fail(mail_transfer& t, const std::string& why) {
+  void abandon(CURL* h, std::unique_ptr<mail_transfer> t) {
+    release(h, *t);
+    fail(std::move(t), "shutting down");
+  }
+
+  static void fail(std::unique_ptr<mail_transfer> t, const std::string& why) {
     smtp_result r;
     r.error = why;
-    t.cb(std::move(r));
+    t->cb(std::move(r));
   }
 
-  void run() {
-    while (!stop.load()) {
-      std::deque<std::unique_ptr<mail_transfer>> batch;
-      {
-        std::lock_guard<std::mutex> g{mtx};
-        batch.swap(incoming);
-      }
-      for (auto& t : batch) {
-        start(*t);
-        CURL* h = t->easy;
-        active.emplace(h, std::move(t));
-      }
-      int running = 0;
-      curl_multi_perform(multi, &running);
-      int left = 0;
-      while (CURLMsg* m = curl_multi_info_read(multi, &left))
-        if (m->msg == CURLMSG_DONE) finish(m->easy_handle, m->data.result);
-      bool more;
-      {
-        std::lock_guard<std::mutex> g{mtx};
-        more = !incoming.empty();
-      }
-      // submit() always wakes the poll, so a long wait loses nothing.
-      if (!more) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
-    }
-    for (auto& kv : active) {
-      release(kv.first, *kv.second);
-      fail(*kv.second, "shutting down");
-    }
-    active.clear();
-    std::deque<std::unique_ptr<mail_transfer>> rest;
-    {
-      std::lock_guard<std::mutex> g{mtx};
-      rest.swap(incoming);
-    }
-    for (auto& t : rest) fail(*t, "shutting down");
-  }
+  void stopped() {}
 };
 
-smtp_client::smtp_client() : impl_(std::make_unique<impl>()) {
+smtp_client::smtp_client() {
   http_global_init();
-  impl_->multi = curl_multi_init();
-  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_ = std::make_unique<impl>();
 }
 
-smtp_client::~smtp_client() {
-  impl_->stop = true;
-  curl_multi_wakeup(impl_->multi);
-  if (impl_->thread.joinable()) impl_->thread.join();
-  curl_multi_cleanup(impl_->multi);
-}
+smtp_client::~smtp_client() = default;
 
 void smtp_client::submit(smtp_message msg, callback cb) {
   auto t = std::make_unique<mail_transfer>();
   t->msg = std::move(msg);
   t->cb = std::move(cb);
   t->started = std::chrono::steady_clock::now();
-  {
-    std::lock_guard<std::mutex> g{impl_->mtx};
-    impl_->incoming.push_back(std::move(t));
-  }
-  curl_multi_wakeup(impl_->multi);
+  impl_->enqueue(std::move(t));
 }
 
 }  // namespace fraiseql
