@@ -150,6 +150,7 @@ class Sink:
     def __init__(self, workdir, status=200):
         self.port_file = os.path.join(workdir, f"sink-{uuid.uuid4().hex[:6]}.port")
         self.log = self.port_file.replace(".port", ".jsonl")
+        self.bad_lines = []
         open(self.log, "w").close()
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(REPO, "scripts/sink.py"), "--port-file", self.port_file,
@@ -160,11 +161,22 @@ class Sink:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def records(self):
+        """The sink's request log. Read as bytes and split on newlines only; a
+        last line still being written has no newline yet and is left for the
+        next call. A complete line that is not JSON (seen twice in CI under
+        kill -9 tests, never reproduced) is kept in `bad_lines` and reported on
+        stderr instead of failing the caller: the tests' own assertions on the
+        delivered ids decide, and they show these lines if it mattered."""
         out = []
-        with open(self.log) as f:
-            for line in f:
-                if line.endswith("\n"):
-                    out.append(json.loads(line))
+        with open(self.log, "rb") as f:
+            data = f.read()
+        for raw in data.split(b"\n")[:-1]:
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                if raw not in self.bad_lines:
+                    self.bad_lines.append(raw)
+                    print(f"sink log {self.log}: not a JSON record: {raw[:300]!r}", file=sys.stderr)
         return out
 
     def delivered(self):
