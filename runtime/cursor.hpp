@@ -48,13 +48,13 @@ struct snapshot_info {
 
 /// What one read returned, in order: first the rows of pending transactions
 /// (ascending (txid, pk)), then the rows after `pos` (ascending). Each part was
-/// limited separately; `*_exhausted` says a part returned fewer rows than its
-/// limit (nothing more visible), before the caller kept only a prefix of rows.
+/// limited separately; `pending_exhausted` says the pending part returned fewer
+/// rows than its limit (nothing more visible), before the caller kept only a
+/// prefix of rows.
 struct read_result {
   std::vector<position> pending_rows;
   std::vector<position> main_rows;
   bool pending_exhausted = true;
-  bool main_exhausted = true;
 };
 
 /// Advances `c` over the first `take` rows of `r` (pending rows first, then

@@ -5,13 +5,8 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <stdexcept>
-#include <thread>
-#include <unordered_map>
 
 namespace fraiseql {
 

@@ -297,7 +297,6 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
   for (const auto& row : pending_rows) rr.pending_rows.push_back(pos_of(row));
   for (const auto& row : main_rows) rr.main_rows.push_back(pos_of(row));
   rr.pending_exhausted = pending_rows.size() < limit;
-  rr.main_exhausted = main_rows.size() < limit;
   const size_t take = std::min<size_t>(limit, pending_rows.size() + main_rows.size());
   // Advance a copy: if building an event fails, the caller retries the same rows.
   read_cursor next = cursor;

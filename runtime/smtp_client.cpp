@@ -7,14 +7,9 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <ctime>
-#include <deque>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
-#include <unordered_map>
 
 namespace fraiseql {
 

@@ -55,7 +55,6 @@ struct model {
       if (c.pos < p && r.main_rows.size() < limit) r.main_rows.push_back(p);
     }
     r.pending_exhausted = r.pending_rows.size() < limit;
-    r.main_exhausted = r.main_rows.size() < limit;
     return r;
   }
 };
