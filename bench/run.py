@@ -341,6 +341,8 @@ timeout_ms = 10000
                                 events=o.peer_batch_events if peer else o.batch_events))]
         for r in o.rates:
             w.append((f"steady-{r}", dict(sql="single", clients=4, rate=r, seconds=o.steady_secs)))
+        if o.workloads:
+            w = [x for x in w if x[0] in o.workloads]
         return w
 
     def produce(self, db, spec):
@@ -392,12 +394,16 @@ timeout_ms = 10000
                    "events_per_s": round(eps, 1)})
 
     def perf_start(self, system, mode, pid):
-        """BENCH_PERF=proc: perf record the consumer; =all: the whole machine."""
+        """BENCH_PERF=proc: perf record the consumer; =all: the whole machine;
+        =trace: perf trace -s (system calls) of the consumer."""
         if not self.o.perf:
             return None
         out = os.path.join(self.work, f"perf-{system}-{mode.replace(' ', '_')}.data")
         target = ["-a"] if self.o.perf == "all" else ["-p", str(pid)]
-        p = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", out] + target,
+        cmd = ["perf", "record", "-F", "499", "-g", "-o", out] + target
+        if self.o.perf == "trace":  # system call counts and times per thread
+            cmd = ["perf", "trace", "-s", "-o", out[:-len(".data")] + ".trace", "-p", str(pid)]
+        p = subprocess.Popen(cmd,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              preexec_fn=_die_with_parent)
         time.sleep(0.3)
@@ -514,6 +520,9 @@ timeout_ms = 10000
         finally:
             self.stop_proc("peer")
 
+    def want(self, name):
+        return not self.o.workloads or name in self.o.workloads
+
     def run_workloads(self):
         """Each workload runs back to back for every system, so that the ratios
         compare runs made under the same conditions (the machine may be shared)."""
@@ -535,11 +544,11 @@ timeout_ms = 10000
                         self.fraiseql_run(name, spec, c)
             if "peer" in ph:
                 self.peer_run(name, peer_specs[name])
-        if "fraiseql" in ph and self.o.backlog > 0:
+        if "fraiseql" in ph and self.o.backlog > 0 and self.want("backlog"):
             self.backlog("fraiseql", "bench", self.o.backlog,
                          lambda: self.start_engine(c0), lambda: self.stop_proc("engine"))
             self.stop_proc("engine")
-        if "peer" in ph and self.o.peer_backlog > 0:
+        if "peer" in ph and self.o.peer_backlog > 0 and self.want("backlog"):
             self.backlog("graphile-worker", "peer", self.o.peer_backlog, self.start_peer,
                          lambda: self.stop_proc("peer"), change_log=False)
             self.stop_proc("peer")
@@ -701,7 +710,7 @@ timeout_ms = 10000
                    "postgres": out(["pg_config", "--version"]) or out(["psql", "--version"]),
                    "node": out(["node", "--version"]), "engine_commit": commit,
                    "engine_binary": NODE_BIN, "options": {k: v for k, v in vars(self.o).items()
-                                                         if k not in ("phases",)}})
+                                                         if k not in ("phases", "workloads")}})
 
     def run(self):
         t0 = time.time()
@@ -728,7 +737,10 @@ def main():
     ap.add_argument("--out", default=os.environ.get("BENCH_OUT"), help="also write JSON lines here")
     ap.add_argument("--phases", default=os.environ.get("BENCH_PHASES", "sink,producer,fraiseql,peer"),
                     help="comma list of sink,producer,fraiseql,peer")
+    ap.add_argument("--workloads", default=os.environ.get("BENCH_WORKLOADS", ""),
+                    help="comma list of burst-1,burst-8,batch-100,steady-R,backlog (default: all)")
     a = ap.parse_args()
+    a.workloads = set(x for x in a.workloads.split(",") if x)
     q = a.quick
     a.events = env_int("BENCH_EVENTS", 3000 if q else 20000)
     a.batch_events = env_int("BENCH_BATCH_EVENTS", 20000 if q else 100000)
@@ -744,7 +756,7 @@ def main():
     a.peer_concurrency = env_int("BENCH_PEER_CONCURRENCY", 10)
     a.sink_requests = env_int("BENCH_SINK_REQUESTS", 100000 if q else 300000)
     a.stall = env_int("BENCH_STALL_S", 20)
-    a.perf = os.environ.get("BENCH_PERF", "")  # proc | all: perf record each consumer run
+    a.perf = os.environ.get("BENCH_PERF", "")  # proc | all | trace: profile each consumer run
     if a.perf:
         a.keep = True
     a.phases = set(a.phases.split(","))
