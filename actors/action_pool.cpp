@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <mutex>
 #include <random>
 #include <unordered_map>
 #include <utility>
@@ -54,6 +55,25 @@ struct event_entry {
   uint32_t open_lanes = 0;
 };
 
+/// Attempt outcomes posted by executor threads. The first one of a burst sends
+/// the pool one `done` message; the rest ride along: one mailbox message and
+/// at most one wake-up per burst of completions, not per attempt.
+struct completion_inbox {
+  std::mutex mtx;
+  std::vector<std::pair<uint64_t, attempt_outcome>> items;
+
+  /// True when the inbox was empty, i.e. the caller must notify the pool.
+  bool post(uint64_t id, attempt_outcome o) {
+    std::lock_guard<std::mutex> g{mtx};
+    items.emplace_back(id, std::move(o));
+    return items.size() == 1;
+  }
+  std::vector<std::pair<uint64_t, attempt_outcome>> take() {
+    std::lock_guard<std::mutex> g{mtx};
+    return std::exchange(items, {});
+  }
+};
+
 }  // namespace
 
 struct action_pool_state {
@@ -77,6 +97,7 @@ struct action_pool_state {
   uint64_t finished_events = 0;
   std::mt19937_64 rng{std::random_device{}()};
   std::unique_ptr<breaker_registry> breakers;
+  std::shared_ptr<completion_inbox> inbox = std::make_shared<completion_inbox>();
   bool pumping = false;
 
   /// The actor clock: simulated under CAF's test coordinator.
@@ -282,12 +303,21 @@ struct action_pool_state {
       j.ticket = d.t;
       j.breaker_pending = true;
     }
-    // Asynchronous completions arrive on the executor's thread: only enqueue.
+    // Asynchronous completions arrive on the executor's thread: only post.
     auto handle = caf::actor_cast<action_pool_actor>(self);
-    auto sync = ex->second->start(req, [handle, id](attempt_outcome o) {
-      caf::anon_send(handle, done_atom::value, id, std::move(o));
+    auto sync = ex->second->start(req, [handle, box = inbox, id](attempt_outcome o) {
+      if (box->post(id, std::move(o))) caf::anon_send(handle, done_atom::value);
     });
     if (sync) on_outcome(id, std::move(*sync));
+  }
+
+  /// Handles every posted outcome, then starts what the freed slots allow.
+  void drain_completions() {
+    auto done = inbox->take();
+    pumping = true;  // one pump() below instead of one per outcome
+    for (auto& [id, o] : done) on_outcome(id, std::move(o));
+    pumping = false;
+    pump();
   }
 
   void on_outcome(uint64_t id, attempt_outcome o) {
@@ -416,9 +446,7 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
     [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
       self->state.run(ev, obs);
     },
-    [self](done_atom, uint64_t id, attempt_outcome& o) {
-      self->state.on_outcome(id, std::move(o));
-    },
+    [self](done_atom) { self->state.drain_completions(); },
     [self](retry_atom, uint64_t id) { self->state.retry(id); },
     [self](flush_atom) {
       auto& st = self->state;

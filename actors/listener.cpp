@@ -33,7 +33,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
   auto& st = self->state;
   st.reader.emplace(cfg.dsn);
   st.cursor = cfg.resume;
-  auto schedule = [self](std::chrono::milliseconds delay) {
+  auto schedule = [self](std::chrono::microseconds delay) {
     auto& st = self->state;
     if (st.read_pending || st.stopped) return;
     st.read_pending = true;
@@ -91,7 +91,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           // A full batch means a backlog: read on at once. A partial one means
           // we are caught up: give writers a moment so the next read returns a
           // batch instead of a row (fewer queries, same order, <= 1 ms added).
-          schedule(st.last_batch_full ? std::chrono::milliseconds(0) : cfg.linger_poll);
+          schedule(st.last_batch_full ? std::chrono::microseconds(0) : cfg.linger_poll);
           return;
         }
         auto now = std::chrono::steady_clock::now();

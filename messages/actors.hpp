@@ -82,8 +82,9 @@ using dlq_actor = caf::typed_actor<caf::replies_to<bury_atom, dlq_entry>::with<i
 using action_pool_actor = caf::typed_actor<
   /// Runs the listed observers (indices into the registry) for the event.
   caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
-  /// Completion of one attempt of job `id` (sent by an executor's thread).
-  caf::reacts_to<done_atom, uint64_t, attempt_outcome>,
+  /// Attempts have completed (sent by an executor's thread; the outcomes wait
+  /// in the pool's inbox, one message per burst).
+  caf::reacts_to<done_atom>,
   /// A backoff delay of job `id` elapsed.
   caf::reacts_to<retry_atom, uint64_t>,
   /// Sends the finished events collected so far to the checkpointer (self-sent

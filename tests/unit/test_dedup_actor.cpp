@@ -68,7 +68,7 @@ struct fixture {
     auto pool = sys->spawn([r]() -> action_pool_actor::behavior_type {
       return {
         [r](run_atom, const event_ptr& ev, const std::vector<uint32_t>&) { r->ran.push_back(ev->seq); },
-        [](done_atom, uint64_t, attempt_outcome&) {},
+        [](done_atom) {},
         [](retry_atom, uint64_t) {},
         [](flush_atom) {},
         [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
