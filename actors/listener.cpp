@@ -16,7 +16,7 @@ struct listener_state {
   uint64_t read_total = 0;
   bool read_pending = false;    // a read_atom is queued
   bool waiting_credit = false;  // window full
-  bool asleep = false;          // marked asleep in observer_listener_wakeup
+  bool asleep = false;          // holds the wake-up mark (writers notify)
   bool stopped = false;
   bool degraded = false;        // last attempt failed (connection problem)
   bool idle = false;            // the last read was empty
@@ -85,7 +85,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           self->send(checkpointer, admit_atom::value, batch);
           self->send(router, route_atom::value, std::move(batch));
           if (st.asleep) {
-            st.reader->set_asleep(false);
+            st.reader->wake();
             st.asleep = false;
           }
           // A full batch means a backlog: read on at once. A partial one means
@@ -119,9 +119,14 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           return;
         }
         if (!st.asleep) {
-          // Mark asleep, then read once more before waiting: a writer that
-          // committed after our empty read but saw "awake" did not notify.
-          st.reader->set_asleep(true);
+          // Take the wake-up mark, then read once more before waiting: a
+          // writer that committed after our empty read but saw "awake" did not
+          // notify. Refused while a capture transaction runs (it did not
+          // notify and may commit rows any moment): poll on instead.
+          if (!st.reader->try_sleep()) {
+            schedule(cfg.linger_poll * 16);
+            return;
+          }
           st.asleep = true;
           schedule(std::chrono::milliseconds(0));
           return;
@@ -130,7 +135,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           // Writers are active (they notified): be awake before reading, so
           // the next commits skip NOTIFY even if the fence still holds back
           // their rows.
-          st.reader->set_asleep(false);
+          st.reader->wake();
           st.asleep = false;
           st.idle = false;
         }

@@ -41,10 +41,12 @@ struct listener_options {
 /// NOTIFY wait). Starts reading when it receives its first `read`.
 ///
 /// Wake-up protocol (no NOTIFY cost for writers while busy): while reads return
-/// rows the listener is marked awake; once reads have been empty for
-/// `idle_linger` it marks itself asleep, reads once more (closing the race with
-/// a writer that saw "awake"), and only then waits for a NOTIFY or the poll
-/// interval.
+/// rows the listener is awake; once reads have been empty for `idle_linger` it
+/// takes the wake-up mark (an advisory lock, sql/0005_wakeup_lock.sql; refused
+/// while a capture transaction runs, then it polls on), reads once more
+/// (closing the race with a writer that saw "awake"), and only then waits for
+/// a NOTIFY or the poll interval. The mark ends with its session, so a stopped
+/// or killed listener never leaves writers notifying.
 listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, checkpointer_actor checkpointer, router_actor router);
 
 }  // namespace fraiseql

@@ -197,9 +197,18 @@ constexpr const char* read_pending_sql =
   "   ON c.txid = u.t AND c.pk_entity_change_log > u.k"
   " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)" OBSERVER_MAIN_ROWS;
 
-constexpr const char* sleep_sql =
-  "INSERT INTO observer_listener_wakeup (id, asleep, updated_at) VALUES (1, $1, now())"
-  " ON CONFLICT (id) DO UPDATE SET asleep = EXCLUDED.asleep, updated_at = now()";
+// The wake-up mark (sql/0005_wakeup_lock.sql): held exclusively by a sleeping
+// listener's session; capture triggers probe it in shared mode.
+#define OBSERVER_WAKEUP_KEY "-152985557, 0"
+constexpr const char* sleep_sql = "SELECT pg_try_advisory_lock(" OBSERVER_WAKEUP_KEY ")";
+constexpr const char* wake_sql = "SELECT pg_advisory_unlock(" OBSERVER_WAKEUP_KEY ")";
+// Another listener (another listener id on this database) holds the mark:
+// writers notify already.
+constexpr const char* mark_held_sql =
+  "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+  " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
+  " AND l.classid = (-152985557)::int::oid AND l.objid = 0 AND l.objsubid = 2"
+  " AND l.mode = 'ExclusiveLock' AND l.granted)";
 
 }  // namespace
 
@@ -208,6 +217,7 @@ struct change_log_reader::impl {
   pg_session session;
   std::unique_ptr<wake_receiver> receiver;
   uint64_t seen = 0;
+  bool holds_mark = false;  // this session holds the wake-up mark (asleep)
 
   pqxx::connection_base& conn() {
     if (!session.connected() || !receiver) {
@@ -215,6 +225,7 @@ struct change_log_reader::impl {
       // go before the connection it was attached to.
       receiver.reset();
       session.reset();
+      holds_mark = false;  // a session lock ends with its session
       auto& c = session.get();
       // Generic plans: a read is planned once per connection, not once per
       // execution. Both read statements order by the fence index and stop at
@@ -232,12 +243,15 @@ struct change_log_reader::impl {
       c.prepare("observer_read", read_sql);
       c.prepare("observer_read_pending", read_pending_sql);
       c.prepare("observer_sleep", sleep_sql);
+      c.prepare("observer_wake", wake_sql);
+      c.prepare("observer_mark_held", mark_held_sql);
     }
     return session.get();
   }
   void drop() {
     receiver.reset();
     session.reset();
+    holds_mark = false;
   }
 };
 
@@ -333,13 +347,34 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
   return out;
 }
 
-void change_log_reader::set_asleep(bool asleep) {
-  guarded(
+bool change_log_reader::try_sleep() {
+  return guarded(
     impl_->session,
     [&](pqxx::connection_base&) {
       auto& c = impl_->conn();
       pqxx::nontransaction tx{c};
-      tx.exec_prepared0("observer_sleep", asleep);
+      if (impl_->holds_mark) return true;
+      if (tx.exec_prepared1("observer_sleep")[0].as<bool>()) {
+        impl_->holds_mark = true;
+        return true;
+      }
+      // Refused: a capture transaction is running (it may commit rows without
+      // notifying, so stay awake), or another listener sleeps holding the
+      // mark (writers notify it, and us: sleep too).
+      return tx.exec_prepared1("observer_mark_held")[0].as<bool>();
+    },
+    [this] { impl_->drop(); });
+}
+
+void change_log_reader::wake() {
+  guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      if (!impl_->holds_mark) return 0;
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      tx.exec_prepared1("observer_wake");
+      impl_->holds_mark = false;
       return 0;
     },
     [this] { impl_->drop(); });

@@ -62,8 +62,13 @@ public:
   /// valid once it and every earlier event are finished.
   std::vector<event_ptr> read(read_cursor& cursor, uint32_t limit, uint64_t& next_seq);
 
-  /// Marks the listener asleep (writers NOTIFY) or awake (writers don't).
-  void set_asleep(bool asleep);
+  /// Takes the wake-up mark (sql/0005_wakeup_lock.sql): from now on writers
+  /// NOTIFY. False when a capture transaction is running (it holds the mark
+  /// shared and will not notify: keep polling). True also when another
+  /// listener on this database holds the mark (writers notify already).
+  bool try_sleep();
+  /// Releases the mark: writers stop notifying.
+  void wake();
 
   /// Waits up to `timeout` for a wake-up NOTIFY. True when one arrived.
   bool wait(std::chrono::milliseconds timeout);

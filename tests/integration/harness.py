@@ -222,7 +222,7 @@ backoff_strategy = "exponential"
 
 class Node:
     def __init__(self, workdir, dsn, observers, listener_id="test", extra="", args=(),
-                 checkpoint="interval_ms = 50"):
+                 checkpoint="interval_ms = 50", poll_interval_ms=200):
         self.workdir = workdir
         self.config = os.path.join(workdir, f"node-{uuid.uuid4().hex[:6]}.toml")
         with open(self.config, "w") as f:
@@ -233,7 +233,7 @@ reconnect_max_delay_ms = 500
 
 [listener]
 listener_id = "{listener_id}"
-poll_interval_ms = 200
+poll_interval_ms = {poll_interval_ms}
 
 [checkpoint]
 {checkpoint}
