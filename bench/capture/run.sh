@@ -2,11 +2,14 @@
 # Capture cost: writer throughput with 8 concurrent clients, one row per
 # transaction, fsync on (durable commits, group commit matters), for
 #   plain     INSERT into a table without trigger
-#   capture   the same table with the observer capture trigger (no listener)
-#   awake     capture + wake-up mark "awake" (a busy listener: writers skip NOTIFY)
-#   asleep    capture + wake-up mark "asleep" (every writer transaction NOTIFYs)
+#   capture   the same table with the observer capture trigger (no listener
+#             asleep: the writers' probe of the wake-up mark is granted, no NOTIFY;
+#             the same as under a busy listener)
+#   asleep    capture + a session holding the wake-up mark as a sleeping
+#             listener does (sql/0005_wakeup_lock.sql): every transaction NOTIFYs
 #   node      capture + a running observer-node draining the log (log action)
 # Prints one JSON line per mode and a table. Usage: bench/capture/run.sh [seconds] [clients]
+# NODE_BIN=path: the observer-node of the "node" mode (e.g. an older build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -28,14 +31,15 @@ run() {  # mode script
 }
 results=()
 results+=("$(run plain plain.sql)")
-psql -q -c "DELETE FROM observer_listener_wakeup" >/dev/null
 results+=("$(run capture captured.sql)")
-psql -q -c "INSERT INTO observer_listener_wakeup (id, asleep) VALUES (1, false) ON CONFLICT (id) DO UPDATE SET asleep = false" >/dev/null
-results+=("$(run awake captured.sql)")
-psql -q -c "UPDATE observer_listener_wakeup SET asleep = true" >/dev/null
+# Hold the mark for the length of the run, as a sleeping listener does.
+psql -q -c "SELECT pg_advisory_lock(-152985557, 0)" -c "SELECT pg_sleep($secs + 30)" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
 results+=("$(run asleep captured.sql)")
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
 psql -q -c "TRUNCATE core.tb_entity_change_log" >/dev/null
-build/apps/observer/observer-node --config "$work/node.toml" </dev/null >"$work/node.log" 2>&1 &
+"${NODE_BIN:-build/apps/observer/observer-node}" --config "$work/node.toml" </dev/null >"$work/node.log" 2>&1 &
 node_pid=$!
 sleep 1
 results+=("$(run node captured.sql)")
