@@ -22,6 +22,7 @@ struct listener_state {
   bool idle = false;            // the last read was empty
   uint32_t idle_polls = 0;      // empty polls since idle
   uint32_t running_waits = 0;   // empty polls while transactions seen running may still commit rows
+  uint32_t sleep_refused = 0;   // attempts to sleep refused by a running capture transaction
   bool last_batch_full = false; // the last read returned as many rows as asked
   std::chrono::steady_clock::time_point idle_since;
   std::chrono::milliseconds backoff{0};
@@ -76,6 +77,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         if (!batch.empty()) {
           st.idle = false;
           st.running_waits = 0;
+          st.sleep_refused = 0;
           st.last_batch_full = batch.size() >= limit;
           st.in_flight += batch.size();
           st.read_total += batch.size();
@@ -101,7 +103,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           // they end. Back off 1, 2, 4 ... 128 x linger_poll, so a transaction
           // left open for minutes (an idle psql session holding an xid) costs
           // a few queries a second, not thousands; its rows arrive within
-          // 128 ms of its commit, and nobody else waits for it.
+          // 64 ms of its commit, and nobody else waits for it.
           st.idle = false;
           schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.running_waits++, 7)));
           return;
@@ -122,9 +124,12 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           // Take the wake-up mark, then read once more before waiting: a
           // writer that committed after our empty read but saw "awake" did not
           // notify. Refused while a capture transaction runs (it did not
-          // notify and may commit rows any moment): poll on instead.
+          // notify and may commit rows any moment): poll on instead, backing
+          // off to 128 x linger_poll, so a transaction left open for minutes
+          // costs a few reads a second and its rows arrive within 64 ms of
+          // its commit.
           if (!st.reader->try_sleep()) {
-            schedule(cfg.linger_poll * 16);
+            schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.sleep_refused++, 7)));
             return;
           }
           st.asleep = true;
