@@ -21,8 +21,7 @@ struct listener_state {
   bool degraded = false;        // last attempt failed (connection problem)
   bool idle = false;            // the last read was empty
   uint32_t idle_polls = 0;      // empty polls since idle
-  uint32_t running_waits = 0;   // empty polls while transactions seen running may still commit rows
-  uint32_t sleep_refused = 0;   // attempts to sleep refused by a running capture transaction
+  uint32_t running_waits = 0;   // empty polls while running transactions may still commit rows
   bool last_batch_full = false; // the last read returned as many rows as asked
   std::chrono::steady_clock::time_point idle_since;
   std::chrono::milliseconds backoff{0};
@@ -77,7 +76,6 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
         if (!batch.empty()) {
           st.idle = false;
           st.running_waits = 0;
-          st.sleep_refused = 0;
           st.last_batch_full = batch.size() >= limit;
           st.in_flight += batch.size();
           st.read_total += batch.size();
@@ -92,7 +90,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           }
           // A full batch means a backlog: read on at once. A partial one means
           // we are caught up: give writers a moment so the next read returns a
-          // batch instead of a row (fewer queries, same order, <= 1 ms added).
+          // batch instead of a row (fewer queries, same order, <= linger_poll added).
           schedule(st.last_batch_full ? std::chrono::microseconds(0) : cfg.linger_poll);
           return;
         }
@@ -124,12 +122,10 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
           // Take the wake-up mark, then read once more before waiting: a
           // writer that committed after our empty read but saw "awake" did not
           // notify. Refused while a capture transaction runs (it did not
-          // notify and may commit rows any moment): poll on instead, backing
-          // off to 128 x linger_poll, so a transaction left open for minutes
-          // costs a few reads a second and its rows arrive within 64 ms of
-          // its commit.
+          // notify and may commit rows any moment): poll on with the same
+          // backoff as for remembered running transactions above.
           if (!st.reader->try_sleep()) {
-            schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.sleep_refused++, 7)));
+            schedule(cfg.linger_poll * (1 << std::min<uint32_t>(st.running_waits++, 7)));
             return;
           }
           st.asleep = true;

@@ -341,9 +341,7 @@ timeout_ms = 10000
                                 events=o.peer_batch_events if peer else o.batch_events))]
         for r in o.rates:
             w.append((f"steady-{r}", dict(sql="single", clients=4, rate=r, seconds=o.steady_secs)))
-        if o.workloads:
-            w = [x for x in w if x[0] in o.workloads]
-        return w
+        return [x for x in w if self.want(x[0])]
 
     def produce(self, db, spec):
         """Runs one workload's producer; returns (rows/s by pgbench, rows written)."""
@@ -535,6 +533,7 @@ timeout_ms = 10000
             self.stop_proc("peer")
 
     def want(self, name):
+        """Selected by --workloads / BENCH_WORKLOADS (all when empty)."""
         return not self.o.workloads or name in self.o.workloads
 
     def run_workloads(self):

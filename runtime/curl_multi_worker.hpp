@@ -207,7 +207,7 @@ private:
         }
         const uint32_t e = events[i].events;
         int flags = 0;
-        if (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) flags |= CURL_CSELECT_IN;
+        if (e & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
         if (e & EPOLLOUT) flags |= CURL_CSELECT_OUT;
         if (e & EPOLLERR) flags |= CURL_CSELECT_ERR;
         int running = 0;

@@ -199,7 +199,8 @@ constexpr const char* read_pending_sql =
 
 // The wake-up mark (sql/0005_wakeup_lock.sql): held exclusively by a sleeping
 // listener's session; capture triggers probe it in shared mode.
-#define OBSERVER_WAKEUP_KEY "-152985557, 0"
+#define OBSERVER_WAKEUP_CLASS "-152985557"  // hashtext('fraiseql_observer_wakeup')
+#define OBSERVER_WAKEUP_KEY OBSERVER_WAKEUP_CLASS ", 0"
 constexpr const char* sleep_sql = "SELECT pg_try_advisory_lock(" OBSERVER_WAKEUP_KEY ")";
 constexpr const char* wake_sql = "SELECT pg_advisory_unlock(" OBSERVER_WAKEUP_KEY ")";
 // Another listener (another listener id on this database) holds the mark:
@@ -207,7 +208,7 @@ constexpr const char* wake_sql = "SELECT pg_advisory_unlock(" OBSERVER_WAKEUP_KE
 constexpr const char* mark_held_sql =
   "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
   " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
-  " AND l.classid = (-152985557)::int::oid AND l.objid = 0 AND l.objsubid = 2"
+  " AND l.classid = (" OBSERVER_WAKEUP_CLASS ")::int::oid AND l.objid = 0 AND l.objsubid = 2"
   " AND l.mode = 'ExclusiveLock' AND l.granted)";
 
 }  // namespace
