@@ -14,11 +14,11 @@
 // - The listener reads only while fewer than max_in_flight events are
 //   unfinished (credits flow back from the checkpointer): memory is bounded.
 
+#include "messages/attempt.hpp"
+#include "messages/breaker.hpp"
+#include "messages/checkpoint.hpp"
 #include "messages/event.hpp"
-#include "runtime/actions.hpp"
-#include "runtime/job_queue.hpp"
-#include "runtime/circuit_breaker.hpp"
-#include "runtime/pg.hpp"
+#include "messages/job.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
@@ -26,6 +26,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 // Shared, immutable payloads travel by pointer inside one process; they never

@@ -11,10 +11,11 @@
 //   4  the node rejected the control token
 
 #include "messages/control.hpp"
-#include "runtime/config.hpp"
+#include "runtime/config/loader.hpp"
+#include "runtime/config/model.hpp"
 #include "runtime/expr/jmespath.hpp"
 #include "runtime/expr/template.hpp"
-#include "runtime/observers.hpp"
+#include "runtime/core/observers.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>

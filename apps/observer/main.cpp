@@ -6,14 +6,15 @@
 //
 // Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
-#include "actors/control.hpp"
-#include "actors/node.hpp"
-#include "runtime/config.hpp"
-#include "runtime/http_client.hpp"
-#include "runtime/logging.hpp"
-#include "runtime/migrations.hpp"
-#include "runtime/observers.hpp"
-#include "runtime/pg.hpp"
+#include "actors/control/control.hpp"
+#include "node/node.hpp"
+#include "runtime/config/loader.hpp"
+#include "runtime/config/model.hpp"
+#include "runtime/io/net/http_client.hpp"
+#include "runtime/ops/logging.hpp"
+#include "runtime/io/pg/migrations.hpp"
+#include "runtime/core/observers.hpp"
+#include "runtime/io/pg/session.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>

@@ -23,9 +23,16 @@
 //
 // Usage: dedup_bench [events=200000] [batch=1000] [runs=3]
 
-#include "runtime/action_cache.hpp"
-#include "runtime/observers.hpp"
-#include "runtime/redis.hpp"
+#include "runtime/exec/caching.hpp"
+#include "runtime/core/observers.hpp"
+#include "runtime/core/redis_url.hpp"
+#include "runtime/core/dedup.hpp"
+#include "runtime/core/result_cache.hpp"
+#include "runtime/io/redis/connection.hpp"
+#include "runtime/io/redis/dedup.hpp"
+#include "runtime/io/redis/cache.hpp"
+#include "messages/attempt.hpp"
+#include "runtime/exec/executor.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,7 +1,12 @@
 // The Redis layer against a real redis-server: URL parsing, connections,
 // pool, pipelining, the dedup claim protocol (races, expiry), the result
 // cache, and an outage (kill -9, restart) in the middle of batches.
-#include "runtime/redis.hpp"
+#include "runtime/core/redis_url.hpp"
+#include "runtime/core/dedup.hpp"
+#include "runtime/core/result_cache.hpp"
+#include "runtime/io/redis/connection.hpp"
+#include "runtime/io/redis/dedup.hpp"
+#include "runtime/io/redis/cache.hpp"
 
 #include <doctest/doctest.h>
 

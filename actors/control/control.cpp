@@ -1,0 +1,560 @@
+#include "actors/control/control.hpp"
+
+#include "node/node.hpp"
+#include "messages/control.hpp"
+#include "runtime/io/pg/control_store.hpp"
+#include "runtime/core/journal.hpp"
+#include "runtime/core/observers.hpp"
+#include "runtime/core/envelope.hpp"
+#include "runtime/io/pg/session.hpp"
+
+#include <boost/json.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <future>
+#include <optional>
+#include <thread>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace fraiseql {
+
+namespace json = boost::json;
+
+namespace {
+
+struct control_system_config : caf::actor_system_config {
+  explicit control_system_config(const control_config& c) {
+    load<caf::io::middleman>();
+    if (c.tls()) {
+      // Mutual TLS: with a certificate and a CA configured, CAF's OpenSSL
+      // session requires and verifies the peer's certificate.
+      load<caf::openssl::manager>();
+      openssl_certificate = c.tls_certificate;
+      openssl_key = c.tls_key;
+      openssl_cafile = c.tls_ca;
+    }
+    set("scheduler.max-threads", static_cast<size_t>(1));
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+/// Reply envelopes (messages/control.hpp).
+std::string ok_reply(json::value result) {
+  return json::serialize(json::object{{"ok", true}, {"result", std::move(result)}});
+}
+std::string error_reply(const std::string& code, const std::string& message,
+                        json::value result = nullptr) {
+  json::object o{{"ok", false}, {"code", code}, {"error", message}};
+  if (!result.is_null()) o["result"] = std::move(result);
+  return json::serialize(o);
+}
+
+/// A request problem the caller can fix (bad arguments): exit code 2.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Typed access to the JSON arguments of a command.
+struct args_view {
+  const json::object& o;
+  std::optional<std::string> str(const char* k) const {
+    auto* v = o.if_contains(k);
+    if (v == nullptr || v->is_null()) return std::nullopt;
+    if (!v->is_string()) throw usage_error(std::string(k) + " must be a string");
+    return std::string(v->get_string());
+  }
+  bool flag(const char* k) const {
+    auto* v = o.if_contains(k);
+    if (v == nullptr || v->is_null()) return false;
+    if (!v->is_bool()) throw usage_error(std::string(k) + " must be a boolean");
+    return v->get_bool();
+  }
+  std::optional<int64_t> num(const char* k) const {
+    auto* v = o.if_contains(k);
+    if (v == nullptr || v->is_null()) return std::nullopt;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64() && v->get_uint64() <= INT64_MAX) return static_cast<int64_t>(v->get_uint64());
+    throw usage_error(std::string(k) + " must be an integer");
+  }
+  int64_t required_num(const char* k) const {
+    auto v = num(k);
+    if (!v) throw usage_error(std::string("missing ") + k);
+    return *v;
+  }
+};
+
+/// The value of an unlabeled sample in a Prometheus text exposition.
+std::optional<double> sample_value(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() <= name.size() || line.compare(0, name.size(), name) != 0) continue;
+    // `name value` or `name{labels} value` (node-level series carry listener_id).
+    if (line[name.size()] == ' ') return std::stod(line.substr(name.size() + 1));
+    if (line[name.size()] == '{') {
+      auto close = line.find("} ", name.size());
+      if (close != std::string::npos) return std::stod(line.substr(close + 2));
+    }
+  }
+  return std::nullopt;
+}
+
+/// Lines of one metric family (name, or name_bucket/_sum/_count of a histogram).
+std::string filter_metric(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line, out;
+  auto family_of = [&](const std::string& l) {
+    std::string s = l;
+    if (s.rfind("# HELP ", 0) == 0 || s.rfind("# TYPE ", 0) == 0) s = s.substr(7);
+    auto end = s.find_first_of(" {");
+    return s.substr(0, end);
+  };
+  while (std::getline(in, line)) {
+    const auto f = family_of(line);
+    if (f == name || f == name + "_bucket" || f == name + "_sum" || f == name + "_count")
+      out += line + "\n";
+  }
+  return out;
+}
+
+bool same_token(const std::string& a, const std::string& b) {
+  // Constant time in the length of the configured token.
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < b.size(); ++i)
+    diff |= static_cast<unsigned char>(b[i] ^ (i < a.size() ? a[i] : 0));
+  return diff == 0;
+}
+
+/// An event rebuilt from the envelope stored in a DLQ row.
+event_ptr event_from_envelope(const std::string& text) {
+  auto ev = std::make_shared<event>();
+  ev->envelope = json::parse(text);
+  const auto& o = ev->envelope.as_object();
+  auto s = [&](const char* k) {
+    auto* v = o.if_contains(k);
+    return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string{};
+  };
+  ev->id = s("id");
+  ev->event_type = s("event_type");
+  ev->entity_type = s("entity_type");
+  ev->entity_id = s("entity_id");
+  ev->envelope_json = text;
+  ev->read_at = std::chrono::steady_clock::now();
+  return ev;
+}
+
+std::string iso_time(int64_t ms) {
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+}  // namespace
+
+struct control_state {
+  static inline const char* name = "control";
+  node* n = nullptr;
+  std::unique_ptr<control_store> store;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string node_name;
+
+  const config& cfg() const { return n->cfg(); }
+
+  std::optional<uint32_t> observer_index(const std::string& name) const {
+    auto reg = n->registry();
+    for (uint32_t i = 0; i < reg->size(); ++i)
+      if (reg->config(i).name == name) return i;
+    return std::nullopt;
+  }
+
+  std::string handle(const std::string& command, const json::object& a) {
+    args_view args{a};
+    if (command == "status") return ok_reply(status(args.flag("detailed")));
+    if (command == "metrics") return metrics(args.str("metric"));
+    if (command == "dlq.list") {
+      dlq_filter f;
+      if (auto v = args.num("limit")) {
+        if (*v < 1 || *v > 10000) throw usage_error("limit must be in [1, 10000]");
+        f.limit = static_cast<uint32_t>(*v);
+      }
+      if (auto v = args.num("offset")) {
+        if (*v < 0) throw usage_error("offset must be >= 0");
+        f.offset = static_cast<uint32_t>(*v);
+      }
+      f.observer = args.str("observer");
+      f.after = args.str("after");
+      if (auto v = args.str("status")) f.status = *v;
+      if (f.status != "pending" && f.status != "retrying" && f.status != "resolved"
+          && f.status != "removed" && f.status != "all")
+        throw usage_error("status must be one of pending, retrying, resolved, removed, all");
+      return ok_reply(store->dlq_list(f));
+    }
+    if (command == "dlq.show") {
+      auto id = args.required_num("id");
+      auto row = store->dlq_show(id);
+      if (!row) return error_reply("failed", "no DLQ entry with id " + std::to_string(id));
+      return ok_reply(std::move(*row));
+    }
+    if (command == "dlq.stats")
+      return ok_reply(store->dlq_stats(args.flag("by_observer"), args.flag("by_error")));
+    if (command == "dlq.remove") {
+      auto id = args.required_num("id");
+      if (!store->dlq_remove(id))
+        return error_reply("failed", "no DLQ entry with id " + std::to_string(id));
+      spdlog::info("control: DLQ entry {} removed", id);
+      return ok_reply(json::object{{"id", id}, {"status", "removed"}});
+    }
+    if (command == "dlq.retry") {
+      auto r = redrive(args.required_num("id"));
+      if (r.at("outcome") != "resolved") {
+        auto msg = "redrive of DLQ entry " + std::to_string(r.at("id").as_int64()) + " failed after "
+                   + std::to_string(r.at("attempts").to_number<int64_t>())
+                   + " attempt(s): " + std::string(r.at("error").as_string());
+        return error_reply("failed", msg, std::move(r));
+      }
+      return ok_reply(std::move(r));
+    }
+    if (command == "dlq.retry-all") return retry_all(args.str("observer"), args.flag("dry_run"));
+    if (command == "debug-event") {
+      if (auto h = args.num("history")) {
+        if (*h < 1) throw usage_error("history must be >= 1");
+        return ok_reply(history(static_cast<size_t>(*h)));
+      }
+      auto id = args.str("event_id");
+      if (!id) throw usage_error("debug-event needs event_id or history");
+      return debug_event(*id, args.flag("detailed"));
+    }
+    throw usage_error("unknown command '" + command + "'");
+  }
+
+  json::value status(bool detailed) {
+    json::object s;
+    s["node"] = node_name;
+    s["listener_id"] = cfg().listener.listener_id;
+    const auto role = n->role();
+    s["role"] = role;
+    s["protocol"] = control_protocol_version;
+    s["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count();
+    s["lease"] = store->lease(cfg().listener.listener_id);
+    s["checkpoint"] = store->checkpoint(cfg().listener.listener_id);
+    s["dlq"] = json::object{{"pending", store->dlq_pending_count()}};
+    auto scrape = n->scrape_metrics();
+    if (scrape) {
+      auto st = n->status();
+      auto health = sample_value(*scrape, "observer_listener_health");
+      s["listener"] = json::object{{"healthy", health ? json::value(*health >= 1) : json::value(nullptr)}};
+      auto backlog = sample_value(*scrape, "observer_backlog_size");
+      s["backlog"] = backlog ? json::value(static_cast<int64_t>(*backlog)) : json::value(nullptr);
+      s["in_flight"] = json::object{{"events", st.in_flight}, {"attempts", st.attempts_in_flight}};
+      s["events"] = json::object{{"read", st.read}, {"finished", st.finished}};
+      json::array breakers;
+      for (const auto& b : st.breakers)
+        breakers.push_back(json::object{{"endpoint", b.endpoint},
+                                        {"state", to_string(b.state)},
+                                        {"failures", b.failures},
+                                        {"calls", b.calls},
+                                        {"trips", b.trips},
+                                        {"rejected", b.rejected},
+                                        {"retry_in_ms", b.retry_in_ms}});
+      s["breakers"] = std::move(breakers);
+    } else {
+      // Standby or starting: no pipeline runs here, so there is nothing to report.
+      s["listener"] = nullptr;
+      s["backlog"] = nullptr;
+      s["in_flight"] = nullptr;
+      s["events"] = nullptr;
+      s["breakers"] = nullptr;
+    }
+    if (detailed) {
+      auto reg = n->registry();
+      auto stats = store->dlq_stats(true, false);
+      json::array observers;
+      for (uint32_t i = 0; i < reg->size(); ++i) {
+        const auto& oc = reg->config(i);
+        json::array actions;
+        for (const auto& ac : oc.actions) actions.push_back(json::string(ac.type));
+        int64_t pending = 0;
+        for (const auto& row : stats.at("by_observer").as_array())
+          if (row.at("observer").as_string() == oc.name) pending = row.at("pending").to_number<int64_t>();
+        observers.push_back(json::object{{"name", oc.name},
+                                         {"event_type", oc.event_type},
+                                         {"entity", oc.entity},
+                                         {"condition", oc.condition},
+                                         {"actions", std::move(actions)},
+                                         {"max_attempts", oc.retry.max_attempts},
+                                         {"dlq_pending", pending}});
+      }
+      s["observers"] = std::move(observers);
+      auto tr = n->trace();
+      s["journal"] = json::object{{"entries", tr->size()}, {"capacity", tr->capacity()}};
+      s["limits"] = json::object{{"max_in_flight", cfg().listener.max_in_flight},
+                                 {"max_concurrent_actions", cfg().performance.max_concurrent_actions},
+                                 {"batch_size", cfg().listener.batch_size}};
+    }
+    return s;
+  }
+
+  std::string metrics(const std::optional<std::string>& metric) {
+    auto text = n->scrape_metrics();
+    if (!text)
+      return error_reply("failed", "this node is " + n->role()
+                                     + ": pipeline metrics exist only while it leads");
+    if (!metric) return ok_reply(json::string(*text));
+    auto f = filter_metric(*text, *metric);
+    if (f.empty()) return error_reply("failed", "no metric named '" + *metric + "'");
+    return ok_reply(json::string(f));
+  }
+
+  json::object redrive(int64_t id) {
+    auto role = n->role();
+    if (role != "leader" && role != "dry-run")
+      throw std::runtime_error("this node is " + role + ": redrive runs on the node leading listener '"
+                               + cfg().listener.listener_id + "'");
+    bool claimed = false;
+    auto row = store->dlq_claim(id, claimed);
+    if (!row) throw std::runtime_error("no DLQ entry with id " + std::to_string(id));
+    if (!claimed)
+      throw std::runtime_error("DLQ entry " + std::to_string(id) + " is " + row->status
+                               + "; only pending entries can be retried");
+    json::object out{{"id", id}, {"observer", row->observer_name}, {"action", row->action_index}};
+    auto fail = [&](const std::string& why) {
+      store->dlq_failed_again(id, 0, why);
+      out["outcome"] = "failed";
+      out["attempts"] = 0;
+      out["error"] = why;
+      return out;
+    };
+    auto obs = observer_index(row->observer_name);
+    if (!obs) return fail("observer '" + row->observer_name + "' is not configured on this node");
+    if (row->action_index >= n->registry()->config(*obs).actions.size())
+      return fail("observer '" + row->observer_name + "' has no action " + std::to_string(row->action_index));
+    event_ptr ev;
+    try {
+      ev = event_from_envelope(row->event_json);
+    } catch (const std::exception& e) {
+      return fail(std::string("stored event cannot be read: ") + e.what());
+    }
+    node::redrive_result r;
+    try {
+      r = n->redrive(ev, *obs, row->action_index, std::chrono::minutes(10));
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+    out["attempts"] = r.attempts;
+    if (r.ok) {
+      store->dlq_resolved(id, r.attempts);
+      out["outcome"] = "resolved";
+      spdlog::info("control: DLQ entry {} redriven: delivered after {} attempt(s)", id, r.attempts);
+    } else {
+      std::string why = "redrive of DLQ entry " + std::to_string(id) + " failed after "
+                        + std::to_string(r.attempts) + " attempt(s): " + r.error;
+      store->dlq_failed_again(id, r.attempts, r.error);
+      out["outcome"] = "failed";
+      out["error"] = r.error;
+      spdlog::warn("control: {}", why);
+    }
+    return out;
+  }
+
+  std::string retry_all(const std::optional<std::string>& observer, bool dry_run) {
+    auto ids = store->dlq_pending_ids(observer);
+    json::array list;
+    for (auto id : ids) list.push_back(id);
+    if (dry_run) return ok_reply(json::object{{"dry_run", true}, {"would_retry", std::move(list)}});
+    json::array results;
+    int64_t resolved = 0, failed = 0;
+    for (auto id : ids) {
+      json::object r;
+      try {
+        r = redrive(id);
+      } catch (const std::exception& e) {
+        r = json::object{{"id", id}, {"outcome", "failed"}, {"error", e.what()}};
+      }
+      (r.at("outcome") == "resolved" ? resolved : failed)++;
+      results.push_back(std::move(r));
+    }
+    json::object out{{"retried", static_cast<int64_t>(ids.size())},
+                     {"resolved", resolved},
+                     {"failed", failed},
+                     {"results", std::move(results)}};
+    if (failed > 0)
+      return error_reply("failed", std::to_string(failed) + " of " + std::to_string(ids.size())
+                                     + " redrives failed",
+                         std::move(out));
+    return ok_reply(std::move(out));
+  }
+
+  json::value history(size_t count) {
+    auto reg = n->registry();
+    json::array out;
+    for (const auto& e : n->trace()->latest(count)) {
+      json::array matched;
+      for (auto o : e.matched) matched.push_back(json::string(reg->config(o).name));
+      json::object states;
+      for (const auto& a : e.actions) {
+        auto& v = states[a.state];
+        v = (v.is_int64() ? v.get_int64() : 0) + 1;
+      }
+      out.push_back(json::object{{"event_id", e.ev->id},
+                                 {"event_type", e.ev->event_type},
+                                 {"entity_type", e.ev->entity_type},
+                                 {"entity_id", e.ev->entity_id},
+                                 {"routed_at", iso_time(e.routed_ms)},
+                                 {"matched", std::move(matched)},
+                                 {"condition_errors", e.condition_errors.size()},
+                                 {"actions", std::move(states)}});
+    }
+    return out;
+  }
+
+  std::string debug_event(const std::string& id, bool detailed) {
+    auto reg = n->registry();
+    auto entry = n->trace()->find(id);
+    event_ptr ev = entry ? entry->ev : store->change_log_event(id);
+    if (!ev)
+      return error_reply("failed", "event " + id
+                                     + " is neither in this node's journal nor in core.tb_entity_change_log");
+    json::object out;
+    out["event_id"] = ev->id;
+    out["source"] = entry ? "journal" : "change_log";
+    if (entry) out["routed_at"] = iso_time(entry->routed_ms);
+    out["envelope"] = ev->envelope;
+    json::array observers;
+    for (const auto& m : reg->explain(*ev)) {
+      if (!detailed && !m.filter_matches) continue;
+      const auto& oc = reg->config(m.observer);
+      json::object o{{"observer", oc.name}, {"verdict", m.verdict}};
+      if (!oc.condition.empty()) {
+        o["condition"] = oc.condition;
+        o["condition_result"] = m.condition_detail;
+      }
+      if (entry) {
+        json::array actions;
+        for (const auto& a : entry->actions) {
+          if (a.observer != m.observer) continue;
+          json::object ao{{"action", a.action},
+                          {"type", oc.actions.at(a.action).type},
+                          {"attempts", a.attempts},
+                          {"state", a.state},
+                          {"updated_at", iso_time(a.updated_ms)}};
+          if (!a.last_error.empty()) ao["last_error"] = a.last_error;
+          actions.push_back(std::move(ao));
+        }
+        o["actions"] = std::move(actions);
+      }
+      observers.push_back(std::move(o));
+    }
+    out["observers"] = std::move(observers);
+    out["dlq"] = store->dlq_for_event(ev->id);
+    return ok_reply(std::move(out));
+  }
+};
+
+using control_pointer = control_actor::stateful_pointer<control_state>;
+
+control_actor::behavior_type control_behavior(control_pointer self, node* n) {
+  auto& st = self->state;
+  st.n = n;
+  st.store = std::make_unique<control_store>(normalize_dsn(n->cfg().database.url));
+  char host[256] = "unknown";
+  gethostname(host, sizeof host - 1);
+  st.node_name = std::string(host) + ":" + std::to_string(getpid());
+  return {
+    [self](hello_atom, uint32_t client_version) {
+      if (client_version != control_protocol_version)
+        spdlog::warn("control: client speaks protocol {}, this node {}: it will disconnect",
+                     client_version, control_protocol_version);
+      json::object info{{"node", self->state.node_name},
+                        {"listener_id", self->state.cfg().listener.listener_id},
+                        {"protocol", control_protocol_version}};
+      return std::make_tuple(control_protocol_version, json::serialize(info));
+    },
+    [self](control_atom, const std::string& token, const std::string& command,
+           const std::string& args) -> std::string {
+      auto& st = self->state;
+      const auto& expected = st.cfg().control.token;
+      if (!expected.empty() && !same_token(token, expected)) {
+        auto sender = self->current_sender();
+        spdlog::warn("control: rejected '{}' request from {}: {} token", command,
+                     sender ? caf::to_string(sender->node()) : std::string("unknown peer"),
+                     token.empty() ? "missing" : "wrong");
+        return error_reply("auth", "authentication failed: missing or wrong control token");
+      }
+      try {
+        json::value parsed = args.empty() ? json::value(json::object{}) : json::parse(args);
+        if (!parsed.is_object()) throw usage_error("arguments must be a JSON object");
+        spdlog::debug("control: {} {}", command, args);
+        return st.handle(command, parsed.as_object());
+      } catch (const usage_error& e) {
+        return error_reply("usage", e.what());
+      } catch (const pg_unavailable& e) {
+        return error_reply("failed", std::string("database unavailable: ") + e.what());
+      } catch (const std::exception& e) {
+        return error_reply("failed", e.what());
+      }
+    },
+  };
+}
+
+struct control_server::impl {
+  control_system_config acfg;
+  std::unique_ptr<caf::actor_system> sys;
+  control_actor actor;
+  uint16_t port = 0;
+  explicit impl(const control_config& c) : acfg(c) {}
+};
+
+control_server::control_server(node& n) : impl_(std::make_unique<impl>(n.cfg().control)) {
+  const auto& c = n.cfg().control;
+  auto& d = *impl_;
+  d.sys = std::make_unique<caf::actor_system>(d.acfg);
+  d.actor = d.sys->spawn<caf::detached>(control_behavior, &n);
+  auto port = c.tls() ? caf::openssl::publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(), true)
+                      : d.sys->middleman().publish(d.actor, static_cast<uint16_t>(c.port),
+                                                   c.bind.c_str(), true);
+  if (!port) {
+    auto why = d.sys->render(port.error());
+    caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
+    d.actor = nullptr;
+    d.sys.reset();
+    throw std::runtime_error("control plane cannot listen on " + c.bind + ":"
+                             + std::to_string(c.port) + ": " + why);
+  }
+  d.port = *port;
+  spdlog::info("control: listening on {}:{} ({}{}, protocol {})", c.bind, d.port,
+               c.tls() ? "TLS, peers verified" : "plain, loopback",
+               c.token.empty() ? ", no token" : ", token required", control_protocol_version);
+}
+
+control_server::~control_server() {
+  auto& d = *impl_;
+  if (d.actor) caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
+  d.actor = nullptr;
+  // The process is exiting when this runs: do not let a peer connection that
+  // CAF is still tearing down hold the exit up. Wait a bounded time, then go.
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([sys = std::shared_ptr<caf::actor_system>(std::move(d.sys)), done]() mutable {
+    sys.reset();
+    done->set_value();
+  }).detach();
+  if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    spdlog::warn("control: the control plane did not stop within 5 s; exiting without it");
+}
+
+uint16_t control_server::port() const { return impl_->port; }
+
+}  // namespace fraiseql

@@ -1,0 +1,486 @@
+#include "actors/pipeline/action_pool.hpp"
+
+#include "runtime/core/clock.hpp"
+
+#include "runtime/core/backoff.hpp"
+#include "runtime/core/circuit_breaker.hpp"
+#include "messages/breaker.hpp"
+#include "runtime/ops/logging.hpp"
+#include "messages/attempt.hpp"
+#include "messages/job.hpp"
+#include "runtime/exec/executor.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <utility>
+
+namespace fraiseql {
+
+namespace {
+
+struct job {
+  std::chrono::steady_clock::time_point attempt_started;
+  uint64_t seq = 0;
+  uint32_t observer = 0;
+  uint32_t action = 0;
+  uint32_t attempts = 0;
+  int64_t first_attempt_ms = 0;
+  std::string last_error;
+  std::string lane;
+  /// Breaker of the current attempt: its endpoint and admission ticket.
+  std::string endpoint;
+  circuit_breaker::ticket ticket;
+  /// The current attempt was admitted by the breaker and must be recorded.
+  bool breaker_pending = false;
+  /// The current attempt failed fast (breaker open): nothing was called.
+  bool rejected = false;
+  bool redrive = false;  // [control] a DLQ redrive: no lane, no event entry
+};
+
+/// [control] A redrive in progress: its event and who waits for the outcome.
+struct redrive_entry {
+  event_ptr ev;
+  caf::typed_response_promise<bool, uint32_t, std::string> promise;
+};
+
+struct lane_state {
+  std::deque<uint64_t> queue;  // event seqs, head is running
+  uint32_t next_action = 0;    // sequential mode: next action index to start
+  uint32_t open = 0;           // jobs of the head event not yet finished
+};
+
+struct event_entry {
+  event_ptr ev;
+  uint32_t open_lanes = 0;
+};
+
+/// Attempt outcomes posted by executor threads. The first one of a burst sends
+/// the pool one `done` message; the rest ride along: one mailbox message and
+/// at most one wake-up per burst of completions, not per attempt.
+struct completion_inbox {
+  std::mutex mtx;
+  std::vector<std::pair<uint64_t, attempt_outcome>> items;
+
+  /// True when the inbox was empty, i.e. the caller must notify the pool.
+  bool post(uint64_t id, attempt_outcome o) {
+    std::lock_guard<std::mutex> g{mtx};
+    items.emplace_back(id, std::move(o));
+    return items.size() == 1;
+  }
+  std::vector<std::pair<uint64_t, attempt_outcome>> take() {
+    std::lock_guard<std::mutex> g{mtx};
+    return std::exchange(items, {});
+  }
+};
+
+}  // namespace
+
+struct action_pool_state {
+  static inline const char* name = "action_pool";
+  using pointer = action_pool_actor::stateful_pointer<action_pool_state>;
+
+  pointer self = nullptr;
+  action_pool_options cfg;
+  checkpointer_actor checkpointer;
+  dlq_actor dlq;
+  std::unordered_map<uint64_t, event_entry> events;
+  std::unordered_map<std::string, lane_state> lanes;
+  std::unordered_map<uint64_t, job> jobs;
+  std::unordered_map<uint64_t, redrive_entry> redrives;  // [control] by job id
+  std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
+  std::vector<uint64_t> finished;  // events finished since the last flush
+  std::vector<uint64_t> to_enqueue;  // job queue: async jobs waiting for the next enqueue
+  bool enqueue_in_flight = false;    // job queue: one enqueue request at a time
+  uint32_t running = 0;
+  uint64_t next_job = 1;
+  uint64_t finished_events = 0;
+  std::mt19937_64 rng{std::random_device{}()};
+  std::unique_ptr<breaker_registry> breakers;
+  std::shared_ptr<completion_inbox> inbox = std::make_shared<completion_inbox>();
+  bool pumping = false;
+
+  /// The actor clock: simulated under CAF's test coordinator.
+  circuit_breaker::time_point now() const { return self->clock().now(); }
+
+  /// Exports a breaker's state change to metrics.
+  void breaker_changed(const std::string& ep, breaker_state before) {
+    if (!cfg.stats) return;
+    const auto after = breakers->state(ep, now());
+    if (after != before) cfg.stats->breaker_state(ep, static_cast<int>(after));
+  }
+
+  void run(const event_ptr& ev, const std::vector<uint32_t>& observers) {
+    events.emplace(ev->seq, event_entry{ev, static_cast<uint32_t>(observers.size())});
+    for (auto o : observers) {
+      std::string key = std::to_string(o);
+      key += '\x1f';
+      key += ev->entity_type;
+      key += '\x1f';
+      key += ev->entity_id;
+      auto& lane = lanes[key];
+      lane.queue.push_back(ev->seq);
+      if (lane.queue.size() == 1) start_lane(key, o);
+    }
+    pump();
+  }
+
+  void retry(uint64_t id) {
+    if (jobs.count(id) == 0) return;
+    ready.push_back(id);
+    pump();
+  }
+
+  void make_job(uint64_t seq, uint32_t observer, uint32_t action, const std::string& lane) {
+    auto id = next_job++;
+    job j;
+    j.seq = seq;
+    j.observer = observer;
+    j.action = action;
+    j.lane = lane;
+    jobs.emplace(id, std::move(j));
+    if (is_async(observer, action)) {
+      // Job queue: enqueued with the rest of this mailbox burst (one INSERT).
+      if (to_enqueue.empty()) self->send(self, flush_atom::value);
+      to_enqueue.push_back(id);
+      return;
+    }
+    ready.push_back(id);
+  }
+
+  // --- job queue ---------------------------------------------------------------
+
+  bool is_async(uint32_t observer, uint32_t action) const {
+    return cfg.jobs && !cfg.dry_run && cfg.registry->config(observer).actions[action].async;
+  }
+
+  /// Sends the async jobs collected so far to the job writer; they are done
+  /// for their events once it confirms the commit. One request in flight at a
+  /// time, so a burst arriving during a write becomes the next single INSERT.
+  void send_enqueue() {
+    if (enqueue_in_flight || to_enqueue.empty()) return;
+    auto ids = std::exchange(to_enqueue, {});
+    std::vector<job_spec> specs;
+    specs.reserve(ids.size());
+    for (auto id : ids) {
+      const auto& j = jobs.at(id);
+      const auto& oc = cfg.registry->config(j.observer);
+      job_spec s;
+      s.ev = events.at(j.seq).ev;
+      s.observer_name = oc.name;
+      s.action_index = j.action;
+      s.action_type = oc.actions[j.action].type;
+      s.idempotency_key = idempotency_key(s.ev->id, oc.name, j.action);
+      s.max_attempts = oc.retry.max_attempts;
+      specs.push_back(std::move(s));
+    }
+    enqueue_in_flight = true;
+    auto* s = self;
+    self->request(cfg.jobs, caf::infinite, enqueue_atom::value, std::move(specs))
+      .then(
+        [s, ids](uint64_t) {
+          auto& st = s->state;
+          st.enqueue_in_flight = false;
+          for (auto id : ids) st.job_done(id);
+          st.send_enqueue();
+          st.pump();
+        },
+        [s, n = ids.size()](const caf::error& err) {
+          // The events stay unfinished: the checkpoint cannot pass them, and
+          // they are redelivered (and enqueued) after a restart.
+          s->state.enqueue_in_flight = false;
+          spdlog::error("job queue: {} jobs not enqueued, their events stay unfinished: {}", n,
+                        caf::to_string(err));
+        });
+  }
+
+  /// Starts the head event of a lane: all its actions (concurrent mode) or the first.
+  void start_lane(const std::string& key, uint32_t observer) {
+    auto& lane = lanes.at(key);
+    auto seq = lane.queue.front();
+    const auto n = static_cast<uint32_t>(cfg.registry->config(observer).actions.size());
+    if (cfg.enable_concurrent) {
+      lane.open = n;
+      lane.next_action = n;
+      for (uint32_t a = 0; a < n; ++a) make_job(seq, observer, a, key);
+    } else {
+      lane.open = 1;
+      lane.next_action = 1;
+      make_job(seq, observer, 0, key);
+    }
+  }
+
+  void pump() {
+    // Synchronous outcomes (log actions, fast-failed calls) re-enter pump()
+    // from execute(); the outer loop serves them, so the stack stays flat.
+    if (pumping) return;
+    pumping = true;
+    while (running < cfg.max_concurrent_actions && !ready.empty()) {
+      auto id = ready.front();
+      ready.pop_front();
+      execute(id);
+    }
+    pumping = false;
+  }
+
+  const event_ptr& event_of(uint64_t id, const job& j) const {
+    return j.redrive ? redrives.at(id).ev : events.at(j.seq).ev;
+  }
+
+  // --- [control] DLQ redrive ---
+  void redrive(const event_ptr& ev, uint32_t observer, uint32_t action,
+               caf::typed_response_promise<bool, uint32_t, std::string> promise) {
+    auto id = next_job++;
+    job j;
+    j.observer = observer;
+    j.action = action;
+    j.redrive = true;
+    jobs.emplace(id, std::move(j));
+    redrives.emplace(id, redrive_entry{ev, std::move(promise)});
+    ready.push_back(id);
+    pump();
+  }
+
+  void finish_redrive(uint64_t id, bool ok) {
+    auto& j = jobs.at(id);
+    auto it = redrives.find(id);
+    if (cfg.trace)
+      cfg.trace->attempt(it->second.ev->id, j.observer, j.action, j.attempts,
+                         ok ? "redriven" : "redrive-failed", j.last_error);
+    it->second.promise.deliver(ok, j.attempts, ok ? std::string{} : j.last_error);
+    redrives.erase(it);
+    jobs.erase(id);
+    pump();
+  }
+  // --- end [control] ---
+
+  void execute(uint64_t id) {
+    auto& j = jobs.at(id);
+    const auto& ev = event_of(id, j);
+    const auto& oc = cfg.registry->config(j.observer);
+    const auto& ac = oc.actions[j.action];
+    ++j.attempts;
+    if (j.attempts == 1) j.first_attempt_ms = unix_ms();
+    j.attempt_started = std::chrono::steady_clock::now();
+    ++running;
+    if (cfg.dry_run) {
+      spdlog::info("dry-run: would run {} action {} of observer '{}' for event {} ({} {} {})",
+                   ac.type, j.action, oc.name, ev->id, ev->event_type, ev->entity_type,
+                   ev->entity_id);
+      return on_outcome(id, attempt_outcome::success());
+    }
+    auto ex = cfg.executors.find(ac.type);
+    if (ex == cfg.executors.end())
+      return on_outcome(id, attempt_outcome::failure(
+                              "action type '" + ac.type + "' has no executor", false));
+    attempt_request req;
+    req.ev = ev.get();
+    req.observer = j.observer;
+    req.action = j.action;
+    req.observer_cfg = &oc;
+    req.action_cfg = &ac;
+    req.idempotency_key = idempotency_key(ev->id, oc.name, j.action);
+    req.attempt = j.attempts;
+    if (cfg.enable_concurrent)
+      req.timeout_cap = std::chrono::milliseconds(cfg.concurrent_timeout_ms);
+    j.rejected = false;
+    if (breakers->enabled()) {
+      // Ask the endpoint's breaker first: while it is open the attempt fails
+      // fast without touching the endpoint, frees its slot at once and is
+      // retried no earlier than the next probe.
+      j.endpoint = ex->second->endpoint(req);
+      const auto t = now();
+      const auto before = breakers->state(j.endpoint, t);
+      auto d = breakers->allow(j.endpoint, t);
+      breaker_changed(j.endpoint, before);
+      if (!d.allowed) {
+        j.rejected = true;
+        auto o = attempt_outcome::failure("circuit open for " + j.endpoint, true);
+        if (d.retry_at > t)
+          o.retry_after = std::chrono::ceil<std::chrono::milliseconds>(d.retry_at - t);
+        return on_outcome(id, std::move(o));
+      }
+      j.ticket = d.t;
+      j.breaker_pending = true;
+    }
+    // Asynchronous completions arrive on the executor's thread: only post.
+    auto handle = caf::actor_cast<action_pool_actor>(self);
+    auto sync = ex->second->start(req, [handle, box = inbox, id](attempt_outcome o) {
+      if (box->post(id, std::move(o))) caf::anon_send(handle, done_atom::value);
+    });
+    if (sync) on_outcome(id, std::move(*sync));
+  }
+
+  /// Handles every posted outcome, then starts what the freed slots allow.
+  void drain_completions() {
+    auto done = inbox->take();
+    pumping = true;  // one pump() below instead of one per outcome
+    for (auto& [id, o] : done) on_outcome(id, std::move(o));
+    pumping = false;
+    pump();
+  }
+
+  void on_outcome(uint64_t id, attempt_outcome o) {
+    --running;
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    auto& j = it->second;
+    const auto& oc = cfg.registry->config(j.observer);
+    if (j.breaker_pending) {
+      // Retryable failures are the endpoint's; final ones (4xx, render
+      // errors) say nothing about its health.
+      j.breaker_pending = false;
+      const auto r = o.ok          ? call_result::success
+                     : o.retryable ? call_result::failure
+                                   : call_result::neutral;
+      const auto t = now();
+      const auto before = breakers->state(j.endpoint, t);
+      breakers->record(j.endpoint, t, j.ticket, r);
+      breaker_changed(j.endpoint, before);
+    }
+    if (j.rejected) {
+      if (cfg.stats) cfg.stats->breaker_rejected(j.endpoint);
+    } else if (cfg.stats && !cfg.dry_run)
+      cfg.stats->action_attempt(j.observer, j.action, o.ok,
+                                std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                                              - j.attempt_started)
+                                  .count());
+    if (j.redrive && (o.ok || !o.retryable || j.attempts >= oc.retry.max_attempts)) {
+      if (!o.ok) j.last_error = o.error;
+      return finish_redrive(id, o.ok);  // [control]
+    }
+    if (o.ok) {
+      if (cfg.trace)
+        cfg.trace->attempt(events.at(j.seq).ev->id, j.observer, j.action, j.attempts, "succeeded", "");
+      job_done(id);
+      return pump();
+    }
+    j.last_error = o.error;
+    const auto& ev = event_of(id, j);
+    if (o.retryable && j.attempts < oc.retry.max_attempts) {
+      std::uniform_real_distribution<double> u(0.0, 1.0);
+      auto delay = backoff_delay(oc.retry, j.attempts, u(rng));
+      if (o.retry_after)
+        delay = std::max(delay, std::min(*o.retry_after, std::chrono::milliseconds(3600 * 1000)));
+      spdlog::debug("observer '{}' event {} action {}: attempt {} failed ({}), retry in {} ms",
+                    oc.name, ev->id, j.action, j.attempts, o.error, delay.count());
+      if (cfg.trace) cfg.trace->attempt(ev->id, j.observer, j.action, j.attempts, "retrying", o.error);
+      self->delayed_send(self, delay, retry_atom::value, id);
+      return pump();
+    }
+    if (cfg.trace) cfg.trace->attempt(ev->id, j.observer, j.action, j.attempts, "dead-lettered", o.error);
+    // Exhausted or not retryable: a durable DLQ row first, then the job is done.
+    dlq_entry e;
+    e.ev = ev;
+    e.observer_name = oc.name;
+    e.action_index = j.action;
+    e.action_type = oc.actions[j.action].type;
+    e.idempotency_key = idempotency_key(ev->id, oc.name, j.action);
+    e.last_error = o.error;
+    e.attempts = j.attempts;
+    e.first_attempt_ms = j.first_attempt_ms;
+    e.last_attempt_ms = unix_ms();
+    auto* s = self;
+    self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
+      .then(
+        [s, id, obs = j.observer](int64_t) {
+          auto& st = s->state;
+          if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
+          st.job_done(id);
+          st.pump();
+        },
+        [id](const caf::error& err) {
+          // The event stays unfinished: the checkpoint cannot pass it, and it
+          // is redelivered after a restart. Nothing is dropped.
+          spdlog::error("action job {}: DLQ write failed, event stays unfinished: {}", id,
+                        caf::to_string(err));
+        });
+    pump();
+  }
+
+  void job_done(uint64_t id) {
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    auto lane_key = it->second.lane;
+    auto seq = it->second.seq;
+    auto observer = it->second.observer;
+    jobs.erase(it);
+    auto& lane = lanes.at(lane_key);
+    const auto n = static_cast<uint32_t>(cfg.registry->config(observer).actions.size());
+    if (!cfg.enable_concurrent && lane.next_action < n) {
+      make_job(seq, observer, lane.next_action++, lane_key);
+      return;
+    }
+    if (--lane.open > 0) return;
+    // This observer is done with the lane's head event.
+    auto& ee = events.at(seq);
+    if (--ee.open_lanes == 0) {
+      if (cfg.stats)
+        cfg.stats->event_finished(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - ee.ev->read_at).count());
+      events.erase(seq);
+      ++finished_events;
+      if (finished.empty()) self->send(self, flush_atom::value);
+      finished.push_back(seq);
+    }
+    lane.queue.pop_front();
+    if (lane.queue.empty())
+      lanes.erase(lane_key);
+    else
+      start_lane(lane_key, observer);
+  }
+};
+
+action_pool_actor::behavior_type
+action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_pool_options cfg,
+            checkpointer_actor checkpointer, dlq_actor dlq) {
+  auto& st = self->state;
+  st.self = self;
+  st.cfg = std::move(cfg);
+  st.checkpointer = std::move(checkpointer);
+  st.dlq = std::move(dlq);
+  st.breakers = std::make_unique<breaker_registry>(st.cfg.breakers, st.cfg.max_breaker_endpoints);
+  if (st.cfg.stats)
+    st.breakers->on_forget([stats = st.cfg.stats](const std::string& ep) { stats->breaker_forget(ep); });
+  return {
+    [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
+      self->state.run(ev, obs);
+    },
+    [self](done_atom) { self->state.drain_completions(); },
+    [self](retry_atom, uint64_t id) { self->state.retry(id); },
+    [self](flush_atom) {
+      auto& st = self->state;
+      if (!st.finished.empty())
+        self->send(st.checkpointer, finish_atom::value, std::exchange(st.finished, {}));
+      st.send_enqueue();  // job queue
+    },
+    [self](status_atom) {
+      return std::make_tuple(static_cast<uint64_t>(self->state.running),
+                             self->state.finished_events);
+    },
+    [self](status_atom, breakers_atom) {
+      return self->state.breakers->status(self->state.now());
+    },
+    [self](redrive_atom, const event_ptr& ev, uint32_t observer, uint32_t action)
+      -> caf::typed_response_promise<bool, uint32_t, std::string> {
+      auto rp = self->make_response_promise<bool, uint32_t, std::string>();
+      const auto& reg = *self->state.cfg.registry;
+      if (observer >= reg.size() || action >= reg.config(observer).actions.size()) {
+        rp.deliver(false, uint32_t{0}, std::string("observer or action index out of range"));
+        return rp;
+      }
+      self->state.redrive(ev, observer, action, rp);
+      return rp;
+    },
+  };
+}
+
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, checkpointer_actor checkpointer, dlq_actor dlq) {
+  return sys.spawn(action_pool, cfg, checkpointer, dlq);
+}
+
+}  // namespace fraiseql

@@ -1,0 +1,53 @@
+#pragma once
+
+#include "messages/actors.hpp"
+
+#include <caf/fwd.hpp>
+#include "runtime/exec/executor.hpp"
+#include "runtime/core/circuit_breaker.hpp"
+#include "runtime/core/journal.hpp"
+#include "runtime/ops/metrics.hpp"
+#include "runtime/core/observers.hpp"
+
+#include <memory>
+
+namespace fraiseql {
+
+struct action_pool_options {
+  std::shared_ptr<const observer_registry> registry;
+  /// One executor per action type (runtime/actions.hpp); they outlive the actor.
+  executor_map executors;
+  /// Run the actions of one event for one observer concurrently (else in order).
+  bool enable_concurrent = true;
+  /// Bound on attempts in flight across all events.
+  uint32_t max_concurrent_actions = 10;
+  /// In concurrent mode, no attempt runs longer than this (nor longer than its
+  /// own timeout); a cut attempt is a failed, retryable attempt.
+  uint32_t concurrent_timeout_ms = 30000;
+  /// One circuit breaker per endpoint (executor's endpoint()): while open,
+  /// attempts fail fast as retryable failures, retried no earlier than the
+  /// next probe.
+  breaker_settings breakers;
+  /// Bound on breakers kept (least recently used idle ones are forgotten).
+  size_t max_breaker_endpoints = 4096;
+  /// Log what would run, execute nothing.
+  bool dry_run = false;
+  /// Attempt, DLQ and processing-time metrics; may be null.
+  std::shared_ptr<metrics> stats;
+  /// Debug journal (`observerctl debug-event`); may be null.
+  std::shared_ptr<journal> trace;
+  /// Job queue: actions with `async` set are enqueued here instead of run; the
+  /// action counts as done once the job is durable. Null: queue disabled.
+  job_writer_actor jobs;
+};
+
+/// Runs actions with per-lane ordering: a lane is (observer, entity type,
+/// entity id), and a lane runs one event at a time in capture order, so events
+/// of one entity reach each observer's actions in order while different
+/// entities and observers proceed in parallel (a failing endpoint only holds
+/// back its own lanes). Failed attempts are retried per the observer's retry
+/// policy; exhausted ones go to the DLQ; an event is finished once every lane
+/// it joined is done.
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, checkpointer_actor checkpointer, dlq_actor dlq);
+
+}  // namespace fraiseql

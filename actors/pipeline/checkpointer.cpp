@@ -1,0 +1,129 @@
+#include "actors/pipeline/checkpointer.hpp"
+
+#include "runtime/core/watermark.hpp"
+#include "messages/checkpoint.hpp"
+#include "runtime/core/checkpoint_sink.hpp"
+#include "runtime/io/pg/checkpoint_store.hpp"
+#include "runtime/io/pg/lease.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+namespace fraiseql {
+
+struct checkpointer_state {
+  static inline const char* name = "checkpointer";
+  std::optional<watermark_tracker> tracker;
+  std::shared_ptr<checkpoint_sink> store;
+  checkpoint_record saved;
+  uint64_t base_total = 0;          // events_total of the resumed checkpoint
+  uint64_t unsaved = 0;             // finished into the watermark since the last save
+  uint64_t credits = 0;             // finished events not yet credited to the listener
+  uint64_t credit_batch = 1;
+  std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
+  bool save_failing = false;
+
+  checkpoint_record current() const {
+    const auto& c = tracker->cursor();
+    return {c.pos, base_total + tracker->finished_total(), c.pending};
+  }
+};
+
+checkpointer_actor::behavior_type
+checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
+             checkpointer_options cfg, listener_actor listener) {
+  auto& st = self->state;
+  st.tracker.emplace(cfg.resume.pos, 1, cfg.resume.pending);
+  st.store = cfg.sink ? cfg.sink : std::make_shared<checkpoint_store>(cfg.dsn, cfg.listener_id);
+  st.saved = cfg.resume;
+  st.base_total = cfg.resume.events_total;
+  st.credit_batch = std::max<uint64_t>(1, std::min<uint64_t>(256, cfg.max_in_flight / 4));
+  // Saves the watermark if it moved; failures keep it dirty and are retried on
+  // the next tick (the database may be restarting).
+  auto save = [self, cfg](bool force) {
+    auto& st = self->state;
+    auto rec = st.current();
+    if (rec.cursor() == st.saved.cursor() && !force) return;
+    if (cfg.dry_run) {
+      st.saved = rec;
+      st.unsaved = 0;
+      return;
+    }
+    try {
+      st.store->save(rec);
+      st.saved = rec;
+      if (cfg.stats) cfg.stats->checkpoint_position(rec.pos.txid, rec.pos.pk);
+      st.unsaved = 0;
+      st.last_save = std::chrono::steady_clock::now();
+      if (st.save_failing) spdlog::info("checkpointer: saving works again");
+      st.save_failing = false;
+    } catch (const fenced_out& e) {
+      spdlog::critical("checkpointer: {}", e.what());
+      throw;  // another node leads now: this one must stop (see node watchdog)
+    } catch (const std::exception& e) {
+      if (!st.save_failing)
+        spdlog::warn("checkpointer: cannot save checkpoint (will retry): {}", e.what());
+      st.save_failing = true;
+    }
+  };
+  auto flush_credits = [self, listener] {
+    auto& st = self->state;
+    if (st.credits > 0) {
+      self->send(listener, credit_atom::value, st.credits);
+      st.credits = 0;
+    }
+  };
+  self->delayed_send(self, cfg.interval, tick_atom::value);
+  return {
+    [self](admit_atom, const event_batch& batch) {
+      for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos, ev->cursor);
+    },
+    [self, cfg, save, flush_credits](finish_atom, const std::vector<uint64_t>& seqs) {
+      auto& st = self->state;
+      auto before = st.tracker->finished_total();
+      for (auto seq : seqs) st.tracker->finish(seq);
+      st.unsaved += st.tracker->finished_total() - before;
+      st.credits += seqs.size();
+      if (st.credits >= st.credit_batch) flush_credits();
+      if (st.unsaved >= cfg.batch_size) save(false);
+    },
+    [self, cfg, save, flush_credits](tick_atom) {
+      if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
+        fenced_out e("lost the leader lease of listener '" + cfg.listener_id
+                     + "': another node leads now");
+        spdlog::critical("checkpointer: {}", e.what());
+        throw e;
+      }
+      flush_credits();
+      save(false);
+      if (cfg.stats) {
+        auto& st = self->state;
+        cfg.stats->backlog(st.tracker->in_flight());
+        bool pending = st.tracker->cursor() != st.saved.cursor() || st.tracker->in_flight() > 0;
+        cfg.stats->checkpoint_age(
+          pending ? std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_save)
+                      .count()
+                  : 0.0);
+      }
+      self->delayed_send(self, cfg.interval, tick_atom::value);
+    },
+    [self, save, flush_credits](flush_atom) -> checkpoint_record {
+      flush_credits();
+      save(false);
+      return self->state.saved;
+    },
+    [self](status_atom) {
+      return std::make_tuple(static_cast<uint64_t>(self->state.tracker->in_flight()),
+                             self->state.tracker->finished_total());
+    },
+  };
+}
+
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg, listener_actor listener) {
+  if (cfg.detached) return sys.spawn<caf::detached>(checkpointer, cfg, listener);
+  return sys.spawn(checkpointer, cfg, listener);
+}
+
+}  // namespace fraiseql

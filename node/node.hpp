@@ -1,0 +1,87 @@
+#pragma once
+
+// One observer node (role `all`): wires listener -> router -> action pool ->
+// checkpointer (+ DLQ) from a validated config. No CAF in this header: apps and
+// tests drive a node through this façade.
+
+#include "messages/event.hpp"
+#include "messages/breaker.hpp"
+#include "runtime/config/model.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace fraiseql {
+
+class journal;
+class observer_registry;
+
+struct node_status {
+  uint64_t in_flight = 0;
+  uint64_t finished = 0;
+  uint64_t read = 0;
+  /// [control] action attempts running now (pool).
+  uint64_t attempts_in_flight = 0;
+  /// Circuit breakers the pool knows, sorted by endpoint.
+  std::vector<breaker_status> breakers;
+};
+
+class node {
+public:
+  /// `dry_run`: connect, read, match and log; execute and checkpoint nothing.
+  node(config cfg, bool dry_run);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Takes the leader lease of the listener id, loads the checkpoint and starts
+  /// the actors. Throws pg_unavailable when the database cannot be reached,
+  /// standby when another node leads (the caller retries both), and
+  /// std::runtime_error for problems a retry will not fix (schema missing).
+  void start();
+
+  /// Another node holds the lease of this listener id.
+  struct standby : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+
+  /// Graceful stop: stop reading, wait up to `timeout` for in-flight events to
+  /// finish, save the checkpoint, stop every actor. Returns true when nothing
+  /// was left in flight. Idempotent.
+  bool stop(std::chrono::milliseconds timeout);
+
+  node_status status();
+
+  // --- [control] façade for the control plane (thread-safe) ---
+  /// "starting" | "standby" | "leader" | "dry-run" | "stopping" | "stopped"
+  std::string role() const;
+  const config& cfg() const;
+  std::shared_ptr<const observer_registry> registry() const;
+  /// The debug journal (`[control] journal_size` entries).
+  std::shared_ptr<journal> trace() const;
+  /// Prometheus text exposition; nullopt until the pipeline runs.
+  std::optional<std::string> scrape_metrics();
+  struct redrive_result {
+    bool ok = false;
+    uint32_t attempts = 0;
+    std::string error;
+  };
+  /// Runs one action of one observer again for `ev` through the action pool
+  /// (observer's retry policy). Throws std::runtime_error when the pipeline is
+  /// not running here (standby) or no answer came within `timeout`.
+  redrive_result redrive(event_ptr ev, uint32_t observer, uint32_t action,
+                         std::chrono::milliseconds timeout);
+  // --- end [control] ---
+
+private:
+  void acquire_and_run();
+  void status_into(node_status& s);
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fraiseql

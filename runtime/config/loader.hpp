@@ -1,0 +1,24 @@
+#pragma once
+
+// Loading a configuration: the TOML file, strictly validated, then the
+// FRAISEQL_* environment variables. Errors name file, line, column and key.
+
+#include "runtime/config/model.hpp"
+
+#include <optional>
+#include <string>
+
+namespace fraiseql {
+
+/// Environment lookup, injectable for tests.
+using env_lookup = std::optional<std::string> (*)(const char* name);
+std::optional<std::string> process_env(const char* name);
+
+/// Parses and validates a TOML file, then applies FRAISEQL_* overrides.
+config_result load_config_file(const std::string& path, env_lookup env = process_env);
+
+/// Same, from text (`source` names it in messages).
+config_result load_config_string(const std::string& text, const std::string& source,
+                                 env_lookup env = process_env);
+
+}  // namespace fraiseql

@@ -1,0 +1,370 @@
+#pragma once
+
+// The validated configuration model of an observer node.
+//
+// A TOML file (toml++) is parsed, checked strictly (unknown keys, wrong types
+// and bad values are errors naming file, line, column and key) and then the
+// spec's FRAISEQL_* environment variables override their keys. Nothing in the
+// engine reads TOML or the environment directly: runtime/ turns this model into
+// the typed per-actor configs.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fraiseql {
+
+/// How the delay between attempts grows.
+enum class backoff_strategy { exponential, linear, fixed };
+
+/// `[observers.retry]`.
+struct retry_config {
+  /// Total number of attempts, including the first one (>= 1).
+  uint32_t max_attempts = 3;
+  /// Delay before the second attempt.
+  uint32_t initial_delay_ms = 100;
+  /// Upper bound of any delay.
+  uint32_t max_delay_ms = 30000;
+  backoff_strategy strategy = backoff_strategy::exponential;
+  /// Full jitter fraction in [0, 1]: a delay d becomes uniform in [d*(1-j), d].
+  double jitter = 0.2;
+};
+
+/// Which failed HTTP responses are retried (webhook and slack actions).
+/// Transport errors and timeouts are always retryable.
+struct http_retry_config {
+  /// Statuses (300-599) that retry; every other non-2xx status is final (DLQ at
+  /// once). nullopt: the default set, 408, 429 and 500-599.
+  std::optional<std::vector<uint16_t>> retry_on_status;
+  /// Whether a failed response with `status` should be retried.
+  bool retryable(long status) const;
+};
+
+/// `[[observers.actions]]` with `type = "webhook"`.
+struct webhook_action_config {
+  /// Target URL (http or https). Templates come with the expression engine.
+  std::string url;
+  /// HTTP method: POST, PUT or PATCH.
+  std::string method = "POST";
+  /// Extra request headers.
+  std::map<std::string, std::string> headers;
+  /// Request body template; empty means the event envelope as JSON.
+  std::string body_template;
+  /// Per-attempt timeout.
+  uint32_t timeout_ms = 10000;
+  /// HMAC-SHA256 key read from the variable named by `signing_secret_env`;
+  /// empty: requests are not signed.
+  std::string signing_secret;
+  std::string signing_secret_env;
+  http_retry_config retry;
+  /// `cache = true`: with [performance] enable_caching, a successful call is
+  /// remembered under its rendered request (method, URL, body, headers) and an
+  /// identical request within the TTL is skipped (counted as a cache hit).
+  bool cache = false;
+  /// `cache_ttl_secs`: this action's TTL; absent: [redis] cache_ttl_secs (60).
+  std::optional<uint32_t> cache_ttl_secs;
+};
+
+/// `[[observers.actions]]` with `type = "slack"` (incoming webhook).
+struct slack_action_config {
+  /// Incoming-webhook URL, inline or read from `webhook_url_env`.
+  std::string webhook_url;
+  std::string webhook_url_env;
+  /// Overrides of the webhook's defaults; empty: not sent.
+  std::string channel;
+  std::string username;
+  std::string icon_emoji;
+  /// Text template of the message (Slack mrkdwn).
+  std::string message;
+  uint32_t timeout_ms = 10000;
+  http_retry_config retry;
+};
+
+/// How the SMTP connection is secured.
+enum class smtp_security { none, starttls, tls };
+
+/// `[[observers.actions]]` with `type = "email"` (SMTP).
+struct email_action_config {
+  std::string host;
+  /// Default by security: 25 (none), 587 (starttls), 465 (tls).
+  uint32_t port = 0;
+  smtp_security security = smtp_security::starttls;
+  /// Envelope and header sender: a bare address.
+  std::string from;
+  /// Recipients (bare addresses), at least one.
+  std::vector<std::string> to;
+  /// Templates.
+  std::string subject;
+  std::string body;
+  /// AUTH credentials, read from `username_env` / `password_env` at load.
+  std::string username;
+  std::string password;
+  std::string username_env;
+  std::string password_env;
+  /// CA bundle for verifying the server; empty: the system's.
+  std::string ca_file;
+  bool verify_tls = true;
+  uint32_t timeout_ms = 30000;
+  /// "smtp://host:port" or "smtps://host:port".
+  std::string url() const;
+};
+
+/// `[[observers.actions]]` with `type = "database"`: calls
+/// `<function>(envelope jsonb, params jsonb)`.
+struct database_action_config {
+  /// "name" or "schema.name", each part an identifier.
+  std::string function;
+  /// `params` as a JSON object text (string leaves may be templates).
+  std::string params_json = "{}";
+  /// Connection string: [database] url, or the variable named by url_env.
+  std::string url;
+  std::string url_env;
+  uint32_t timeout_ms = 10000;
+  /// `function` with each part double-quoted for SQL.
+  std::string quoted_function() const;
+};
+
+/// `[[observers.actions]]` with `type = "log"`.
+struct log_action_config {
+  std::string level = "info";
+  std::string message;
+};
+
+/// One action of an observer. Exactly one of the typed members is set,
+/// according to `type`.
+struct action_config {
+  std::string type;  // "webhook" | "slack" | "email" | "database" | "log"
+  std::optional<webhook_action_config> webhook;
+  std::optional<slack_action_config> slack;
+  std::optional<email_action_config> email;
+  std::optional<database_action_config> database;
+  std::optional<log_action_config> log;
+  /// Where the action was defined, for error messages: "observers[2].actions[0]".
+  std::string where;
+  /// Run through the persistent job queue ([job_queue]): the event counts as
+  /// done for this action once the job is durably enqueued. Effective value:
+  /// the `async` key when given, else async_by_default(type, queue enabled).
+  bool async = false;
+};
+
+/// Whether an action of `type` without an explicit `async` key runs through
+/// the job queue: email (slow SMTP round trips) does whenever the queue is
+/// enabled; every other type runs inline.
+bool async_by_default(const std::string& type, bool job_queue_enabled);
+
+/// `[[observers]]`.
+struct observer_config {
+  /// Stable name used in idempotency keys, the DLQ and metrics. Defaults to
+  /// "observer-<index>" (1-based) when absent.
+  std::string name;
+  /// "INSERT" | "UPDATE" | "DELETE" | "CUSTOM" | "*"
+  std::string event_type;
+  /// Entity type (change-log object_type), or "*" for any.
+  std::string entity;
+  /// JMESPath condition over the event envelope; empty means always.
+  std::string condition;
+  std::vector<action_config> actions;
+  retry_config retry;
+};
+
+/// `[database]`.
+struct database_config {
+  /// libpq connection string or postgresql:// URL.
+  std::string url;
+  /// `url_env` as configured: the name of the environment variable `url` was
+  /// read from (empty when the url came inline or from FRAISEQL_DATABASE_URL /
+  /// DATABASE_URL).
+  std::string url_env;
+  /// Connection attempts back off up to this delay.
+  uint32_t reconnect_max_delay_ms = 5000;
+};
+
+/// `[transport]`.
+struct transport_config {
+  /// "postgres" (only this one is implemented), "nats", "in_memory".
+  std::string transport = "postgres";
+  bool run_bridge = false;
+  bool run_executors = true;
+};
+
+/// `[listener]`.
+struct listener_config {
+  /// Identifies this source in observer_checkpoints.
+  std::string listener_id = "default";
+  /// Rows read per query.
+  uint32_t batch_size = 1000;
+  /// Fallback poll interval while asleep (a lost NOTIFY costs at most this).
+  uint32_t poll_interval_ms = 1000;
+  /// Bound on events read but not yet finished (backpressure window).
+  uint32_t max_in_flight = 10000;
+};
+
+/// `[checkpoint]`.
+struct checkpoint_config {
+  /// Save after this many finished events...
+  uint32_t batch_size = 100;
+  /// ...or after this long, whichever comes first.
+  uint32_t interval_ms = 200;
+};
+
+/// `[redis]` (PostgreSQL + Redis topology). FRAISEQL_REDIS_* override it;
+/// FRAISEQL_REDIS_URL alone enables it.
+struct redis_config {
+  /// redis://[[user]:password@]host[:port][/db] (rediss:// is refused: no TLS
+  /// in this build's hiredis).
+  std::string url;
+  uint32_t pool_size = 10;
+  uint32_t connect_timeout_secs = 5;
+  uint32_t command_timeout_secs = 2;
+  /// How long a finished event is remembered (`event:<id>` = "done").
+  uint32_t dedup_window_secs = 300;
+  /// Default TTL of `action_result:<key>` entries.
+  uint32_t cache_ttl_secs = 60;
+  /// Lifetime of a claim (`event:<id>` = owner); extended every third of it
+  /// while the event runs. A node that dies holding a claim delays the
+  /// redelivery of that event by at most this.
+  uint32_t claim_ttl_secs = 30;
+  /// "fail_open" (run without dedup while Redis is down) or "fail_closed"
+  /// (pause until Redis answers).
+  std::string failure_policy = "fail_open";
+};
+
+/// `[performance]`.
+struct performance_config {
+  /// Needs [redis]: claims are shared by every node.
+  bool enable_dedup = false;
+  /// On Redis with [redis], else an in-process LRU cache (cache_capacity).
+  bool enable_caching = false;
+  /// Entries of the in-process result cache (used without [redis]).
+  uint32_t cache_capacity = 10000;
+  bool enable_concurrent = true;
+  uint32_t max_concurrent_actions = 10;
+  uint32_t concurrent_timeout_ms = 30000;
+};
+
+/// `[circuit_breaker]`: one breaker per endpoint (spec phase 8.8); see
+/// runtime/core/circuit_breaker.hpp for the state machine.
+struct circuit_breaker_config {
+  bool enabled = true;
+  /// Failure ratio in (0, 1] over the last `sample_size` calls that opens it.
+  double failure_threshold = 0.5;
+  /// Ratio in (0, 1] of successful half-open probes that closes it.
+  double success_threshold = 0.8;
+  /// Time open before probing (half-open).
+  uint32_t timeout_ms = 30000;
+  /// Calls observed (sliding window) before any state change.
+  uint32_t sample_size = 10;
+  /// Probe calls per half-open phase (also the bound on probes in flight).
+  uint32_t half_open_probes = 5;
+};
+
+/// `[shutdown]`.
+struct shutdown_config {
+  /// How long a graceful stop waits for in-flight events before giving up
+  /// (unfinished events are redelivered after restart, never lost).
+  uint32_t timeout_ms = 30000;
+};
+
+/// `[logging]`.
+struct logging_config {
+  /// trace | debug | info | warn | error. RUST_LOG / FRAISEQL_LOG override.
+  std::string level = "info";
+  /// "text" or "json".
+  std::string format = "text";
+};
+
+/// `[metrics]`: Prometheus text exposition at http://bind:port/metrics, plus
+/// the /healthz and /readyz probes on the same port.
+struct metrics_config {
+  bool enabled = false;
+  /// Loopback by default: metrics name observers and endpoints.
+  std::string bind = "127.0.0.1";
+  /// 0 picks a free port (logged at start).
+  uint32_t port = 9464;
+  /// /readyz fails once events have waited this long for a checkpoint save
+  /// (0: never). Matches the OldCheckpoint alert's 300 s.
+  uint32_t readiness_max_checkpoint_age_ms = 300000;
+};
+
+// --- [control] (control plane for observerctl; see docs/configuration.md) ---
+/// `[control]`: the typed control actor published over CAF's middleman.
+struct control_config {
+  bool enabled = false;
+  /// Loopback by default. Any other address requires TLS and a token.
+  std::string bind = "127.0.0.1";
+  /// 0 picks a free port (logged at start).
+  uint32_t port = 7465;
+  /// Name of the environment variable holding the auth token (as configured).
+  std::string token_env;
+  /// File holding the auth token (as configured; must not be group/other readable).
+  std::string token_file;
+  /// The token itself, resolved at load time from token_env or token_file;
+  /// never read from the config file, never printed. Empty: no token required.
+  std::string token;
+  /// PEM files for CAF's OpenSSL module: this node's certificate and key and
+  /// the CA that signs peers (observerctl's client certificate is verified).
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string tls_ca;
+  /// Events kept in the in-memory debug journal (`debug-event`); 0 disables it.
+  uint32_t journal_size = 1000;
+  bool tls() const { return !tls_certificate.empty(); }
+};
+// --- end [control] ---
+/// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
+struct job_queue_config {
+  bool enabled = false;
+  /// Jobs running at the same time in this node.
+  uint32_t workers = 4;
+  /// Poll for due jobs this often (jobs enqueued by this node wake the runner
+  /// at once; the poll finds retries due, expired leases and older jobs).
+  uint32_t poll_interval_ms = 1000;
+  /// Rows per claim query and per enqueue INSERT statement.
+  uint32_t batch_size = 100;
+  /// A claimed job is invisible to other claims this long; the runner renews
+  /// the lease of running jobs every lease_ms / 3, so only a dead node's jobs
+  /// expire (and become claimable again).
+  uint32_t lease_ms = 30000;
+};
+
+struct config {
+  /// The file it came from (for messages).
+  std::string source;
+  database_config database;
+  transport_config transport;
+  listener_config listener;
+  checkpoint_config checkpoint;
+  performance_config performance;
+  circuit_breaker_config circuit_breaker;
+  /// Present when [redis] or FRAISEQL_REDIS_URL is given.
+  std::optional<redis_config> redis;
+  shutdown_config shutdown;
+  logging_config logging;
+  metrics_config metrics;
+  control_config control;
+  job_queue_config job_queue;
+  std::vector<observer_config> observers;
+};
+
+/// A configuration problem, located as precisely as the input allows.
+struct config_error {
+  std::string file;
+  uint32_t line = 0;    // 1-based; 0 when not tied to a position (env vars)
+  uint32_t column = 0;  // 1-based; 0 when unknown
+  std::string key;      // dotted path: "observers[1].actions[0].url"
+  std::string message;
+  /// "file:line:col: key: message"
+  std::string to_string() const;
+};
+
+/// Either a config or every error found (not just the first).
+struct config_result {
+  std::optional<config> value;
+  std::vector<config_error> errors;
+  explicit operator bool() const { return value.has_value(); }
+};
+
+}  // namespace fraiseql

@@ -1,0 +1,152 @@
+#include "runtime/core/envelope.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace fraiseql {
+
+event_ptr make_event(uint64_t seq, position pos, std::string id, std::string event_type,
+                     std::string entity_type, std::string entity_id,
+                     const std::string& object_data, const std::string& object_data_before,
+                     std::string timestamp, std::optional<std::string> tenant_id,
+                     std::optional<std::string> user_id, std::optional<std::string> trace_id,
+                     std::shared_ptr<const read_cursor> cursor) {
+  namespace json = boost::json;
+  auto ev = std::make_shared<event>();
+  ev->seq = seq;
+  ev->pos = pos;
+  ev->cursor = std::move(cursor);
+  ev->read_at = std::chrono::steady_clock::now();
+  json::object env;
+  env.reserve(13);
+  env["id"] = id;
+  env["event_type"] = event_type;
+  env["entity_type"] = entity_type;
+  env["entity_id"] = entity_id;
+  json::value data = object_data.empty() ? json::value(nullptr) : json::parse(object_data);
+  if (!object_data_before.empty()) {
+    json::value old = json::parse(object_data_before);
+    if (event_type == "UPDATE" && data.is_object() && old.is_object()) {
+      json::object changes;
+      const auto& n = data.get_object();
+      const auto& o = old.get_object();
+      for (const auto& kv : n) {
+        auto it = o.find(kv.key());
+        if (it == o.end() || it->value() != kv.value())
+          changes[kv.key()] = json::object{
+            {"old", it == o.end() ? json::value(nullptr) : it->value()}, {"new", kv.value()}};
+      }
+      for (const auto& kv : o)
+        if (!n.contains(kv.key()))
+          changes[kv.key()] = json::object{{"old", kv.value()}, {"new", nullptr}};
+      env["changes"] = std::move(changes);
+    }
+    env["old"] = std::move(old);
+  } else {
+    env["old"] = nullptr;
+  }
+  env["data"] = std::move(data);
+  env["timestamp"] = timestamp;
+  auto opt = [](const std::optional<std::string>& s) {
+    return s ? json::value(*s) : json::value(nullptr);
+  };
+  env["tenant_id"] = opt(tenant_id);
+  env["user_id"] = opt(user_id);
+  env["trace_id"] = opt(trace_id);
+  env["position"] = json::object{{"txid", std::to_string(pos.txid)}, {"pk", pos.pk}};
+  ev->envelope = std::move(env);
+  // The serialized envelope splices PostgreSQL's own JSON text for `data` and
+  // `old`, so webhook bodies carry numbers exactly as stored (a numeric(30,10)
+  // survives; a round trip through double would not). The parsed `envelope`
+  // serves conditions and templates.
+  std::string out;
+  out.reserve(256 + object_data.size() + object_data_before.size());
+  auto str = [&](const char* key, const std::string& v) {
+    out += '"';
+    out += key;
+    out += "\":";
+    out += json::serialize(json::string_view(v));
+    out += ',';
+  };
+  auto opt_str = [&](const char* key, const std::optional<std::string>& v) {
+    if (v) return str(key, *v);
+    out += '"';
+    out += key;
+    out += "\":null,";
+  };
+  out += '{';
+  str("id", id);
+  str("event_type", event_type);
+  str("entity_type", entity_type);
+  str("entity_id", entity_id);
+  str("timestamp", timestamp);
+  out += "\"data\":";
+  out += object_data.empty() ? "null" : object_data;
+  out += ",\"old\":";
+  out += object_data_before.empty() ? "null" : object_data_before;
+  out += ',';
+  if (auto it = ev->envelope.as_object().find("changes"); it != ev->envelope.as_object().end()) {
+    out += "\"changes\":";
+    out += json::serialize(it->value());
+    out += ',';
+  }
+  opt_str("tenant_id", tenant_id);
+  opt_str("user_id", user_id);
+  opt_str("trace_id", trace_id);
+  out += "\"position\":{\"txid\":\"";
+  out += std::to_string(pos.txid);
+  out += "\",\"pk\":";
+  out += std::to_string(pos.pk);
+  out += "}}";
+  ev->id = std::move(id);
+  ev->event_type = std::move(event_type);
+  ev->entity_type = std::move(entity_type);
+  ev->entity_id = std::move(entity_id);
+  ev->envelope_json = std::move(out);
+  return ev;
+}
+
+event_ptr event_from_envelope(const std::string& json, uint64_t seq) {
+  namespace bj = boost::json;
+  bj::error_code ec;
+  bj::value v = bj::parse(json, ec);
+  if (ec) throw std::runtime_error("stored event envelope is not JSON: " + ec.message());
+  if (!v.is_object()) throw std::runtime_error("stored event envelope is not a JSON object");
+  const auto& o = v.get_object();
+  auto text = [&](const char* key) -> std::string {
+    auto it = o.find(key);
+    if (it == o.end() || !it->value().is_string())
+      throw std::runtime_error(std::string("stored event envelope has no string '") + key + "'");
+    return std::string(it->value().get_string());
+  };
+  auto ev = std::make_shared<event>();
+  ev->seq = seq;
+  ev->id = text("id");
+  ev->event_type = text("event_type");
+  ev->entity_type = text("entity_type");
+  // entity_id is a string in envelopes this engine writes; tolerate null.
+  if (auto it = o.find("entity_id"); it != o.end() && it->value().is_null())
+    ev->entity_id.clear();
+  else
+    ev->entity_id = text("entity_id");
+  if (auto it = o.find("position"); it != o.end() && it->value().is_object()) {
+    const auto& p = it->value().get_object();
+    auto tx = p.find("txid");
+    auto pk = p.find("pk");
+    try {
+      if (tx != p.end() && tx->value().is_string())
+        ev->pos.txid = std::stoull(std::string(tx->value().get_string()));
+      if (pk != p.end() && pk->value().is_int64()) ev->pos.pk = pk->value().get_int64();
+    } catch (const std::exception&) {
+      throw std::runtime_error("stored event envelope has a malformed position");
+    }
+  }
+  ev->envelope = std::move(v);
+  ev->envelope_json = json;
+  ev->read_at = std::chrono::steady_clock::now();
+  return ev;
+}
+
+}  // namespace fraiseql

@@ -1,0 +1,270 @@
+#include "runtime/io/pg/change_log.hpp"
+
+#include "runtime/core/envelope.hpp"
+#include "runtime/core/cursor.hpp"
+#include "runtime/io/pg/guard.hpp"
+#include "runtime/io/pg/session.hpp"
+
+#include <boost/json.hpp>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+
+namespace fraiseql {
+
+namespace {
+
+uint64_t parse_u64(const char* s) { return std::stoull(s); }
+
+}  // namespace
+
+namespace {
+
+constexpr const char* wake_channel = "fraiseql_observer";
+
+/// Counts NOTIFYs on the wake-up channel; the payload carries nothing.
+struct wake_receiver final : pqxx::notification_receiver {
+  uint64_t count = 0;
+  wake_receiver(pqxx::connection_base& c, const std::string& ch)
+    : pqxx::notification_receiver(c, ch) {}
+  void operator()(const std::string&, int) override { ++count; }
+};
+
+// One statement, one snapshot: branch 0 returns the snapshot itself, branch 2
+// the unread rows of transactions that were running at earlier reads
+// (runtime/cursor.hpp), branch 1 the rows after the cursor's position. Every
+// row a statement sees is committed, so nothing waits for older transactions.
+// Output columns carry distinct aliases: an ORDER BY name matching an output
+// column would sort by that column (txid::text sorts "1003" before "999").
+#define OBSERVER_ROW_COLUMNS                                                                  \
+  " c.pk_entity_change_log AS pk_value, c.txid::text AS txid_text, c.id::text AS id_text,"    \
+  " c.object_type::text AS type_text, c.modification_type::text AS mod_text,"                 \
+  " coalesce(c.object_id::text, '') AS object_id_text,"                                       \
+  " coalesce(c.object_data::text, '') AS data_text,"                                          \
+  " coalesce(c.object_data_before::text, '') AS before_text,"                                 \
+  " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text," \
+  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"                          \
+  " c.trace_id::text AS trace_text, NULL::text AS snap_text"
+#define OBSERVER_SNAPSHOT_ROW                                                                 \
+  "SELECT 0 AS part, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,"           \
+  " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"      \
+  " pg_current_snapshot()::text"
+#define OBSERVER_MAIN_ROWS                                                                    \
+  " UNION ALL (SELECT 1," OBSERVER_ROW_COLUMNS " FROM core.tb_entity_change_log c"            \
+  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)"                    \
+  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)"
+
+constexpr const char* read_sql = OBSERVER_SNAPSHOT_ROW OBSERVER_MAIN_ROWS;
+
+constexpr const char* read_pending_sql =
+  OBSERVER_SNAPSHOT_ROW
+  " UNION ALL (SELECT 2," OBSERVER_ROW_COLUMNS " FROM core.tb_entity_change_log c"
+  " JOIN unnest($4::text::xid8[], $5::text::bigint[]) AS u(t, k)"
+  "   ON c.txid = u.t AND c.pk_entity_change_log > u.k"
+  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)" OBSERVER_MAIN_ROWS;
+
+// The wake-up mark (sql/0005_wakeup_lock.sql): held exclusively by a sleeping
+// listener's session; capture triggers probe it in shared mode.
+#define OBSERVER_WAKEUP_CLASS "-152985557"  // hashtext('fraiseql_observer_wakeup')
+#define OBSERVER_WAKEUP_KEY OBSERVER_WAKEUP_CLASS ", 0"
+constexpr const char* sleep_sql = "SELECT pg_try_advisory_lock(" OBSERVER_WAKEUP_KEY ")";
+constexpr const char* wake_sql = "SELECT pg_advisory_unlock(" OBSERVER_WAKEUP_KEY ")";
+// Another listener (another listener id on this database) holds the mark:
+// writers notify already.
+constexpr const char* mark_held_sql =
+  "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+  " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
+  " AND l.classid = (" OBSERVER_WAKEUP_CLASS ")::int::oid AND l.objid = 0 AND l.objsubid = 2"
+  " AND l.mode = 'ExclusiveLock' AND l.granted)";
+
+}  // namespace
+
+struct change_log_reader::impl {
+  explicit impl(std::string dsn) : session(std::move(dsn)) {}
+  pg_session session;
+  std::unique_ptr<wake_receiver> receiver;
+  uint64_t seen = 0;
+  bool holds_mark = false;  // this session holds the wake-up mark (asleep)
+
+  pqxx::connection_base& conn() {
+    if (!session.connected() || !receiver) {
+      // The receiver unregisters from its connection when destroyed: it must
+      // go before the connection it was attached to.
+      receiver.reset();
+      session.reset();
+      holds_mark = false;  // a session lock ends with its session
+      auto& c = session.get();
+      // Generic plans: a read is planned once per connection, not once per
+      // execution. Both read statements order by the fence index and stop at
+      // a LIMIT, so their generic plan is the same index range scan as any
+      // custom one (EXPLAIN in docs/performance.md), while planning each read
+      // cost the busy listener's backend ~50 µs (the planner probes the index
+      // end for the txid range, which a stream of inserts keeps moving) and
+      // PostgreSQL alone would keep custom plans here (their estimated cost is
+      // lower), i.e. plan every read.
+      {
+        pqxx::nontransaction tx{c};
+        tx.exec0("SET plan_cache_mode = force_generic_plan");
+      }
+      receiver = std::make_unique<wake_receiver>(c, wake_channel);
+      c.prepare("observer_read", read_sql);
+      c.prepare("observer_read_pending", read_pending_sql);
+      c.prepare("observer_sleep", sleep_sql);
+      c.prepare("observer_wake", wake_sql);
+      c.prepare("observer_mark_held", mark_held_sql);
+    }
+    return session.get();
+  }
+  void drop() {
+    receiver.reset();
+    session.reset();
+    holds_mark = false;
+  }
+};
+
+change_log_reader::change_log_reader(std::string dsn)
+  : impl_(std::make_unique<impl>(std::move(dsn))) {}
+change_log_reader::~change_log_reader() {
+  impl_->drop();
+}
+
+void change_log_reader::reset() {
+  impl_->drop();
+}
+
+std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t limit,
+                                               uint64_t& next_seq) {
+  auto r = guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      if (cursor.pending.empty())
+        return tx.exec_prepared("observer_read", std::to_string(cursor.pos.txid), cursor.pos.pk,
+                                static_cast<int64_t>(limit));
+      std::string txids = "{", pks = "{";
+      for (const auto& p : cursor.pending) {
+        if (txids.size() > 1) {
+          txids += ',';
+          pks += ',';
+        }
+        txids += std::to_string(p.txid);
+        pks += std::to_string(p.pk);
+      }
+      txids += '}';
+      pks += '}';
+      return tx.exec_prepared("observer_read_pending", std::to_string(cursor.pos.txid),
+                              cursor.pos.pk, static_cast<int64_t>(limit), txids, pks);
+    },
+    [this] { impl_->drop(); });
+  // Bucket the rows by branch; each branch is ordered (sorted again in case a
+  // parallel plan interleaved them).
+  std::optional<snapshot_info> snap;
+  std::vector<pqxx::row> pending_rows, main_rows;
+  for (const auto& row : r) {
+    auto part = row[0].as<int>();
+    if (part == 0)
+      snap = snapshot_info::parse(row[13].c_str());
+    else
+      (part == 2 ? pending_rows : main_rows).push_back(row);
+  }
+  if (!snap) throw std::runtime_error("change log read returned no snapshot row");
+  auto pos_of = [](const pqxx::row& row) {
+    return position{parse_u64(row[2].c_str()), row[1].as<int64_t>()};
+  };
+  auto by_pos = [&](const pqxx::row& a, const pqxx::row& b) { return pos_of(a) < pos_of(b); };
+  if (!std::is_sorted(pending_rows.begin(), pending_rows.end(), by_pos))
+    std::sort(pending_rows.begin(), pending_rows.end(), by_pos);
+  if (!std::is_sorted(main_rows.begin(), main_rows.end(), by_pos))
+    std::sort(main_rows.begin(), main_rows.end(), by_pos);
+  read_result rr;
+  rr.pending_rows.reserve(pending_rows.size());
+  rr.main_rows.reserve(main_rows.size());
+  for (const auto& row : pending_rows) rr.pending_rows.push_back(pos_of(row));
+  for (const auto& row : main_rows) rr.main_rows.push_back(pos_of(row));
+  rr.pending_exhausted = pending_rows.size() < limit;
+  const size_t take = std::min<size_t>(limit, pending_rows.size() + main_rows.size());
+  // Advance a copy: if building an event fails, the caller retries the same rows.
+  read_cursor next = cursor;
+  auto cursors = advance_cursor(next, *snap, rr, take);
+  std::vector<event_ptr> out;
+  out.reserve(take);
+  for (size_t i = 0; i < take; ++i) {
+    const auto& row = i < pending_rows.size() ? pending_rows[i] : main_rows[i - pending_rows.size()];
+    auto pos = i < pending_rows.size() ? rr.pending_rows[i] : rr.main_rows[i - pending_rows.size()];
+    auto opt = [&](int col) -> std::optional<std::string> {
+      if (row[col].is_null()) return std::nullopt;
+      return std::string(row[col].c_str());
+    };
+    event_ptr ev;
+    try {
+      ev = make_event(next_seq + i, pos, row[3].c_str(), row[5].c_str(), row[4].c_str(),
+                      row[6].c_str(), row[7].c_str(), row[8].c_str(), row[9].c_str(), opt(10),
+                      opt(11), opt(12),
+                      std::make_shared<const read_cursor>(std::move(cursors[i])));
+    } catch (const std::exception& e) {
+      // jsonb always holds valid JSON; reaching this means corruption we must not hide.
+      throw std::runtime_error("change log row pk=" + std::to_string(pos.pk)
+                               + " cannot be turned into an event: " + e.what());
+    }
+    out.push_back(std::move(ev));
+  }
+  next_seq += take;
+  cursor = std::move(next);
+  return out;
+}
+
+bool change_log_reader::try_sleep() {
+  return guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      if (impl_->holds_mark) return true;
+      if (tx.exec_prepared1("observer_sleep")[0].as<bool>()) {
+        impl_->holds_mark = true;
+        return true;
+      }
+      // Refused: a capture transaction is running (it may commit rows without
+      // notifying, so stay awake), or another listener sleeps holding the
+      // mark (writers notify it, and us: sleep too).
+      return tx.exec_prepared1("observer_mark_held")[0].as<bool>();
+    },
+    [this] { impl_->drop(); });
+}
+
+void change_log_reader::wake() {
+  guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      if (!impl_->holds_mark) return 0;
+      auto& c = impl_->conn();
+      pqxx::nontransaction tx{c};
+      tx.exec_prepared1("observer_wake");
+      impl_->holds_mark = false;
+      return 0;
+    },
+    [this] { impl_->drop(); });
+}
+
+bool change_log_reader::wait(std::chrono::milliseconds timeout) {
+  return guarded(
+    impl_->session,
+    [&](pqxx::connection_base&) {
+      auto& c = impl_->conn();
+      auto before = impl_->receiver->count;
+      // Drain what already arrived, then block.
+      c.get_notifs();
+      if (impl_->receiver->count == before) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+        c.await_notification(static_cast<long>(us / 1000000), static_cast<long>(us % 1000000));
+      }
+      // A connection the server closed reports no error here: surface it, so
+      // the caller reconnects (and re-LISTENs) instead of polling a dead socket.
+      if (!c.is_open()) throw pqxx::broken_connection("connection closed while waiting");
+      return impl_->receiver->count != before;
+    },
+    [this] { impl_->drop(); });
+}
+
+}  // namespace fraiseql

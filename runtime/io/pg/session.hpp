@@ -1,0 +1,47 @@
+#pragma once
+
+// A PostgreSQL session shared by every store of runtime/io/pg/: one lazily
+// (re)connected connection used from a single thread (a detached actor or a
+// worker). All SQL is parameterized. Every call of a store throws
+// pg_unavailable when the server cannot be reached (the caller backs off and
+// retries) and std::runtime_error for other failures.
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace fraiseql {
+
+/// The server is down or the connection broke; retrying later may succeed.
+struct pg_unavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Converts a postgresql:// URL or a libpq keyword string into what libpq takes
+/// (libpq accepts both; this only validates it is non-empty).
+std::string normalize_dsn(const std::string& dsn);
+
+/// A lazily (re)connected connection.
+class pg_session {
+public:
+  explicit pg_session(std::string dsn);
+  ~pg_session();
+  pg_session(const pg_session&) = delete;
+  pg_session& operator=(const pg_session&) = delete;
+
+  /// Connects if needed; throws pg_unavailable.
+  pqxx::connection_base& get();
+  /// Drops the connection (after an error), the next get() reconnects.
+  void reset();
+  bool connected() const;
+
+private:
+  std::string dsn_;
+  std::unique_ptr<pqxx::connection_base> conn_;
+};
+
+}  // namespace fraiseql

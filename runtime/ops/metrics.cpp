@@ -1,0 +1,403 @@
+#include "runtime/ops/metrics.hpp"
+
+#include "runtime/core/health.hpp"
+#include "runtime/core/observers.hpp"
+#include "messages/breaker.hpp"
+#include "runtime/core/redis_url.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+#ifndef FRAISEQL_OBSERVER_VERSION
+#error "FRAISEQL_OBSERVER_VERSION must be defined (runtime/CMakeLists.txt)"
+#endif
+
+namespace fraiseql {
+
+namespace {
+
+const prometheus::Histogram::BucketBoundaries latency_buckets{
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+}  // namespace
+
+const char* observer_version() {
+  return FRAISEQL_OBSERVER_VERSION;
+}
+
+struct metrics::impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<health_state> health;
+  prometheus::Gauge* leader = nullptr;
+  prometheus::Counter* read = nullptr;
+  prometheus::Gauge* checkpoint_txid = nullptr;
+  prometheus::Gauge* checkpoint_pk = nullptr;
+  prometheus::Counter* processed = nullptr;
+  prometheus::Histogram* processing = nullptr;
+  prometheus::Gauge* listener_health = nullptr;
+  prometheus::Gauge* backlog = nullptr;
+  prometheus::Gauge* checkpoint_age = nullptr;
+  prometheus::Counter* cache_hits = nullptr;
+  prometheus::Counter* cache_misses = nullptr;
+  prometheus::Gauge* cache_hit_rate = nullptr;
+  prometheus::Counter* dedup_hits = nullptr;
+  prometheus::Counter* dedup_misses = nullptr;
+  prometheus::Counter* dedup_busy = nullptr;
+  prometheus::Counter* dedup_lost = nullptr;
+  prometheus::Counter* dedup_bypassed = nullptr;
+  prometheus::Counter* redis_unavailable = nullptr;
+  // Created on the first report: without Redis the series does not exist
+  // (a 0 would read as an outage).
+  prometheus::Family<prometheus::Gauge>* redis_health_family = nullptr;
+  std::atomic<prometheus::Gauge*> redis_health{nullptr};
+  std::mutex redis_health_mu;
+  std::vector<prometheus::Counter*> matched;           // per observer
+  std::vector<prometheus::Counter*> condition_errors;  // per observer
+  std::vector<prometheus::Counter*> dlq;               // per observer
+  struct action_series {
+    prometheus::Counter* executed;
+    prometheus::Counter* failed;
+    prometheus::Histogram* duration;
+  };
+  std::vector<std::vector<action_series>> actions;  // [observer][action]
+  // Job queue.
+  prometheus::Counter* jobs_enqueued = nullptr;
+  prometheus::Counter* jobs_completed = nullptr;
+  prometheus::Counter* jobs_failed = nullptr;
+  prometheus::Counter* jobs_retried = nullptr;
+  prometheus::Gauge* jobs_depth = nullptr;
+  prometheus::Gauge* jobs_running = nullptr;
+  // Per-endpoint series appear when a breaker first leaves "closed" or
+  // rejects, and go when the pool forgets the breaker, so their number stays
+  // bounded by the breaker registry. Families lock internally; the map is
+  // touched only by the action pool, guarded anyway since metrics are
+  // documented thread-safe.
+  prometheus::Family<prometheus::Gauge>* breaker_state = nullptr;
+  prometheus::Family<prometheus::Counter>* breaker_rejected = nullptr;
+  struct breaker_series {
+    prometheus::Gauge* state = nullptr;
+    prometheus::Counter* rejected = nullptr;
+  };
+  std::mutex breakers_mu;
+  std::map<std::string, breaker_series> breakers;
+  breaker_series& breaker(const std::string& endpoint) {
+    auto& b = breakers[endpoint];
+    if (b.state == nullptr) {
+      b.state = &breaker_state->Add({{"endpoint", endpoint}});
+      b.rejected = &breaker_rejected->Add({{"endpoint", endpoint}});
+    }
+    return b;
+  }
+};
+
+metrics::metrics(const observer_registry& reg, const std::string& listener_id,
+                 std::shared_ptr<health_state> health)
+    : impl_(std::make_unique<impl>()) {
+  impl_->health = std::move(health);
+  auto& r = *impl_->registry;
+  using namespace prometheus;
+  const Labels node{{"listener_id", listener_id}};
+  // Identity and lifetime: constant series a dashboard joins on and uptime
+  // (time() - observer_start_time_seconds) is computed from.
+  BuildGauge()
+    .Name("observer_build_info")
+    .Help("Always 1; the labels name the running build")
+    .Register(r)
+    .Add({{"version", FRAISEQL_OBSERVER_VERSION}})
+    .Set(1);
+  BuildGauge()
+    .Name("observer_start_time_seconds")
+    .Help("Start time of the process in seconds since the Unix epoch")
+    .Register(r)
+    .Add({})
+    .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+           .count());
+  impl_->leader = &BuildGauge()
+                     .Name("observer_leader")
+                     .Help("1 while this node leads its listener id, 0 while it stands by")
+                     .Register(r)
+                     .Add(node);
+  impl_->read = &BuildCounter()
+                   .Name("observer_events_read_total")
+                   .Help("Events read from the change log")
+                   .Register(r)
+                   .Add(node);
+  impl_->checkpoint_txid = &BuildGauge()
+                              .Name("observer_checkpoint_txid")
+                              .Help("Transaction id of the last saved checkpoint")
+                              .Register(r)
+                              .Add(node);
+  impl_->checkpoint_pk = &BuildGauge()
+                            .Name("observer_checkpoint_event_id")
+                            .Help("Change-log primary key of the last saved checkpoint")
+                            .Register(r)
+                            .Add(node);
+  impl_->processed = &BuildCounter()
+                        .Name("observer_events_processed_total")
+                        .Help("Events read from the change log and routed")
+                        .Register(r)
+                        .Add(node);
+  impl_->processing = &BuildHistogram()
+                         .Name("observer_event_processing_duration_seconds")
+                         .Help("From reading an event to finishing all its actions")
+                         .Register(r)
+                         .Add({}, latency_buckets);
+  impl_->listener_health = &BuildGauge()
+                     .Name("observer_listener_health")
+                     .Help("1 while the listener reads the change log without errors")
+                     .Register(r)
+                     .Add(node);
+  impl_->backlog = &BuildGauge()
+                      .Name("observer_backlog_size")
+                      .Help("Events read and not yet finished")
+                      .Register(r)
+                      .Add(node);
+  impl_->checkpoint_age = &BuildGauge()
+                             .Name("observer_checkpoint_age_seconds")
+                             .Help("Seconds since the last checkpoint save while events are pending")
+                             .Register(r)
+                             .Add(node);
+  auto counter = [&r](const char* name, const char* help) {
+    return &BuildCounter().Name(name).Help(help).Register(r).Add({});
+  };
+  impl_->cache_hits = counter("observer_cache_hits_total",
+                              "Action-result cache lookups that found a result (the call was skipped)");
+  impl_->cache_misses = counter("observer_cache_misses_total",
+                                "Action-result cache lookups that found nothing (the call ran)");
+  impl_->cache_hit_rate = &BuildGauge()
+                             .Name("observer_cache_hit_rate")
+                             .Help("Cache hits / lookups since start (0 before the first lookup)")
+                             .Register(r)
+                             .Add({});
+  impl_->dedup_hits = counter("observer_dedup_hits_total",
+                              "Events skipped because they were already done within the dedup window");
+  impl_->dedup_misses = counter("observer_dedup_misses_total", "Events claimed by this node to run");
+  impl_->dedup_busy = counter("observer_dedup_busy_total",
+                              "Claim attempts that found another worker's live claim (retried later)");
+  impl_->dedup_lost = counter("observer_dedup_lost_total",
+                              "Confirms that found another worker's claim (claim_ttl too short)");
+  impl_->dedup_bypassed = counter("observer_dedup_bypassed_total",
+                                  "Events run without dedup while Redis was unavailable (fail-open)");
+  impl_->redis_unavailable = counter("observer_redis_unavailable_total",
+                                     "Redis calls that failed as unavailable");
+  impl_->redis_health_family = &BuildGauge()
+                                  .Name("observer_redis_health")
+                                  .Help("1 while Redis answers, 0 during an outage (absent without Redis)")
+                                  .Register(r);
+  impl_->jobs_enqueued = &BuildCounter()
+                            .Name("observer_jobs_enqueued_total")
+                            .Help("Asynchronous actions durably enqueued into observer_jobs")
+                            .Register(r)
+                            .Add(node);
+  impl_->jobs_completed = &BuildCounter()
+                             .Name("observer_jobs_completed_total")
+                             .Help("Jobs that succeeded")
+                             .Register(r)
+                             .Add(node);
+  impl_->jobs_failed = &BuildCounter()
+                          .Name("observer_jobs_failed_total")
+                          .Help("Jobs moved to the dead-letter queue")
+                          .Register(r)
+                          .Add(node);
+  impl_->jobs_retried = &BuildCounter()
+                           .Name("observer_jobs_retried_total")
+                           .Help("Job attempts that failed and were rescheduled")
+                           .Register(r)
+                           .Add(node);
+  impl_->jobs_depth = &BuildGauge()
+                         .Name("observer_jobs_queue_depth")
+                         .Help("Jobs queued for this listener id, running ones included")
+                         .Register(r)
+                         .Add(node);
+  impl_->jobs_running = &BuildGauge()
+                           .Name("observer_jobs_running")
+                           .Help("Jobs this node is running")
+                           .Register(r)
+                           .Add(node);
+  auto& matched = BuildCounter()
+                    .Name("observer_events_matched_total")
+                    .Help("Events for which an observer fired")
+                    .Register(r);
+  auto& cond = BuildCounter()
+                 .Name("observer_condition_errors_total")
+                 .Help("Conditions that failed to evaluate (the observer did not fire)")
+                 .Register(r);
+  auto& dlq = BuildCounter()
+                .Name("observer_dlq_items_total")
+                .Help("Actions written to the dead-letter queue")
+                .Register(r);
+  auto& executed = BuildCounter()
+                     .Name("observer_actions_executed_total")
+                     .Help("Action attempts")
+                     .Register(r);
+  auto& failed = BuildCounter()
+                   .Name("observer_actions_failed_total")
+                   .Help("Action attempts that failed")
+                   .Register(r);
+  auto& duration = BuildHistogram()
+                     .Name("observer_action_duration_seconds")
+                     .Help("Duration of action attempts")
+                     .Register(r);
+  impl_->breaker_state = &BuildGauge()
+                            .Name("observer_circuit_breaker_state")
+                            .Help("Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open")
+                            .Register(r);
+  impl_->breaker_rejected = &BuildCounter()
+                               .Name("observer_circuit_breaker_rejected_total")
+                               .Help("Calls failed fast by an open circuit breaker")
+                               .Register(r);
+  for (uint32_t o = 0; o < reg.size(); ++o) {
+    const auto& oc = reg.config(o);
+    impl_->matched.push_back(&matched.Add({{"observer", oc.name}}));
+    impl_->condition_errors.push_back(&cond.Add({{"observer", oc.name}}));
+    impl_->dlq.push_back(&dlq.Add({{"observer", oc.name}}));
+    std::vector<impl::action_series> as;
+    for (const auto& ac : oc.actions) {
+      std::map<std::string, std::string> labels{{"observer", oc.name}, {"action_type", ac.type}};
+      as.push_back({&executed.Add(labels), &failed.Add(labels),
+                    &duration.Add(labels, latency_buckets)});
+    }
+    impl_->actions.push_back(std::move(as));
+  }
+}
+
+metrics::~metrics() = default;
+
+std::string metrics::scrape() const {
+  prometheus::TextSerializer s;
+  return s.Serialize(impl_->registry->Collect());
+}
+
+void metrics::leader(bool leading) {
+  impl_->leader->Set(leading ? 1 : 0);
+}
+void metrics::events_read(uint64_t n) {
+  impl_->read->Increment(static_cast<double>(n));
+}
+void metrics::checkpoint_position(uint64_t txid, uint64_t pk) {
+  impl_->checkpoint_txid->Set(static_cast<double>(txid));
+  impl_->checkpoint_pk->Set(static_cast<double>(pk));
+}
+void metrics::event_processed() {
+  impl_->processed->Increment();
+}
+void metrics::event_matched(uint32_t observer) {
+  impl_->matched.at(observer)->Increment();
+}
+void metrics::condition_error(uint32_t observer) {
+  impl_->condition_errors.at(observer)->Increment();
+}
+void metrics::action_attempt(uint32_t observer, uint32_t action, bool ok, double seconds) {
+  auto& a = impl_->actions.at(observer).at(action);
+  a.executed->Increment();
+  if (!ok) a.failed->Increment();
+  a.duration->Observe(seconds);
+}
+void metrics::dlq_item(uint32_t observer) {
+  impl_->dlq.at(observer)->Increment();
+}
+void metrics::event_finished(double seconds) {
+  impl_->processing->Observe(seconds);
+}
+void metrics::listener_health(bool healthy) {
+  impl_->listener_health->Set(healthy ? 1 : 0);
+  if (impl_->health) impl_->health->listener_connected(healthy);
+}
+void metrics::backlog(uint64_t events) {
+  impl_->backlog->Set(static_cast<double>(events));
+}
+void metrics::checkpoint_age(double seconds) {
+  impl_->checkpoint_age->Set(seconds);
+  if (impl_->health) impl_->health->checkpoint_age(seconds);
+}
+void metrics::breaker_state(const std::string& endpoint, int state) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  impl_->breaker(endpoint).state->Set(state);
+}
+void metrics::breaker_rejected(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  impl_->breaker(endpoint).rejected->Increment();
+}
+void metrics::breaker_forget(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(impl_->breakers_mu);
+  auto it = impl_->breakers.find(endpoint);
+  if (it == impl_->breakers.end()) return;
+  impl_->breaker_state->Remove(it->second.state);
+  impl_->breaker_rejected->Remove(it->second.rejected);
+  impl_->breakers.erase(it);
+}
+
+void metrics::cache_hit() {
+  impl_->cache_hits->Increment();
+  update_hit_rate();
+}
+void metrics::cache_miss() {
+  impl_->cache_misses->Increment();
+  update_hit_rate();
+}
+void metrics::update_hit_rate() {
+  // Two counters read without a lock: the rate may lag by a lookup in flight.
+  const double h = impl_->cache_hits->Value();
+  const double total = h + impl_->cache_misses->Value();
+  impl_->cache_hit_rate->Set(total > 0 ? h / total : 0.0);
+}
+void metrics::dedup_hits(uint64_t n) {
+  impl_->dedup_hits->Increment(static_cast<double>(n));
+}
+void metrics::dedup_misses(uint64_t n) {
+  impl_->dedup_misses->Increment(static_cast<double>(n));
+}
+void metrics::dedup_busy(uint64_t n) {
+  impl_->dedup_busy->Increment(static_cast<double>(n));
+}
+void metrics::dedup_lost(uint64_t n) {
+  impl_->dedup_lost->Increment(static_cast<double>(n));
+}
+void metrics::dedup_bypassed(uint64_t n) {
+  impl_->dedup_bypassed->Increment(static_cast<double>(n));
+}
+void metrics::redis_unavailable() {
+  impl_->redis_unavailable->Increment();
+}
+void metrics::redis_health(bool healthy) {
+  auto* g = impl_->redis_health.load();
+  if (g == nullptr) {
+    std::lock_guard<std::mutex> lock(impl_->redis_health_mu);
+    g = impl_->redis_health.load();
+    if (g == nullptr) {
+      g = &impl_->redis_health_family->Add({});
+      impl_->redis_health.store(g);
+    }
+  }
+  g->Set(healthy ? 1 : 0);
+}
+void metrics::jobs_enqueued(uint64_t n) {
+  impl_->jobs_enqueued->Increment(static_cast<double>(n));
+}
+void metrics::job_completed() {
+  impl_->jobs_completed->Increment();
+}
+void metrics::job_failed() {
+  impl_->jobs_failed->Increment();
+}
+void metrics::job_retried() {
+  impl_->jobs_retried->Increment();
+}
+void metrics::jobs_queue_depth(uint64_t n) {
+  impl_->jobs_depth->Set(static_cast<double>(n));
+}
+void metrics::jobs_running(uint64_t n) {
+  impl_->jobs_running->Set(static_cast<double>(n));
+}
+
+}  // namespace fraiseql

@@ -1,0 +1,352 @@
+// The action pool on CAF's test_coordinator, driven by a fake asynchronous
+// executor whose calls the test completes in any order, with successes,
+// retryable and final failures, retries (time advanced by hand) and an
+// optional circuit breaker. Properties checked on every run:
+// - per lane (observer, entity), events start in capture order, and an event
+//   starts only after the lane's previous event is done (succeeded or in the DLQ);
+// - in sequential mode, an observer's actions of one event start one at a time
+//   in index order;
+// - attempts in flight never exceed max_concurrent_actions;
+// - an event is finished exactly once, only after all its actions are done;
+// - every event finishes; every action ends in success or the DLQ, exactly once.
+
+#include "actors/pipeline/action_pool.hpp"
+
+#include "runtime/core/observers.hpp"
+#include "messages/attempt.hpp"
+#include "messages/breaker.hpp"
+#include "messages/checkpoint.hpp"
+#include "runtime/core/circuit_breaker.hpp"
+#include "runtime/core/envelope.hpp"
+#include "runtime/exec/executor.hpp"
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <doctest/doctest.h>
+#include <rapidcheck.h>
+
+#include <map>
+#include <set>
+
+using namespace fraiseql;
+
+namespace {
+
+struct call {
+  uint64_t seq;
+  uint32_t observer;
+  uint32_t action;
+  attempt_callback done;
+};
+
+/// Holds every call until the test completes it; endpoint = "ep-<observer>".
+struct fake_executor : action_executor {
+  std::vector<call> pending;
+  std::vector<std::tuple<uint64_t, uint32_t, uint32_t>> started;  // (seq, observer, action)
+  std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
+    pending.push_back(call{req.ev->seq, req.observer, req.action, std::move(done)});
+    started.emplace_back(req.ev->seq, req.observer, req.action);
+    return std::nullopt;
+  }
+  std::string endpoint(const attempt_request& req) const override {
+    return "ep-" + std::to_string(req.observer);
+  }
+};
+
+struct log_book {
+  std::vector<uint64_t> finished;
+  std::vector<std::tuple<uint64_t, std::string, uint32_t, std::string>> buried;  // seq, observer, action, error
+};
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::shared_ptr<fake_executor> exec = std::make_shared<fake_executor>();
+  std::shared_ptr<log_book> book = std::make_shared<log_book>();
+  std::shared_ptr<const observer_registry> registry;
+  checkpointer_actor cp;
+  dlq_actor dlq;
+  action_pool_actor pool;
+
+  fixture(const std::vector<observer_config>& observers, bool concurrent, uint32_t max_concurrent,
+          breaker_settings breakers) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    std::vector<std::string> errors;
+    registry = observer_registry::build(observers, errors);
+    REQUIRE(errors.empty());
+    auto b = book;
+    cp = sys->spawn([b]() -> checkpointer_actor::behavior_type {
+      return {
+        [](admit_atom, const event_batch&) { FAIL("the pool never admits"); },
+        [b](finish_atom, const std::vector<uint64_t>& seqs) {
+          b->finished.insert(b->finished.end(), seqs.begin(), seqs.end());
+        },
+        [](tick_atom) {},
+        [](flush_atom) { return checkpoint_record{}; },
+        [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
+      };
+    });
+    dlq = sys->spawn([b]() -> dlq_actor::behavior_type {
+      return {[b](bury_atom, const dlq_entry& e) -> int64_t {
+        b->buried.emplace_back(e.ev->seq, e.observer_name, e.action_index, e.last_error);
+        return static_cast<int64_t>(b->buried.size());
+      }};
+    });
+    action_pool_options o;
+    o.registry = registry;
+    o.executors["webhook"] = exec;
+    o.enable_concurrent = concurrent;
+    o.max_concurrent_actions = max_concurrent;
+    o.breakers = breakers;
+    pool = spawn_action_pool(*sys, o, cp, dlq);
+    sched->run();
+  }
+
+  ~fixture() {
+    for (auto& c : exec->pending) c.done(attempt_outcome::failure("test over", false));
+    sched->run();
+    caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(cp, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(dlq, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  std::vector<breaker_status> breakers() {
+    caf::scoped_actor self{*sys};
+    std::vector<breaker_status> out;
+    auto rh = self->request(pool, caf::infinite, status_atom::value, breakers_atom::value);
+    sched->run();
+    rh.receive([&](std::vector<breaker_status>& v) { out = std::move(v); },
+               [](const caf::error& e) { FAIL(caf::to_string(e)); });
+    return out;
+  }
+};
+
+observer_config make_observer(const std::string& name, uint32_t actions, uint32_t max_attempts) {
+  observer_config o;
+  o.name = name;
+  o.event_type = "*";
+  o.entity = "*";
+  for (uint32_t a = 0; a < actions; ++a) {
+    action_config ac;
+    ac.type = "webhook";
+    ac.webhook = webhook_action_config{};
+    ac.webhook->url = "http://fake/" + name;
+    ac.where = "observers[x].actions[" + std::to_string(a) + "]";
+    o.actions.push_back(ac);
+  }
+  o.retry.max_attempts = max_attempts;
+  o.retry.initial_delay_ms = 10;
+  o.retry.max_delay_ms = 40;
+  o.retry.jitter = 0.5;
+  return o;
+}
+
+event_ptr make_event(uint64_t seq, const std::string& entity_id) {
+  auto ev = std::make_shared<event>();
+  ev->seq = seq;
+  ev->id = "ev-" + std::to_string(seq);
+  ev->event_type = "INSERT";
+  ev->entity_type = "Order";
+  ev->entity_id = entity_id;
+  ev->envelope = boost::json::object{{"id", ev->id}};
+  ev->envelope_json = "{}";
+  return ev;
+}
+
+}  // namespace
+
+TEST_SUITE("action_pool") {
+  TEST_CASE("an open breaker fails calls fast, retries after the probe time, one endpoint only") {
+    breaker_settings bs;
+    bs.sample_size = 2;
+    bs.failure_threshold = 1.0;
+    bs.success_threshold = 1.0;
+    bs.half_open_probes = 1;
+    bs.timeout = std::chrono::milliseconds(5000);
+    fixture f({make_observer("dead", 1, 100), make_observer("alive", 1, 3)}, true, 10, bs);
+    for (uint64_t s = 1; s <= 4; ++s) {
+      caf::anon_send(f.pool, run_atom::value, make_event(s, "e" + std::to_string(s)),
+                     std::vector<uint32_t>{0, 1});
+    }
+    f.sched->run();
+    REQUIRE(f.exec->pending.size() == 8);
+    // Fail the dead observer's calls, succeed the alive one's.
+    auto pending = std::move(f.exec->pending);
+    f.exec->pending.clear();
+    for (auto& c : pending)
+      c.done(c.observer == 0 ? attempt_outcome::failure("HTTP 500", true) : attempt_outcome::success());
+    f.sched->run();
+    auto st = f.breakers();
+    REQUIRE(st.size() == 2);
+    CHECK(st[0].endpoint == "ep-0");
+    CHECK(st[0].state == breaker_state::open);
+    CHECK(st[1].endpoint == "ep-1");
+    CHECK(st[1].state == breaker_state::closed);
+    // Retries come due well before the breaker's timeout: each fails fast.
+    const auto calls_before = f.exec->started.size();
+    for (int i = 0; i < 20; ++i) {
+      f.sched->advance_time(std::chrono::milliseconds(200));
+      f.sched->run();
+    }
+    CHECK(f.exec->started.size() == calls_before);  // 4 s: no call reached the endpoint
+    st = f.breakers();
+    CHECK(st[0].rejected >= 4);
+    CHECK(st[0].retry_in_ms > 0);
+    CHECK(f.book->finished.empty());
+    // Past the timeout one probe goes out; its success closes the breaker and
+    // the remaining events' retries then reach the endpoint.
+    f.sched->advance_time(std::chrono::milliseconds(1200));
+    f.sched->run();
+    REQUIRE(f.exec->pending.size() == 1);
+    for (int round = 0; round < 50 && f.book->finished.size() < 4; ++round) {
+      auto p = std::move(f.exec->pending);
+      f.exec->pending.clear();
+      for (auto& c : p) c.done(attempt_outcome::success());
+      f.sched->advance_time(std::chrono::milliseconds(100));
+      f.sched->run();
+    }
+    CHECK(f.book->finished.size() == 4);
+    CHECK(f.book->buried.empty());
+    CHECK(f.breakers()[0].state == breaker_state::closed);
+  }
+
+  TEST_CASE("property: lane order, concurrency bound, finish only when done, nothing lost") {
+    bool ok = rc::check("random completions, failures, retries and breakers", [] {
+      const bool concurrent = *rc::gen::arbitrary<bool>();
+      const auto max_concurrent = *rc::gen::inRange<uint32_t>(1, 6);
+      const auto n_observers = *rc::gen::inRange<uint32_t>(1, 4);
+      std::vector<observer_config> obs;
+      for (uint32_t o = 0; o < n_observers; ++o)
+        obs.push_back(make_observer("o" + std::to_string(o), *rc::gen::inRange<uint32_t>(1, 4),
+                                    *rc::gen::inRange<uint32_t>(1, 4)));
+      breaker_settings bs;
+      bs.enabled = *rc::gen::arbitrary<bool>();
+      bs.sample_size = *rc::gen::inRange<uint32_t>(1, 5);
+      bs.half_open_probes = *rc::gen::inRange<uint32_t>(1, 3);
+      bs.timeout = std::chrono::milliseconds(*rc::gen::inRange(1, 100));
+      fixture f(obs, concurrent, max_concurrent, bs);
+
+      const auto n_events = *rc::gen::inRange<uint64_t>(1, 25);
+      std::map<uint64_t, std::string> entity;
+      std::map<uint64_t, std::vector<uint32_t>> matched;
+      uint64_t sent = 0;
+      // Per (seq, observer, action): done (success or buried).
+      std::set<std::tuple<uint64_t, uint32_t, uint32_t>> succeeded;
+      // Per lane (observer, entity): the last event that started there.
+      std::map<std::pair<uint32_t, std::string>, uint64_t> lane_head;
+      size_t checked_starts = 0;
+      size_t checked_finished = 0;
+      std::set<uint64_t> finished;
+
+      auto action_done = [&](uint64_t seq, uint32_t o, uint32_t a) {
+        if (succeeded.count({seq, o, a})) return true;
+        for (const auto& [s, name, act, err] : f.book->buried)
+          if (s == seq && name == obs[o].name && act == a) return true;
+        return false;
+      };
+      auto observer_done = [&](uint64_t seq, uint32_t o) {
+        for (uint32_t a = 0; a < obs[o].actions.size(); ++a)
+          if (!action_done(seq, o, a)) return false;
+        return true;
+      };
+      auto check_new_starts = [&] {
+        RC_ASSERT(f.exec->pending.size() <= max_concurrent);
+        for (; checked_starts < f.exec->started.size(); ++checked_starts) {
+          const auto [seq, o, a] = f.exec->started[checked_starts];
+          RC_ASSERT(!action_done(seq, o, a));  // no call after an action is done
+          const auto key = std::make_pair(o, entity.at(seq));
+          auto it = lane_head.find(key);
+          if (it != lane_head.end() && it->second != seq) {
+            // A new event on the lane: later in capture order, and the previous one is done.
+            RC_ASSERT(it->second < seq);
+            RC_ASSERT(observer_done(it->second, o));
+          }
+          // Every earlier event of this lane that matched this observer is done.
+          for (const auto& [s, m] : matched)
+            if (s < seq && entity.at(s) == entity.at(seq) &&
+                std::find(m.begin(), m.end(), o) != m.end())
+              RC_ASSERT(observer_done(s, o));
+          if (!concurrent)
+            for (uint32_t b = 0; b < a; ++b) RC_ASSERT(action_done(seq, o, b));
+          lane_head[key] = seq;
+        }
+        for (; checked_finished < f.book->finished.size(); ++checked_finished) {
+          const auto seq = f.book->finished[checked_finished];
+          RC_ASSERT(finished.insert(seq).second);  // once
+          for (auto o : matched.at(seq)) RC_ASSERT(observer_done(seq, o));
+        }
+      };
+
+      for (int step = 0; step < 2000; ++step) {
+        if (finished.size() == n_events && sent == n_events) break;
+        const int op = *rc::gen::inRange(0, 10);
+        if (op < 3 && sent < n_events) {
+          const uint64_t seq = ++sent;
+          entity[seq] = *rc::gen::element<std::string>("a", "b", "c");
+          std::vector<uint32_t> m;
+          for (uint32_t o = 0; o < n_observers; ++o)
+            if (*rc::gen::inRange(0, 4) > 0) m.push_back(o);
+          matched[seq] = m;
+          if (m.empty()) {
+            finished.insert(seq);  // the router finishes unmatched events itself
+            continue;
+          }
+          caf::anon_send(f.pool, run_atom::value, make_event(seq, entity[seq]), m);
+        } else if (op < 8 && !f.exec->pending.empty()) {
+          const auto k = *rc::gen::inRange<size_t>(0, f.exec->pending.size());
+          auto c = std::move(f.exec->pending[k]);
+          f.exec->pending.erase(f.exec->pending.begin() + static_cast<std::ptrdiff_t>(k));
+          const int r = *rc::gen::inRange(0, 10);
+          if (r < 6) {
+            succeeded.emplace(c.seq, c.observer, c.action);
+            c.done(attempt_outcome::success());
+          } else if (r < 9) {
+            c.done(attempt_outcome::failure("HTTP 503", true));
+          } else {
+            c.done(attempt_outcome::failure("HTTP 400", false));
+          }
+        } else {
+          f.sched->advance_time(std::chrono::milliseconds(*rc::gen::inRange(1, 60)));
+        }
+        f.sched->run();
+        check_new_starts();
+      }
+      // Drain: succeed everything, let every retry come due.
+      for (int round = 0; round < 500 && finished.size() < n_events; ++round) {
+        auto p = std::move(f.exec->pending);
+        f.exec->pending.clear();
+        for (auto& c : p) {
+          succeeded.emplace(c.seq, c.observer, c.action);
+          c.done(attempt_outcome::success());
+        }
+        f.sched->run();
+        check_new_starts();
+        f.sched->advance_time(std::chrono::milliseconds(50));
+        f.sched->run();
+        check_new_starts();
+        if (sent < n_events) {
+          const uint64_t seq = ++sent;
+          entity[seq] = "a";
+          matched[seq] = {0};
+          caf::anon_send(f.pool, run_atom::value, make_event(seq, "a"), std::vector<uint32_t>{0});
+        }
+      }
+      RC_ASSERT(finished.size() == n_events);
+      for (const auto& [seq, m] : matched)
+        for (auto o : m)
+          for (uint32_t a = 0; a < obs[o].actions.size(); ++a) {
+            // Exactly one terminal result per action: success or one DLQ row.
+            size_t rows = 0;
+            for (const auto& [s, name, act, err] : f.book->buried)
+              rows += (s == seq && name == obs[o].name && act == a) ? 1 : 0;
+            RC_ASSERT(rows + succeeded.count({seq, o, a}) == 1u);
+          }
+    });
+    CHECK(ok);
+  }
+}
