@@ -638,7 +638,7 @@ timeout_ms = 10000
             else:
                 checks.append(f"  {'MET ' if ok else 'MISS'}  {label}: {detail}")
 
-        # Targets of the PostgreSQL-only topology (issue 7).
+        # Targets of the PostgreSQL-only topology (docs/performance.md).
         for w in ("burst-1", "burst-8"):
             f, c = self.find("fraiseql", w), self.find("postgres", f"{w} capture")
             if f and c:
@@ -686,7 +686,7 @@ timeout_ms = 10000
         for line in out:
             print("  " + line)
         print()
-        print("Targets (PostgreSQL-only topology, issue 7):")
+        print("Targets (PostgreSQL-only topology, docs/performance.md):")
         for line in checks:
             print(line)
         if self.o.out:

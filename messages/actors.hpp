@@ -95,7 +95,7 @@ using action_pool_actor = caf::typed_actor<
   status_reply,
   /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
   caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>,
-  /// [control] Re-runs action `action` of observer `observer` (registry
+  /// Re-runs action `action` of observer `observer` (registry
   /// indices) for a dead-lettered event with the observer's retry policy,
   /// outside ordering and checkpointing. Replies (succeeded, attempts, last error).
   caf::replies_to<redrive_atom, event_ptr, uint32_t, uint32_t>::with<bool, uint32_t, std::string>>;

@@ -88,7 +88,7 @@ struct node::impl {
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
-  // [control] The control plane calls the façade from its own thread: `life`
+  // The control plane calls the façade from its own thread: `life`
   // keeps start/stop from tearing the actor system down under it.
   mutable std::shared_mutex life;
   std::atomic<int> role{0};  // index into role_names
@@ -163,7 +163,7 @@ node::~node() {
 
 void node::start() {
   auto& d = *impl_;
-  std::unique_lock<std::shared_mutex> lock(d.life);  // [control]
+  std::unique_lock<std::shared_mutex> lock(d.life);
   if (d.started) return;
   if (d.cfg.metrics.enabled && !d.server) {
     d.server = std::make_unique<monitoring_server>(
@@ -207,7 +207,7 @@ void node::acquire_and_run() {
                                            std::string(host) + ":" + std::to_string(getpid()));
     auto epoch = lease->try_acquire();
     if (!epoch) {
-      d.role = r_standby;  // [control]
+      d.role = r_standby;
       throw standby("listener '" + d.cfg.listener.listener_id
                     + "' is led by another node; standing by");
     }
@@ -333,7 +333,7 @@ void node::acquire_and_run() {
       if (ac.webhook && ac.webhook->cache && !d.cfg.performance.enable_caching)
         spdlog::warn("node: {} of observer '{}' has cache = true, but [performance] "
                      "enable_caching is false: it is not cached", ac.where, oc.name);
-  // [control] Null when the journal records nothing: the hot path skips it.
+  // Null when the journal records nothing: the hot path skips it.
   auto trace = d.trace->capacity() > 0 ? d.trace : nullptr;
   pc.trace = trace;
 
@@ -400,7 +400,7 @@ void node::acquire_and_run() {
   }
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
-  d.role = d.dry_run ? r_dry_run : r_leader;  // [control]
+  d.role = d.dry_run ? r_dry_run : r_leader;
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
                d.registry->size());
 }
@@ -408,9 +408,9 @@ void node::acquire_and_run() {
 node_status node::status() {
   node_status s;
   auto& d = *impl_;
-  std::shared_lock<std::shared_mutex> lock(d.life);  // [control]
+  std::shared_lock<std::shared_mutex> lock(d.life);
   if (!d.started || d.stopped) return s;
-  // [control] Called from the control actor's thread: ask from a thread of our own.
+  // Called from the control actor's thread: ask from a thread of our own.
   std::thread([&] { status_into(s); }).join();
   return s;
 }
@@ -436,8 +436,8 @@ void node::status_into(node_status& s) {
 
 bool node::stop(std::chrono::milliseconds timeout) {
   auto& d = *impl_;
-  if (d.role == r_standby) d.role = r_stopped;  // [control]
-  std::unique_lock<std::shared_mutex> lock(d.life);  // [control]
+  if (d.role == r_standby) d.role = r_stopped;
+  std::unique_lock<std::shared_mutex> lock(d.life);
   if (!d.started || d.stopped) return true;
   d.role = r_stopping;
   d.stopped = true;
@@ -524,7 +524,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.http.reset();
   d.redis_runner.reset();
   d.rpool.reset();
-  d.role = r_stopped;  // [control]
+  d.role = r_stopped;
   return drained;
 }
 

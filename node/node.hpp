@@ -24,7 +24,7 @@ struct node_status {
   uint64_t in_flight = 0;
   uint64_t finished = 0;
   uint64_t read = 0;
-  /// [control] action attempts running now (pool).
+  /// Action attempts running now (pool).
   uint64_t attempts_in_flight = 0;
   /// Circuit breakers the pool knows, sorted by endpoint.
   std::vector<breaker_status> breakers;
@@ -56,7 +56,7 @@ public:
 
   node_status status();
 
-  // --- [control] façade for the control plane (thread-safe) ---
+  // --- façade for the control plane (thread-safe) ---
   /// "starting" | "standby" | "leader" | "dry-run" | "stopping" | "stopped"
   std::string role() const;
   const config& cfg() const;
@@ -75,7 +75,6 @@ public:
   /// not running here (standby) or no answer came within `timeout`.
   redrive_result redrive(event_ptr ev, uint32_t observer, uint32_t action,
                          std::chrono::milliseconds timeout);
-  // --- end [control] ---
 
 private:
   void acquire_and_run();

@@ -39,10 +39,10 @@ struct job {
   bool breaker_pending = false;
   /// The current attempt failed fast (breaker open): nothing was called.
   bool rejected = false;
-  bool redrive = false;  // [control] a DLQ redrive: no lane, no event entry
+  bool redrive = false;  // a DLQ redrive: no lane, no event entry
 };
 
-/// [control] A redrive in progress: its event and who waits for the outcome.
+/// A redrive in progress: its event and who waits for the outcome.
 struct redrive_entry {
   event_ptr ev;
   caf::typed_response_promise<bool, uint32_t, std::string> promise;
@@ -91,7 +91,7 @@ struct action_pool_state {
   std::unordered_map<uint64_t, event_entry> events;
   std::unordered_map<std::string, lane_state> lanes;
   std::unordered_map<uint64_t, job> jobs;
-  std::unordered_map<uint64_t, redrive_entry> redrives;  // [control] by job id
+  std::unordered_map<uint64_t, redrive_entry> redrives;  // by job id
   std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
   std::vector<uint64_t> finished;  // events finished since the last flush
   std::vector<uint64_t> to_enqueue;  // job queue: async jobs waiting for the next enqueue
@@ -231,7 +231,7 @@ struct action_pool_state {
     return j.redrive ? redrives.at(id).ev : events.at(j.seq).ev;
   }
 
-  // --- [control] DLQ redrive ---
+  // --- DLQ redrive ---
   void redrive(const event_ptr& ev, uint32_t observer, uint32_t action,
                caf::typed_response_promise<bool, uint32_t, std::string> promise) {
     auto id = next_job++;
@@ -256,7 +256,6 @@ struct action_pool_state {
     jobs.erase(id);
     pump();
   }
-  // --- end [control] ---
 
   void execute(uint64_t id) {
     auto& j = jobs.at(id);
@@ -351,7 +350,7 @@ struct action_pool_state {
                                   .count());
     if (j.redrive && (o.ok || !o.retryable || j.attempts >= oc.retry.max_attempts)) {
       if (!o.ok) j.last_error = o.error;
-      return finish_redrive(id, o.ok);  // [control]
+      return finish_redrive(id, o.ok);
     }
     if (o.ok) {
       if (cfg.trace)

@@ -29,7 +29,7 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
           cfg.stats->event_processed();
           for (auto o : m.observers) cfg.stats->event_matched(o);
         }
-        if (cfg.trace) {  // [control] debug journal
+        if (cfg.trace) {  // debug journal
           std::vector<std::pair<uint32_t, std::string>> errs;
           for (const auto& err : m.errors) errs.emplace_back(err.observer, err.message);
           cfg.trace->routed(ev, m.observers, std::move(errs));

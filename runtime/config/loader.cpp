@@ -689,7 +689,7 @@ class loader {
              cfg_.metrics.readiness_max_checkpoint_age_ms);
   }
 
-  // --- [control] ---
+  // --- control plane ---
   void walk_control(const toml::table& t) {
     const string p = "control";
     check_keys(t, p,
@@ -764,7 +764,6 @@ class loader {
     if (out.empty()) return "'" + path + "' is empty (the first line is the token)";
     return std::nullopt;
   }
-  // --- end [control] ---
 
   // --- job queue (sql/0003_jobs.sql) ------------------------------------------------
 

@@ -289,7 +289,6 @@ struct metrics_config {
   uint32_t readiness_max_checkpoint_age_ms = 300000;
 };
 
-// --- [control] (control plane for observerctl; see docs/configuration.md) ---
 /// `[control]`: the typed control actor published over CAF's middleman.
 struct control_config {
   bool enabled = false;
@@ -313,7 +312,6 @@ struct control_config {
   uint32_t journal_size = 1000;
   bool tls() const { return !tls_certificate.empty(); }
 };
-// --- end [control] ---
 /// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
 struct job_queue_config {
   bool enabled = false;

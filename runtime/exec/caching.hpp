@@ -1,6 +1,6 @@
 #pragma once
 
-// The action-result cache around executors (issue #4 item 5, issue #5 item 3).
+// The action-result cache around executors.
 //
 // An executor that can name the request an attempt would send
 // (action_executor::cache_key: the webhook one hashes method, URL, headers and
