@@ -89,6 +89,9 @@ attempt_outcome classify_smtp(const smtp_result& r);
 /// Database calls: see pg_sqlstate_retryable; errors carry the SQLSTATE.
 attempt_outcome classify_pg(const pg_call_result& r);
 
+/// `own_ms` limited by an attempt's cap (0: no cap).
+std::chrono::milliseconds attempt_timeout(uint32_t own_ms, std::chrono::milliseconds cap);
+
 /// Lower-case hex HMAC-SHA256 of `data` under `key` (OpenSSL).
 std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 /// The webhook signature header value: "sha256=" + hex HMAC-SHA256 of

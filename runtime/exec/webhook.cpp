@@ -1,0 +1,109 @@
+// Webhooks: the rendered request through the shared HTTP client, signed when a secret is set.
+
+#include "runtime/exec/executor.hpp"
+
+#include "runtime/core/circuit_breaker.hpp"
+#include "runtime/core/observers.hpp"
+#include "runtime/exec/caching.hpp"
+#include "runtime/io/net/http_client.hpp"
+
+#include <spdlog/spdlog.h>
+#include <chrono>
+#include <string>
+
+namespace fraiseql {
+
+namespace {
+
+class webhook_executor final : public action_executor {
+public:
+  webhook_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<http_client> http)
+    : reg_(std::move(reg)), http_(std::move(http)) {}
+
+  std::optional<action_cache_key> cache_key(const attempt_request& req) const override {
+    const auto& w = *req.action_cfg->webhook;
+    if (!w.cache) return std::nullopt;
+    rendered_webhook rw;
+    if (reg_->render_webhook(req.observer, req.action, *req.ev, rw)) return std::nullopt;
+    // The per-event headers (Idempotency-Key, X-Fraiseql-Event-*) are left out:
+    // they are what makes every event's request unique. Length prefixes keep
+    // the fields apart whatever bytes they hold.
+    std::string material = "webhook\n";
+    auto add = [&material](const std::string& f) {
+      material += std::to_string(f.size());
+      material += ':';
+      material += f;
+    };
+    add(w.method);
+    add(rw.url);
+    for (const auto& h : rw.headers) add(h);
+    material += '|';
+    add(rw.body);
+    action_cache_key k;
+    k.key = "webhook:" + sha256_hex(material);
+    if (w.cache_ttl_secs) k.ttl = std::chrono::seconds(*w.cache_ttl_secs);
+    return k;
+  }
+
+  std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
+    const auto& w = *req.action_cfg->webhook;
+    const auto& ev = *req.ev;
+    rendered_webhook rw;
+    // A template that fails renders the same way every time: final, no retry.
+    if (auto err = reg_->render_webhook(req.observer, req.action, ev, rw))
+      return attempt_outcome::failure(*err, false);
+    http_request hr;
+    hr.method = w.method;
+    hr.url = std::move(rw.url);
+    hr.timeout = attempt_timeout(w.timeout_ms, req.timeout_cap);
+    hr.body = std::move(rw.body);
+    hr.headers.reserve(5 + rw.headers.size());
+    hr.headers.push_back("Content-Type: application/json");
+    hr.headers.push_back("Idempotency-Key: " + req.idempotency_key);
+    hr.headers.push_back("X-Fraiseql-Event-Id: " + ev.id);
+    hr.headers.push_back("X-Fraiseql-Event-Type: " + ev.event_type);
+    hr.headers.push_back("User-Agent: fraiseql-observer/0.1");
+    for (auto& h : rw.headers) hr.headers.push_back(std::move(h));
+    if (!w.signing_secret.empty()) {
+      // Signed per attempt: the timestamp lets receivers reject replays.
+      const std::string ts = std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+      hr.headers.push_back("X-Fraiseql-Timestamp: " + ts);
+      hr.headers.push_back("X-Fraiseql-Signature: " + webhook_signature(w.signing_secret, ts, hr.body));
+    }
+    http_->submit(std::move(hr), [done = std::move(done), policy = w.retry](http_response r) {
+      done(classify_http(r, policy));
+    });
+    return std::nullopt;
+  }
+
+  /// scheme://host:port of the URL. Only a URL whose scheme or authority is
+  /// templated is rendered for this; a render error falls back to "webhook"
+  /// (start() then fails the attempt as final, which the breaker ignores).
+  std::string endpoint(const attempt_request& req) const override {
+    const std::string& url = req.action_cfg->webhook->url;
+    const size_t sep = url.find("://");
+    const size_t end = sep == std::string::npos ? std::string::npos : url.find_first_of("/?#", sep + 3);
+    if (url.substr(0, end).find("{{") == std::string::npos) {
+      if (auto e = http_endpoint(url)) return *e;
+      return "webhook";
+    }
+    rendered_webhook rw;
+    if (reg_->render_webhook(req.observer, req.action, *req.ev, rw)) return "webhook";
+    return http_endpoint(rw.url).value_or("webhook");
+  }
+
+private:
+  std::shared_ptr<const observer_registry> reg_;
+  std::shared_ptr<http_client> http_;
+};
+
+}  // namespace
+
+std::shared_ptr<action_executor> make_webhook_executor(std::shared_ptr<const observer_registry> reg,
+                                                       std::shared_ptr<http_client> http) {
+  return std::make_shared<webhook_executor>(std::move(reg), std::move(http));
+}
+
+}  // namespace fraiseql
