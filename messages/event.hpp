@@ -31,7 +31,7 @@ struct position {
 };
 
 /// A transaction that was running at a read: its rows are read up to `pk`
-/// (0: none yet). See runtime/cursor.hpp.
+/// (0: none yet). See runtime/core/cursor.hpp.
 struct pending_txid {
   uint64_t txid = 0;
   int64_t pk = 0;

@@ -15,7 +15,7 @@ namespace fraiseql {
 
 struct action_pool_options {
   std::shared_ptr<const observer_registry> registry;
-  /// One executor per action type (runtime/actions.hpp); they outlive the actor.
+  /// One executor per action type (runtime/exec/executor.hpp); they outlive the actor.
   executor_map executors;
   /// Run the actions of one event for one observer concurrently (else in order).
   bool enable_concurrent = true;

@@ -12,7 +12,7 @@ namespace fraiseql {
 struct listener_state {
   static inline const char* name = "listener";
   std::optional<change_log_reader> reader;
-  read_cursor cursor;           // what has been read (runtime/cursor.hpp)
+  read_cursor cursor;           // what has been read (runtime/core/cursor.hpp)
   uint64_t next_seq = 1;        // sequence of the next event read
   uint64_t in_flight = 0;       // read and not yet credited back
   uint64_t read_total = 0;

@@ -16,7 +16,7 @@
 // entry leaves once its transaction has ended and its rows are read. Restarting
 // from any earlier cursor is safe: it marks a subset of the rows as read.
 //
-// Pure: the SQL lives in runtime/pg.cpp, this file is the bookkeeping, tested
+// Pure: the SQL lives in runtime/io/pg/session.cpp, this file is the bookkeeping, tested
 // against a model of transactions in tests/unit/test_cursor.cpp.
 
 #include "messages/event.hpp"

@@ -43,7 +43,7 @@ struct attempt_request {
 /// Called exactly once per asynchronous attempt, on any thread; must be cheap.
 using attempt_callback = std::function<void(attempt_outcome)>;
 
-/// What the result cache keys an attempt by (runtime/action_cache.hpp).
+/// What the result cache keys an attempt by (runtime/exec/caching.hpp).
 struct action_cache_key {
   /// Identifies the rendered request (a hash of everything the call sends that
   /// does not vary per attempt): equal keys mean equal side effects.
@@ -66,7 +66,7 @@ public:
   virtual std::optional<attempt_outcome> start(const attempt_request& req,
                                                attempt_callback done) = 0;
   /// The circuit-breaker key of the endpoint this attempt would call; attempts
-  /// with one key share a breaker (runtime/circuit_breaker.hpp). Override it
+  /// with one key share a breaker (runtime/core/circuit_breaker.hpp). Override it
   /// when the action talks to a remote peer: "scheme://host:port" for HTTP,
   /// "smtp://host:port" for mail, and so on; never put credentials in it (it
   /// is a metrics label). Default: the action type, one breaker per type.

@@ -32,7 +32,7 @@ struct wake_receiver final : pqxx::notification_receiver {
 
 // One statement, one snapshot: branch 0 returns the snapshot itself, branch 2
 // the unread rows of transactions that were running at earlier reads
-// (runtime/cursor.hpp), branch 1 the rows after the cursor's position. Every
+// (runtime/core/cursor.hpp), branch 1 the rows after the cursor's position. Every
 // row a statement sees is committed, so nothing waits for older transactions.
 // Output columns carry distinct aliases: an ORDER BY name matching an output
 // column would sort by that column (txid::text sorts "1003" before "999").

@@ -21,7 +21,7 @@ public:
 
   /// Reads up to `limit` committed events not yet read by `cursor` (rows of
   /// transactions it remembers as running first, then rows after its position)
-  /// and advances it (runtime/cursor.hpp); assigns sequence numbers starting at
+  /// and advances it (runtime/core/cursor.hpp); assigns sequence numbers starting at
   /// `next_seq` (advanced past the last one). Each event carries the cursor
   /// valid once it and every earlier event are finished.
   std::vector<event_ptr> read(read_cursor& cursor, uint32_t limit, uint64_t& next_seq);

@@ -41,7 +41,7 @@ struct claimed_job {
 
 /// observer_jobs of one listener id. One connection, used from one thread.
 /// Throws pg_unavailable when the server cannot be reached, std::runtime_error
-/// otherwise (see runtime/pg.hpp).
+/// otherwise (see runtime/io/pg/).
 ///
 /// Durability: enqueue() and dead_letter() wait for their WAL flush (the
 /// first is what lets an event finish, the second is the last trace of a

@@ -1,6 +1,6 @@
 // The read cursor against a model of PostgreSQL transactions: random begins,
 // inserts, commits, aborts and reads (each read sees the committed rows of a
-// snapshot, queried the way runtime/pg.cpp queries the change log).
+// snapshot, queried the way runtime/io/pg/session.cpp queries the change log).
 
 #include "runtime/core/cursor.hpp"
 
