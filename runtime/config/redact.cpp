@@ -1,5 +1,7 @@
 #include "runtime/config/redact.hpp"
 
+#include "runtime/config/text.hpp"
+
 #include <algorithm>
 #include <string_view>
 
@@ -10,15 +12,8 @@ namespace {
 using std::string;
 using std::string_view;
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-string lower(string_view s) {
-  string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+using config_text::is_space;
+using config_text::lower;
 
 /// Masks the value of every libpq `password` keyword in a key=value string.
 string redact_conninfo(const string& s) {
