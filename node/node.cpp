@@ -1,5 +1,7 @@
 #include "node/node.hpp"
 
+#include "node/identity.hpp"
+
 #include "actors/pipeline/action_pool.hpp"
 #include "actors/pipeline/checkpointer.hpp"
 #include "actors/pipeline/dedup.hpp"
@@ -37,8 +39,6 @@
 #include <shared_mutex>
 #include <random>
 #include <thread>
-
-#include <unistd.h>
 
 namespace fraiseql {
 
@@ -201,10 +201,7 @@ void node::acquire_and_run() {
   std::shared_ptr<leader_lease> lease;
   auto store = std::make_shared<checkpoint_store>(dsn, d.cfg.listener.listener_id);
   if (!d.dry_run) {
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
-    lease = std::make_shared<leader_lease>(dsn, d.cfg.listener.listener_id,
-                                           std::string(host) + ":" + std::to_string(getpid()));
+    lease = std::make_shared<leader_lease>(dsn, d.cfg.listener.listener_id, node_identity());
     auto epoch = lease->try_acquire();
     if (!epoch) {
       d.role = r_standby;
@@ -260,13 +257,10 @@ void node::acquire_and_run() {
   pc.executors = make_executors(d.registry, d.http, eo);
   // --- job queue: runner first (the writer wakes it after each commit).
   if (d.cfg.job_queue.enabled && !d.dry_run) {
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
     job_runner_options jo;
     jo.dsn = dsn;
     jo.listener_id = d.cfg.listener.listener_id;
-    jo.token = std::string(host) + ":" + std::to_string(getpid()) + ":"
-               + std::to_string(std::random_device{}());
+    jo.token = node_identity() + ":" + std::to_string(std::random_device{}());
     jo.registry = d.registry;
     jo.executors = pc.executors;
     jo.workers = d.cfg.job_queue.workers;
@@ -350,12 +344,10 @@ void node::acquire_and_run() {
     // The dedup actor sits between router and pool (claims) and between pool
     // and checkpointer (confirms); each sees it through the handle type it
     // already sends to, as it handles exactly those messages.
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
     dedup_options dopt;
     dopt.store = std::make_shared<redis_dedup>(
       *d.rpool, std::chrono::seconds(d.cfg.redis->dedup_window_secs));
-    dopt.owner = make_owner_token(d.cfg.listener.listener_id + "@" + host);
+    dopt.owner = make_owner_token(d.cfg.listener.listener_id + "@" + host_name());
     dopt.claim_ttl = std::chrono::seconds(d.cfg.redis->claim_ttl_secs);
     dopt.policy = *parse_redis_failure_policy(d.cfg.redis->failure_policy);
     dopt.stats = d.stats;
