@@ -84,7 +84,6 @@ struct node::impl {
   std::shared_ptr<blocking_runner> redis_runner;
   job_runner_actor jr;  // job queue; null when disabled
   job_writer_actor jw;  // job queue; null when disabled
-  caf::actor relay;     // forwards the checkpointer's credits to the listener
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
@@ -227,8 +226,6 @@ void node::acquire_and_run() {
   dc.stopping = d.stopping;
   d.dq = spawn_dlq(*d.sys, dc);
 
-  // Listener and checkpointer reference each other: spawn the listener lazily
-  // through an indirection (the checkpointer only needs its handle for credits).
   listener_options lc;
   lc.dsn = dsn;
   lc.batch_size = d.cfg.listener.batch_size;
@@ -331,19 +328,13 @@ void node::acquire_and_run() {
   auto trace = d.trace->capacity() > 0 ? d.trace : nullptr;
   pc.trace = trace;
 
-  // The listener needs router and checkpointer; the checkpointer needs the
-  // listener (credits). Break the cycle with a forwarding actor spawned first.
-  d.relay = d.sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
-    return {[self](const caf::actor& target) {
-      self->become([self, target](credit_atom, uint64_t n) { self->send(target, credit_atom::value, n); });
-    }};
-  });
-  auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
-  d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
+  // The listener admits to the checkpointer, which credits the listener: the
+  // checkpointer comes first and learns the listener below (messages/actors.hpp).
+  d.cp = spawn_checkpointer(*d.sys, cc);
   if (d.cfg.performance.enable_dedup && !d.dry_run) {
     // The dedup actor sits between router and pool (claims) and between pool
-    // and checkpointer (confirms); each sees it through the handle type it
-    // already sends to, as it handles exactly those messages.
+    // and checkpointer (confirms): the router's run_sink, the pool's
+    // finish_sink. It learns the pool by message, before the router exists.
     dedup_options dopt;
     dopt.store = std::make_shared<redis_dedup>(
       *d.rpool, std::chrono::seconds(d.cfg.redis->dedup_window_secs));
@@ -353,10 +344,9 @@ void node::acquire_and_run() {
     dopt.stats = d.stats;
     dopt.probe = [pool = d.rpool] { pool->check(); };
     d.dd = spawn_dedup(*d.sys, dopt, d.cp);
-    d.pool = spawn_action_pool(*d.sys, pc, caf::actor_cast<checkpointer_actor>(d.dd), d.dq);
-    caf::anon_send(d.dd, caf::actor_cast<caf::actor>(d.pool));
-    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace},
-                        caf::actor_cast<action_pool_actor>(d.dd), d.cp);
+    d.pool = spawn_action_pool(*d.sys, pc, d.dd, d.dq);
+    caf::anon_send(d.dd, run_sink{d.pool});
+    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace}, d.dd, d.cp);
     spdlog::info("node: deduplication on (window {} s, claim TTL {} s, {}, owner {})",
                  d.cfg.redis->dedup_window_secs, d.cfg.redis->claim_ttl_secs,
                  d.cfg.redis->failure_policy, dopt.owner);
@@ -365,7 +355,7 @@ void node::acquire_and_run() {
     d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace}, d.pool, d.cp);
   }
   d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
-  caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
+  caf::anon_send(d.cp, credit_sink{d.lst});
   // Crash-only: an actor that dies from an error takes the process down with a
   // non-zero exit. The checkpoint never passed an unfinished event, so a restart
   // (systemd, Kubernetes) resumes without loss; limping on would stall silently.
@@ -379,16 +369,15 @@ void node::acquire_and_run() {
       spdlog::default_logger()->flush();
       std::_Exit(70);
     });
-    return {[self](const caf::actor& a) { self->monitor(a); }};
+    return {[self](const caf::actor_addr& a) { self->monitor(a); }};
   });
-  for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
-                 caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
-                 caf::actor_cast<caf::actor>(d.dq)})
+  for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
+                 d.dq.address()})
     caf::anon_send(d.watchdog, a);
-  if (d.dd) caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.dd));
+  if (d.dd) caf::anon_send(d.watchdog, d.dd.address());
   if (d.jr) {  // job queue
-    caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.jr));
-    caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.jw));
+    caf::anon_send(d.watchdog, d.jr.address());
+    caf::anon_send(d.watchdog, d.jw.address());
   }
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
@@ -493,9 +482,8 @@ bool node::stop(std::chrono::milliseconds timeout) {
       self->send_exit(d.jr, caf::exit_reason::user_shutdown);
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
-    for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
-                   caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
-                   caf::actor_cast<caf::actor>(d.dq), d.relay})
+    for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
+                   d.dq.address()})
       self->send_exit(a, caf::exit_reason::user_shutdown);
     if (d.dd) self->send_exit(d.dd, caf::exit_reason::user_shutdown);
   }
@@ -509,7 +497,6 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.dd = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
-  d.relay = nullptr;
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
   d.stats->leader(false);
