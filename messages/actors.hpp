@@ -16,10 +16,9 @@
 //
 // Wiring. Each actor holds the narrowest handle it sends to (admission_sink,
 // run_sink, finish_sink, credit_sink below); a full handle converts to a
-// narrow one implicitly, so the compiler checks every link and no actor_cast
-// is needed. Two links form cycles; in each, one side learns the other by a
-// typed wiring message, and the node sends it before the listener's first
-// `read`:
+// narrow one implicitly, so the compiler checks every link and no cast is
+// needed. Two links form cycles; in each, one side learns the other by a typed
+// wiring message, which the node sends before the listener's first `read`:
 // - The checkpointer is spawned before the listener (the listener admits to
 //   it) and learns its credit_sink (the listener) by message. That message is
 //   in the checkpointer's mailbox before any admission can be, so no finish,
