@@ -13,6 +13,20 @@
 //   fence order: a crash re-delivers at most the events in flight.
 // - The listener reads only while fewer than max_in_flight events are
 //   unfinished (credits flow back from the checkpointer): memory is bounded.
+//
+// Wiring. Each actor holds the narrowest handle it sends to (admission_sink,
+// run_sink, finish_sink, credit_sink below); a full handle converts to a
+// narrow one implicitly, so the compiler checks every link and no cast is
+// needed. Two links form cycles; in each, one side learns the other by a typed
+// wiring message, which the node sends before the listener's first `read`:
+// - The checkpointer is spawned before the listener (the listener admits to
+//   it) and learns its credit_sink (the listener) by message. That message is
+//   in the checkpointer's mailbox before any admission can be, so no finish,
+//   and so no credit, precedes it; credits counted without a sink would be
+//   kept, never dropped.
+// - With deduplication, the dedup actor is spawned before the action pool (the
+//   pool finishes into it) and learns its run_sink (the pool) by message, sent
+//   before the router exists; events that came earlier would wait for it.
 
 #include "messages/attempt.hpp"
 #include "messages/breaker.hpp"
@@ -62,6 +76,27 @@ using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
 /// Counters every pipeline actor reports for `status`: (in_flight, total).
 using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
 
+// --- Narrow interfaces: what a sender needs of its receiver. ---
+
+/// Events read by the listener, in fence order, before they are routed (the
+/// checkpointer).
+using admission_sink = caf::typed_actor<caf::reacts_to<admit_atom, event_batch>>;
+
+/// Runs the listed observers (indices into the registry) for an event: the
+/// action pool, or the dedup actor in front of it. The router sends to it.
+using run_sink = caf::typed_actor<caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>>;
+
+/// Events finished (all their actions done or in the DLQ), batched by the
+/// sender: the checkpointer, or the dedup actor in front of it. The router
+/// (unmatched events), the action pool and the dedup actor send to it.
+using finish_sink = caf::typed_actor<caf::reacts_to<finish_atom, std::vector<uint64_t>>>;
+
+/// `n` events finished: room in the in-flight window (the listener). The
+/// checkpointer sends to it.
+using credit_sink = caf::typed_actor<caf::reacts_to<credit_atom, uint64_t>>;
+
+// --- Full interfaces, one per actor. ---
+
 /// Receives finished events, keeps the contiguous watermark, saves it.
 using checkpointer_actor = caf::typed_actor<
   /// Events read by the listener, in fence order, before they are routed.
@@ -69,6 +104,9 @@ using checkpointer_actor = caf::typed_actor<
   /// Events are finished (all their actions done or in the DLQ), batched by
   /// the sender: one message, one wake-up of this detached actor.
   caf::reacts_to<finish_atom, std::vector<uint64_t>>,
+  /// Wiring, sent once by the node after spawning the listener and before its
+  /// first read: where credits go (see "Wiring" above).
+  caf::reacts_to<credit_sink>,
   /// Periodic save and credit flush (self-sent).
   caf::reacts_to<tick_atom>,
   /// Saves now if anything changed; replies with what is saved.
@@ -103,13 +141,12 @@ using action_pool_actor = caf::typed_actor<
 /// Deduplication ([performance] enable_dedup): stands between the router and
 /// the action pool, and between the pool and the checkpointer. It claims each
 /// event (`event:<id>` in Redis) before the pool runs it and confirms it when
-/// the pool finishes it, before the checkpointer may pass it. The router and
-/// the pool hold it through their usual handle types (it handles the run and
-/// finish messages they send).
+/// the pool finishes it, before the checkpointer may pass it. The router holds
+/// it as its run_sink and the pool as its finish_sink.
 using dedup_actor = caf::typed_actor<
-  /// Wiring, sent once by the node before any event: the action pool (the
-  /// pool also needs this actor's handle, so one of them learns it late).
-  caf::reacts_to<caf::actor>,
+  /// Wiring, sent once by the node after spawning the pool and before the
+  /// router exists: where claimed events run (see "Wiring" above).
+  caf::reacts_to<run_sink>,
   /// From the router: an event to claim, then run (or skip when already done).
   caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
   /// From the pool: events finished; confirmed, then passed to the checkpointer.

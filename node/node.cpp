@@ -1,44 +1,25 @@
 #include "node/node.hpp"
 
-#include "actors/pipeline/action_pool.hpp"
-#include "actors/pipeline/checkpointer.hpp"
-#include "actors/pipeline/dedup.hpp"
-#include "actors/pipeline/dlq.hpp"
-#include "actors/jobs/job_runner.hpp"
-#include "actors/jobs/job_writer.hpp"
-#include "actors/pipeline/listener.hpp"
-#include "actors/pipeline/router.hpp"
-#include "runtime/exec/caching.hpp"
-#include "runtime/core/cursor.hpp"
+#include "node/leadership.hpp"
+#include "node/services.hpp"
+#include "node/spawn.hpp"
 #include "runtime/core/health.hpp"
-#include "runtime/io/net/http_client.hpp"
 #include "runtime/core/journal.hpp"
-#include "runtime/io/pg/migrations.hpp"
-#include "runtime/ops/monitoring_server.hpp"
 #include "runtime/core/observers.hpp"
-#include "runtime/io/pg/session.hpp"
-#include "messages/checkpoint.hpp"
+#include "runtime/exec/caching.hpp"
+#include "runtime/io/net/http_client.hpp"
 #include "runtime/io/pg/checkpoint_store.hpp"
 #include "runtime/io/pg/lease.hpp"
-#include "runtime/core/redis_url.hpp"
-#include "runtime/core/dedup.hpp"
-#include "runtime/core/result_cache.hpp"
-#include "runtime/core/outage.hpp"
+#include "runtime/io/pg/session.hpp"
 #include "runtime/io/redis/connection.hpp"
-#include "runtime/io/redis/dedup.hpp"
-#include "runtime/io/redis/cache.hpp"
-#include "messages/breaker.hpp"
-#include "runtime/core/circuit_breaker.hpp"
-#include "runtime/exec/executor.hpp"
+#include "runtime/ops/metrics.hpp"
+#include "runtime/ops/monitoring_server.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <shared_mutex>
-#include <random>
 #include <thread>
-
-#include <unistd.h>
 
 namespace fraiseql {
 
@@ -84,7 +65,6 @@ struct node::impl {
   std::shared_ptr<blocking_runner> redis_runner;
   job_runner_actor jr;  // job queue; null when disabled
   job_writer_actor jw;  // job queue; null when disabled
-  caf::actor relay;     // forwards the checkpointer's credits to the listener
   caf::actor watchdog;  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
@@ -174,6 +154,7 @@ void node::start() {
   try {
     acquire_and_run();
   } catch (const standby& e) {
+    d.role = r_standby;
     d.health->waiting(std::string("standby: ") + e.what());
     throw;
   } catch (const pg_unavailable& e) {
@@ -190,214 +171,56 @@ void node::start() {
 void node::acquire_and_run() {
   auto& d = *impl_;
   const std::string dsn = normalize_dsn(d.cfg.database.url);
-  const int have = current_schema_version(dsn);
-  if (have < latest_schema_version())
-    throw std::runtime_error("database schema version " + std::to_string(have)
-                             + " is older than this binary needs ("
-                             + std::to_string(latest_schema_version())
-                             + "): run `observer-node migrate --config " + d.cfg.source + "`");
+  const std::string& id = d.cfg.listener.listener_id;
+  require_schema(dsn, d.cfg.source);
   // Leadership first, then the checkpoint: a former leader's last write either
   // committed before our takeover (we load it) or is refused (fencing).
-  std::shared_ptr<leader_lease> lease;
-  auto store = std::make_shared<checkpoint_store>(dsn, d.cfg.listener.listener_id);
-  if (!d.dry_run) {
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
-    lease = std::make_shared<leader_lease>(dsn, d.cfg.listener.listener_id,
-                                           std::string(host) + ":" + std::to_string(getpid()));
-    auto epoch = lease->try_acquire();
-    if (!epoch) {
-      d.role = r_standby;
-      throw standby("listener '" + d.cfg.listener.listener_id
-                    + "' is led by another node; standing by");
-    }
-    store->set_epoch(*epoch);
-    spdlog::info("node: leading listener '{}' (epoch {})", d.cfg.listener.listener_id, *epoch);
-  }
-  checkpoint_record resume = store->load().value_or(checkpoint_record{});
-  spdlog::info("node: listener '{}' resumes after txid {} pk {}{}{} ({} events finished before)",
-               d.cfg.listener.listener_id, resume.pos.txid, resume.pos.pk,
-               resume.pending.empty() ? "" : ", transactions running then: ",
-               pending_text(resume.pending), resume.events_total);
-
+  auto store = std::make_shared<checkpoint_store>(dsn, id);
+  auto lease = d.dry_run ? nullptr : take_leadership(dsn, id, *store);
+  const checkpoint_record resume = load_checkpoint(*store, id);
   d.stats->checkpoint_position(resume.pos.txid, resume.pos.pk);
+
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
-  d.http = std::make_shared<http_client>(
-    0, std::max<long>(64, 2L * d.cfg.performance.max_concurrent_actions));
-
-  dlq_options dc;
-  dc.dsn = dsn;
-  dc.stopping = d.stopping;
-  d.dq = spawn_dlq(*d.sys, dc);
-
-  // Listener and checkpointer reference each other: spawn the listener lazily
-  // through an indirection (the checkpointer only needs its handle for credits).
-  listener_options lc;
-  lc.dsn = dsn;
-  lc.batch_size = d.cfg.listener.batch_size;
-  lc.poll_interval = std::chrono::milliseconds(d.cfg.listener.poll_interval_ms);
-  lc.max_in_flight = d.cfg.listener.max_in_flight;
-  lc.resume = resume.cursor();
-  lc.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
-  lc.stats = d.stats;
-
-  checkpointer_options cc;
-  cc.dsn = dsn;
-  cc.listener_id = d.cfg.listener.listener_id;
-  cc.batch_size = d.cfg.checkpoint.batch_size;
-  cc.interval = std::chrono::milliseconds(d.cfg.checkpoint.interval_ms);
-  cc.max_in_flight = d.cfg.listener.max_in_flight;
-  cc.resume = resume;
-  cc.dry_run = d.dry_run;
-  cc.sink = store;
-  cc.lease = lease;
-  cc.stats = d.stats;
-
-  action_pool_options pc;
-  pc.registry = d.registry;
-  executor_options eo;
-  eo.database_workers = std::min<size_t>(4, d.cfg.performance.max_concurrent_actions);
-  pc.executors = make_executors(d.registry, d.http, eo);
-  // --- job queue: runner first (the writer wakes it after each commit).
+  d.http = make_http_client(d.cfg.performance);
+  const node_env env{*d.sys, d.cfg, dsn, d.dry_run, d.registry, d.stats,
+                     d.trace->capacity() > 0 ? d.trace : nullptr, d.stopping};
+  d.dq = spawn_dlq(env);
+  auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled && !d.dry_run) {
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
-    job_runner_options jo;
-    jo.dsn = dsn;
-    jo.listener_id = d.cfg.listener.listener_id;
-    jo.token = std::string(host) + ":" + std::to_string(getpid()) + ":"
-               + std::to_string(std::random_device{}());
-    jo.registry = d.registry;
-    jo.executors = pc.executors;
-    jo.workers = d.cfg.job_queue.workers;
-    jo.batch_size = d.cfg.job_queue.batch_size;
-    jo.poll_interval = std::chrono::milliseconds(d.cfg.job_queue.poll_interval_ms);
-    jo.lease = std::chrono::milliseconds(d.cfg.job_queue.lease_ms);
-    jo.stats = d.stats;
-    d.jr = spawn_job_runner(*d.sys, jo);
-    job_writer_options wo;
-    wo.dsn = dsn;
-    wo.listener_id = d.cfg.listener.listener_id;
-    wo.rows_per_statement = d.cfg.job_queue.batch_size;
-    wo.max_backoff = std::chrono::milliseconds(d.cfg.database.reconnect_max_delay_ms);
-    wo.stopping = d.stopping;
-    wo.runner = d.jr;
-    wo.stats = d.stats;
-    d.jw = spawn_job_writer(*d.sys, wo);
-    pc.jobs = d.jw;
-    spdlog::info("node: job queue on ({} workers, lease {} ms)", jo.workers, jo.lease.count());
+    // Jobs run with the executors as they are: the result cache wraps only the pool's.
+    auto q = spawn_job_queue(env, executors);
+    d.jr = q.runner;
+    d.jw = q.writer;
   }
-  pc.enable_concurrent = d.cfg.performance.enable_concurrent;
-  pc.max_concurrent_actions = d.cfg.performance.max_concurrent_actions;
-  pc.concurrent_timeout_ms = d.cfg.performance.concurrent_timeout_ms;
-  pc.breakers = breaker_settings_of(d.cfg.circuit_breaker);
-  pc.dry_run = d.dry_run;
-  pc.stats = d.stats;
-  if (d.cfg.redis) {
-    const auto& rc = *d.cfg.redis;
-    redis_connection_options ro;
-    ro.url = redis_url::parse(rc.url);
-    ro.connect_timeout = std::chrono::seconds(rc.connect_timeout_secs);
-    ro.command_timeout = std::chrono::seconds(rc.command_timeout_secs);
-    d.rpool = std::make_shared<redis_pool>(ro, rc.pool_size);
-    try {
-      d.rpool->check();
-      d.stats->redis_health(true);
-      spdlog::info("node: Redis at {} answers (pool of {})", ro.url.to_string(), rc.pool_size);
-    } catch (const redis_unavailable& e) {
-      d.stats->redis_health(false);
-      // Not fatal: the failure policy applies while it stays down.
-      spdlog::warn("node: Redis is unavailable at start ({}); policy {}", e.what(), rc.failure_policy);
-    }
-  }
-  if (d.cfg.performance.enable_caching && !d.dry_run) {
-    std::shared_ptr<result_cache> cache;
-    std::chrono::milliseconds ttl = std::chrono::seconds(redis_config{}.cache_ttl_secs);
-    if (d.rpool) {
-      ttl = std::chrono::seconds(d.cfg.redis->cache_ttl_secs);
-      cache = std::make_shared<redis_result_cache>(*d.rpool, ttl);
-      d.redis_runner = std::make_shared<blocking_runner>(
-        std::min<size_t>(d.rpool->size(), 4), "redis cache");
-    } else {
-      cache = std::make_shared<lru_ttl_cache>(d.cfg.performance.cache_capacity, ttl);
-    }
-    for (auto& [type, ex] : pc.executors)
-      ex = make_caching_executor(ex, cache, d.redis_runner, ttl, d.stats);
-    spdlog::info("node: action-result cache on {} (default TTL {} s)",
-                 d.rpool ? "Redis" : "process memory (LRU, " +
-                   std::to_string(d.cfg.performance.cache_capacity) + " entries)",
-                 ttl.count() / 1000);
-  }
-  for (const auto& oc : d.cfg.observers)
-    for (const auto& ac : oc.actions)
-      if (ac.webhook && ac.webhook->cache && !d.cfg.performance.enable_caching)
-        spdlog::warn("node: {} of observer '{}' has cache = true, but [performance] "
-                     "enable_caching is false: it is not cached", ac.where, oc.name);
-  // Null when the journal records nothing: the hot path skips it.
-  auto trace = d.trace->capacity() > 0 ? d.trace : nullptr;
-  pc.trace = trace;
+  d.rpool = make_redis_pool(d.cfg, *d.stats);
+  if (d.cfg.performance.enable_caching && !d.dry_run)
+    d.redis_runner = add_result_cache(d.cfg, d.rpool, executors, d.stats);
+  warn_uncached_webhooks(d.cfg);
 
-  // The listener needs router and checkpointer; the checkpointer needs the
-  // listener (credits). Break the cycle with a forwarding actor spawned first.
-  d.relay = d.sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
-    return {[self](const caf::actor& target) {
-      self->become([self, target](credit_atom, uint64_t n) { self->send(target, credit_atom::value, n); });
-    }};
-  });
-  auto relay_as_listener = caf::actor_cast<listener_actor>(d.relay);
-  d.cp = spawn_checkpointer(*d.sys, cc, relay_as_listener);
+  // listener -> router -> [dedup ->] pool -> [dedup ->] checkpointer. The two
+  // cycles are closed by typed wiring messages, sent before the first read
+  // (messages/actors.hpp).
+  d.cp = spawn_checkpointer(env, resume, store, lease);
+  finish_sink finished = d.cp;
   if (d.cfg.performance.enable_dedup && !d.dry_run) {
-    // The dedup actor sits between router and pool (claims) and between pool
-    // and checkpointer (confirms); each sees it through the handle type it
-    // already sends to, as it handles exactly those messages.
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
-    dedup_options dopt;
-    dopt.store = std::make_shared<redis_dedup>(
-      *d.rpool, std::chrono::seconds(d.cfg.redis->dedup_window_secs));
-    dopt.owner = make_owner_token(d.cfg.listener.listener_id + "@" + host);
-    dopt.claim_ttl = std::chrono::seconds(d.cfg.redis->claim_ttl_secs);
-    dopt.policy = *parse_redis_failure_policy(d.cfg.redis->failure_policy);
-    dopt.stats = d.stats;
-    dopt.probe = [pool = d.rpool] { pool->check(); };
-    d.dd = spawn_dedup(*d.sys, dopt, d.cp);
-    d.pool = spawn_action_pool(*d.sys, pc, caf::actor_cast<checkpointer_actor>(d.dd), d.dq);
-    caf::anon_send(d.dd, caf::actor_cast<caf::actor>(d.pool));
-    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace},
-                        caf::actor_cast<action_pool_actor>(d.dd), d.cp);
-    spdlog::info("node: deduplication on (window {} s, claim TTL {} s, {}, owner {})",
-                 d.cfg.redis->dedup_window_secs, d.cfg.redis->claim_ttl_secs,
-                 d.cfg.redis->failure_policy, dopt.owner);
-  } else {
-    d.pool = spawn_action_pool(*d.sys, pc, d.cp, d.dq);
-    d.rt = spawn_router(*d.sys, router_options{d.registry, d.stats, trace}, d.pool, d.cp);
+    d.dd = spawn_dedup(env, d.rpool, d.cp);
+    finished = d.dd;
   }
-  d.lst = spawn_listener(*d.sys, lc, d.cp, d.rt);
-  caf::anon_send(d.relay, caf::actor_cast<caf::actor>(d.lst));
+  d.pool = spawn_action_pool(env, std::move(executors), d.jw, finished, d.dq);
+  run_sink runs = d.pool;
+  if (d.dd) {
+    caf::anon_send(d.dd, runs);  // claimed events run in the pool
+    runs = d.dd;
+  }
+  d.rt = spawn_router(env, runs, d.cp);
+  d.lst = spawn_listener(env, resume, d.cp, d.rt);
+  caf::anon_send(d.cp, credit_sink{d.lst});
   // Crash-only: an actor that dies from an error takes the process down with a
   // non-zero exit. The checkpoint never passed an unfinished event, so a restart
   // (systemd, Kubernetes) resumes without loss; limping on would stall silently.
-  d.watchdog = d.sys->spawn([health = d.health](caf::event_based_actor* self) -> caf::behavior {
-    self->set_down_handler([health](caf::down_msg& dm) {
-      if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
-        return;
-      health->failed(caf::to_string(dm.source));
-      spdlog::critical("node: actor {} failed ({}); exiting so a supervisor restarts the node",
-                       caf::to_string(dm.source), caf::to_string(dm.reason));
-      spdlog::default_logger()->flush();
-      std::_Exit(70);
-    });
-    return {[self](const caf::actor& a) { self->monitor(a); }};
-  });
-  for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
-                 caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
-                 caf::actor_cast<caf::actor>(d.dq)})
-    caf::anon_send(d.watchdog, a);
-  if (d.dd) caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.dd));
-  if (d.jr) {  // job queue
-    caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.jr));
-    caf::anon_send(d.watchdog, caf::actor_cast<caf::actor>(d.jw));
-  }
+  d.watchdog = spawn_watchdog(*d.sys, d.health,
+                              {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
+                               d.dq.address(), d.dd.address(), d.jr.address(), d.jw.address()});
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   d.role = d.dry_run ? r_dry_run : r_leader;
@@ -501,9 +324,8 @@ bool node::stop(std::chrono::milliseconds timeout) {
       self->send_exit(d.jr, caf::exit_reason::user_shutdown);
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
-    for (auto a : {caf::actor_cast<caf::actor>(d.lst), caf::actor_cast<caf::actor>(d.rt),
-                   caf::actor_cast<caf::actor>(d.pool), caf::actor_cast<caf::actor>(d.cp),
-                   caf::actor_cast<caf::actor>(d.dq), d.relay})
+    for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
+                   d.dq.address()})
       self->send_exit(a, caf::exit_reason::user_shutdown);
     if (d.dd) self->send_exit(d.dd, caf::exit_reason::user_shutdown);
   }
@@ -517,7 +339,6 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.dd = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
-  d.relay = nullptr;
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
   d.stats->leader(false);

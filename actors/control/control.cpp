@@ -1,7 +1,7 @@
 #include "actors/control/control.hpp"
 
 #include "actors/control/commands.hpp"
-
+#include "node/identity.hpp"
 #include "node/node.hpp"
 #include "messages/control.hpp"
 #include "runtime/io/pg/control_store.hpp"
@@ -21,8 +21,6 @@
 #include <optional>
 #include <thread>
 #include <sstream>
-
-#include <unistd.h>
 
 namespace fraiseql {
 
@@ -356,9 +354,7 @@ control_actor::behavior_type control_behavior(control_pointer self, node* n) {
   auto& st = self->state;
   st.n = n;
   st.store = std::make_unique<control_store>(normalize_dsn(n->cfg().database.url));
-  char host[256] = "unknown";
-  gethostname(host, sizeof host - 1);
-  st.node_name = std::string(host) + ":" + std::to_string(getpid());
+  st.node_name = node_identity();
   return {
     [self](hello_atom, uint32_t client_version) {
       if (client_version != control_protocol_version)

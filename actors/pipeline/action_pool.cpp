@@ -86,7 +86,7 @@ struct action_pool_state {
 
   pointer self = nullptr;
   action_pool_options cfg;
-  checkpointer_actor checkpointer;
+  finish_sink checkpointer;
   dlq_actor dlq;
   std::unordered_map<uint64_t, event_entry> events;
   std::unordered_map<std::string, lane_state> lanes;
@@ -436,7 +436,7 @@ struct action_pool_state {
 
 action_pool_actor::behavior_type
 action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_pool_options cfg,
-            checkpointer_actor checkpointer, dlq_actor dlq) {
+            finish_sink checkpointer, dlq_actor dlq) {
   auto& st = self->state;
   st.self = self;
   st.cfg = std::move(cfg);
@@ -478,7 +478,7 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
   };
 }
 
-action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, checkpointer_actor checkpointer, dlq_actor dlq) {
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, finish_sink checkpointer, dlq_actor dlq) {
   return sys.spawn(action_pool, cfg, checkpointer, dlq);
 }
 

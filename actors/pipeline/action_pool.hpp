@@ -47,7 +47,8 @@ struct action_pool_options {
 /// entities and observers proceed in parallel (a failing endpoint only holds
 /// back its own lanes). Failed attempts are retried per the observer's retry
 /// policy; exhausted ones go to the DLQ; an event is finished once every lane
-/// it joined is done.
-action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, checkpointer_actor checkpointer, dlq_actor dlq);
+/// it joined is done. Finished events go to `checkpointer` (the checkpointer,
+/// or the dedup actor in front of it).
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, finish_sink checkpointer, dlq_actor dlq);
 
 }  // namespace fraiseql

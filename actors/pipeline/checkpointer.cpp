@@ -21,6 +21,7 @@ struct checkpointer_state {
   uint64_t base_total = 0;          // events_total of the resumed checkpoint
   uint64_t unsaved = 0;             // finished into the watermark since the last save
   uint64_t credits = 0;             // finished events not yet credited to the listener
+  credit_sink listener;             // learnt by the wiring message
   uint64_t credit_batch = 1;
   std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
   bool save_failing = false;
@@ -33,7 +34,7 @@ struct checkpointer_state {
 
 checkpointer_actor::behavior_type
 checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
-             checkpointer_options cfg, listener_actor listener) {
+             checkpointer_options cfg) {
   auto& st = self->state;
   st.tracker.emplace(cfg.resume.pos, 1, cfg.resume.pending);
   st.store = cfg.sink ? cfg.sink : std::make_shared<checkpoint_store>(cfg.dsn, cfg.listener_id);
@@ -68,10 +69,11 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       st.save_failing = true;
     }
   };
-  auto flush_credits = [self, listener] {
+  // Without a sink yet, credits wait (they are never dropped).
+  auto flush_credits = [self] {
     auto& st = self->state;
-    if (st.credits > 0) {
-      self->send(listener, credit_atom::value, st.credits);
+    if (st.credits > 0 && st.listener) {
+      self->send(st.listener, credit_atom::value, st.credits);
       st.credits = 0;
     }
   };
@@ -88,6 +90,10 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
       st.credits += seqs.size();
       if (st.credits >= st.credit_batch) flush_credits();
       if (st.unsaved >= cfg.batch_size) save(false);
+    },
+    [self, flush_credits](credit_sink& listener) {
+      self->state.listener = std::move(listener);
+      flush_credits();
     },
     [self, cfg, save, flush_credits](tick_atom) {
       if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
@@ -121,9 +127,9 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
   };
 }
 
-checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg, listener_actor listener) {
-  if (cfg.detached) return sys.spawn<caf::detached>(checkpointer, cfg, listener);
-  return sys.spawn(checkpointer, cfg, listener);
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg) {
+  if (cfg.detached) return sys.spawn<caf::detached>(checkpointer, cfg);
+  return sys.spawn(checkpointer, cfg);
 }
 
 }  // namespace fraiseql

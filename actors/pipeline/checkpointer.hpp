@@ -43,6 +43,8 @@ struct checkpointer_options {
 };
 
 /// Detached (blocking saves run on its own thread). Owns the watermark tracker.
-checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg, listener_actor listener);
+/// Send it its credit_sink (the listener) before the listener's first read;
+/// credits it counts before that are kept and sent once it knows the sink.
+checkpointer_actor spawn_checkpointer(caf::actor_system& sys, checkpointer_options cfg);
 
 }  // namespace fraiseql

@@ -40,8 +40,8 @@ struct dedup_state {
 
   pointer self = nullptr;
   dedup_options cfg;
-  action_pool_actor pool;
-  checkpointer_actor checkpointer;
+  run_sink pool;  // learnt by the wiring message
+  finish_sink checkpointer;
   /// Events in arrival order. They go to the pool strictly in this order, so
   /// a busy event holds back the ones behind it: per-entity ordering survives
   /// a contended claim (for at most claim_ttl, when its holder died).
@@ -163,7 +163,9 @@ struct dedup_state {
   }
 
   /// Hands the resolved prefix of `waiting` to the pool, finishing done ones.
+  /// Before the pool is known (wiring), everything waits.
   void dispatch() {
+    if (!pool) return;
     std::vector<uint64_t> skipped;
     while (!waiting.empty() && waiting.front().st != claim_state::unclaimed) {
       auto w = std::move(waiting.front());
@@ -280,7 +282,7 @@ struct dedup_state {
 };
 
 dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self,
-                                 dedup_options cfg, checkpointer_actor checkpointer) {
+                                 dedup_options cfg, finish_sink checkpointer) {
   auto& st = self->state;
   st.self = self;
   st.cfg = std::move(cfg);
@@ -289,8 +291,9 @@ dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self
   if (st.cfg.stats) st.cfg.stats->redis_health(true);
   self->delayed_send(self, st.cfg.retry_interval, tick_atom::value);
   return {
-    [self](const caf::actor& pool) {
-      self->state.pool = caf::actor_cast<action_pool_actor>(pool);
+    [self](run_sink& pool) {
+      self->state.pool = std::move(pool);
+      self->state.dispatch();
     },
     [self](run_atom, const event_ptr& ev, std::vector<uint32_t>& obs) {
       self->state.run(ev, std::move(obs));
@@ -309,7 +312,7 @@ dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self
   };
 }
 
-dedup_actor spawn_dedup(caf::actor_system& sys, dedup_options cfg, checkpointer_actor checkpointer) {
+dedup_actor spawn_dedup(caf::actor_system& sys, dedup_options cfg, finish_sink checkpointer) {
   if (!cfg.detached) return sys.spawn(dedup, std::move(cfg), std::move(checkpointer));
   return sys.spawn<caf::detached>(dedup, std::move(cfg), std::move(checkpointer));
 }

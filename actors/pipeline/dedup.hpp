@@ -37,10 +37,11 @@ struct dedup_options {
 };
 
 /// Spawns the dedup actor (detached: Redis calls block its own thread only).
-/// Send it the action pool (as caf::actor) before any event. Events go to the
-/// pool in the order they came, once claimed; events already done are
-/// finished at once; finished events are confirmed before they reach
-/// `checkpointer`. See docs/redis.md for the protocol and the failure policy.
-dedup_actor spawn_dedup(caf::actor_system& sys, dedup_options cfg, checkpointer_actor checkpointer);
+/// Send it the action pool (its run_sink) before any event; events that come
+/// earlier wait for it. Events go to the pool in the order they came, once
+/// claimed; events already done are finished at once; finished events are
+/// confirmed before they reach `checkpointer`. See docs/redis.md for the
+/// protocol and the failure policy.
+dedup_actor spawn_dedup(caf::actor_system& sys, dedup_options cfg, finish_sink checkpointer);
 
 }  // namespace fraiseql

@@ -30,7 +30,7 @@ struct listener_state {
 };
 
 listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener_state> self,
-                                       listener_options cfg, checkpointer_actor checkpointer,
+                                       listener_options cfg, admission_sink checkpointer,
                                        router_actor router) {
   auto& st = self->state;
   st.reader.emplace(cfg.dsn);
@@ -182,7 +182,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
   };
 }
 
-listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, checkpointer_actor checkpointer, router_actor router) {
+listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, admission_sink checkpointer, router_actor router) {
   return sys.spawn<caf::detached>(listener, cfg, checkpointer, router);
 }
 

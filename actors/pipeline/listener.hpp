@@ -47,6 +47,6 @@ struct listener_options {
 /// (closing the race with a writer that saw "awake"), and only then waits for
 /// a NOTIFY or the poll interval. The mark ends with its session, so a stopped
 /// or killed listener never leaves writers notifying.
-listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, checkpointer_actor checkpointer, router_actor router);
+listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, admission_sink checkpointer, router_actor router);
 
 }  // namespace fraiseql

@@ -11,8 +11,8 @@ struct router_state {
 };
 
 router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
-                                   router_options cfg, action_pool_actor pool,
-                                   checkpointer_actor checkpointer) {
+                                   router_options cfg, run_sink pool,
+                                   finish_sink checkpointer) {
   return {
     [self, cfg, pool, checkpointer](route_atom, const event_batch& batch) {
       auto& st = self->state;
@@ -48,7 +48,7 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
   };
 }
 
-router_actor spawn_router(caf::actor_system& sys, router_options cfg, action_pool_actor pool, checkpointer_actor checkpointer) {
+router_actor spawn_router(caf::actor_system& sys, router_options cfg, run_sink pool, finish_sink checkpointer) {
   return sys.spawn(router, cfg, pool, checkpointer);
 }
 

@@ -20,7 +20,8 @@ struct router_options {
 };
 
 /// Matches each event against the registry; events that match nothing are
-/// finished at once, the others go to the action pool with their observers.
-router_actor spawn_router(caf::actor_system& sys, router_options cfg, action_pool_actor pool, checkpointer_actor checkpointer);
+/// finished at once (to `checkpointer`), the others go with their observers
+/// to `pool` (the action pool, or the dedup actor in front of it).
+router_actor spawn_router(caf::actor_system& sys, router_options cfg, run_sink pool, finish_sink checkpointer);
 
 }  // namespace fraiseql

@@ -65,7 +65,7 @@ struct fixture {
   std::shared_ptr<fake_executor> exec = std::make_shared<fake_executor>();
   std::shared_ptr<log_book> book = std::make_shared<log_book>();
   std::shared_ptr<const observer_registry> registry;
-  checkpointer_actor cp;
+  finish_sink cp;
   dlq_actor dlq;
   action_pool_actor pool;
 
@@ -79,15 +79,12 @@ struct fixture {
     registry = observer_registry::build(observers, errors);
     REQUIRE(errors.empty());
     auto b = book;
-    cp = sys->spawn([b]() -> checkpointer_actor::behavior_type {
+    // The pool sees the checkpointer only as a finish_sink.
+    cp = sys->spawn([b]() -> finish_sink::behavior_type {
       return {
-        [](admit_atom, const event_batch&) { FAIL("the pool never admits"); },
         [b](finish_atom, const std::vector<uint64_t>& seqs) {
           b->finished.insert(b->finished.end(), seqs.begin(), seqs.end());
         },
-        [](tick_atom) {},
-        [](flush_atom) { return checkpoint_record{}; },
-        [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
       };
     });
     dlq = sys->spawn([b]() -> dlq_actor::behavior_type {

@@ -35,25 +35,20 @@ struct fixture {
   caf::scheduler::test_coordinator* sched = nullptr;
   std::shared_ptr<fake_sink> sink = std::make_shared<fake_sink>();
   std::shared_ptr<uint64_t> credited = std::make_shared<uint64_t>(0);
-  listener_actor fake_listener;
+  credit_sink fake_listener;
   checkpointer_actor cp;
 
-  explicit fixture(uint32_t batch_size, uint32_t max_in_flight = 8) {
+  /// `wired`: the checkpointer learns its credit sink at once (as in the node).
+  explicit fixture(uint32_t batch_size, uint32_t max_in_flight = 8, bool wired = true) {
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     auto credited_ptr = credited;
-    // A listener that only counts credits; anything else is a protocol error.
-    fake_listener = sys->spawn([credited_ptr]() -> listener_actor::behavior_type {
+    // A listener that only counts credits (the checkpointer can send nothing else).
+    fake_listener = sys->spawn([credited_ptr]() -> credit_sink::behavior_type {
       return {
-        [](read_atom) { FAIL("checkpointer must not drive reads"); },
         [credited_ptr](credit_atom, uint64_t n) { *credited_ptr += n; },
-        [](stop_atom) -> bool {
-          FAIL("unexpected stop");
-          return false;
-        },
-        [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
       };
     });
     checkpointer_options o;
@@ -63,7 +58,8 @@ struct fixture {
     o.resume = checkpoint_record{position{10, 100}, 7, {}};
     o.sink = sink;
     o.detached = false;
-    cp = spawn_checkpointer(*sys, o, fake_listener);
+    cp = spawn_checkpointer(*sys, o);
+    if (wired) caf::anon_send(cp, fake_listener);
     sched->run();
   }
 
@@ -134,6 +130,18 @@ TEST_SUITE("checkpointer") {
     for (uint64_t s : {5, 1, 3}) f.finish(s);
     CHECK(*f.credited == 2);
     f.sched->advance_time(std::chrono::milliseconds(100));  // tick flushes the rest
+    f.sched->run();
+    CHECK(*f.credited == 3);
+  }
+
+  TEST_CASE("credits counted before the credit sink is known are kept, then sent") {
+    fixture f{100, 8, false};
+    f.admit(fixture::events(3));
+    for (uint64_t s : {1, 2, 3}) f.finish(s);
+    f.sched->advance_time(std::chrono::milliseconds(100));  // a tick without a sink
+    f.sched->run();
+    CHECK(*f.credited == 0);
+    caf::anon_send(f.cp, f.fake_listener);
     f.sched->run();
     CHECK(*f.credited == 3);
   }

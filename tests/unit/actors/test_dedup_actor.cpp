@@ -4,8 +4,6 @@
 // to the checkpointer, and the failure policies when the store is down.
 
 #include "actors/pipeline/dedup.hpp"
-#include "messages/breaker.hpp"
-#include "messages/checkpoint.hpp"
 #include "runtime/core/dedup.hpp"
 #include "runtime/core/outage.hpp"
 #include "runtime/core/redis_url.hpp"
@@ -63,35 +61,28 @@ struct fixture {
   std::shared_ptr<flaky_store> store = std::make_shared<flaky_store>();
   std::shared_ptr<recorded> rec = std::make_shared<recorded>();
   dedup_actor dd;
+  run_sink pool;
 
-  explicit fixture(redis_failure_policy policy = redis_failure_policy::fail_open) {
+  /// `wired`: the dedup actor learns the pool at once (as in the node).
+  explicit fixture(redis_failure_policy policy = redis_failure_policy::fail_open,
+                   bool wired = true) {
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     auto r = rec;
-    auto pool = sys->spawn([r]() -> action_pool_actor::behavior_type {
+    // The dedup actor sees the pool only as a run_sink and the checkpointer
+    // only as a finish_sink: the fakes implement just that.
+    pool = sys->spawn([r]() -> run_sink::behavior_type {
       return {
         [r](run_atom, const event_ptr& ev, const std::vector<uint32_t>&) { r->ran.push_back(ev->seq); },
-        [](done_atom) {},
-        [](retry_atom, uint64_t) {},
-        [](flush_atom) {},
-        [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
-        [](status_atom, breakers_atom) { return std::vector<breaker_status>{}; },
-        [](redrive_atom, const event_ptr&, uint32_t, uint32_t) {
-          return std::make_tuple(false, uint32_t{0}, std::string("not a pool"));
-        },
       };
     });
-    auto cp = sys->spawn([r]() -> checkpointer_actor::behavior_type {
+    auto cp = sys->spawn([r]() -> finish_sink::behavior_type {
       return {
-        [](admit_atom, const event_batch&) {},
         [r](finish_atom, const std::vector<uint64_t>& seqs) {
           r->finished.insert(r->finished.end(), seqs.begin(), seqs.end());
         },
-        [](tick_atom) {},
-        [](flush_atom) { return checkpoint_record{}; },
-        [](status_atom) { return std::make_tuple(uint64_t{0}, uint64_t{0}); },
       };
     });
     dedup_options o;
@@ -102,12 +93,13 @@ struct fixture {
     o.policy = policy;
     o.detached = false;
     dd = spawn_dedup(*sys, o, cp);
-    caf::anon_send(dd, caf::actor_cast<caf::actor>(pool));
+    if (wired) caf::anon_send(dd, pool);
     sched->run();
   }
 
   ~fixture() {
     caf::anon_send_exit(dd, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
     sched->run();
   }
 
@@ -147,6 +139,20 @@ TEST_SUITE("dedup_actor") {
     CHECK(f.value(1) == std::string("done"));
     CHECK(f.value(2) == std::string("done"));
     CHECK(f.value(3) == std::string("busy"));
+  }
+
+  TEST_CASE("events that come before the pool is known wait for it, in order") {
+    fixture f{redis_failure_policy::fail_open, false};
+    f.store->inner.claim({"ev-2"}, "other:1:1", 30s);
+    f.store->inner.confirm("ev-2", "other:1:1");
+    for (uint64_t s = 1; s <= 3; ++s) f.send(s);
+    f.sched->run();
+    CHECK(f.rec->ran.empty());
+    CHECK(f.rec->finished.empty());
+    caf::anon_send(f.dd, f.pool);
+    f.sched->run();
+    CHECK(f.rec->ran == std::vector<uint64_t>{1, 3});
+    CHECK(f.rec->finished == std::vector<uint64_t>{2});
   }
 
   TEST_CASE("a done event is finished at once without running") {

@@ -1,0 +1,149 @@
+#include "node/spawn.hpp"
+
+#include "actors/jobs/job_runner.hpp"
+#include "actors/jobs/job_writer.hpp"
+#include "actors/pipeline/action_pool.hpp"
+#include "actors/pipeline/checkpointer.hpp"
+#include "actors/pipeline/dedup.hpp"
+#include "actors/pipeline/dlq.hpp"
+#include "actors/pipeline/listener.hpp"
+#include "actors/pipeline/router.hpp"
+#include "node/identity.hpp"
+#include "runtime/core/circuit_breaker.hpp"
+#include "runtime/core/dedup.hpp"
+#include "runtime/core/health.hpp"
+#include "runtime/core/outage.hpp"
+#include "runtime/io/redis/connection.hpp"
+#include "runtime/io/redis/dedup.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <random>
+
+namespace fraiseql {
+
+dlq_actor spawn_dlq(const node_env& env) {
+  dlq_options o;
+  o.dsn = env.dsn;
+  o.stopping = env.stopping;
+  return spawn_dlq(env.sys, o);
+}
+
+checkpointer_actor spawn_checkpointer(const node_env& env, const checkpoint_record& resume,
+                                      std::shared_ptr<checkpoint_sink> store,
+                                      std::shared_ptr<leader_lease> lease) {
+  checkpointer_options o;
+  o.dsn = env.dsn;
+  o.listener_id = env.cfg.listener.listener_id;
+  o.batch_size = env.cfg.checkpoint.batch_size;
+  o.interval = std::chrono::milliseconds(env.cfg.checkpoint.interval_ms);
+  o.max_in_flight = env.cfg.listener.max_in_flight;
+  o.resume = resume;
+  o.dry_run = env.dry_run;
+  o.sink = std::move(store);
+  o.lease = std::move(lease);
+  o.stats = env.stats;
+  return spawn_checkpointer(env.sys, o);
+}
+
+listener_actor spawn_listener(const node_env& env, const checkpoint_record& resume,
+                              admission_sink checkpointer, router_actor router) {
+  listener_options o;
+  o.dsn = env.dsn;
+  o.batch_size = env.cfg.listener.batch_size;
+  o.poll_interval = std::chrono::milliseconds(env.cfg.listener.poll_interval_ms);
+  o.max_in_flight = env.cfg.listener.max_in_flight;
+  o.resume = resume.cursor();
+  o.max_backoff = std::chrono::milliseconds(env.cfg.database.reconnect_max_delay_ms);
+  o.stats = env.stats;
+  return spawn_listener(env.sys, o, std::move(checkpointer), std::move(router));
+}
+
+router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkpointer) {
+  return spawn_router(env.sys, router_options{env.registry, env.stats, env.trace},
+                      std::move(pool), std::move(checkpointer));
+}
+
+action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,
+                                    job_writer_actor jobs, finish_sink checkpointer,
+                                    dlq_actor dlq) {
+  const auto& perf = env.cfg.performance;
+  action_pool_options o;
+  o.registry = env.registry;
+  o.executors = std::move(executors);
+  o.jobs = std::move(jobs);
+  o.enable_concurrent = perf.enable_concurrent;
+  o.max_concurrent_actions = perf.max_concurrent_actions;
+  o.concurrent_timeout_ms = perf.concurrent_timeout_ms;
+  o.breakers = breaker_settings_of(env.cfg.circuit_breaker);
+  o.dry_run = env.dry_run;
+  o.stats = env.stats;
+  o.trace = env.trace;
+  return spawn_action_pool(env.sys, o, std::move(checkpointer), std::move(dlq));
+}
+
+job_queue_actors spawn_job_queue(const node_env& env, const executor_map& executors) {
+  const auto& jq = env.cfg.job_queue;
+  job_runner_options ro;
+  ro.dsn = env.dsn;
+  ro.listener_id = env.cfg.listener.listener_id;
+  ro.token = node_identity() + ":" + std::to_string(std::random_device{}());
+  ro.registry = env.registry;
+  ro.executors = executors;
+  ro.workers = jq.workers;
+  ro.batch_size = jq.batch_size;
+  ro.poll_interval = std::chrono::milliseconds(jq.poll_interval_ms);
+  ro.lease = std::chrono::milliseconds(jq.lease_ms);
+  ro.stats = env.stats;
+  job_queue_actors q;
+  q.runner = spawn_job_runner(env.sys, ro);
+  job_writer_options wo;
+  wo.dsn = env.dsn;
+  wo.listener_id = env.cfg.listener.listener_id;
+  wo.rows_per_statement = jq.batch_size;
+  wo.max_backoff = std::chrono::milliseconds(env.cfg.database.reconnect_max_delay_ms);
+  wo.stopping = env.stopping;
+  wo.runner = q.runner;
+  wo.stats = env.stats;
+  q.writer = spawn_job_writer(env.sys, wo);
+  spdlog::info("node: job queue on ({} workers, lease {} ms)", ro.workers, ro.lease.count());
+  return q;
+}
+
+dedup_actor spawn_dedup(const node_env& env, std::shared_ptr<redis_pool> redis,
+                        finish_sink checkpointer) {
+  const auto& rc = *env.cfg.redis;
+  dedup_options o;
+  o.store = std::make_shared<redis_dedup>(*redis, std::chrono::seconds(rc.dedup_window_secs));
+  o.owner = make_owner_token(env.cfg.listener.listener_id + "@" + host_name());
+  o.claim_ttl = std::chrono::seconds(rc.claim_ttl_secs);
+  o.policy = *parse_redis_failure_policy(rc.failure_policy);
+  o.stats = env.stats;
+  o.probe = [redis] { redis->check(); };
+  auto dd = spawn_dedup(env.sys, o, std::move(checkpointer));
+  spdlog::info("node: deduplication on (window {} s, claim TTL {} s, {}, owner {})",
+               rc.dedup_window_secs, rc.claim_ttl_secs, rc.failure_policy, o.owner);
+  return dd;
+}
+
+caf::actor spawn_watchdog(caf::actor_system& sys, std::shared_ptr<health_state> health,
+                          std::vector<caf::actor_addr> actors) {
+  return sys.spawn([health, actors](caf::event_based_actor* self) -> caf::behavior {
+    self->set_down_handler([health](caf::down_msg& dm) {
+      if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::normal)
+        return;
+      health->failed(caf::to_string(dm.source));
+      spdlog::critical("node: actor {} failed ({}); exiting so a supervisor restarts the node",
+                       caf::to_string(dm.source), caf::to_string(dm.reason));
+      spdlog::default_logger()->flush();
+      std::_Exit(70);
+    });
+    for (const auto& a : actors)
+      if (a) self->monitor(a);
+    return {[self](const caf::actor_addr& a) { self->monitor(a); }};
+  });
+}
+
+}  // namespace fraiseql
