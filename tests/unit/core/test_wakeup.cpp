@@ -51,16 +51,20 @@ std::vector<us> linger(wakeup_policy& p, tp& t, wakeup_decision& last) {
   }
 }
 
-/// Reads rows, lingers, and takes the mark: the listener is asleep at `t`
-/// and its last read (the one after taking the mark) came back empty.
-void fall_asleep(wakeup_policy& p, tp& t) {
+/// Lingers from `t` until the policy asks to take the mark.
+void linger_to_try_sleep(wakeup_policy& p, tp& t) {
   wakeup_decision d;
   linger(p, t, d);
   REQUIRE(d.step == wakeup_step::try_sleep);
+}
+
+/// Lingers and takes the mark: the listener is asleep at `t` and its last
+/// read (the one after taking the mark) came back empty.
+void fall_asleep(wakeup_policy& p, tp& t) {
+  linger_to_try_sleep(p, t);
   REQUIRE(read_after(p.on_try_sleep(true), us(0)));
   REQUIRE(p.asleep());
-  d = empty_read(p, t);
-  REQUIRE(d.step == wakeup_step::wait);
+  REQUIRE(empty_read(p, t).step == wakeup_step::wait);
 }
 
 }  // namespace
@@ -130,14 +134,12 @@ TEST_SUITE("wakeup") {
   TEST_CASE("sleep refused -> keep polling with the running backoff, one counter for both reasons") {
     wakeup_policy p(defaults());
     tp t{};
-    wakeup_decision d;
-    linger(p, t, d);
-    REQUIRE(d.step == wakeup_step::try_sleep);
+    linger_to_try_sleep(p, t);
     CHECK(read_after(p.on_try_sleep(false), us(500)));
     CHECK_FALSE(p.asleep());
     t += us(500);
     // Still idle past the linger: the next empty read tries again at once.
-    d = empty_read(p, t);
+    auto d = empty_read(p, t);
     REQUIRE(d.step == wakeup_step::try_sleep);
     CHECK(read_after(p.on_try_sleep(false), us(1000)));
     t += us(1000);
@@ -145,9 +147,7 @@ TEST_SUITE("wakeup") {
     CHECK(read_after(empty_read(p, t, true), us(2000)));
     t += us(2000);
     // ...and so does the next refusal (after the linger starts over).
-    wakeup_decision last;
-    linger(p, t, last);
-    REQUIRE(last.step == wakeup_step::try_sleep);
+    linger_to_try_sleep(p, t);
     CHECK(read_after(p.on_try_sleep(false), us(4000)));
     for (int i = 0; i < 10; ++i) {
       d = empty_read(p, t);
@@ -167,12 +167,10 @@ TEST_SUITE("wakeup") {
   TEST_CASE("after taking the mark: one more read at once; empty -> wait up to poll_interval") {
     wakeup_policy p(defaults());
     tp t{};
-    wakeup_decision d;
-    linger(p, t, d);
-    REQUIRE(d.step == wakeup_step::try_sleep);
+    linger_to_try_sleep(p, t);
     CHECK(read_after(p.on_try_sleep(true), us(0)));
     CHECK(p.asleep());
-    d = empty_read(p, t);
+    auto d = empty_read(p, t);
     CHECK(d.step == wakeup_step::wait);
     CHECK(d.delay == ms(1000));
     CHECK_FALSE(d.wake);
