@@ -124,7 +124,8 @@ using action_pool_actor = caf::typed_actor<
   /// Attempts have completed (sent by an executor's thread; the outcomes wait
   /// in the pool's inbox, one message per burst).
   caf::reacts_to<done_atom>,
-  /// A backoff delay of job `id` elapsed.
+  /// The backoff delay of attempt `id` (one action of one event, retried in
+  /// place) elapsed: it is tried again.
   caf::reacts_to<retry_atom, uint64_t>,
   /// Sends the finished events collected so far to the checkpointer (self-sent
   /// behind the messages already queued, so a burst becomes one message).

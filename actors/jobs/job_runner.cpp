@@ -127,7 +127,7 @@ struct job_runner_state {
     req.idempotency_key = r.idempotency_key;
     req.attempt = r.attempts;
     // Asynchronous completions arrive on the executor's thread: only enqueue.
-    auto handle = caf::actor_cast<job_runner_actor>(self);
+    job_runner_actor handle{self};
     auto sync = ex->second->start(req, [handle, id](attempt_outcome o) {
       caf::anon_send(handle, done_atom::value, id, std::move(o));
     });

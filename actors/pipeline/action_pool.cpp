@@ -23,21 +23,26 @@ namespace fraiseql {
 
 namespace {
 
-struct job {
-  std::chrono::steady_clock::time_point attempt_started;
+/// An attempt: one action of one event (or of one redrive) as the pool runs
+/// it, under one id from its first try until it succeeds or is dead-lettered;
+/// a retryable failure is tried again in place (`tries` counts the tries, the
+/// number compared with the retry policy's max_attempts). Not a job of the job
+/// queue (actors/jobs/): an async action's attempt ends once its job is durable.
+struct attempt {
+  std::chrono::steady_clock::time_point try_started;
   uint64_t seq = 0;
   uint32_t observer = 0;
   uint32_t action = 0;
-  uint32_t attempts = 0;
-  int64_t first_attempt_ms = 0;
+  uint32_t tries = 0;
+  int64_t first_try_ms = 0;
   std::string last_error;
   std::string lane;
-  /// Breaker of the current attempt: its endpoint and admission ticket.
+  /// Breaker of the current try: its endpoint and admission ticket.
   std::string endpoint;
   circuit_breaker::ticket ticket;
-  /// The current attempt was admitted by the breaker and must be recorded.
+  /// The current try was admitted by the breaker and must be recorded.
   bool breaker_pending = false;
-  /// The current attempt failed fast (breaker open): nothing was called.
+  /// The current try failed fast (breaker open): nothing was called.
   bool rejected = false;
   bool redrive = false;  // a DLQ redrive: no lane, no event entry
 };
@@ -51,7 +56,7 @@ struct redrive_entry {
 struct lane_state {
   std::deque<uint64_t> queue;  // event seqs, head is running
   uint32_t next_action = 0;    // sequential mode: next action index to start
-  uint32_t open = 0;           // jobs of the head event not yet finished
+  uint32_t open = 0;           // attempts of the head event not yet finished
 };
 
 struct event_entry {
@@ -90,14 +95,14 @@ struct action_pool_state {
   dlq_actor dlq;
   std::unordered_map<uint64_t, event_entry> events;
   std::unordered_map<std::string, lane_state> lanes;
-  std::unordered_map<uint64_t, job> jobs;
-  std::unordered_map<uint64_t, redrive_entry> redrives;  // by job id
-  std::deque<uint64_t> ready;  // jobs waiting for a concurrency slot
+  std::unordered_map<uint64_t, attempt> attempts;
+  std::unordered_map<uint64_t, redrive_entry> redrives;  // by attempt id
+  std::deque<uint64_t> ready;  // attempts waiting for a concurrency slot
   std::vector<uint64_t> finished;  // events finished since the last flush
-  std::vector<uint64_t> to_enqueue;  // job queue: async jobs waiting for the next enqueue
+  std::vector<uint64_t> to_enqueue;  // job queue: async attempts waiting for the next enqueue
   bool enqueue_in_flight = false;    // job queue: one enqueue request at a time
   uint32_t running = 0;
-  uint64_t next_job = 1;
+  uint64_t next_attempt = 1;
   uint64_t finished_events = 0;
   std::mt19937_64 rng{std::random_device{}()};
   std::unique_ptr<breaker_registry> breakers;
@@ -130,19 +135,19 @@ struct action_pool_state {
   }
 
   void retry(uint64_t id) {
-    if (jobs.count(id) == 0) return;
+    if (attempts.count(id) == 0) return;
     ready.push_back(id);
     pump();
   }
 
-  void make_job(uint64_t seq, uint32_t observer, uint32_t action, const std::string& lane) {
-    auto id = next_job++;
-    job j;
-    j.seq = seq;
-    j.observer = observer;
-    j.action = action;
-    j.lane = lane;
-    jobs.emplace(id, std::move(j));
+  void make_attempt(uint64_t seq, uint32_t observer, uint32_t action, const std::string& lane) {
+    auto id = next_attempt++;
+    attempt a;
+    a.seq = seq;
+    a.observer = observer;
+    a.action = action;
+    a.lane = lane;
+    attempts.emplace(id, std::move(a));
     if (is_async(observer, action)) {
       // Job queue: enqueued with the rest of this mailbox burst (one INSERT).
       if (to_enqueue.empty()) self->send(self, flush_atom::value);
@@ -158,23 +163,24 @@ struct action_pool_state {
     return cfg.jobs && !cfg.dry_run && cfg.registry->config(observer).actions[action].async;
   }
 
-  /// Sends the async jobs collected so far to the job writer; they are done
-  /// for their events once it confirms the commit. One request in flight at a
-  /// time, so a burst arriving during a write becomes the next single INSERT.
+  /// Sends the async attempts collected so far to the job writer as jobs;
+  /// they are done for their events once it confirms the commit. One request
+  /// in flight at a time, so a burst arriving during a write becomes the next
+  /// single INSERT.
   void send_enqueue() {
     if (enqueue_in_flight || to_enqueue.empty()) return;
     auto ids = std::exchange(to_enqueue, {});
     std::vector<job_spec> specs;
     specs.reserve(ids.size());
     for (auto id : ids) {
-      const auto& j = jobs.at(id);
-      const auto& oc = cfg.registry->config(j.observer);
+      const auto& a = attempts.at(id);
+      const auto& oc = cfg.registry->config(a.observer);
       job_spec s;
-      s.ev = events.at(j.seq).ev;
+      s.ev = events.at(a.seq).ev;
       s.observer_name = oc.name;
-      s.action_index = j.action;
-      s.action_type = oc.actions[j.action].type;
-      s.idempotency_key = idempotency_key(s.ev->id, oc.name, j.action);
+      s.action_index = a.action;
+      s.action_type = oc.actions[a.action].type;
+      s.idempotency_key = idempotency_key(s.ev->id, oc.name, a.action);
       s.max_attempts = oc.retry.max_attempts;
       specs.push_back(std::move(s));
     }
@@ -185,7 +191,7 @@ struct action_pool_state {
         [s, ids](uint64_t) {
           auto& st = s->state;
           st.enqueue_in_flight = false;
-          for (auto id : ids) st.job_done(id);
+          for (auto id : ids) st.attempt_done(id);
           st.send_enqueue();
           st.pump();
         },
@@ -206,11 +212,11 @@ struct action_pool_state {
     if (cfg.enable_concurrent) {
       lane.open = n;
       lane.next_action = n;
-      for (uint32_t a = 0; a < n; ++a) make_job(seq, observer, a, key);
+      for (uint32_t a = 0; a < n; ++a) make_attempt(seq, observer, a, key);
     } else {
       lane.open = 1;
       lane.next_action = 1;
-      make_job(seq, observer, 0, key);
+      make_attempt(seq, observer, 0, key);
     }
   }
 
@@ -227,48 +233,48 @@ struct action_pool_state {
     pumping = false;
   }
 
-  const event_ptr& event_of(uint64_t id, const job& j) const {
-    return j.redrive ? redrives.at(id).ev : events.at(j.seq).ev;
+  const event_ptr& event_of(uint64_t id, const attempt& a) const {
+    return a.redrive ? redrives.at(id).ev : events.at(a.seq).ev;
   }
 
   // --- DLQ redrive ---
   void redrive(const event_ptr& ev, uint32_t observer, uint32_t action,
                caf::typed_response_promise<bool, uint32_t, std::string> promise) {
-    auto id = next_job++;
-    job j;
-    j.observer = observer;
-    j.action = action;
-    j.redrive = true;
-    jobs.emplace(id, std::move(j));
+    auto id = next_attempt++;
+    attempt a;
+    a.observer = observer;
+    a.action = action;
+    a.redrive = true;
+    attempts.emplace(id, std::move(a));
     redrives.emplace(id, redrive_entry{ev, std::move(promise)});
     ready.push_back(id);
     pump();
   }
 
   void finish_redrive(uint64_t id, bool ok) {
-    auto& j = jobs.at(id);
+    auto& a = attempts.at(id);
     auto it = redrives.find(id);
     if (cfg.trace)
-      cfg.trace->attempt(it->second.ev->id, j.observer, j.action, j.attempts,
-                         ok ? "redriven" : "redrive-failed", j.last_error);
-    it->second.promise.deliver(ok, j.attempts, ok ? std::string{} : j.last_error);
+      cfg.trace->attempt(it->second.ev->id, a.observer, a.action, a.tries,
+                         ok ? "redriven" : "redrive-failed", a.last_error);
+    it->second.promise.deliver(ok, a.tries, ok ? std::string{} : a.last_error);
     redrives.erase(it);
-    jobs.erase(id);
+    attempts.erase(id);
     pump();
   }
 
   void execute(uint64_t id) {
-    auto& j = jobs.at(id);
-    const auto& ev = event_of(id, j);
-    const auto& oc = cfg.registry->config(j.observer);
-    const auto& ac = oc.actions[j.action];
-    ++j.attempts;
-    if (j.attempts == 1) j.first_attempt_ms = unix_ms();
-    j.attempt_started = std::chrono::steady_clock::now();
+    auto& a = attempts.at(id);
+    const auto& ev = event_of(id, a);
+    const auto& oc = cfg.registry->config(a.observer);
+    const auto& ac = oc.actions[a.action];
+    ++a.tries;
+    if (a.tries == 1) a.first_try_ms = unix_ms();
+    a.try_started = std::chrono::steady_clock::now();
     ++running;
     if (cfg.dry_run) {
       spdlog::info("dry-run: would run {} action {} of observer '{}' for event {} ({} {} {})",
-                   ac.type, j.action, oc.name, ev->id, ev->event_type, ev->entity_type,
+                   ac.type, a.action, oc.name, ev->id, ev->event_type, ev->entity_type,
                    ev->entity_id);
       return on_outcome(id, attempt_outcome::success());
     }
@@ -278,36 +284,36 @@ struct action_pool_state {
                               "action type '" + ac.type + "' has no executor", false));
     attempt_request req;
     req.ev = ev.get();
-    req.observer = j.observer;
-    req.action = j.action;
+    req.observer = a.observer;
+    req.action = a.action;
     req.observer_cfg = &oc;
     req.action_cfg = &ac;
-    req.idempotency_key = idempotency_key(ev->id, oc.name, j.action);
-    req.attempt = j.attempts;
+    req.idempotency_key = idempotency_key(ev->id, oc.name, a.action);
+    req.attempt = a.tries;
     if (cfg.enable_concurrent)
       req.timeout_cap = std::chrono::milliseconds(cfg.concurrent_timeout_ms);
-    j.rejected = false;
+    a.rejected = false;
     if (breakers->enabled()) {
       // Ask the endpoint's breaker first: while it is open the attempt fails
       // fast without touching the endpoint, frees its slot at once and is
       // retried no earlier than the next probe.
-      j.endpoint = ex->second->endpoint(req);
+      a.endpoint = ex->second->endpoint(req);
       const auto t = now();
-      const auto before = breakers->state(j.endpoint, t);
-      auto d = breakers->allow(j.endpoint, t);
-      breaker_changed(j.endpoint, before);
+      const auto before = breakers->state(a.endpoint, t);
+      auto d = breakers->allow(a.endpoint, t);
+      breaker_changed(a.endpoint, before);
       if (!d.allowed) {
-        j.rejected = true;
-        auto o = attempt_outcome::failure("circuit open for " + j.endpoint, true);
+        a.rejected = true;
+        auto o = attempt_outcome::failure("circuit open for " + a.endpoint, true);
         if (d.retry_at > t)
           o.retry_after = std::chrono::ceil<std::chrono::milliseconds>(d.retry_at - t);
         return on_outcome(id, std::move(o));
       }
-      j.ticket = d.t;
-      j.breaker_pending = true;
+      a.ticket = d.t;
+      a.breaker_pending = true;
     }
     // Asynchronous completions arrive on the executor's thread: only post.
-    auto handle = caf::actor_cast<action_pool_actor>(self);
+    action_pool_actor handle{self};
     auto sync = ex->second->start(req, [handle, box = inbox, id](attempt_outcome o) {
       if (box->post(id, std::move(o))) caf::anon_send(handle, done_atom::value);
     });
@@ -325,93 +331,93 @@ struct action_pool_state {
 
   void on_outcome(uint64_t id, attempt_outcome o) {
     --running;
-    auto it = jobs.find(id);
-    if (it == jobs.end()) return;
-    auto& j = it->second;
-    const auto& oc = cfg.registry->config(j.observer);
-    if (j.breaker_pending) {
+    auto it = attempts.find(id);
+    if (it == attempts.end()) return;
+    auto& a = it->second;
+    const auto& oc = cfg.registry->config(a.observer);
+    if (a.breaker_pending) {
       // Retryable failures are the endpoint's; final ones (4xx, render
       // errors) say nothing about its health.
-      j.breaker_pending = false;
+      a.breaker_pending = false;
       const auto r = o.ok          ? call_result::success
                      : o.retryable ? call_result::failure
                                    : call_result::neutral;
       const auto t = now();
-      const auto before = breakers->state(j.endpoint, t);
-      breakers->record(j.endpoint, t, j.ticket, r);
-      breaker_changed(j.endpoint, before);
+      const auto before = breakers->state(a.endpoint, t);
+      breakers->record(a.endpoint, t, a.ticket, r);
+      breaker_changed(a.endpoint, before);
     }
-    if (j.rejected) {
-      if (cfg.stats) cfg.stats->breaker_rejected(j.endpoint);
+    if (a.rejected) {
+      if (cfg.stats) cfg.stats->breaker_rejected(a.endpoint);
     } else if (cfg.stats && !cfg.dry_run)
-      cfg.stats->action_attempt(j.observer, j.action, o.ok,
+      cfg.stats->action_attempt(a.observer, a.action, o.ok,
                                 std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                                              - j.attempt_started)
+                                                              - a.try_started)
                                   .count());
-    if (j.redrive && (o.ok || !o.retryable || j.attempts >= oc.retry.max_attempts)) {
-      if (!o.ok) j.last_error = o.error;
+    if (a.redrive && (o.ok || !o.retryable || a.tries >= oc.retry.max_attempts)) {
+      if (!o.ok) a.last_error = o.error;
       return finish_redrive(id, o.ok);
     }
     if (o.ok) {
       if (cfg.trace)
-        cfg.trace->attempt(events.at(j.seq).ev->id, j.observer, j.action, j.attempts, "succeeded", "");
-      job_done(id);
+        cfg.trace->attempt(events.at(a.seq).ev->id, a.observer, a.action, a.tries, "succeeded", "");
+      attempt_done(id);
       return pump();
     }
-    j.last_error = o.error;
-    const auto& ev = event_of(id, j);
-    if (o.retryable && j.attempts < oc.retry.max_attempts) {
+    a.last_error = o.error;
+    const auto& ev = event_of(id, a);
+    if (o.retryable && a.tries < oc.retry.max_attempts) {
       std::uniform_real_distribution<double> u(0.0, 1.0);
-      auto delay = backoff_delay(oc.retry, j.attempts, u(rng));
+      auto delay = backoff_delay(oc.retry, a.tries, u(rng));
       if (o.retry_after)
         delay = std::max(delay, std::min(*o.retry_after, std::chrono::milliseconds(3600 * 1000)));
       spdlog::debug("observer '{}' event {} action {}: attempt {} failed ({}), retry in {} ms",
-                    oc.name, ev->id, j.action, j.attempts, o.error, delay.count());
-      if (cfg.trace) cfg.trace->attempt(ev->id, j.observer, j.action, j.attempts, "retrying", o.error);
+                    oc.name, ev->id, a.action, a.tries, o.error, delay.count());
+      if (cfg.trace) cfg.trace->attempt(ev->id, a.observer, a.action, a.tries, "retrying", o.error);
       self->delayed_send(self, delay, retry_atom::value, id);
       return pump();
     }
-    if (cfg.trace) cfg.trace->attempt(ev->id, j.observer, j.action, j.attempts, "dead-lettered", o.error);
-    // Exhausted or not retryable: a durable DLQ row first, then the job is done.
+    if (cfg.trace) cfg.trace->attempt(ev->id, a.observer, a.action, a.tries, "dead-lettered", o.error);
+    // Exhausted or not retryable: a durable DLQ row first, then the attempt is done.
     dlq_entry e;
     e.ev = ev;
     e.observer_name = oc.name;
-    e.action_index = j.action;
-    e.action_type = oc.actions[j.action].type;
-    e.idempotency_key = idempotency_key(ev->id, oc.name, j.action);
+    e.action_index = a.action;
+    e.action_type = oc.actions[a.action].type;
+    e.idempotency_key = idempotency_key(ev->id, oc.name, a.action);
     e.last_error = o.error;
-    e.attempts = j.attempts;
-    e.first_attempt_ms = j.first_attempt_ms;
+    e.attempts = a.tries;
+    e.first_attempt_ms = a.first_try_ms;
     e.last_attempt_ms = unix_ms();
     auto* s = self;
     self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
       .then(
-        [s, id, obs = j.observer](int64_t) {
+        [s, id, obs = a.observer](int64_t) {
           auto& st = s->state;
           if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
-          st.job_done(id);
+          st.attempt_done(id);
           st.pump();
         },
         [id](const caf::error& err) {
           // The event stays unfinished: the checkpoint cannot pass it, and it
           // is redelivered after a restart. Nothing is dropped.
-          spdlog::error("action job {}: DLQ write failed, event stays unfinished: {}", id,
+          spdlog::error("action attempt {}: DLQ write failed, event stays unfinished: {}", id,
                         caf::to_string(err));
         });
     pump();
   }
 
-  void job_done(uint64_t id) {
-    auto it = jobs.find(id);
-    if (it == jobs.end()) return;
+  void attempt_done(uint64_t id) {
+    auto it = attempts.find(id);
+    if (it == attempts.end()) return;
     auto lane_key = it->second.lane;
     auto seq = it->second.seq;
     auto observer = it->second.observer;
-    jobs.erase(it);
+    attempts.erase(it);
     auto& lane = lanes.at(lane_key);
     const auto n = static_cast<uint32_t>(cfg.registry->config(observer).actions.size());
     if (!cfg.enable_concurrent && lane.next_action < n) {
-      make_job(seq, observer, lane.next_action++, lane_key);
+      make_attempt(seq, observer, lane.next_action++, lane_key);
       return;
     }
     if (--lane.open > 0) return;

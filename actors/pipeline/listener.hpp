@@ -46,7 +46,9 @@ struct listener_options {
 /// while a capture transaction runs, then it polls on), reads once more
 /// (closing the race with a writer that saw "awake"), and only then waits for
 /// a NOTIFY or the poll interval. The mark ends with its session, so a stopped
-/// or killed listener never leaves writers notifying.
+/// or killed listener never leaves writers notifying. The decisions (when to
+/// read, back off, sleep, wake, reconnect) are runtime/core/wakeup.hpp's; the
+/// actor performs the I/O they ask for.
 listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, admission_sink checkpointer, router_actor router);
 
 }  // namespace fraiseql

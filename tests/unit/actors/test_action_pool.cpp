@@ -36,6 +36,7 @@ struct call {
   uint64_t seq;
   uint32_t observer;
   uint32_t action;
+  uint32_t attempt;  // the try's number (1 on the first)
   attempt_callback done;
 };
 
@@ -44,7 +45,7 @@ struct fake_executor : action_executor {
   std::vector<call> pending;
   std::vector<std::tuple<uint64_t, uint32_t, uint32_t>> started;  // (seq, observer, action)
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
-    pending.push_back(call{req.ev->seq, req.observer, req.action, std::move(done)});
+    pending.push_back(call{req.ev->seq, req.observer, req.action, req.attempt, std::move(done)});
     started.emplace_back(req.ev->seq, req.observer, req.action);
     return std::nullopt;
   }
@@ -56,6 +57,7 @@ struct fake_executor : action_executor {
 struct log_book {
   std::vector<uint64_t> finished;
   std::vector<std::tuple<uint64_t, std::string, uint32_t, std::string>> buried;  // seq, observer, action, error
+  std::vector<uint32_t> buried_tries;  // dlq_entry::attempts of each buried action
 };
 
 struct fixture {
@@ -90,6 +92,7 @@ struct fixture {
     dlq = sys->spawn([b]() -> dlq_actor::behavior_type {
       return {[b](bury_atom, const dlq_entry& e) -> int64_t {
         b->buried.emplace_back(e.ev->seq, e.observer_name, e.action_index, e.last_error);
+        b->buried_tries.push_back(e.attempts);
         return static_cast<int64_t>(b->buried.size());
       }};
     });
@@ -158,6 +161,30 @@ event_ptr make_event(uint64_t seq, const std::string& entity_id) {
 }  // namespace
 
 TEST_SUITE("action_pool") {
+  TEST_CASE("a failed attempt is retried in place: tries 1..max_attempts, then the DLQ") {
+    breaker_settings off;
+    off.enabled = false;
+    fixture f({make_observer("flaky", 1, 3)}, true, 10, off);
+    caf::anon_send(f.pool, run_atom::value, make_event(1, "e1"), std::vector<uint32_t>{0});
+    f.sched->run();
+    for (uint32_t n = 1; n <= 3; ++n) {
+      REQUIRE(f.exec->pending.size() == 1);
+      CHECK(f.exec->pending[0].attempt == n);
+      auto c = std::move(f.exec->pending[0]);
+      f.exec->pending.clear();
+      c.done(attempt_outcome::failure("HTTP 503", true));
+      f.sched->run();
+      CHECK(f.exec->pending.empty());  // waits for its backoff, holding no slot
+      f.sched->advance_time(std::chrono::milliseconds(100));  // > max_delay_ms
+      f.sched->run();
+    }
+    CHECK(f.exec->pending.empty());
+    REQUIRE(f.book->buried.size() == 1);
+    CHECK(std::get<3>(f.book->buried[0]) == "HTTP 503");
+    CHECK(f.book->buried_tries == std::vector<uint32_t>{3});
+    CHECK(f.book->finished == std::vector<uint64_t>{1});
+  }
+
   TEST_CASE("an open breaker fails calls fast, retries after the probe time, one endpoint only") {
     breaker_settings bs;
     bs.sample_size = 2;
