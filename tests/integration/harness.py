@@ -288,6 +288,14 @@ timeout_ms = 10000
             return ""
 
 
+def deliveries_by_id(records):
+    """{event id: [Idempotency-Key of each delivery, in arrival order]} of sink records."""
+    out = {}
+    for r in records:
+        out.setdefault(json.loads(r["body"])["id"], []).append(r["idempotency_key"])
+    return out
+
+
 class IntegrationTest(unittest.TestCase):
     """Base: a fresh database with the schema and an `orders` table captured as Order."""
 
