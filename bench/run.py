@@ -177,7 +177,7 @@ class Bench:
                 if k:
                     self.env[k] = v
         self.pg_port = int(out.stdout.strip())
-        with open(os.path.join(self.pg_dir, "data", "postmaster.pid")) as f:
+        with open(os.path.join(self.env["PGDATA"], "postmaster.pid")) as f:
             self.postmaster = int(f.readline())
         for db in ("bench", "peer"):
             self.sql("postgres", f"CREATE DATABASE {db}")

@@ -7,6 +7,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-ps
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
   postgresql-15 postgresql-client-15 redis-server libhiredis-dev libcivetweb-dev
   libssl-dev openssl python3-aiosmtpd
+  clang-format  # scripts/check-format.sh
   prometheus)  # prometheus: only for promtool (tests check rules and a live scrape)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,10 +1,9 @@
 """One leader per listener id: a lease (advisory lock + fencing epoch) in
 PostgreSQL. A standby takes over when the leader dies; a fenced former leader
 can never move the checkpoint again."""
-import json
 import time
 
-from harness import IntegrationTest, main, wait_until, webhook_observer
+from harness import IntegrationTest, deliveries_by_id, main, wait_until, webhook_observer
 
 
 class FailoverTest(IntegrationTest):
@@ -26,17 +25,37 @@ class FailoverTest(IntegrationTest):
         wait_until(lambda: "standing by" in b.output(), what="b stands by")
         self.insert(50, "a")
         wait_until(lambda: len(sink.delivered()) >= 50, what="50 deliveries")
+        # Nothing in flight when the leader dies: all 50 finished and checkpointed.
+        wait_until(lambda: (self.checkpoint() or (0, 0))[1] == 50, what="a's checkpoint at 50")
         time.sleep(0.3)
         self.assertNotIn("leading listener", b.output())
         a.kill9()
+        killed_at = time.time()
+        # What the dead leader had read (all 50 rows) minus what its saved
+        # checkpoint covers: the only events b may deliver a second time.
+        in_flight_at_kill = 50 - self.checkpoint()[1]
         wait_until(lambda: "leading listener" in b.output(), timeout=20, what="b takes over")
         self.insert(50, "b")
-        ids = set(self.change_log_ids())
-        wait_until(lambda: {json.loads(r["body"])["id"] for r in sink.delivered()} >= ids,
+        ids = self.change_log_ids()
+        self.assertEqual(len(set(ids)), 100)
+        wait_until(lambda: set(deliveries_by_id(sink.delivered())) >= set(ids),
                    timeout=30, what="all 100 delivered")
         self.assertEqual(b.stop(), 0)
-        got = [json.loads(r["body"])["id"] for r in sink.delivered()]
-        self.assertEqual(set(got), ids)
+        keys = deliveries_by_id(sink.delivered())
+        # No loss: every event delivered (at least once), nothing else delivered.
+        self.assertEqual(set(keys), set(ids))
+        # Every delivery of an event carries the event's one stable key,
+        # `<event id>:<observer>:<action index>`, whichever node sent it.
+        for i, ks in keys.items():
+            self.assertEqual(set(ks), {f"{i}:o:0"}, f"event {i}: keys {ks}")
+        # No double delivery: b delivers again at most what was in flight when
+        # a died, and here nothing was (a's checkpoint covered all 50).
+        by_a = deliveries_by_id([r for r in sink.delivered() if r["t"] < killed_at])
+        by_b = deliveries_by_id([r for r in sink.delivered() if r["t"] >= killed_at])
+        again = sorted(set(by_a) & set(by_b))
+        self.assertEqual(len(by_a), 50)
+        self.assertLessEqual(len(again), in_flight_at_kill,
+                             f"delivered by both nodes ({in_flight_at_kill} in flight at the kill): {again}")
         lease = self.sql("SELECT epoch FROM observer_leases WHERE listener_id = 'test'")
         self.assertEqual(lease[0][0], 2)
         self.assertEqual(self.checkpoint()[1], 100)

@@ -3,6 +3,7 @@ an advisory lock and writers NOTIFY only while it is held; a running capture
 transaction keeps the listener from sleeping; a listener that stops or dies
 while asleep leaves writers nothing to notify."""
 import select
+import threading
 import time
 
 from harness import IntegrationTest, main, wait_until, webhook_observer
@@ -69,16 +70,39 @@ class WakeupTest(IntegrationTest):
         # (at its commit) and holds nothing; one that inserts while the
         # listener is awake holds the mark shared until it ends, and the
         # listener cannot fall asleep meanwhile.
+        #
+        # The listener stays awake only ~50 ms after a delivery (idle linger),
+        # too short to win against a slow machine. So a helper session asks
+        # for the mark in shared mode (blocking) while the listener sleeps; the
+        # next writer's NOTIFY wakes the listener, the helper gets the mark
+        # the listener dropped, and from then on the listener cannot sleep:
+        # the capture transaction below is granted the shared mark for sure.
+        helper = self.connect(autocommit=False)
+        helper_pid = helper.get_backend_pid()
+        granted = threading.Event()
+
+        def hold_mark_shared():
+            cur = helper.cursor()
+            cur.execute("SET LOCAL lock_timeout = '30s'")  # never blocks cleanup for long
+            cur.execute("SELECT pg_advisory_xact_lock_shared(-152985557, 0)")
+            granted.set()
+
+        t = threading.Thread(target=hold_mark_shared, daemon=True)
+        t.start()
+        wait_until(lambda: self.sql("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted",
+                                    (helper_pid,))[0][0] == 1, what="the helper waiting for the mark")
+        self.assertTrue(self.asleep())
         self.sql("INSERT INTO orders (customer, status, total) VALUES ('bob', 'new', 2)")
         wait_until(lambda: len(sink.delivered()) == 2, what="second delivery")
+        self.assertTrue(granted.wait(20), "the woken listener did not drop the mark")
+        t.join(5)
         writer = self.connect(autocommit=False)
         cur = writer.cursor()
-        # The listener is awake right after a delivery (idle linger), so this
-        # writer is granted the shared mark.
         cur.execute("INSERT INTO orders (customer, status, total) VALUES ('cy', 'open', 3)")
-        holders = self.mark_holders()
-        if not any(mode == "ShareLock" for _, mode in holders):
-            self.skipTest("the listener fell asleep before the writer's insert (slow machine)")
+        self.assertIn((writer.get_backend_pid(), "ShareLock"), self.mark_holders(),
+                      "a capture transaction was not granted the shared mark while the listener was awake")
+        helper.rollback()  # from here on only the open capture transaction keeps the listener awake
+        self.assertNotIn(helper_pid, [pid for pid, _ in self.mark_holders()])
         time.sleep(1.0)  # far longer than the idle linger
         self.assertFalse(self.asleep(), "the listener took the mark under a running capture transaction")
         writer.commit()  # commits without NOTIFY: the listener was awake, polling

@@ -113,6 +113,41 @@ std::string message_of(const std::function<void()>& f) {
   return {};
 }
 
+/// Round trips and commands a redis-server processed between construction and
+/// since(), from its INFO stats: total_reads_processed (one per read of a
+/// client socket: one per round trip of a batch that fits one read) and
+/// total_commands_processed. What the meter's own INFO calls add is measured
+/// (two samples back to back) and subtracted. Use a server of the test's own.
+struct round_trip_meter {
+  struct cost {
+    long long reads = 0, commands = 0;
+  };
+  redis_connection* conn;
+  cost overhead, start;
+
+  explicit round_trip_meter(redis_connection& c) : conn(&c) {
+    const cost first = sample();
+    start = sample();
+    overhead = {start.reads - first.reads, start.commands - first.commands};
+  }
+
+  cost sample() {
+    const std::string info = conn->command({"INFO", "stats"}).str;
+    auto field = [&](const std::string& name) {
+      const auto at = info.find("\n" + name + ":");
+      REQUIRE(at != std::string::npos);
+      return std::stoll(info.substr(at + name.size() + 2));
+    };
+    return {field("total_reads_processed"), field("total_commands_processed")};
+  }
+
+  cost since() {
+    const cost now = sample();
+    return {now.reads - start.reads - overhead.reads,
+            now.commands - start.commands - overhead.commands};
+  }
+};
+
 }  // namespace
 
 TEST_SUITE("redis") {
@@ -312,27 +347,74 @@ TEST_SUITE("redis") {
     one.check();
   }
 
-  TEST_CASE("pipelining: one round trip per batch (figures printed, not asserted)") {
-    redis_connection c{options_for(fixture_url())};
-    const std::string prefix = unique_prefix("pipe");
-    constexpr size_t n = 20000, n_single = 2000;
+  TEST_CASE("pipelining: a batch of N commands is one round trip, not N (server counters)") {
+    // A server of our own: its counters see only this test's traffic.
+    private_server srv("roundtrips");
+    redis_connection c{options_for(srv.url())};
+    redis_connection stats{options_for(srv.url())};
+    const std::string prefix = unique_prefix("rt");
+    constexpr size_t n = 100;  // ~6 KB of commands: one write, one server read
     std::vector<std::vector<std::string>> cmds;
     for (size_t i = 0; i < n; ++i)
       cmds.push_back({"SET", prefix + std::to_string(i), "v", "PX", "60000"});
+    CHECK(c.command({"PING"}).type == redis_reply::kind::status);  // connected
+    round_trip_meter meter{stats};
+    auto replies = c.pipeline(cmds);
+    auto cost = meter.since();
+    CHECK(std::all_of(replies.begin(), replies.end(), [](const redis_reply& r) { return r.is_ok(); }));
+    CHECK(cost.commands == n);
+    CHECK(cost.reads == 1);  // one round trip for the batch
+    // The meter tells the two apart: the same batch one command at a time.
+    meter = round_trip_meter{stats};
+    for (const auto& cmd : cmds) c.command(cmd);
+    cost = meter.since();
+    CHECK(cost.commands == n);
+    CHECK(cost.reads == n);
+    // Throughput, for information only (not asserted: timing depends on the machine).
+    constexpr size_t big = 20000;
+    std::vector<std::vector<std::string>> many;
+    for (size_t i = 0; i < big; ++i) many.push_back({"SET", prefix + "b" + std::to_string(i), "v", "PX", "60000"});
     auto t0 = steady_clock::now();
-    for (size_t i = 0; i < n; i += 1000)
-      c.pipeline(std::vector<std::vector<std::string>>(cmds.begin() + i, cmds.begin() + i + 1000));
+    for (size_t i = 0; i < big; i += 1000)
+      c.pipeline(std::vector<std::vector<std::string>>(many.begin() + i, many.begin() + i + 1000));
     const double pipelined_s = std::chrono::duration<double>(steady_clock::now() - t0).count();
     t0 = steady_clock::now();
-    for (size_t i = 0; i < n_single; ++i) c.command(cmds[i]);
+    for (size_t i = 0; i < 2000; ++i) c.command(many[i]);
     const double single_s = std::chrono::duration<double>(steady_clock::now() - t0).count();
-    std::cout << "[redis] SET pipelined (batches of 1000): " << static_cast<long>(n / pipelined_s)
-              << "/s; one round trip each: " << static_cast<long>(n_single / single_s) << "/s\n";
+    std::cout << "[redis] SET pipelined (batches of 1000): " << static_cast<long>(big / pipelined_s)
+              << "/s; one round trip each: " << static_cast<long>(2000 / single_s) << "/s\n";
     std::vector<std::vector<std::string>> gets;
-    for (size_t i = 0; i < n; ++i) gets.push_back({"GET", prefix + std::to_string(i)});
-    auto replies = c.pipeline(gets);
+    for (size_t i = 0; i < big; ++i) gets.push_back({"GET", prefix + "b" + std::to_string(i)});
+    replies = c.pipeline(gets);
     CHECK(std::all_of(replies.begin(), replies.end(),
                       [](const redis_reply& r) { return r.str == "v"; }));
+  }
+
+  TEST_CASE("dedup: claiming a batch of N events is one round trip (two when some are taken)") {
+    private_server srv("claim-roundtrips");
+    redis_pool pool{options_for(srv.url()), 1};
+    redis_dedup d{pool, 60000ms};
+    redis_connection stats{options_for(srv.url())};
+    const std::string a = make_owner_token("rt-a"), b = make_owner_token("rt-b");
+    constexpr size_t n = 60;  // ~6 KB of SET NX commands: one write, one server read
+    CHECK(d.claim(make_ids(unique_prefix("warm"), 1), a, 5000ms)[0] == claim_status::claimed);
+    const auto ids = make_ids(unique_prefix("c"), n);
+
+    round_trip_meter meter{stats};
+    auto s = d.claim(ids, a, 5000ms);
+    auto cost = meter.since();
+    CHECK(std::all_of(s.begin(), s.end(), [](claim_status x) { return x == claim_status::claimed; }));
+    CHECK(cost.commands == n);  // one SET NX per event...
+    CHECK(cost.reads == 1);     // ...all in one round trip
+
+    // Taken by another owner: the SET NX batch, then one GET batch for the
+    // ones not set: two round trips whatever N is.
+    meter = round_trip_meter{stats};
+    s = d.claim(ids, b, 5000ms);
+    cost = meter.since();
+    CHECK(std::all_of(s.begin(), s.end(), [](claim_status x) { return x == claim_status::busy; }));
+    CHECK(cost.commands == 2 * n);
+    CHECK(cost.reads == 2);
   }
 
   TEST_CASE("dedup: claim / confirm / release / extend on Redis") {
