@@ -99,45 +99,46 @@ using credit_sink = caf::typed_actor<caf::reacts_to<credit_atom, uint64_t>>;
 
 /// Receives finished events, keeps the contiguous watermark, saves it.
 using checkpointer_actor = caf::typed_actor<
-  /// Events read by the listener, in fence order, before they are routed.
-  caf::reacts_to<admit_atom, event_batch>,
-  /// Events are finished (all their actions done or in the DLQ), batched by
-  /// the sender: one message, one wake-up of this detached actor.
-  caf::reacts_to<finish_atom, std::vector<uint64_t>>,
-  /// Wiring, sent once by the node after spawning the listener and before its
-  /// first read: where credits go (see "Wiring" above).
-  caf::reacts_to<credit_sink>,
-  /// Periodic save and credit flush (self-sent).
-  caf::reacts_to<tick_atom>,
-  /// Saves now if anything changed; replies with what is saved.
-  caf::replies_to<flush_atom>::with<checkpoint_record>,
-  /// (events in flight, events finished since start).
-  status_reply>;
+    /// Events read by the listener, in fence order, before they are routed.
+    caf::reacts_to<admit_atom, event_batch>,
+    /// Events are finished (all their actions done or in the DLQ), batched by
+    /// the sender: one message, one wake-up of this detached actor.
+    caf::reacts_to<finish_atom, std::vector<uint64_t>>,
+    /// Wiring, sent once by the node after spawning the listener and before its
+    /// first read: where credits go (see "Wiring" above).
+    caf::reacts_to<credit_sink>,
+    /// Periodic save and credit flush (self-sent).
+    caf::reacts_to<tick_atom>,
+    /// Saves now if anything changed; replies with what is saved.
+    caf::replies_to<flush_atom>::with<checkpoint_record>,
+    /// (events in flight, events finished since start).
+    status_reply>;
 
 /// Writes exhausted actions to the DLQ; replies with the row id once durable.
 using dlq_actor = caf::typed_actor<caf::replies_to<bury_atom, dlq_entry>::with<int64_t>>;
 
 /// Runs the actions of matched observers for events.
 using action_pool_actor = caf::typed_actor<
-  /// Runs the listed observers (indices into the registry) for the event.
-  caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
-  /// Attempts have completed (sent by an executor's thread; the outcomes wait
-  /// in the pool's inbox, one message per burst).
-  caf::reacts_to<done_atom>,
-  /// The backoff delay of attempt `id` (one action of one event, retried in
-  /// place) elapsed: it is tried again.
-  caf::reacts_to<retry_atom, uint64_t>,
-  /// Sends the finished events collected so far to the checkpointer (self-sent
-  /// behind the messages already queued, so a burst becomes one message).
-  caf::reacts_to<flush_atom>,
-  /// (attempts in flight, events finished since start).
-  status_reply,
-  /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
-  caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>,
-  /// Re-runs action `action` of observer `observer` (registry
-  /// indices) for a dead-lettered event with the observer's retry policy,
-  /// outside ordering and checkpointing. Replies (succeeded, attempts, last error).
-  caf::replies_to<redrive_atom, event_ptr, uint32_t, uint32_t>::with<bool, uint32_t, std::string>>;
+    /// Runs the listed observers (indices into the registry) for the event.
+    caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
+    /// Attempts have completed (sent by an executor's thread; the outcomes wait
+    /// in the pool's inbox, one message per burst).
+    caf::reacts_to<done_atom>,
+    /// The backoff delay of attempt `id` (one action of one event, retried in
+    /// place) elapsed: it is tried again.
+    caf::reacts_to<retry_atom, uint64_t>,
+    /// Sends the finished events collected so far to the checkpointer (self-sent
+    /// behind the messages already queued, so a burst becomes one message).
+    caf::reacts_to<flush_atom>,
+    /// (attempts in flight, events finished since start).
+    status_reply,
+    /// Circuit breaker per endpoint known to the pool, sorted by endpoint.
+    caf::replies_to<status_atom, breakers_atom>::with<std::vector<breaker_status>>,
+    /// Re-runs action `action` of observer `observer` (registry
+    /// indices) for a dead-lettered event with the observer's retry policy,
+    /// outside ordering and checkpointing. Replies (succeeded, attempts, last error).
+    caf::replies_to<redrive_atom, event_ptr, uint32_t, uint32_t>::with<bool, uint32_t,
+                                                                       std::string>>;
 
 /// Deduplication ([performance] enable_dedup): stands between the router and
 /// the action pool, and between the pool and the checkpointer. It claims each
@@ -145,64 +146,63 @@ using action_pool_actor = caf::typed_actor<
 /// the pool finishes it, before the checkpointer may pass it. The router holds
 /// it as its run_sink and the pool as its finish_sink.
 using dedup_actor = caf::typed_actor<
-  /// Wiring, sent once by the node after spawning the pool and before the
-  /// router exists: where claimed events run (see "Wiring" above).
-  caf::reacts_to<run_sink>,
-  /// From the router: an event to claim, then run (or skip when already done).
-  caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
-  /// From the pool: events finished; confirmed, then passed to the checkpointer.
-  caf::reacts_to<finish_atom, std::vector<uint64_t>>,
-  /// Claims the events collected so far (self-sent behind a burst).
-  caf::reacts_to<flush_atom>,
-  /// Periodic: extends held claims, retries busy claims and held confirms.
-  caf::reacts_to<tick_atom>,
-  /// Releases the claims of events not finished (graceful shutdown).
-  caf::replies_to<stop_atom>::with<bool>,
-  /// (events claimed and not finished, events claimed since start).
-  status_reply>;
+    /// Wiring, sent once by the node after spawning the pool and before the
+    /// router exists: where claimed events run (see "Wiring" above).
+    caf::reacts_to<run_sink>,
+    /// From the router: an event to claim, then run (or skip when already done).
+    caf::reacts_to<run_atom, event_ptr, std::vector<uint32_t>>,
+    /// From the pool: events finished; confirmed, then passed to the checkpointer.
+    caf::reacts_to<finish_atom, std::vector<uint64_t>>,
+    /// Claims the events collected so far (self-sent behind a burst).
+    caf::reacts_to<flush_atom>,
+    /// Periodic: extends held claims, retries busy claims and held confirms.
+    caf::reacts_to<tick_atom>,
+    /// Releases the claims of events not finished (graceful shutdown).
+    caf::replies_to<stop_atom>::with<bool>,
+    /// (events claimed and not finished, events claimed since start).
+    status_reply>;
 
 /// Job queue: writes asynchronous actions into observer_jobs. Replies (with
 /// the number of new rows) only once the INSERT has committed, so the pool
 /// counts an async action as done for its event only when its job is durable;
 /// a key already queued (redelivered event) adds nothing.
-using job_writer_actor
-  = caf::typed_actor<caf::replies_to<enqueue_atom, std::vector<job_spec>>::with<uint64_t>>;
+using job_writer_actor =
+    caf::typed_actor<caf::replies_to<enqueue_atom, std::vector<job_spec>>::with<uint64_t>>;
 
 /// Job queue: claims due jobs with a lease, runs them through the executors,
 /// deletes them on success, reschedules them with backoff, or moves them to
 /// the DLQ after their last attempt. Jobs survive restarts; an expired lease
 /// (a node that died mid-action) makes a job claimable again.
 using job_runner_actor = caf::typed_actor<
-  /// Jobs were enqueued (or a backoff elapsed): claim now instead of at the next poll.
-  caf::reacts_to<wake_atom>,
-  /// Periodic poll, lease renewal and queue-depth gauge (self-sent).
-  caf::reacts_to<tick_atom>,
-  /// Completion of one attempt of job `id` (sent by an executor's thread).
-  caf::reacts_to<done_atom, int64_t, attempt_outcome>,
-  /// Deletes the jobs that succeeded since the last flush in one statement
-  /// (self-sent behind the completions already queued), then claims more.
-  caf::reacts_to<flush_atom>,
-  /// Stops claiming; waits up to `timeout_ms` for running jobs, then gives up
-  /// the leases of unfinished ones (due again at once). True when none was cut.
-  caf::replies_to<stop_atom, uint64_t>::with<bool>,
-  /// (jobs running, jobs finished since start).
-  status_reply>;
+    /// Jobs were enqueued (or a backoff elapsed): claim now instead of at the next poll.
+    caf::reacts_to<wake_atom>,
+    /// Periodic poll, lease renewal and queue-depth gauge (self-sent).
+    caf::reacts_to<tick_atom>,
+    /// Completion of one attempt of job `id` (sent by an executor's thread).
+    caf::reacts_to<done_atom, int64_t, attempt_outcome>,
+    /// Deletes the jobs that succeeded since the last flush in one statement
+    /// (self-sent behind the completions already queued), then claims more.
+    caf::reacts_to<flush_atom>,
+    /// Stops claiming; waits up to `timeout_ms` for running jobs, then gives up
+    /// the leases of unfinished ones (due again at once). True when none was cut.
+    caf::replies_to<stop_atom, uint64_t>::with<bool>,
+    /// (jobs running, jobs finished since start).
+    status_reply>;
 
 /// Matches events to observers.
-using router_actor = caf::typed_actor<
-  caf::reacts_to<route_atom, event_batch>,
-  /// (0, events routed since start).
-  status_reply>;
+using router_actor = caf::typed_actor<caf::reacts_to<route_atom, event_batch>,
+                                      /// (0, events routed since start).
+                                      status_reply>;
 
 /// Reads the change log behind the visibility fence.
 using listener_actor = caf::typed_actor<
-  /// Self-driven read loop.
-  caf::reacts_to<read_atom>,
-  /// `n` events finished: room in the in-flight window.
-  caf::reacts_to<credit_atom, uint64_t>,
-  /// Stops reading; replies once no read is in progress.
-  caf::replies_to<stop_atom>::with<bool>,
-  /// (events in flight, events read since start).
-  status_reply>;
+    /// Self-driven read loop.
+    caf::reacts_to<read_atom>,
+    /// `n` events finished: room in the in-flight window.
+    caf::reacts_to<credit_atom, uint64_t>,
+    /// Stops reading; replies once no read is in progress.
+    caf::replies_to<stop_atom>::with<bool>,
+    /// (events in flight, events read since start).
+    status_reply>;
 
 }  // namespace fraiseql

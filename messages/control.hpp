@@ -28,7 +28,7 @@ using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using control_atom = caf::atom_constant<caf::atom("control")>;
 
 using control_actor = caf::typed_actor<
-  caf::replies_to<hello_atom, uint32_t>::with<uint32_t, std::string>,
-  caf::replies_to<control_atom, std::string, std::string, std::string>::with<std::string>>;
+    caf::replies_to<hello_atom, uint32_t>::with<uint32_t, std::string>,
+    caf::replies_to<control_atom, std::string, std::string, std::string>::with<std::string>>;
 
 }  // namespace fraiseql

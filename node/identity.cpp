@@ -10,6 +10,8 @@ std::string host_name() {
   return host;
 }
 
-std::string node_identity() { return host_name() + ":" + std::to_string(getpid()); }
+std::string node_identity() {
+  return host_name() + ":" + std::to_string(getpid());
+}
 
 }  // namespace fraiseql

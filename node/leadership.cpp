@@ -16,10 +16,10 @@ namespace fraiseql {
 void require_schema(const std::string& dsn, const std::string& config_source) {
   const int have = current_schema_version(dsn);
   if (have < latest_schema_version())
-    throw std::runtime_error("database schema version " + std::to_string(have)
-                             + " is older than this binary needs ("
-                             + std::to_string(latest_schema_version())
-                             + "): run `observer-node migrate --config " + config_source + "`");
+    throw std::runtime_error("database schema version " + std::to_string(have) +
+                             " is older than this binary needs (" +
+                             std::to_string(latest_schema_version()) +
+                             "): run `observer-node migrate --config " + config_source + "`");
 }
 
 std::shared_ptr<leader_lease> take_leadership(const std::string& dsn,

@@ -15,8 +15,8 @@
 #include "runtime/ops/metrics.hpp"
 #include "runtime/ops/monitoring_server.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <shared_mutex>
 #include <thread>
@@ -29,7 +29,8 @@ struct actor_config : caf::actor_system_config {
   actor_config() {
     // Detached actors (listener, checkpointer, DLQ) have their own threads;
     // the scheduler runs router and action pool.
-    set("scheduler.max-threads", static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
+    set("scheduler.max-threads",
+        static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
     set("logger.verbosity", caf::atom("quiet"));
     // Work sharing: idle workers block on a condition variable. Work stealing's
     // idle polling cost ~16% of the node's CPU in profiles (3,000 sleeps/s per
@@ -87,22 +88,31 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
   }
   auto& d = *impl_;
   d.health = std::make_shared<health_state>(
-    std::chrono::milliseconds(d.cfg.metrics.readiness_max_checkpoint_age_ms));
+      std::chrono::milliseconds(d.cfg.metrics.readiness_max_checkpoint_age_ms));
   d.stats = std::make_shared<metrics>(*d.registry, d.cfg.listener.listener_id, d.health);
   // The journal only serves the control plane: without it, record nothing.
-  impl_->trace = std::make_shared<journal>(
-    impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0);
+  impl_->trace =
+      std::make_shared<journal>(impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0);
 }
 
 namespace {
-const char* const role_names[] = {"starting", "standby", "leader", "dry-run", "stopping", "stopped"};
+const char* const role_names[] = {"starting", "standby",  "leader",
+                                  "dry-run",  "stopping", "stopped"};
 enum role_index { r_starting, r_standby, r_leader, r_dry_run, r_stopping, r_stopped };
 }  // namespace
 
-std::string node::role() const { return role_names[impl_->role.load()]; }
-const config& node::cfg() const { return impl_->cfg; }
-std::shared_ptr<const observer_registry> node::registry() const { return impl_->registry; }
-std::shared_ptr<journal> node::trace() const { return impl_->trace; }
+std::string node::role() const {
+  return role_names[impl_->role.load()];
+}
+const config& node::cfg() const {
+  return impl_->cfg;
+}
+std::shared_ptr<const observer_registry> node::registry() const {
+  return impl_->registry;
+}
+std::shared_ptr<journal> node::trace() const {
+  return impl_->trace;
+}
 
 std::optional<std::string> node::scrape_metrics() {
   std::shared_lock<std::shared_mutex> lock(impl_->life);
@@ -115,9 +125,9 @@ node::redrive_result node::redrive(event_ptr ev, uint32_t observer, uint32_t act
   auto& d = *impl_;
   std::shared_lock<std::shared_mutex> lock(d.life);
   if (!d.started || d.stopped)
-    throw std::runtime_error("this node is " + role()
-                             + ": redrive runs on the node leading listener '"
-                             + d.cfg.listener.listener_id + "'");
+    throw std::runtime_error("this node is " + role() +
+                             ": redrive runs on the node leading listener '" +
+                             d.cfg.listener.listener_id + "'");
   redrive_result out;
   std::string failure;
   // On a thread of our own: the caller runs inside another actor system's
@@ -125,13 +135,13 @@ node::redrive_result node::redrive(event_ptr ev, uint32_t observer, uint32_t act
   std::thread([&] {
     caf::scoped_actor self{*d.sys, true};
     self->request(d.pool, timeout, redrive_atom::value, std::move(ev), observer, action)
-      .receive(
-        [&](bool ok, uint32_t attempts, const std::string& err) {
-          out.ok = ok;
-          out.attempts = attempts;
-          out.error = err;
-        },
-        [&](const caf::error& e) { failure = caf::to_string(e); });
+        .receive(
+            [&](bool ok, uint32_t attempts, const std::string& err) {
+              out.ok = ok;
+              out.attempts = attempts;
+              out.error = err;
+            },
+            [&](const caf::error& e) { failure = caf::to_string(e); });
   }).join();
   if (!failure.empty()) throw std::runtime_error("redrive got no answer: " + failure);
   return out;
@@ -147,7 +157,7 @@ void node::start() {
   if (d.started) return;
   if (d.cfg.metrics.enabled && !d.server) {
     d.server = std::make_unique<monitoring_server>(
-      d.cfg.metrics.bind, d.cfg.metrics.port, [s = d.stats] { return s->scrape(); }, d.health);
+        d.cfg.metrics.bind, d.cfg.metrics.port, [s = d.stats] { return s->scrape(); }, d.health);
     spdlog::info("node: metrics on http://{}:{}/metrics (probes: /healthz, /readyz)",
                  d.cfg.metrics.bind, d.server->port());
   }
@@ -182,8 +192,14 @@ void node::acquire_and_run() {
 
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
   d.http = make_http_client(d.cfg.performance);
-  const node_env env{*d.sys, d.cfg, dsn, d.dry_run, d.registry, d.stats,
-                     d.trace->capacity() > 0 ? d.trace : nullptr, d.stopping};
+  const node_env env{*d.sys,
+                     d.cfg,
+                     dsn,
+                     d.dry_run,
+                     d.registry,
+                     d.stats,
+                     d.trace->capacity() > 0 ? d.trace : nullptr,
+                     d.stopping};
   d.dq = spawn_dlq(env);
   auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled && !d.dry_run) {
@@ -242,19 +258,20 @@ void node::status_into(node_status& s) {
   auto& d = *impl_;
   caf::scoped_actor self{*d.sys, true};
   self->request(d.cp, std::chrono::seconds(5), status_atom::value)
-    .receive([&](uint64_t in_flight, uint64_t finished) {
-      s.in_flight = in_flight;
-      s.finished = finished;
-    },
-             [](const caf::error&) {});
+      .receive(
+          [&](uint64_t in_flight, uint64_t finished) {
+            s.in_flight = in_flight;
+            s.finished = finished;
+          },
+          [](const caf::error&) {});
   self->request(d.lst, std::chrono::seconds(5), status_atom::value)
-    .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
+      .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
   self->request(d.pool, std::chrono::seconds(5), status_atom::value)
-    .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
-             [](const caf::error&) {});
+      .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
+               [](const caf::error&) {});
   self->request(d.pool, std::chrono::seconds(5), status_atom::value, breakers_atom::value)
-    .receive([&](std::vector<breaker_status>& b) { s.breakers = std::move(b); },
-             [](const caf::error&) {});
+      .receive([&](std::vector<breaker_status>& b) { s.breakers = std::move(b); },
+               [](const caf::error&) {});
 }
 
 bool node::stop(std::chrono::milliseconds timeout) {
@@ -271,23 +288,25 @@ bool node::stop(std::chrono::milliseconds timeout) {
     self->send_exit(d.watchdog, caf::exit_reason::user_shutdown);
     // 1. Stop reading.
     self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
-      .receive([](bool) {}, [](const caf::error& e) {
-        spdlog::warn("node: listener did not confirm stop: {}", caf::to_string(e));
-      });
+        .receive([](bool) {},
+                 [](const caf::error& e) {
+                   spdlog::warn("node: listener did not confirm stop: {}", caf::to_string(e));
+                 });
     // 2. Drain what is in flight.
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       uint64_t in_flight = 1;
       self->request(d.cp, std::chrono::seconds(5), status_atom::value)
-        .receive([&](uint64_t n, uint64_t) { in_flight = n; }, [](const caf::error&) {});
+          .receive([&](uint64_t n, uint64_t) { in_flight = n; }, [](const caf::error&) {});
       if (in_flight == 0) {
         drained = true;
         break;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
-        spdlog::warn("node: {} events still in flight at shutdown; they are redelivered after "
-                     "restart",
-                     in_flight);
+        spdlog::warn(
+            "node: {} events still in flight at shutdown; they are redelivered after "
+            "restart",
+            in_flight);
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -297,35 +316,37 @@ bool node::stop(std::chrono::milliseconds timeout) {
     // out claim_ttl for them.
     if (d.dd)
       self->request(d.dd, std::chrono::seconds(30), stop_atom::value)
-        .receive([](bool) {}, [](const caf::error& e) {
-          spdlog::warn("node: dedup did not release its claims: {}", caf::to_string(e));
-        });
+          .receive([](bool) {},
+                   [](const caf::error& e) {
+                     spdlog::warn("node: dedup did not release its claims: {}", caf::to_string(e));
+                   });
     // 3. Flush the checkpoint last.
     self->request(d.cp, std::chrono::seconds(30), flush_atom::value)
-      .receive(
-        [](const checkpoint_record& r) {
-          spdlog::info("node: checkpoint saved at txid {} pk {} ({} events)", r.pos.txid,
-                       r.pos.pk, r.events_total);
-        },
-        [](const caf::error& e) {
-          spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
-        });
+        .receive(
+            [](const checkpoint_record& r) {
+              spdlog::info("node: checkpoint saved at txid {} pk {} ({} events)", r.pos.txid,
+                           r.pos.pk, r.events_total);
+            },
+            [](const caf::error& e) {
+              spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
+            });
     // 4. Job queue: running jobs get what is left of the timeout, then their
     // leases are released (they run again after restart, never lost).
     if (d.jr) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+          deadline - std::chrono::steady_clock::now());
       auto wait = static_cast<uint64_t>(std::max<int64_t>(0, left.count()));
       self->request(d.jr, std::chrono::milliseconds(wait) + std::chrono::seconds(30),
                     stop_atom::value, wait)
-        .receive([](bool) {}, [](const caf::error& e) {
-          spdlog::warn("node: job runner did not confirm stop: {}", caf::to_string(e));
-        });
+          .receive([](bool) {},
+                   [](const caf::error& e) {
+                     spdlog::warn("node: job runner did not confirm stop: {}", caf::to_string(e));
+                   });
       self->send_exit(d.jr, caf::exit_reason::user_shutdown);
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
-    for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
-                   d.dq.address()})
+    for (auto a :
+         {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(), d.dq.address()})
       self->send_exit(a, caf::exit_reason::user_shutdown);
     if (d.dd) self->send_exit(d.dd, caf::exit_reason::user_shutdown);
   }

@@ -4,8 +4,8 @@
 // checkpointer (+ DLQ) from a validated config. No CAF in this header: apps and
 // tests drive a node through this façade.
 
-#include "messages/event.hpp"
 #include "messages/breaker.hpp"
+#include "messages/event.hpp"
 #include "runtime/config/model.hpp"
 
 #include <chrono>
@@ -31,7 +31,7 @@ struct node_status {
 };
 
 class node {
-public:
+ public:
   /// `dry_run`: connect, read, match and log; execute and checkpoint nothing.
   node(config cfg, bool dry_run);
   ~node();
@@ -76,7 +76,7 @@ public:
   redrive_result redrive(event_ptr ev, uint32_t observer, uint32_t action,
                          std::chrono::milliseconds timeout);
 
-private:
+ private:
   void acquire_and_run();
   void status_into(node_status& s);
   struct impl;

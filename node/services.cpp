@@ -40,7 +40,8 @@ std::shared_ptr<redis_pool> make_redis_pool(const config& cfg, metrics& stats) {
   } catch (const redis_unavailable& e) {
     stats.redis_health(false);
     // Not fatal: the failure policy applies while it stays down.
-    spdlog::warn("node: Redis is unavailable at start ({}); policy {}", e.what(), rc.failure_policy);
+    spdlog::warn("node: Redis is unavailable at start ({}); policy {}", e.what(),
+                 rc.failure_policy);
   }
   return pool;
 }
@@ -61,8 +62,9 @@ std::shared_ptr<blocking_runner> add_result_cache(const config& cfg,
   }
   for (auto& [type, ex] : executors) ex = make_caching_executor(ex, cache, runner, ttl, stats);
   spdlog::info("node: action-result cache on {} (default TTL {} s)",
-               redis ? "Redis" : "process memory (LRU, " +
-                 std::to_string(cfg.performance.cache_capacity) + " entries)",
+               redis ? "Redis"
+                     : "process memory (LRU, " + std::to_string(cfg.performance.cache_capacity) +
+                           " entries)",
                ttl.count() / 1000);
   return runner;
 }
@@ -71,8 +73,10 @@ void warn_uncached_webhooks(const config& cfg) {
   for (const auto& oc : cfg.observers)
     for (const auto& ac : oc.actions)
       if (ac.webhook && ac.webhook->cache && !cfg.performance.enable_caching)
-        spdlog::warn("node: {} of observer '{}' has cache = true, but [performance] "
-                     "enable_caching is false: it is not cached", ac.where, oc.name);
+        spdlog::warn(
+            "node: {} of observer '{}' has cache = true, but [performance] "
+            "enable_caching is false: it is not cached",
+            ac.where, oc.name);
 }
 
 }  // namespace fraiseql

@@ -16,8 +16,8 @@
 #include "runtime/io/redis/connection.hpp"
 #include "runtime/io/redis/dedup.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <cstdlib>
 #include <random>
@@ -62,8 +62,8 @@ listener_actor spawn_listener(const node_env& env, const checkpoint_record& resu
 }
 
 router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkpointer) {
-  return spawn_router(env.sys, router_options{env.registry, env.stats, env.trace},
-                      std::move(pool), std::move(checkpointer));
+  return spawn_router(env.sys, router_options{env.registry, env.stats, env.trace}, std::move(pool),
+                      std::move(checkpointer));
 }
 
 action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,

@@ -60,8 +60,7 @@ router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkp
 
 /// `jobs`: the job queue's writer (null when the queue is off).
 action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,
-                                    job_writer_actor jobs, finish_sink checkpointer,
-                                    dlq_actor dlq);
+                                    job_writer_actor jobs, finish_sink checkpointer, dlq_actor dlq);
 
 struct job_queue_actors {
   job_runner_actor runner;

@@ -45,7 +45,6 @@ int64_t args_view::required_num(const char* k) const {
   return *v;
 }
 
-
 /// The value of an unlabeled sample in a Prometheus text exposition.
 std::optional<double> sample_value(const std::string& text, const std::string& name) {
   std::istringstream in(text);

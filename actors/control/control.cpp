@@ -1,26 +1,26 @@
 #include "actors/control/control.hpp"
 
 #include "actors/control/commands.hpp"
+#include "messages/control.hpp"
 #include "node/identity.hpp"
 #include "node/node.hpp"
-#include "messages/control.hpp"
-#include "runtime/io/pg/control_store.hpp"
+#include "runtime/core/envelope.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
-#include "runtime/core/envelope.hpp"
+#include "runtime/io/pg/control_store.hpp"
 #include "runtime/io/pg/session.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <future>
 #include <optional>
-#include <thread>
 #include <sstream>
+#include <thread>
 
 namespace fraiseql {
 
@@ -43,7 +43,6 @@ struct control_system_config : caf::actor_system_config {
     set("logger.verbosity", caf::atom("quiet"));
   }
 };
-
 
 }  // namespace
 
@@ -80,8 +79,8 @@ struct control_state {
       f.observer = args.str("observer");
       f.after = args.str("after");
       if (auto v = args.str("status")) f.status = *v;
-      if (f.status != "pending" && f.status != "retrying" && f.status != "resolved"
-          && f.status != "removed" && f.status != "all")
+      if (f.status != "pending" && f.status != "retrying" && f.status != "resolved" &&
+          f.status != "removed" && f.status != "all")
         throw usage_error("status must be one of pending, retrying, resolved, removed, all");
       return ok_reply(store->dlq_list(f));
     }
@@ -103,9 +102,9 @@ struct control_state {
     if (command == "dlq.retry") {
       auto r = redrive(args.required_num("id"));
       if (r.at("outcome") != "resolved") {
-        auto msg = "redrive of DLQ entry " + std::to_string(r.at("id").as_int64()) + " failed after "
-                   + std::to_string(r.at("attempts").to_number<int64_t>())
-                   + " attempt(s): " + std::string(r.at("error").as_string());
+        auto msg = "redrive of DLQ entry " + std::to_string(r.at("id").as_int64()) +
+                   " failed after " + std::to_string(r.at("attempts").to_number<int64_t>()) +
+                   " attempt(s): " + std::string(r.at("error").as_string());
         return error_reply("failed", msg, std::move(r));
       }
       return ok_reply(std::move(r));
@@ -130,9 +129,9 @@ struct control_state {
     const auto role = n->role();
     s["role"] = role;
     s["protocol"] = control_protocol_version;
-    s["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::steady_clock::now() - started)
-                            .count();
+    s["uptime_seconds"] =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+            .count();
     s["lease"] = store->lease(cfg().listener.listener_id);
     s["checkpoint"] = store->checkpoint(cfg().listener.listener_id);
     s["dlq"] = json::object{{"pending", store->dlq_pending_count()}};
@@ -140,7 +139,8 @@ struct control_state {
     if (scrape) {
       auto st = n->status();
       auto health = sample_value(*scrape, "observer_listener_health");
-      s["listener"] = json::object{{"healthy", health ? json::value(*health >= 1) : json::value(nullptr)}};
+      s["listener"] =
+          json::object{{"healthy", health ? json::value(*health >= 1) : json::value(nullptr)}};
       auto backlog = sample_value(*scrape, "observer_backlog_size");
       s["backlog"] = backlog ? json::value(static_cast<int64_t>(*backlog)) : json::value(nullptr);
       s["in_flight"] = json::object{{"events", st.in_flight}, {"attempts", st.attempts_in_flight}};
@@ -173,7 +173,8 @@ struct control_state {
         for (const auto& ac : oc.actions) actions.push_back(json::string(ac.type));
         int64_t pending = 0;
         for (const auto& row : stats.at("by_observer").as_array())
-          if (row.at("observer").as_string() == oc.name) pending = row.at("pending").to_number<int64_t>();
+          if (row.at("observer").as_string() == oc.name)
+            pending = row.at("pending").to_number<int64_t>();
         observers.push_back(json::object{{"name", oc.name},
                                          {"event_type", oc.event_type},
                                          {"entity", oc.entity},
@@ -185,9 +186,10 @@ struct control_state {
       s["observers"] = std::move(observers);
       auto tr = n->trace();
       s["journal"] = json::object{{"entries", tr->size()}, {"capacity", tr->capacity()}};
-      s["limits"] = json::object{{"max_in_flight", cfg().listener.max_in_flight},
-                                 {"max_concurrent_actions", cfg().performance.max_concurrent_actions},
-                                 {"batch_size", cfg().listener.batch_size}};
+      s["limits"] =
+          json::object{{"max_in_flight", cfg().listener.max_in_flight},
+                       {"max_concurrent_actions", cfg().performance.max_concurrent_actions},
+                       {"batch_size", cfg().listener.batch_size}};
     }
     return s;
   }
@@ -195,8 +197,8 @@ struct control_state {
   std::string metrics(const std::optional<std::string>& metric) {
     auto text = n->scrape_metrics();
     if (!text)
-      return error_reply("failed", "this node is " + n->role()
-                                     + ": pipeline metrics exist only while it leads");
+      return error_reply(
+          "failed", "this node is " + n->role() + ": pipeline metrics exist only while it leads");
     if (!metric) return ok_reply(json::string(*text));
     auto f = filter_metric(*text, *metric);
     if (f.empty()) return error_reply("failed", "no metric named '" + *metric + "'");
@@ -206,14 +208,15 @@ struct control_state {
   json::object redrive(int64_t id) {
     auto role = n->role();
     if (role != "leader" && role != "dry-run")
-      throw std::runtime_error("this node is " + role + ": redrive runs on the node leading listener '"
-                               + cfg().listener.listener_id + "'");
+      throw std::runtime_error("this node is " + role +
+                               ": redrive runs on the node leading listener '" +
+                               cfg().listener.listener_id + "'");
     bool claimed = false;
     auto row = store->dlq_claim(id, claimed);
     if (!row) throw std::runtime_error("no DLQ entry with id " + std::to_string(id));
     if (!claimed)
-      throw std::runtime_error("DLQ entry " + std::to_string(id) + " is " + row->status
-                               + "; only pending entries can be retried");
+      throw std::runtime_error("DLQ entry " + std::to_string(id) + " is " + row->status +
+                               "; only pending entries can be retried");
     json::object out{{"id", id}, {"observer", row->observer_name}, {"action", row->action_index}};
     auto fail = [&](const std::string& why) {
       store->dlq_failed_again(id, 0, why);
@@ -225,7 +228,8 @@ struct control_state {
     auto obs = observer_index(row->observer_name);
     if (!obs) return fail("observer '" + row->observer_name + "' is not configured on this node");
     if (row->action_index >= n->registry()->config(*obs).actions.size())
-      return fail("observer '" + row->observer_name + "' has no action " + std::to_string(row->action_index));
+      return fail("observer '" + row->observer_name + "' has no action " +
+                  std::to_string(row->action_index));
     event_ptr ev;
     try {
       ev = event_from_envelope(row->event_json, 0);
@@ -244,8 +248,8 @@ struct control_state {
       out["outcome"] = "resolved";
       spdlog::info("control: DLQ entry {} redriven: delivered after {} attempt(s)", id, r.attempts);
     } else {
-      std::string why = "redrive of DLQ entry " + std::to_string(id) + " failed after "
-                        + std::to_string(r.attempts) + " attempt(s): " + r.error;
+      std::string why = "redrive of DLQ entry " + std::to_string(id) + " failed after " +
+                        std::to_string(r.attempts) + " attempt(s): " + r.error;
       store->dlq_failed_again(id, r.attempts, r.error);
       out["outcome"] = "failed";
       out["error"] = r.error;
@@ -276,9 +280,10 @@ struct control_state {
                      {"failed", failed},
                      {"results", std::move(results)}};
     if (failed > 0)
-      return error_reply("failed", std::to_string(failed) + " of " + std::to_string(ids.size())
-                                     + " redrives failed",
-                         std::move(out));
+      return error_reply(
+          "failed",
+          std::to_string(failed) + " of " + std::to_string(ids.size()) + " redrives failed",
+          std::move(out));
     return ok_reply(std::move(out));
   }
 
@@ -310,8 +315,9 @@ struct control_state {
     auto entry = n->trace()->find(id);
     event_ptr ev = entry ? entry->ev : store->change_log_event(id);
     if (!ev)
-      return error_reply("failed", "event " + id
-                                     + " is neither in this node's journal nor in core.tb_entity_change_log");
+      return error_reply(
+          "failed",
+          "event " + id + " is neither in this node's journal nor in core.tb_entity_change_log");
     json::object out;
     out["event_id"] = ev->id;
     out["source"] = entry ? "journal" : "change_log";
@@ -356,39 +362,39 @@ control_actor::behavior_type control_behavior(control_pointer self, node* n) {
   st.store = std::make_unique<control_store>(normalize_dsn(n->cfg().database.url));
   st.node_name = node_identity();
   return {
-    [self](hello_atom, uint32_t client_version) {
-      if (client_version != control_protocol_version)
-        spdlog::warn("control: client speaks protocol {}, this node {}: it will disconnect",
-                     client_version, control_protocol_version);
-      json::object info{{"node", self->state.node_name},
-                        {"listener_id", self->state.cfg().listener.listener_id},
-                        {"protocol", control_protocol_version}};
-      return std::make_tuple(control_protocol_version, json::serialize(info));
-    },
-    [self](control_atom, const std::string& token, const std::string& command,
-           const std::string& args) -> std::string {
-      auto& st = self->state;
-      const auto& expected = st.cfg().control.token;
-      if (!expected.empty() && !same_token(token, expected)) {
-        auto sender = self->current_sender();
-        spdlog::warn("control: rejected '{}' request from {}: {} token", command,
-                     sender ? caf::to_string(sender->node()) : std::string("unknown peer"),
-                     token.empty() ? "missing" : "wrong");
-        return error_reply("auth", "authentication failed: missing or wrong control token");
-      }
-      try {
-        json::value parsed = args.empty() ? json::value(json::object{}) : json::parse(args);
-        if (!parsed.is_object()) throw usage_error("arguments must be a JSON object");
-        spdlog::debug("control: {} {}", command, args);
-        return st.handle(command, parsed.as_object());
-      } catch (const usage_error& e) {
-        return error_reply("usage", e.what());
-      } catch (const pg_unavailable& e) {
-        return error_reply("failed", std::string("database unavailable: ") + e.what());
-      } catch (const std::exception& e) {
-        return error_reply("failed", e.what());
-      }
-    },
+      [self](hello_atom, uint32_t client_version) {
+        if (client_version != control_protocol_version)
+          spdlog::warn("control: client speaks protocol {}, this node {}: it will disconnect",
+                       client_version, control_protocol_version);
+        json::object info{{"node", self->state.node_name},
+                          {"listener_id", self->state.cfg().listener.listener_id},
+                          {"protocol", control_protocol_version}};
+        return std::make_tuple(control_protocol_version, json::serialize(info));
+      },
+      [self](control_atom, const std::string& token, const std::string& command,
+             const std::string& args) -> std::string {
+        auto& st = self->state;
+        const auto& expected = st.cfg().control.token;
+        if (!expected.empty() && !same_token(token, expected)) {
+          auto sender = self->current_sender();
+          spdlog::warn("control: rejected '{}' request from {}: {} token", command,
+                       sender ? caf::to_string(sender->node()) : std::string("unknown peer"),
+                       token.empty() ? "missing" : "wrong");
+          return error_reply("auth", "authentication failed: missing or wrong control token");
+        }
+        try {
+          json::value parsed = args.empty() ? json::value(json::object{}) : json::parse(args);
+          if (!parsed.is_object()) throw usage_error("arguments must be a JSON object");
+          spdlog::debug("control: {} {}", command, args);
+          return st.handle(command, parsed.as_object());
+        } catch (const usage_error& e) {
+          return error_reply("usage", e.what());
+        } catch (const pg_unavailable& e) {
+          return error_reply("failed", std::string("database unavailable: ") + e.what());
+        } catch (const std::exception& e) {
+          return error_reply("failed", e.what());
+        }
+      },
   };
 }
 
@@ -405,16 +411,17 @@ control_server::control_server(node& n) : impl_(std::make_unique<impl>(n.cfg().c
   auto& d = *impl_;
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
   d.actor = d.sys->spawn<caf::detached>(control_behavior, &n);
-  auto port = c.tls() ? caf::openssl::publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(), true)
-                      : d.sys->middleman().publish(d.actor, static_cast<uint16_t>(c.port),
-                                                   c.bind.c_str(), true);
+  auto port =
+      c.tls() ? caf::openssl::publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(), true)
+              : d.sys->middleman().publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(),
+                                           true);
   if (!port) {
     auto why = d.sys->render(port.error());
     caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
     d.actor = nullptr;
     d.sys.reset();
-    throw std::runtime_error("control plane cannot listen on " + c.bind + ":"
-                             + std::to_string(c.port) + ": " + why);
+    throw std::runtime_error("control plane cannot listen on " + c.bind + ":" +
+                             std::to_string(c.port) + ": " + why);
   }
   d.port = *port;
   spdlog::info("control: listening on {}:{} ({}{}, protocol {})", c.bind, d.port,
@@ -438,6 +445,8 @@ control_server::~control_server() {
     spdlog::warn("control: the control plane did not stop within 5 s; exiting without it");
 }
 
-uint16_t control_server::port() const { return impl_->port; }
+uint16_t control_server::port() const {
+  return impl_->port;
+}
 
 }  // namespace fraiseql

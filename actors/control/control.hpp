@@ -16,7 +16,7 @@ namespace fraiseql {
 class node;
 
 class control_server {
-public:
+ public:
   /// Publishes the control actor for `n` (which must outlive this object).
   /// Throws std::runtime_error naming the address when it cannot listen.
   explicit control_server(node& n);
@@ -27,7 +27,7 @@ public:
   /// The port the control actor is published on.
   uint16_t port() const;
 
-private:
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -6,8 +6,8 @@
 #include "runtime/io/pg/job_store.hpp"
 #include "runtime/io/pg/session.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <map>
 #include <optional>
@@ -39,9 +39,9 @@ struct job_runner_state {
   std::optional<job_store> store;
   std::unordered_map<std::string, uint32_t> observer_by_name;
   std::map<int64_t, running_job> running;
-  bool maybe_due = true;   // the last claim was full, or a wake/tick came since
+  bool maybe_due = true;  // the last claim was full, or a wake/tick came since
   bool stopping = false;
-  bool degraded = false;   // the database was unreachable at the last call
+  bool degraded = false;  // the database was unreachable at the last call
   uint64_t finished = 0;
   std::vector<int64_t> to_complete;  // succeeded, deleted at the next flush
   uint64_t next_seq = 1;
@@ -68,8 +68,8 @@ struct job_runner_state {
   /// Claims and starts due jobs while there is room and the last claim was full.
   void claim_some() {
     while (!stopping && maybe_due && running.size() < cfg.workers) {
-      const auto n = std::min<uint32_t>(cfg.batch_size,
-                                        cfg.workers - static_cast<uint32_t>(running.size()));
+      const auto n =
+          std::min<uint32_t>(cfg.batch_size, cfg.workers - static_cast<uint32_t>(running.size()));
       std::vector<claimed_job> rows;
       try {
         rows = store->claim(cfg.token, n, cfg.lease);
@@ -96,18 +96,20 @@ struct job_runner_state {
     rj.row = std::move(row);
     rj.started = std::chrono::steady_clock::now();
     const auto& r = rj.row;
-    auto fail = [&](std::string why) { finish(id, attempt_outcome::failure(std::move(why), false)); };
+    auto fail = [&](std::string why) {
+      finish(id, attempt_outcome::failure(std::move(why), false));
+    };
     if (r.attempts > r.max_attempts)
-      return fail("attempt " + std::to_string(r.attempts - 1) + " of "
-                  + std::to_string(r.max_attempts)
-                  + " was interrupted (node died or lost its lease); its outcome is unknown");
+      return fail("attempt " + std::to_string(r.attempts - 1) + " of " +
+                  std::to_string(r.max_attempts) +
+                  " was interrupted (node died or lost its lease); its outcome is unknown");
     auto ob = observer_by_name.find(r.observer_name);
     if (ob == observer_by_name.end())
       return fail("observer '" + r.observer_name + "' is not configured on this node");
     const auto& oc = cfg.registry->config(ob->second);
     if (r.action_index >= oc.actions.size() || oc.actions[r.action_index].type != r.action_type)
-      return fail("observer '" + r.observer_name + "' has no " + r.action_type + " action "
-                  + std::to_string(r.action_index) + " on this node (configuration changed?)");
+      return fail("observer '" + r.observer_name + "' has no " + r.action_type + " action " +
+                  std::to_string(r.action_index) + " on this node (configuration changed?)");
     rj.observer = ob->second;
     const auto& ac = oc.actions[r.action_index];
     try {
@@ -116,8 +118,7 @@ struct job_runner_state {
       return fail(e.what());
     }
     auto ex = cfg.executors.find(ac.type);
-    if (ex == cfg.executors.end())
-      return fail("action type '" + ac.type + "' has no executor");
+    if (ex == cfg.executors.end()) return fail("action type '" + ac.type + "' has no executor");
     attempt_request req;
     req.ev = rj.ev.get();
     req.observer = ob->second;
@@ -139,10 +140,9 @@ struct job_runner_state {
     if (it == running.end()) return;  // cut by a stop deadline
     auto& rj = it->second;
     if (cfg.stats && rj.observer)
-      cfg.stats->action_attempt(*rj.observer, rj.row.action_index, o.ok,
-                                std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                                              - rj.started)
-                                  .count());
+      cfg.stats->action_attempt(
+          *rj.observer, rj.row.action_index, o.ok,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - rj.started).count());
     finish(id, std::move(o));
   }
 
@@ -173,9 +173,10 @@ struct job_runner_state {
       return database_error("completing jobs", e, false);
     }
     if (held.size() < ids.size())
-      spdlog::warn("job runner: {} jobs lost their lease before completion was written; they "
-                   "run again under another claim",
-                   ids.size() - held.size());
+      spdlog::warn(
+          "job runner: {} jobs lost their lease before completion was written; they "
+          "run again under another claim",
+          ids.size() - held.size());
     if (cfg.stats)
       for (size_t i = 0; i < held.size(); ++i) cfg.stats->job_completed();
     for (auto id : ids) running.erase(id);
@@ -209,8 +210,8 @@ struct job_runner_state {
           if (d.delay < cfg.poll_interval) self->delayed_send(self, d.delay, wake_atom::value);
           break;
         case job_decision::dead_letter: {
-          const std::string error = "attempt " + std::to_string(r.attempts) + "/"
-                                    + std::to_string(r.max_attempts) + ": " + o.error;
+          const std::string error = "attempt " + std::to_string(r.attempts) + "/" +
+                                    std::to_string(r.max_attempts) + ": " + o.error;
           auto dlq_id = store->dead_letter(r.id, cfg.token, error);
           held = dlq_id.has_value();
           if (held) {
@@ -226,9 +227,10 @@ struct job_runner_state {
       }
       degraded = false;
       if (!held)
-        spdlog::warn("job {} ({}): lease lost before its outcome was written; the job runs "
-                     "again under another claim",
-                     r.id, r.idempotency_key);
+        spdlog::warn(
+            "job {} ({}): lease lost before its outcome was written; the job runs "
+            "again under another claim",
+            r.id, r.idempotency_key);
     } catch (const pg_unavailable& e) {
       database_error("writing a job outcome", e, true);
       return false;
@@ -248,7 +250,7 @@ struct job_runner_state {
     for (auto it = running.begin(); it != running.end();) {
       auto id = it->first;
       bool pending = it->second.outcome.has_value();
-      ++it;  // save() erases the current entry
+      ++it;                             // save() erases the current entry
       if (pending && !save(id)) break;  // still unreachable: try again next tick
     }
     try {
@@ -273,9 +275,10 @@ struct job_runner_state {
       stop_promise->deliver(true);
       stop_promise.reset();
     } else if (std::chrono::steady_clock::now() >= stop_deadline) {
-      spdlog::warn("job runner: {} jobs still running at shutdown; their leases are released "
-                   "and they run again after restart",
-                   running.size());
+      spdlog::warn(
+          "job runner: {} jobs still running at shutdown; their leases are released "
+          "and they run again after restart",
+          running.size());
       running.clear();
       release();
       stop_promise->deliver(false);
@@ -294,8 +297,8 @@ struct job_runner_state {
   }
 };
 
-job_runner_actor::behavior_type job_runner(job_runner_actor::stateful_pointer<job_runner_state> self,
-                                           job_runner_options cfg) {
+job_runner_actor::behavior_type job_runner(
+    job_runner_actor::stateful_pointer<job_runner_state> self, job_runner_options cfg) {
   auto& st = self->state;
   st.self = self;
   st.cfg = std::move(cfg);
@@ -304,47 +307,47 @@ job_runner_actor::behavior_type job_runner(job_runner_actor::stateful_pointer<jo
     st.observer_by_name.emplace(st.cfg.registry->config(o).name, o);
   self->send(self, tick_atom::value);
   return {
-    [self](wake_atom) {
-      auto& st = self->state;
-      st.maybe_due = true;
-      st.claim_some();
-    },
-    [self](tick_atom) {
-      auto& st = self->state;
-      st.tick();
-      if (!st.stopping || st.stop_promise)
-        self->delayed_send(self, st.tick_interval(), tick_atom::value);
-    },
-    [self](done_atom, int64_t id, attempt_outcome& o) {
-      auto& st = self->state;
-      st.on_done(id, std::move(o));
-      if (st.to_complete.empty()) {  // else the flush claims once the slots are free
+      [self](wake_atom) {
+        auto& st = self->state;
+        st.maybe_due = true;
+        st.claim_some();
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        st.tick();
+        if (!st.stopping || st.stop_promise)
+          self->delayed_send(self, st.tick_interval(), tick_atom::value);
+      },
+      [self](done_atom, int64_t id, attempt_outcome& o) {
+        auto& st = self->state;
+        st.on_done(id, std::move(o));
+        if (st.to_complete.empty()) {  // else the flush claims once the slots are free
+          st.claim_some();
+          st.check_stop();
+        }
+      },
+      [self](flush_atom) {
+        auto& st = self->state;
+        st.flush_completed();
         st.claim_some();
         st.check_stop();
-      }
-    },
-    [self](flush_atom) {
-      auto& st = self->state;
-      st.flush_completed();
-      st.claim_some();
-      st.check_stop();
-    },
-    [self](stop_atom, uint64_t timeout_ms) -> caf::result<bool> {
-      auto& st = self->state;
-      st.stopping = true;
-      if (st.stop_promise) return caf::make_error(caf::sec::runtime_error, "already stopping");
-      st.stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-      st.stop_promise = self->make_response_promise<bool>();
-      auto promise = *st.stop_promise;
-      // Enforce the deadline even if no tick is due before it.
-      self->delayed_send(self, std::chrono::milliseconds(timeout_ms), tick_atom::value);
-      st.check_stop();
-      return promise;
-    },
-    [self](status_atom) {
-      return std::make_tuple(static_cast<uint64_t>(self->state.running.size()),
-                             self->state.finished);
-    },
+      },
+      [self](stop_atom, uint64_t timeout_ms) -> caf::result<bool> {
+        auto& st = self->state;
+        st.stopping = true;
+        if (st.stop_promise) return caf::make_error(caf::sec::runtime_error, "already stopping");
+        st.stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        st.stop_promise = self->make_response_promise<bool>();
+        auto promise = *st.stop_promise;
+        // Enforce the deadline even if no tick is due before it.
+        self->delayed_send(self, std::chrono::milliseconds(timeout_ms), tick_atom::value);
+        st.check_stop();
+        return promise;
+      },
+      [self](status_atom) {
+        return std::make_tuple(static_cast<uint64_t>(self->state.running.size()),
+                               self->state.finished);
+      },
   };
 }
 

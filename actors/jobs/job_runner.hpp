@@ -4,9 +4,9 @@
 
 #include <caf/fwd.hpp>
 
+#include "runtime/core/observers.hpp"
 #include "runtime/exec/executor.hpp"
 #include "runtime/ops/metrics.hpp"
-#include "runtime/core/observers.hpp"
 
 #include <chrono>
 #include <memory>

@@ -2,16 +2,16 @@
 
 #include "runtime/core/clock.hpp"
 
+#include "messages/attempt.hpp"
+#include "messages/breaker.hpp"
+#include "messages/job.hpp"
 #include "runtime/core/backoff.hpp"
 #include "runtime/core/circuit_breaker.hpp"
-#include "messages/breaker.hpp"
-#include "runtime/ops/logging.hpp"
-#include "messages/attempt.hpp"
-#include "messages/job.hpp"
 #include "runtime/exec/executor.hpp"
+#include "runtime/ops/logging.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <deque>
 #include <mutex>
@@ -97,8 +97,8 @@ struct action_pool_state {
   std::unordered_map<std::string, lane_state> lanes;
   std::unordered_map<uint64_t, attempt> attempts;
   std::unordered_map<uint64_t, redrive_entry> redrives;  // by attempt id
-  std::deque<uint64_t> ready;  // attempts waiting for a concurrency slot
-  std::vector<uint64_t> finished;  // events finished since the last flush
+  std::deque<uint64_t> ready;                            // attempts waiting for a concurrency slot
+  std::vector<uint64_t> finished;                        // events finished since the last flush
   std::vector<uint64_t> to_enqueue;  // job queue: async attempts waiting for the next enqueue
   bool enqueue_in_flight = false;    // job queue: one enqueue request at a time
   uint32_t running = 0;
@@ -187,21 +187,21 @@ struct action_pool_state {
     enqueue_in_flight = true;
     auto* s = self;
     self->request(cfg.jobs, caf::infinite, enqueue_atom::value, std::move(specs))
-      .then(
-        [s, ids](uint64_t) {
-          auto& st = s->state;
-          st.enqueue_in_flight = false;
-          for (auto id : ids) st.attempt_done(id);
-          st.send_enqueue();
-          st.pump();
-        },
-        [s, n = ids.size()](const caf::error& err) {
-          // The events stay unfinished: the checkpoint cannot pass them, and
-          // they are redelivered (and enqueued) after a restart.
-          s->state.enqueue_in_flight = false;
-          spdlog::error("job queue: {} jobs not enqueued, their events stay unfinished: {}", n,
-                        caf::to_string(err));
-        });
+        .then(
+            [s, ids](uint64_t) {
+              auto& st = s->state;
+              st.enqueue_in_flight = false;
+              for (auto id : ids) st.attempt_done(id);
+              st.send_enqueue();
+              st.pump();
+            },
+            [s, n = ids.size()](const caf::error& err) {
+              // The events stay unfinished: the checkpoint cannot pass them, and
+              // they are redelivered (and enqueued) after a restart.
+              s->state.enqueue_in_flight = false;
+              spdlog::error("job queue: {} jobs not enqueued, their events stay unfinished: {}", n,
+                            caf::to_string(err));
+            });
   }
 
   /// Starts the head event of a lane: all its actions (concurrent mode) or the first.
@@ -280,8 +280,8 @@ struct action_pool_state {
     }
     auto ex = cfg.executors.find(ac.type);
     if (ex == cfg.executors.end())
-      return on_outcome(id, attempt_outcome::failure(
-                              "action type '" + ac.type + "' has no executor", false));
+      return on_outcome(
+          id, attempt_outcome::failure("action type '" + ac.type + "' has no executor", false));
     attempt_request req;
     req.ev = ev.get();
     req.observer = a.observer;
@@ -350,10 +350,9 @@ struct action_pool_state {
     if (a.rejected) {
       if (cfg.stats) cfg.stats->breaker_rejected(a.endpoint);
     } else if (cfg.stats && !cfg.dry_run)
-      cfg.stats->action_attempt(a.observer, a.action, o.ok,
-                                std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                                              - a.try_started)
-                                  .count());
+      cfg.stats->action_attempt(
+          a.observer, a.action, o.ok,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - a.try_started).count());
     if (a.redrive && (o.ok || !o.retryable || a.tries >= oc.retry.max_attempts)) {
       if (!o.ok) a.last_error = o.error;
       return finish_redrive(id, o.ok);
@@ -377,7 +376,8 @@ struct action_pool_state {
       self->delayed_send(self, delay, retry_atom::value, id);
       return pump();
     }
-    if (cfg.trace) cfg.trace->attempt(ev->id, a.observer, a.action, a.tries, "dead-lettered", o.error);
+    if (cfg.trace)
+      cfg.trace->attempt(ev->id, a.observer, a.action, a.tries, "dead-lettered", o.error);
     // Exhausted or not retryable: a durable DLQ row first, then the attempt is done.
     dlq_entry e;
     e.ev = ev;
@@ -391,19 +391,19 @@ struct action_pool_state {
     e.last_attempt_ms = unix_ms();
     auto* s = self;
     self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
-      .then(
-        [s, id, obs = a.observer](int64_t) {
-          auto& st = s->state;
-          if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
-          st.attempt_done(id);
-          st.pump();
-        },
-        [id](const caf::error& err) {
-          // The event stays unfinished: the checkpoint cannot pass it, and it
-          // is redelivered after a restart. Nothing is dropped.
-          spdlog::error("action attempt {}: DLQ write failed, event stays unfinished: {}", id,
-                        caf::to_string(err));
-        });
+        .then(
+            [s, id, obs = a.observer](int64_t) {
+              auto& st = s->state;
+              if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
+              st.attempt_done(id);
+              st.pump();
+            },
+            [id](const caf::error& err) {
+              // The event stays unfinished: the checkpoint cannot pass it, and it
+              // is redelivered after a restart. Nothing is dropped.
+              spdlog::error("action attempt {}: DLQ write failed, event stays unfinished: {}", id,
+                            caf::to_string(err));
+            });
     pump();
   }
 
@@ -426,7 +426,8 @@ struct action_pool_state {
     if (--ee.open_lanes == 0) {
       if (cfg.stats)
         cfg.stats->event_finished(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - ee.ev->read_at).count());
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - ee.ev->read_at)
+                .count());
       events.erase(seq);
       ++finished_events;
       if (finished.empty()) self->send(self, flush_atom::value);
@@ -440,9 +441,9 @@ struct action_pool_state {
   }
 };
 
-action_pool_actor::behavior_type
-action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_pool_options cfg,
-            finish_sink checkpointer, dlq_actor dlq) {
+action_pool_actor::behavior_type action_pool(
+    action_pool_actor::stateful_pointer<action_pool_state> self, action_pool_options cfg,
+    finish_sink checkpointer, dlq_actor dlq) {
   auto& st = self->state;
   st.self = self;
   st.cfg = std::move(cfg);
@@ -450,41 +451,43 @@ action_pool(action_pool_actor::stateful_pointer<action_pool_state> self, action_
   st.dlq = std::move(dlq);
   st.breakers = std::make_unique<breaker_registry>(st.cfg.breakers, st.cfg.max_breaker_endpoints);
   if (st.cfg.stats)
-    st.breakers->on_forget([stats = st.cfg.stats](const std::string& ep) { stats->breaker_forget(ep); });
+    st.breakers->on_forget(
+        [stats = st.cfg.stats](const std::string& ep) { stats->breaker_forget(ep); });
   return {
-    [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
-      self->state.run(ev, obs);
-    },
-    [self](done_atom) { self->state.drain_completions(); },
-    [self](retry_atom, uint64_t id) { self->state.retry(id); },
-    [self](flush_atom) {
-      auto& st = self->state;
-      if (!st.finished.empty())
-        self->send(st.checkpointer, finish_atom::value, std::exchange(st.finished, {}));
-      st.send_enqueue();  // job queue
-    },
-    [self](status_atom) {
-      return std::make_tuple(static_cast<uint64_t>(self->state.running),
-                             self->state.finished_events);
-    },
-    [self](status_atom, breakers_atom) {
-      return self->state.breakers->status(self->state.now());
-    },
-    [self](redrive_atom, const event_ptr& ev, uint32_t observer, uint32_t action)
-      -> caf::typed_response_promise<bool, uint32_t, std::string> {
-      auto rp = self->make_response_promise<bool, uint32_t, std::string>();
-      const auto& reg = *self->state.cfg.registry;
-      if (observer >= reg.size() || action >= reg.config(observer).actions.size()) {
-        rp.deliver(false, uint32_t{0}, std::string("observer or action index out of range"));
+      [self](run_atom, const event_ptr& ev, const std::vector<uint32_t>& obs) {
+        self->state.run(ev, obs);
+      },
+      [self](done_atom) { self->state.drain_completions(); },
+      [self](retry_atom, uint64_t id) { self->state.retry(id); },
+      [self](flush_atom) {
+        auto& st = self->state;
+        if (!st.finished.empty())
+          self->send(st.checkpointer, finish_atom::value, std::exchange(st.finished, {}));
+        st.send_enqueue();  // job queue
+      },
+      [self](status_atom) {
+        return std::make_tuple(static_cast<uint64_t>(self->state.running),
+                               self->state.finished_events);
+      },
+      [self](status_atom, breakers_atom) {
+        return self->state.breakers->status(self->state.now());
+      },
+      [self](redrive_atom, const event_ptr& ev, uint32_t observer,
+             uint32_t action) -> caf::typed_response_promise<bool, uint32_t, std::string> {
+        auto rp = self->make_response_promise<bool, uint32_t, std::string>();
+        const auto& reg = *self->state.cfg.registry;
+        if (observer >= reg.size() || action >= reg.config(observer).actions.size()) {
+          rp.deliver(false, uint32_t{0}, std::string("observer or action index out of range"));
+          return rp;
+        }
+        self->state.redrive(ev, observer, action, rp);
         return rp;
-      }
-      self->state.redrive(ev, observer, action, rp);
-      return rp;
-    },
+      },
   };
 }
 
-action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, finish_sink checkpointer, dlq_actor dlq) {
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg,
+                                    finish_sink checkpointer, dlq_actor dlq) {
   return sys.spawn(action_pool, cfg, checkpointer, dlq);
 }
 

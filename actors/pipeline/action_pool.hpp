@@ -3,11 +3,11 @@
 #include "messages/actors.hpp"
 
 #include <caf/fwd.hpp>
-#include "runtime/exec/executor.hpp"
 #include "runtime/core/circuit_breaker.hpp"
 #include "runtime/core/journal.hpp"
-#include "runtime/ops/metrics.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/exec/executor.hpp"
+#include "runtime/ops/metrics.hpp"
 
 #include <memory>
 
@@ -49,6 +49,7 @@ struct action_pool_options {
 /// policy; exhausted ones go to the DLQ; an event is finished once every lane
 /// it joined is done. Finished events go to `checkpointer` (the checkpointer,
 /// or the dedup actor in front of it).
-action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg, finish_sink checkpointer, dlq_actor dlq);
+action_pool_actor spawn_action_pool(caf::actor_system& sys, action_pool_options cfg,
+                                    finish_sink checkpointer, dlq_actor dlq);
 
 }  // namespace fraiseql

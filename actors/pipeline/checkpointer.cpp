@@ -1,13 +1,13 @@
 #include "actors/pipeline/checkpointer.hpp"
 
-#include "runtime/core/watermark.hpp"
 #include "messages/checkpoint.hpp"
 #include "runtime/core/checkpoint_sink.hpp"
+#include "runtime/core/watermark.hpp"
 #include "runtime/io/pg/checkpoint_store.hpp"
 #include "runtime/io/pg/lease.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <optional>
 
@@ -18,10 +18,10 @@ struct checkpointer_state {
   std::optional<watermark_tracker> tracker;
   std::shared_ptr<checkpoint_sink> store;
   checkpoint_record saved;
-  uint64_t base_total = 0;          // events_total of the resumed checkpoint
-  uint64_t unsaved = 0;             // finished into the watermark since the last save
-  uint64_t credits = 0;             // finished events not yet credited to the listener
-  credit_sink listener;             // learnt by the wiring message
+  uint64_t base_total = 0;  // events_total of the resumed checkpoint
+  uint64_t unsaved = 0;     // finished into the watermark since the last save
+  uint64_t credits = 0;     // finished events not yet credited to the listener
+  credit_sink listener;     // learnt by the wiring message
   uint64_t credit_batch = 1;
   std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
   bool save_failing = false;
@@ -32,9 +32,8 @@ struct checkpointer_state {
   }
 };
 
-checkpointer_actor::behavior_type
-checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
-             checkpointer_options cfg) {
+checkpointer_actor::behavior_type checkpointer(
+    checkpointer_actor::stateful_pointer<checkpointer_state> self, checkpointer_options cfg) {
   auto& st = self->state;
   st.tracker.emplace(cfg.resume.pos, 1, cfg.resume.pending);
   st.store = cfg.sink ? cfg.sink : std::make_shared<checkpoint_store>(cfg.dsn, cfg.listener_id);
@@ -79,51 +78,51 @@ checkpointer(checkpointer_actor::stateful_pointer<checkpointer_state> self,
   };
   self->delayed_send(self, cfg.interval, tick_atom::value);
   return {
-    [self](admit_atom, const event_batch& batch) {
-      for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos, ev->cursor);
-    },
-    [self, cfg, save, flush_credits](finish_atom, const std::vector<uint64_t>& seqs) {
-      auto& st = self->state;
-      auto before = st.tracker->finished_total();
-      for (auto seq : seqs) st.tracker->finish(seq);
-      st.unsaved += st.tracker->finished_total() - before;
-      st.credits += seqs.size();
-      if (st.credits >= st.credit_batch) flush_credits();
-      if (st.unsaved >= cfg.batch_size) save(false);
-    },
-    [self, flush_credits](credit_sink& listener) {
-      self->state.listener = std::move(listener);
-      flush_credits();
-    },
-    [self, cfg, save, flush_credits](tick_atom) {
-      if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
-        fenced_out e("lost the leader lease of listener '" + cfg.listener_id
-                     + "': another node leads now");
-        spdlog::critical("checkpointer: {}", e.what());
-        throw e;
-      }
-      flush_credits();
-      save(false);
-      if (cfg.stats) {
+      [self](admit_atom, const event_batch& batch) {
+        for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos, ev->cursor);
+      },
+      [self, cfg, save, flush_credits](finish_atom, const std::vector<uint64_t>& seqs) {
         auto& st = self->state;
-        cfg.stats->backlog(st.tracker->in_flight());
-        bool pending = st.tracker->cursor() != st.saved.cursor() || st.tracker->in_flight() > 0;
-        cfg.stats->checkpoint_age(
-          pending ? std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_save)
-                      .count()
-                  : 0.0);
-      }
-      self->delayed_send(self, cfg.interval, tick_atom::value);
-    },
-    [self, save, flush_credits](flush_atom) -> checkpoint_record {
-      flush_credits();
-      save(false);
-      return self->state.saved;
-    },
-    [self](status_atom) {
-      return std::make_tuple(static_cast<uint64_t>(self->state.tracker->in_flight()),
-                             self->state.tracker->finished_total());
-    },
+        auto before = st.tracker->finished_total();
+        for (auto seq : seqs) st.tracker->finish(seq);
+        st.unsaved += st.tracker->finished_total() - before;
+        st.credits += seqs.size();
+        if (st.credits >= st.credit_batch) flush_credits();
+        if (st.unsaved >= cfg.batch_size) save(false);
+      },
+      [self, flush_credits](credit_sink& listener) {
+        self->state.listener = std::move(listener);
+        flush_credits();
+      },
+      [self, cfg, save, flush_credits](tick_atom) {
+        if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
+          fenced_out e("lost the leader lease of listener '" + cfg.listener_id +
+                       "': another node leads now");
+          spdlog::critical("checkpointer: {}", e.what());
+          throw e;
+        }
+        flush_credits();
+        save(false);
+        if (cfg.stats) {
+          auto& st = self->state;
+          cfg.stats->backlog(st.tracker->in_flight());
+          bool pending = st.tracker->cursor() != st.saved.cursor() || st.tracker->in_flight() > 0;
+          cfg.stats->checkpoint_age(pending ? std::chrono::duration<double>(
+                                                  std::chrono::steady_clock::now() - st.last_save)
+                                                  .count()
+                                            : 0.0);
+        }
+        self->delayed_send(self, cfg.interval, tick_atom::value);
+      },
+      [self, save, flush_credits](flush_atom) -> checkpoint_record {
+        flush_credits();
+        save(false);
+        return self->state.saved;
+      },
+      [self](status_atom) {
+        return std::make_tuple(static_cast<uint64_t>(self->state.tracker->in_flight()),
+                               self->state.tracker->finished_total());
+      },
   };
 }
 

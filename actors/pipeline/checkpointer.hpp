@@ -1,10 +1,10 @@
 #pragma once
 
 #include "messages/actors.hpp"
-#include "runtime/ops/metrics.hpp"
 #include "messages/checkpoint.hpp"
 #include "runtime/core/checkpoint_sink.hpp"
 #include "runtime/io/pg/lease.hpp"
+#include "runtime/ops/metrics.hpp"
 
 #include <caf/fwd.hpp>
 

@@ -3,8 +3,8 @@
 #include "runtime/core/outage.hpp"
 #include "runtime/core/redis_url.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <deque>
 #include <unordered_map>
@@ -71,14 +71,16 @@ struct dedup_state {
     retry_after = d.retry_after;
     if (d.log) {
       if (tracker->policy() == redis_failure_policy::fail_open)
-        spdlog::warn("dedup: {} of {} events failed ({}): {}; fail-open: running them without "
-                     "dedup",
-                     what, events, unavailable ? "Redis unavailable" : "Redis error", e.what());
+        spdlog::warn(
+            "dedup: {} of {} events failed ({}): {}; fail-open: running them without "
+            "dedup",
+            what, events, unavailable ? "Redis unavailable" : "Redis error", e.what());
       else
-        spdlog::warn("dedup: {} of {} events failed ({}): {}; fail-closed: holding them, retry "
-                     "in {} ms",
-                     what, events, unavailable ? "Redis unavailable" : "Redis error", e.what(),
-                     d.retry_after.count());
+        spdlog::warn(
+            "dedup: {} of {} events failed ({}): {}; fail-closed: holding them, retry "
+            "in {} ms",
+            what, events, unavailable ? "Redis unavailable" : "Redis error", e.what(),
+            d.retry_after.count());
     }
     return tracker->policy() == redis_failure_policy::fail_open;
   }
@@ -93,8 +95,10 @@ struct dedup_state {
   void schedule_flush(std::chrono::milliseconds delay) {
     if (flush_scheduled) return;
     flush_scheduled = true;
-    if (delay.count() == 0) self->send(self, flush_atom::value);
-    else self->delayed_send(self, delay, flush_atom::value);
+    if (delay.count() == 0)
+      self->send(self, flush_atom::value);
+    else
+      self->delayed_send(self, delay, flush_atom::value);
   }
 
   void run(const event_ptr& ev, std::vector<uint32_t> observers) {
@@ -209,9 +213,10 @@ struct dedup_state {
         for (size_t k = 0; k < res.size(); ++k) {
           if (res[k] != confirm_status::lost) continue;
           ++lost;
-          spdlog::warn("dedup: event {} was claimed by another worker while it ran here: it may "
-                       "have run twice (raise [redis] claim_ttl_secs)",
-                       ids[k]);
+          spdlog::warn(
+              "dedup: event {} was claimed by another worker while it ran here: it may "
+              "have run twice (raise [redis] claim_ttl_secs)",
+              ids[k]);
         }
         if (lost && cfg.stats) cfg.stats->dedup_lost(lost);
       } catch (const std::exception& e) {
@@ -275,14 +280,14 @@ struct dedup_state {
       cfg.store->release_all(ids, cfg.owner);
       spdlog::info("dedup: released the claims of {} unfinished events", ids.size());
     } catch (const std::exception& e) {
-      spdlog::warn("dedup: could not release {} claims ({}); they expire within {} ms",
-                   ids.size(), e.what(), cfg.claim_ttl.count());
+      spdlog::warn("dedup: could not release {} claims ({}); they expire within {} ms", ids.size(),
+                   e.what(), cfg.claim_ttl.count());
     }
   }
 };
 
-dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self,
-                                 dedup_options cfg, finish_sink checkpointer) {
+dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self, dedup_options cfg,
+                                 finish_sink checkpointer) {
   auto& st = self->state;
   st.self = self;
   st.cfg = std::move(cfg);
@@ -291,24 +296,24 @@ dedup_actor::behavior_type dedup(dedup_actor::stateful_pointer<dedup_state> self
   if (st.cfg.stats) st.cfg.stats->redis_health(true);
   self->delayed_send(self, st.cfg.retry_interval, tick_atom::value);
   return {
-    [self](run_sink& pool) {
-      self->state.pool = std::move(pool);
-      self->state.dispatch();
-    },
-    [self](run_atom, const event_ptr& ev, std::vector<uint32_t>& obs) {
-      self->state.run(ev, std::move(obs));
-    },
-    [self](finish_atom, std::vector<uint64_t>& seqs) { self->state.finish(std::move(seqs)); },
-    [self](flush_atom) { self->state.flush(); },
-    [self](tick_atom) { self->state.tick(); },
-    [self](stop_atom) {
-      self->state.release_all();
-      return true;
-    },
-    [self](status_atom) {
-      auto& s = self->state;
-      return std::make_tuple(static_cast<uint64_t>(s.in_pool.size()), s.claimed_total);
-    },
+      [self](run_sink& pool) {
+        self->state.pool = std::move(pool);
+        self->state.dispatch();
+      },
+      [self](run_atom, const event_ptr& ev, std::vector<uint32_t>& obs) {
+        self->state.run(ev, std::move(obs));
+      },
+      [self](finish_atom, std::vector<uint64_t>& seqs) { self->state.finish(std::move(seqs)); },
+      [self](flush_atom) { self->state.flush(); },
+      [self](tick_atom) { self->state.tick(); },
+      [self](stop_atom) {
+        self->state.release_all();
+        return true;
+      },
+      [self](status_atom) {
+        auto& s = self->state;
+        return std::make_tuple(static_cast<uint64_t>(s.in_pool.size()), s.claimed_total);
+      },
   };
 }
 

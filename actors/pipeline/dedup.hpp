@@ -3,10 +3,10 @@
 #include "messages/actors.hpp"
 
 #include <caf/fwd.hpp>
-#include "runtime/ops/metrics.hpp"
 #include "runtime/core/dedup.hpp"
 #include "runtime/core/outage.hpp"
 #include "runtime/io/redis/dedup.hpp"
+#include "runtime/ops/metrics.hpp"
 
 #include <chrono>
 #include <functional>

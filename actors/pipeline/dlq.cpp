@@ -2,8 +2,8 @@
 #include "runtime/io/pg/dlq_store.hpp"
 #include "runtime/io/pg/session.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <optional>
 #include <thread>
@@ -18,31 +18,32 @@ struct dlq_state {
 dlq_actor::behavior_type dlq(dlq_actor::stateful_pointer<dlq_state> self, dlq_options cfg) {
   self->state.store.emplace(cfg.dsn);
   return {
-    [self, cfg](bury_atom, const dlq_entry& e) -> caf::result<int64_t> {
-      // This actor is detached: blocking here blocks only its own thread, and
-      // later bury requests simply queue up behind the outage.
-      auto delay = cfg.min_backoff;
-      for (;;) {
-        try {
-          auto id = self->state.store->insert(e);
-          spdlog::warn("dlq: event {} observer '{}' action {} ({}) after {} attempts: {}",
-                       e.ev->id, e.observer_name, e.action_index, e.action_type, e.attempts,
-                       e.last_error);
-          return id;
-        } catch (const pg_unavailable& ex) {
-          spdlog::warn("dlq: database unavailable, retrying in {} ms: {}", delay.count(),
-                       ex.what());
-        } catch (const std::exception& ex) {
-          spdlog::error("dlq: cannot write entry for {} (retrying in {} ms): {}",
-                        e.idempotency_key, delay.count(), ex.what());
-          self->state.store->reset();
+      [self, cfg](bury_atom, const dlq_entry& e) -> caf::result<int64_t> {
+        // This actor is detached: blocking here blocks only its own thread, and
+        // later bury requests simply queue up behind the outage.
+        auto delay = cfg.min_backoff;
+        for (;;) {
+          try {
+            auto id = self->state.store->insert(e);
+            spdlog::warn("dlq: event {} observer '{}' action {} ({}) after {} attempts: {}",
+                         e.ev->id, e.observer_name, e.action_index, e.action_type, e.attempts,
+                         e.last_error);
+            return id;
+          } catch (const pg_unavailable& ex) {
+            spdlog::warn("dlq: database unavailable, retrying in {} ms: {}", delay.count(),
+                         ex.what());
+          } catch (const std::exception& ex) {
+            spdlog::error("dlq: cannot write entry for {} (retrying in {} ms): {}",
+                          e.idempotency_key, delay.count(), ex.what());
+            self->state.store->reset();
+          }
+          if (cfg.stopping->load())
+            return caf::make_error(caf::sec::runtime_error,
+                                   "dlq: shutting down, entry not written");
+          std::this_thread::sleep_for(delay);
+          delay = std::min(cfg.max_backoff, delay * 2);
         }
-        if (cfg.stopping->load())
-          return caf::make_error(caf::sec::runtime_error, "dlq: shutting down, entry not written");
-        std::this_thread::sleep_for(delay);
-        delay = std::min(cfg.max_backoff, delay * 2);
-      }
-    },
+      },
   };
 }
 

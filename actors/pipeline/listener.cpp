@@ -1,10 +1,10 @@
 #include "actors/pipeline/listener.hpp"
+#include "runtime/core/wakeup.hpp"
 #include "runtime/io/pg/change_log.hpp"
 #include "runtime/io/pg/session.hpp"
-#include "runtime/core/wakeup.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -52,7 +52,8 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
     auto& st = self->state;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const auto slice = std::min<std::chrono::milliseconds>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(timeout), std::chrono::milliseconds(100));
+        std::chrono::duration_cast<std::chrono::milliseconds>(timeout),
+        std::chrono::milliseconds(100));
     while (std::chrono::steady_clock::now() < deadline) {
       if (st.reader->wait(slice)) return true;
       if (!self->mailbox().empty()) return false;
@@ -87,8 +88,8 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
   };
   // A database call failed: a fresh connection (the mark ends with the old
   // session) after the policy's backoff.
-  auto failed = [self, stats = cfg.stats, max_backoff = cfg.max_backoff,
-                 schedule](const std::exception& e, bool unavailable) {
+  auto failed = [self, stats = cfg.stats, max_backoff = cfg.max_backoff, schedule](
+                    const std::exception& e, bool unavailable) {
     auto& st = self->state;
     st.reader->reset();
     const bool first = !st.policy->degraded();
@@ -133,19 +134,20 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
     }
   };
   return {
-    [self, follow](read_atom) { follow(self->state.policy->on_due()); },
-    [self, follow](credit_atom, uint64_t n) { follow(self->state.policy->on_credit(n)); },
-    [self](stop_atom) {
-      self->state.policy->on_stop();
-      return true;
-    },
-    [self](status_atom) {
-      return std::make_tuple(self->state.policy->in_flight(), self->state.read_total);
-    },
+      [self, follow](read_atom) { follow(self->state.policy->on_due()); },
+      [self, follow](credit_atom, uint64_t n) { follow(self->state.policy->on_credit(n)); },
+      [self](stop_atom) {
+        self->state.policy->on_stop();
+        return true;
+      },
+      [self](status_atom) {
+        return std::make_tuple(self->state.policy->in_flight(), self->state.read_total);
+      },
   };
 }
 
-listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, admission_sink checkpointer, router_actor router) {
+listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg,
+                              admission_sink checkpointer, router_actor router) {
   return sys.spawn<caf::detached>(listener, cfg, checkpointer, router);
 }
 

@@ -49,6 +49,7 @@ struct listener_options {
 /// or killed listener never leaves writers notifying. The decisions (when to
 /// read, back off, sleep, wake, reconnect) are runtime/core/wakeup.hpp's; the
 /// actor performs the I/O they ask for.
-listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg, admission_sink checkpointer, router_actor router);
+listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg,
+                              admission_sink checkpointer, router_actor router);
 
 }  // namespace fraiseql

@@ -4,8 +4,8 @@
 
 #include <caf/fwd.hpp>
 #include "runtime/core/journal.hpp"
-#include "runtime/ops/metrics.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/ops/metrics.hpp"
 
 #include <memory>
 
@@ -22,6 +22,7 @@ struct router_options {
 /// Matches each event against the registry; events that match nothing are
 /// finished at once (to `checkpointer`), the others go with their observers
 /// to `pool` (the action pool, or the dedup actor in front of it).
-router_actor spawn_router(caf::actor_system& sys, router_options cfg, run_sink pool, finish_sink checkpointer);
+router_actor spawn_router(caf::actor_system& sys, router_options cfg, run_sink pool,
+                          finish_sink checkpointer);
 
 }  // namespace fraiseql

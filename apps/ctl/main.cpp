@@ -13,9 +13,9 @@
 #include "messages/control.hpp"
 #include "runtime/config/loader.hpp"
 #include "runtime/config/model.hpp"
+#include "runtime/core/observers.hpp"
 #include "runtime/expr/jmespath.hpp"
 #include "runtime/expr/template.hpp"
-#include "runtime/core/observers.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -102,8 +102,6 @@ int run_eval(const std::string& event_file, const std::string& condition,
   return 0;
 }
 
-
-
 // --- live commands ------------------------------------------------------------
 
 struct connection_options {
@@ -133,7 +131,8 @@ struct client_config : caf::actor_system_config {
 /// Text or JSON failure report, then the exit code.
 int fail(const connection_options& o, int rc, const std::string& code, const std::string& msg) {
   if (o.format == "json")
-    std::cout << json::serialize(json::object{{"ok", false}, {"code", code}, {"error", msg}}) << "\n";
+    std::cout << json::serialize(json::object{{"ok", false}, {"code", code}, {"error", msg}})
+              << "\n";
   std::cerr << "error: " << msg << "\n";
   return rc;
 }
@@ -201,15 +200,15 @@ void print_status(const json::value& r) {
             << "role:         " << str(at(r, "role")) << "\n";
   const auto& lease = at(r, "lease");
   if (!lease.is_null())
-    std::cout << "leader:       " << str(at(lease, "holder")) << " (epoch " << str(at(lease, "epoch"))
-              << ", since " << str(at(lease, "acquired_at")) << ")\n";
+    std::cout << "leader:       " << str(at(lease, "holder")) << " (epoch "
+              << str(at(lease, "epoch")) << ", since " << str(at(lease, "acquired_at")) << ")\n";
   std::cout << "uptime:       " << str(at(r, "uptime_seconds")) << " s\n";
   const auto& l = at(r, "listener");
   std::cout << "listener:     "
             << (l.is_null() ? std::string("not running on this node")
-                            : at(l, "healthy").is_bool()
-                                ? (at(l, "healthy").get_bool() ? "healthy" : "unhealthy (database unreachable)")
-                                : "unknown")
+                : at(l, "healthy").is_bool()
+                    ? (at(l, "healthy").get_bool() ? "healthy" : "unhealthy (database unreachable)")
+                    : "unknown")
             << "\n";
   const auto& cp = at(r, "checkpoint");
   if (cp.is_null())
@@ -218,14 +217,15 @@ void print_status(const json::value& r) {
     std::cout << "checkpoint:   txid " << str(at(cp, "txid")) << " pk " << str(at(cp, "pk")) << ", "
               << str(at(cp, "events_total")) << " events, saved " << str(at(cp, "age_seconds"))
               << " s ago\n";
-  if (!cp.is_null() && at(cp, "pending_txids").is_string() && !at(cp, "pending_txids").get_string().empty())
+  if (!cp.is_null() && at(cp, "pending_txids").is_string() &&
+      !at(cp, "pending_txids").get_string().empty())
     std::cout << "running then: " << str(at(cp, "pending_txids"))
               << " (txid:pk read so far; their rows are read when they commit)\n";
   std::cout << "backlog:      " << str(at(r, "backlog")) << "\n";
   const auto& inf = at(r, "in_flight");
   if (!inf.is_null())
-    std::cout << "in flight:    " << str(at(inf, "events")) << " events, " << str(at(inf, "attempts"))
-              << " action attempts\n";
+    std::cout << "in flight:    " << str(at(inf, "events")) << " events, "
+              << str(at(inf, "attempts")) << " action attempts\n";
   const auto& ev = at(r, "events");
   if (!ev.is_null())
     std::cout << "events:       " << str(at(ev, "read")) << " read, " << str(at(ev, "finished"))
@@ -275,7 +275,8 @@ void print_dlq_list(const json::value& r) {
   }
   std::cout << std::left << std::setw(6) << "ID" << std::setw(10) << "STATUS" << std::setw(20)
             << "OBSERVER" << std::setw(12) << "ACTION" << std::setw(10) << "ATTEMPTS"
-            << std::setw(34) << "CREATED" << "LAST ERROR\n";
+            << std::setw(34) << "CREATED"
+            << "LAST ERROR\n";
   for (const auto& row : r.get_array())
     std::cout << std::left << std::setw(6) << str(at(row, "id")) << std::setw(10)
               << str(at(row, "status")) << std::setw(20) << str(at(row, "observer_name"))
@@ -326,8 +327,8 @@ void print_dlq_stats(const json::value& r) {
   if (at(r, "by_observer").is_array()) {
     std::cout << "by observer (pending / total):\n";
     for (const auto& x : at(r, "by_observer").get_array())
-      std::cout << "  " << std::left << std::setw(24) << str(at(x, "observer")) << str(at(x, "pending"))
-                << " / " << str(at(x, "total")) << "\n";
+      std::cout << "  " << std::left << std::setw(24) << str(at(x, "observer"))
+                << str(at(x, "pending")) << " / " << str(at(x, "total")) << "\n";
   }
   if (at(r, "by_error").is_array()) {
     std::cout << "by error (pending):\n";
@@ -344,8 +345,9 @@ void print_debug_event(const json::value& r) {
             << str(at(e, "timestamp")) << "\n"
             << "source: "
             << (str(at(r, "source")) == "journal"
-                  ? "journal (routed by this node at " + str(at(r, "routed_at")) + ")"
-                  : std::string("change log (not in this node's journal: observers re-evaluated now)"))
+                    ? "journal (routed by this node at " + str(at(r, "routed_at")) + ")"
+                    : std::string(
+                          "change log (not in this node's journal: observers re-evaluated now)"))
             << "\n"
             << "envelope:\n";
   pretty(std::cout, e, 0);
@@ -363,7 +365,8 @@ void print_debug_event(const json::value& r) {
         std::cout << "    action " << str(at(a, "action")) << " (" << str(at(a, "type"))
                   << "): " << str(at(a, "state")) << " after " << str(at(a, "attempts"))
                   << " attempt(s)";
-        if (!at(a, "last_error").is_null()) std::cout << "; last error: " << str(at(a, "last_error"));
+        if (!at(a, "last_error").is_null())
+          std::cout << "; last error: " << str(at(a, "last_error"));
         std::cout << "\n";
       }
   }
@@ -402,7 +405,8 @@ int run_remote(const connection_options& o, const std::string& command, const js
   if (colon == std::string::npos || colon == 0)
     return fail(o, exit_usage, "usage", "--node must be HOST:PORT (got '" + o.node + "')");
   std::string host = o.node.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned long port = 0;
   try {
     size_t used = 0;
@@ -425,48 +429,65 @@ int run_remote(const connection_options& o, const std::string& command, const js
 
   client_config cfg{o};
   caf::actor_system sys{cfg};
-  auto remote = o.tls() ? caf::openssl::remote_actor<fraiseql::control_actor>(sys, host, static_cast<uint16_t>(port))
-                        : sys.middleman().remote_actor<fraiseql::control_actor>(host, static_cast<uint16_t>(port));
+  auto remote = o.tls() ? caf::openssl::remote_actor<fraiseql::control_actor>(
+                              sys, host, static_cast<uint16_t>(port))
+                        : sys.middleman().remote_actor<fraiseql::control_actor>(
+                              host, static_cast<uint16_t>(port));
   if (!remote)
-    return fail(o, exit_connect, "connect",
-                "cannot connect to the control plane at " + o.node + ": " + sys.render(remote.error()));
+    return fail(
+        o, exit_connect, "connect",
+        "cannot connect to the control plane at " + o.node + ": " + sys.render(remote.error()));
   caf::scoped_actor self{sys};
   uint32_t server_version = 0;
   std::string problem;
   self->request(*remote, timeout, fraiseql::hello_atom::value, o.protocol)
-    .receive([&](uint32_t v, const std::string&) { server_version = v; },
-             [&](caf::error& e) { problem = sys.render(e); });
-  if (!problem.empty()) return fail(o, exit_connect, "connect", "hello to " + o.node + " failed: " + problem);
+      .receive([&](uint32_t v, const std::string&) { server_version = v; },
+               [&](caf::error& e) { problem = sys.render(e); });
+  if (!problem.empty())
+    return fail(o, exit_connect, "connect", "hello to " + o.node + " failed: " + problem);
   if (server_version != o.protocol)
     return fail(o, exit_connect, "version",
-                "protocol version mismatch: node " + o.node + " speaks control protocol "
-                  + std::to_string(server_version) + ", this observerctl speaks "
-                  + std::to_string(o.protocol) + "; use matching versions");
+                "protocol version mismatch: node " + o.node + " speaks control protocol " +
+                    std::to_string(server_version) + ", this observerctl speaks " +
+                    std::to_string(o.protocol) + "; use matching versions");
   std::string reply;
-  self->request(*remote, timeout, fraiseql::control_atom::value, o.token, command, json::serialize(args))
-    .receive([&](const std::string& r) { reply = r; }, [&](caf::error& e) { problem = sys.render(e); });
+  self->request(*remote, timeout, fraiseql::control_atom::value, o.token, command,
+                json::serialize(args))
+      .receive([&](const std::string& r) { reply = r; },
+               [&](caf::error& e) { problem = sys.render(e); });
   if (!problem.empty()) return fail(o, exit_connect, "connect", command + " failed: " + problem);
   json::value r;
   try {
     r = json::parse(reply);
   } catch (const std::exception& e) {
-    return fail(o, exit_failed, "failed", std::string("unreadable reply from the node: ") + e.what());
+    return fail(o, exit_failed, "failed",
+                std::string("unreadable reply from the node: ") + e.what());
   }
   const bool ok = at(r, "ok").is_bool() && at(r, "ok").get_bool();
   if (o.format == "json") {
     std::cout << json::serialize(r) << "\n";
   } else if (ok || (!at(r, "result").is_null() && command != "dlq.retry")) {
     const auto& res = at(r, "result");
-    if (command == "status") print_status(res);
-    else if (command == "metrics") std::cout << str(res);
-    else if (command == "dlq.list") print_dlq_list(res);
-    else if (command == "dlq.show") print_dlq_show(res);
-    else if (command == "dlq.retry") print_redrive(res);
-    else if (command == "dlq.retry-all") print_retry_all(res);
-    else if (command == "dlq.remove") std::cout << "DLQ entry " << str(at(res, "id")) << " removed\n";
-    else if (command == "dlq.stats") print_dlq_stats(res);
-    else if (command == "debug-event" && res.is_array()) print_history(res);
-    else if (command == "debug-event") print_debug_event(res);
+    if (command == "status")
+      print_status(res);
+    else if (command == "metrics")
+      std::cout << str(res);
+    else if (command == "dlq.list")
+      print_dlq_list(res);
+    else if (command == "dlq.show")
+      print_dlq_show(res);
+    else if (command == "dlq.retry")
+      print_redrive(res);
+    else if (command == "dlq.retry-all")
+      print_retry_all(res);
+    else if (command == "dlq.remove")
+      std::cout << "DLQ entry " << str(at(res, "id")) << " removed\n";
+    else if (command == "dlq.stats")
+      print_dlq_stats(res);
+    else if (command == "debug-event" && res.is_array())
+      print_history(res);
+    else if (command == "debug-event")
+      print_debug_event(res);
   }
   if (ok) return exit_ok;
   const auto code = str(at(r, "code"));
@@ -523,8 +544,8 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 int main(int argc, char** argv) {
   CLI::App app{"observerctl: operate FraiseQL observer nodes"};
-  app.set_version_flag("--version", "observerctl 0.1.0 (control protocol "
-                                      + std::to_string(fraiseql::control_protocol_version) + ")");
+  app.set_version_flag("--version", "observerctl 0.1.0 (control protocol " +
+                                        std::to_string(fraiseql::control_protocol_version) + ")");
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
 
@@ -535,18 +556,20 @@ int main(int argc, char** argv) {
   conn.tls_key = env_or("FRAISEQL_CONTROL_TLS_KEY", "");
   conn.tls_ca = env_or("FRAISEQL_CONTROL_TLS_CA", "");
   app.add_option("--node", conn.node, "Control plane address HOST:PORT (env FRAISEQL_CONTROL_NODE)")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--token", conn.token,
                  "Control token (env FRAISEQL_CONTROL_TOKEN, preferred: not visible in ps)");
-  app.add_option("--tls-cert", conn.tls_cert, "Client certificate PEM (env FRAISEQL_CONTROL_TLS_CERT)");
+  app.add_option("--tls-cert", conn.tls_cert,
+                 "Client certificate PEM (env FRAISEQL_CONTROL_TLS_CERT)");
   app.add_option("--tls-key", conn.tls_key, "Client key PEM (env FRAISEQL_CONTROL_TLS_KEY)");
-  app.add_option("--tls-ca", conn.tls_ca, "CA PEM that signed the node (env FRAISEQL_CONTROL_TLS_CA)");
+  app.add_option("--tls-ca", conn.tls_ca,
+                 "CA PEM that signed the node (env FRAISEQL_CONTROL_TLS_CA)");
   app.add_option("--format", conn.format, "Output format")
-    ->check(CLI::IsMember({"text", "json"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--timeout", conn.timeout_s, "Seconds to wait for the node")
-    ->check(CLI::Range(0.1, 3600.0))
-    ->capture_default_str();
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   // Claims another protocol version in hello (compatibility tests only).
   app.add_option("--protocol-version", conn.protocol)->group("");
 
@@ -576,13 +599,16 @@ int main(int argc, char** argv) {
   auto* dl = dlq->add_subcommand("list", "List DLQ entries (oldest first)");
   int64_t limit = 50, offset = 0;
   std::string observer, after, status_filter = "pending";
-  dl->add_option("--limit", limit, "At most this many")->check(CLI::Range(1, 10000))->capture_default_str();
+  dl->add_option("--limit", limit, "At most this many")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   dl->add_option("--offset", offset, "Skip this many")->check(CLI::NonNegativeNumber);
   dl->add_option("--observer", observer, "Only this observer's entries");
-  dl->add_option("--after", after, "Only entries created after this time (e.g. 2026-11-23T01:00:00Z)");
+  dl->add_option("--after", after,
+                 "Only entries created after this time (e.g. 2026-11-23T01:00:00Z)");
   dl->add_option("--status", status_filter, "pending, retrying, resolved, removed or all")
-    ->check(CLI::IsMember({"pending", "retrying", "resolved", "removed", "all"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"pending", "retrying", "resolved", "removed", "all"}))
+      ->capture_default_str();
   int64_t id = 0;
   auto* ds = dlq->add_subcommand("show", "One DLQ entry with its event");
   ds->add_option("id", id, "DLQ entry id")->required();
@@ -604,7 +630,7 @@ int main(int argc, char** argv) {
   int64_t history = 0;
   auto* eid = de->add_option("--event-id", event_id, "Change-log event id (uuid)");
   auto* hist = de->add_option("--history", history, "The latest N events this node routed")
-                 ->check(CLI::Range(1, 1000000));
+                   ->check(CLI::Range(1, 1000000));
   bool de_detailed = false;
   de->add_flag("--detailed", de_detailed, "Also observers whose filter does not match");
   eid->excludes(hist);
@@ -613,7 +639,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (*ev && condition.empty() && templ.empty())
       throw CLI::RequiredError("--condition or --template");
-    if (*de && event_id.empty() && history == 0) throw CLI::RequiredError("--event-id or --history");
+    if (*de && event_id.empty() && history == 0)
+      throw CLI::RequiredError("--event-id or --history");
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? exit_ok : exit_usage;
@@ -646,8 +673,10 @@ int main(int argc, char** argv) {
     args["by_error"] = by_error;
   } else if (*de) {
     command = "debug-event";
-    if (history > 0) args["history"] = history;
-    else args["event_id"] = event_id;
+    if (history > 0)
+      args["history"] = history;
+    else
+      args["event_id"] = event_id;
     args["detailed"] = de_detailed;
   }
   return run_remote(conn, command, args);

@@ -10,14 +10,14 @@
 #include "node/node.hpp"
 #include "runtime/config/loader.hpp"
 #include "runtime/config/model.hpp"
-#include "runtime/io/net/http_client.hpp"
-#include "runtime/ops/logging.hpp"
-#include "runtime/io/pg/migrations.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/io/net/http_client.hpp"
+#include "runtime/io/pg/migrations.hpp"
 #include "runtime/io/pg/session.hpp"
+#include "runtime/ops/logging.hpp"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -85,8 +85,8 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
     } catch (const fraiseql::pg_unavailable& e) {
       spdlog::warn("database unavailable, retrying in {} ms: {}", backoff.count(), e.what());
       if (wait_for_signal(signals, backoff)) return exit_ok;
-      backoff = std::min<milliseconds>(backoff * 2,
-                                       milliseconds(cfg.database.reconnect_max_delay_ms));
+      backoff =
+          std::min<milliseconds>(backoff * 2, milliseconds(cfg.database.reconnect_max_delay_ms));
     } catch (const std::exception& e) {
       spdlog::error("cannot start: {}", e.what());
       return exit_failure;
@@ -120,16 +120,15 @@ int main(int argc, char** argv) {
   bool validate = false;
   bool dry_run = false;
   app.add_option("-c,--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
-  app.add_option("--role", role, "Process role (this build: all)")
-    ->check(CLI::IsMember({"all"}));
+  app.add_option("--role", role, "Process role (this build: all)")->check(CLI::IsMember({"all"}));
   app.add_flag("--validate", validate, "Validate the configuration and exit");
   app.add_flag("--dry-run", dry_run,
                "Connect, read, match and log what would run; execute and checkpoint nothing");
   auto* migrate = app.add_subcommand("migrate", "Install or upgrade the database schema");
   std::string migrate_config;
   migrate->add_option("-c,--config", migrate_config, "TOML configuration file")
-    ->required()
-    ->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -23,16 +23,16 @@
 //
 // Usage: dedup_bench [events=200000] [batch=1000] [runs=3]
 
-#include "runtime/exec/caching.hpp"
+#include "messages/attempt.hpp"
+#include "runtime/core/dedup.hpp"
 #include "runtime/core/observers.hpp"
 #include "runtime/core/redis_url.hpp"
-#include "runtime/core/dedup.hpp"
 #include "runtime/core/result_cache.hpp"
+#include "runtime/exec/caching.hpp"
+#include "runtime/exec/executor.hpp"
+#include "runtime/io/redis/cache.hpp"
 #include "runtime/io/redis/connection.hpp"
 #include "runtime/io/redis/dedup.hpp"
-#include "runtime/io/redis/cache.hpp"
-#include "messages/attempt.hpp"
-#include "runtime/exec/executor.hpp"
 
 #include <boost/json.hpp>
 
@@ -253,7 +253,8 @@ int main(int argc, char** argv) {
         auto sync = ex->start(req, [&done](attempt_outcome o) { done.set_value(o.ok); });
         not_ok += !(sync ? sync->ok : f.get());
       });
-      if (not_ok) throw std::runtime_error("engine hit path: " + std::to_string(not_ok) + " misses");
+      if (not_ok)
+        throw std::runtime_error("engine hit path: " + std::to_string(not_ok) + " misses");
       return p;
     };
     auto runner = std::make_shared<blocking_runner>(1, "bench");

@@ -44,7 +44,8 @@ enum class parse_status { ok, incomplete, bad };
 /// (libcurl and Node's fetch send it for fixed bodies); chunked is refused.
 inline parse_status parse_request(std::string_view buf, request& out) {
   auto end = buf.find("\r\n\r\n");
-  if (end == std::string_view::npos) return buf.size() > 65536 ? parse_status::bad : parse_status::incomplete;
+  if (end == std::string_view::npos)
+    return buf.size() > 65536 ? parse_status::bad : parse_status::incomplete;
   std::string_view head = buf.substr(0, end);
   auto eol = head.find("\r\n");
   std::string_view line = head.substr(0, eol);
@@ -106,10 +107,14 @@ inline std::optional<std::string_view> json_field(std::string_view json, std::st
     size_t p = at + name.size();
     if (p >= json.size() || json[p] != '"') continue;
     ++p;
-    while (p < json.size() && (json[p] == ' ' || json[p] == '\t' || json[p] == '\n' || json[p] == '\r')) ++p;
+    while (p < json.size() &&
+           (json[p] == ' ' || json[p] == '\t' || json[p] == '\n' || json[p] == '\r'))
+      ++p;
     if (p >= json.size() || json[p] != ':') continue;
     ++p;
-    while (p < json.size() && (json[p] == ' ' || json[p] == '\t' || json[p] == '\n' || json[p] == '\r')) ++p;
+    while (p < json.size() &&
+           (json[p] == ' ' || json[p] == '\t' || json[p] == '\n' || json[p] == '\r'))
+      ++p;
     if (p >= json.size()) return std::nullopt;
     if (json[p] == '"') {
       size_t q = p + 1;

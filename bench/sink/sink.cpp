@@ -21,14 +21,14 @@
 #include "http_sink.hpp"
 
 #include <arpa/inet.h>
-#include <csignal>
-#include <ctime>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <csignal>
+#include <ctime>
 
 #include <algorithm>
 #include <atomic>
@@ -59,8 +59,8 @@ constexpr int64_t none = INT64_MIN;
 
 struct record {
   int64_t recv_us;
-  int64_t ts_us;    // none when the body had no parsable "timestamp"
-  int64_t entity;   // none when the body had no integer "entity_id"
+  int64_t ts_us;   // none when the body had no parsable "timestamp"
+  int64_t entity;  // none when the body had no integer "entity_id"
   uint32_t key_off, key_len;
   uint32_t id_off, id_len;
 };
@@ -179,22 +179,22 @@ std::string stats_json(int64_t expect) {
   if (span_s > 0) rate = static_cast<double>(events) / span_s;
   char buf[1024];
   std::snprintf(
-    buf, sizeof buf,
-    "{\"requests\":%llu,\"unique_keys\":%zu,\"dup_keys\":%llu,\"unique_entities\":%llu,"
-    "\"dup_entities\":%llu,\"expect\":%lld,\"lost\":%llu,\"no_timestamp\":%llu,"
-    "\"first_ts_us\":%lld,\"first_recv_us\":%lld,\"last_recv_us\":%lld,\"span_s\":%.6f,"
-    "\"events_per_s\":%.1f,\"lat_ms\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f,"
-    "\"mean\":%.3f}}",
-    static_cast<unsigned long long>(requests), keys.size(),
-    static_cast<unsigned long long>(with_key - keys.size()),
-    static_cast<unsigned long long>(unique_entities), static_cast<unsigned long long>(dup_entities),
-    static_cast<long long>(expect), static_cast<unsigned long long>(lost),
-    static_cast<unsigned long long>(no_ts),
-    static_cast<long long>(first_ts == INT64_MAX ? 0 : first_ts),
-    static_cast<long long>(first_recv == INT64_MAX ? 0 : first_recv),
-    static_cast<long long>(last_recv == INT64_MIN ? 0 : last_recv), span_s, rate, pct(lat, 50),
-    pct(lat, 95), pct(lat, 99), lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1000.0,
-    mean);
+      buf, sizeof buf,
+      "{\"requests\":%llu,\"unique_keys\":%zu,\"dup_keys\":%llu,\"unique_entities\":%llu,"
+      "\"dup_entities\":%llu,\"expect\":%lld,\"lost\":%llu,\"no_timestamp\":%llu,"
+      "\"first_ts_us\":%lld,\"first_recv_us\":%lld,\"last_recv_us\":%lld,\"span_s\":%.6f,"
+      "\"events_per_s\":%.1f,\"lat_ms\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f,"
+      "\"mean\":%.3f}}",
+      static_cast<unsigned long long>(requests), keys.size(),
+      static_cast<unsigned long long>(with_key - keys.size()),
+      static_cast<unsigned long long>(unique_entities),
+      static_cast<unsigned long long>(dup_entities), static_cast<long long>(expect),
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(no_ts),
+      static_cast<long long>(first_ts == INT64_MAX ? 0 : first_ts),
+      static_cast<long long>(first_recv == INT64_MAX ? 0 : first_recv),
+      static_cast<long long>(last_recv == INT64_MIN ? 0 : last_recv), span_s, rate, pct(lat, 50),
+      pct(lat, 95), pct(lat, 99), lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1000.0,
+      mean);
   return buf;
 }
 
@@ -243,10 +243,10 @@ struct conn {
 
 void append_response(conn& c, int status, std::string_view body, bool close) {
   char head[160];
-  int n = std::snprintf(head, sizeof head,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
-                        status, status == 200 ? "OK" : "Bad Request", body.size(),
-                        close ? "Connection: close\r\n" : "");
+  int n = std::snprintf(
+      head, sizeof head,
+      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n", status,
+      status == 200 ? "OK" : "Bad Request", body.size(), close ? "Connection: close\r\n" : "");
   c.out.append(head, static_cast<size_t>(n));
   c.out.append(body);
 }
@@ -339,9 +339,12 @@ void loop(int lfd, store& st) {
             if (static_cast<size_t>(r) < rbuf.size()) break;
             continue;
           }
-          if (r == 0) dead = true;
-          else if (errno == EINTR) continue;
-          else if (errno != EAGAIN && errno != EWOULDBLOCK) dead = true;
+          if (r == 0)
+            dead = true;
+          else if (errno == EINTR)
+            continue;
+          else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            dead = true;
           break;
         }
         size_t off = 0;
@@ -393,7 +396,9 @@ void loop(int lfd, store& st) {
   ::close(ep);
 }
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 
 }  // namespace
 
@@ -410,16 +415,21 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--port") port = std::atoi(next());
-    else if (a == "--port-file") port_file = next();
-    else if (a == "--threads") threads = std::max(1, std::atoi(next()));
-    else if (a == "--dump") dump_file = next();
+    if (a == "--port")
+      port = std::atoi(next());
+    else if (a == "--port-file")
+      port_file = next();
+    else if (a == "--threads")
+      threads = std::max(1, std::atoi(next()));
+    else if (a == "--dump")
+      dump_file = next();
     else {
-      std::fprintf(stderr, "usage: bench_sink [--port P] [--port-file F] [--threads T] [--dump F]\n");
+      std::fprintf(stderr,
+                   "usage: bench_sink [--port P] [--port-file F] [--threads T] [--dump F]\n");
       return 2;
     }
   }
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
@@ -444,7 +454,8 @@ int main(int argc, char** argv) {
   }
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] { loop(lfds[static_cast<size_t>(t)], *g_stores[static_cast<size_t>(t)]); });
+    pool.emplace_back(
+        [&, t] { loop(lfds[static_cast<size_t>(t)], *g_stores[static_cast<size_t>(t)]); });
   loop(lfds[0], *g_stores[0]);
   for (auto& th : pool) th.join();
   for (int fd : lfds) ::close(fd);

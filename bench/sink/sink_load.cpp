@@ -7,12 +7,12 @@
 // (unique Idempotency-Key, entity_id 1..N, timestamp = send time). Prints one
 // JSON line: requests, seconds, requests_per_s.
 #include <arpa/inet.h>
-#include <ctime>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <ctime>
 
 #include <cerrno>
 #include <chrono>
@@ -62,17 +62,22 @@ int main(int argc, char** argv) {
   size_t body_bytes = 400;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--port") port = std::atoi(argv[i + 1]);
-    else if (a == "--conns") conns = std::atoi(argv[i + 1]);
-    else if (a == "--requests") total = std::atol(argv[i + 1]);
-    else if (a == "--body-bytes") body_bytes = std::strtoul(argv[i + 1], nullptr, 10);
+    if (a == "--port")
+      port = std::atoi(argv[i + 1]);
+    else if (a == "--conns")
+      conns = std::atoi(argv[i + 1]);
+    else if (a == "--requests")
+      total = std::atol(argv[i + 1]);
+    else if (a == "--body-bytes")
+      body_bytes = std::strtoul(argv[i + 1], nullptr, 10);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
   if (!port) {
-    std::fprintf(stderr, "usage: bench_sink_load --port P [--conns C] [--requests N] [--body-bytes B]\n");
+    std::fprintf(stderr,
+                 "usage: bench_sink_load --port P [--conns C] [--requests N] [--body-bytes B]\n");
     return 2;
   }
   int ep = epoll_create1(0);
@@ -99,12 +104,16 @@ int main(int argc, char** argv) {
   std::string pad(body_bytes > 200 ? body_bytes - 200 : 0, 'x');
   auto send_one = [&](client& c) {
     ++sent;
-    std::string body = "{\"id\":\"load-" + std::to_string(sent) + "\",\"event_type\":\"INSERT\","
-                       "\"entity_type\":\"Item\",\"entity_id\":\"" + std::to_string(sent) +
-                       "\",\"timestamp\":\"" + iso_now() + "\",\"data\":{\"pad\":\"" + pad + "\"}}";
-    c.out = "POST /load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            "Idempotency-Key: load-" + std::to_string(sent) + ":load:0\r\nContent-Length: " +
-            std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string body = "{\"id\":\"load-" + std::to_string(sent) +
+                       "\",\"event_type\":\"INSERT\","
+                       "\"entity_type\":\"Item\",\"entity_id\":\"" +
+                       std::to_string(sent) + "\",\"timestamp\":\"" + iso_now() +
+                       "\",\"data\":{\"pad\":\"" + pad + "\"}}";
+    c.out =
+        "POST /load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Idempotency-Key: load-" +
+        std::to_string(sent) + ":load:0\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
     ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
     if (n != static_cast<ssize_t>(c.out.size())) {
       std::fprintf(stderr, "short send\n");
@@ -140,9 +149,10 @@ int main(int argc, char** argv) {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("{\"bench\":\"sink_load\",\"conns\":%d,\"requests\":%ld,\"body_bytes\":%zu,"
-              "\"seconds\":%.3f,\"requests_per_s\":%.0f}\n",
-              conns, total, body_bytes, secs, static_cast<double>(total) / secs);
+  std::printf(
+      "{\"bench\":\"sink_load\",\"conns\":%d,\"requests\":%ld,\"body_bytes\":%zu,"
+      "\"seconds\":%.3f,\"requests_per_s\":%.0f}\n",
+      conns, total, body_bytes, secs, static_cast<double>(total) / secs);
   for (auto& c : cs) ::close(c.fd);
   return 0;
 }

@@ -21,7 +21,8 @@ constexpr uint32_t day_secs = 86400;
 
 std::optional<string> check_listener_id(const string& id) {
   const bool ok = !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
-    return config_detail::is_alpha(c) || config_detail::is_digit(c) || c == '_' || c == '.' || c == '-';
+    return config_detail::is_alpha(c) || config_detail::is_digit(c) || c == '_' || c == '.' ||
+           c == '-';
   });
   if (ok) return std::nullopt;
   return "'" + id + "' is not a valid listener id (non-empty, characters A-Z a-z 0-9 _ . -)";
@@ -52,110 +53,140 @@ tables build() {
   using M = metrics_config;
   using Y = retry_config;
   tables t;
-  t.database = {"database",
-                {text("url", &D::url, "Connection string: postgresql:// URL or libpq key=value.")
-                     .validated_by(check_db_url)
-                     .with_env("FRAISEQL_DATABASE_URL", env_form::by_hand, "DATABASE_URL"),
-                 text("url_env", &D::url_env, "Variable holding the connection string.").read_by_hand(),
-                 integer("reconnect_max_delay_ms", &D::reconnect_max_delay_ms, 1, 3600000,
-                         "Reconnection back-off bound.")}};
-  t.transport = {"transport",
-                 {choice("transport", &T::transport, {"postgres", "nats", "in_memory"}, "Where events come from.")
-                      .with_env("FRAISEQL_OBSERVER_TRANSPORT"),
-                  flag("run_bridge", &T::run_bridge, "Run the PostgreSQL -> NATS bridge (false here).")
-                      .with_env("FRAISEQL_NATS_ENABLE_BRIDGE"),
-                  flag("run_executors", &T::run_executors, "Run the executors in-process (true here).")
-                      .with_env("FRAISEQL_NATS_RUN_EXECUTORS")}};
-  t.listener = {"listener",
-                {text("listener_id", &L::listener_id, "This node's row in observer_checkpoints.")
-                     .validated_by(check_listener_id),
-                 integer("batch_size", &L::batch_size, 1, 100000, "Change-log rows read per query."),
-                 integer("poll_interval_ms", &L::poll_interval_ms, 1, 3600000, "Poll interval while idle."),
-                 integer("max_in_flight", &L::max_in_flight, 1, 10000000, "Events read but not finished.")
-                     .with_env("FRAISEQL_CHANNEL_CAPACITY")}};
-  t.checkpoint = {"checkpoint",
-                  {integer("batch_size", &C::batch_size, 1, u32_max, "Save after this many finished events."),
-                   integer("interval_ms", &C::interval_ms, 1, u32_max, "...or after this long.")}};
+  t.database = {
+      "database",
+      {text("url", &D::url, "Connection string: postgresql:// URL or libpq key=value.")
+           .validated_by(check_db_url)
+           .with_env("FRAISEQL_DATABASE_URL", env_form::by_hand, "DATABASE_URL"),
+       text("url_env", &D::url_env, "Variable holding the connection string.").read_by_hand(),
+       integer("reconnect_max_delay_ms", &D::reconnect_max_delay_ms, 1, 3600000,
+               "Reconnection back-off bound.")}};
+  t.transport = {
+      "transport",
+      {choice("transport", &T::transport, {"postgres", "nats", "in_memory"},
+              "Where events come from.")
+           .with_env("FRAISEQL_OBSERVER_TRANSPORT"),
+       flag("run_bridge", &T::run_bridge, "Run the PostgreSQL -> NATS bridge (false here).")
+           .with_env("FRAISEQL_NATS_ENABLE_BRIDGE"),
+       flag("run_executors", &T::run_executors, "Run the executors in-process (true here).")
+           .with_env("FRAISEQL_NATS_RUN_EXECUTORS")}};
+  t.listener = {
+      "listener",
+      {text("listener_id", &L::listener_id, "This node's row in observer_checkpoints.")
+           .validated_by(check_listener_id),
+       integer("batch_size", &L::batch_size, 1, 100000, "Change-log rows read per query."),
+       integer("poll_interval_ms", &L::poll_interval_ms, 1, 3600000, "Poll interval while idle."),
+       integer("max_in_flight", &L::max_in_flight, 1, 10000000, "Events read but not finished.")
+           .with_env("FRAISEQL_CHANNEL_CAPACITY")}};
+  t.checkpoint = {
+      "checkpoint",
+      {integer("batch_size", &C::batch_size, 1, u32_max, "Save after this many finished events."),
+       integer("interval_ms", &C::interval_ms, 1, u32_max, "...or after this long.")}};
   t.performance = {
       "performance",
-      {flag("enable_dedup", &P::enable_dedup, "Event deduplication in Redis.").with_env("FRAISEQL_ENABLE_DEDUP"),
-       flag("enable_caching", &P::enable_caching, "Action-result cache.").with_env("FRAISEQL_ENABLE_CACHING"),
-       integer("cache_capacity", &P::cache_capacity, 1, 100000000, "Entries of the in-memory cache."),
+      {flag("enable_dedup", &P::enable_dedup, "Event deduplication in Redis.")
+           .with_env("FRAISEQL_ENABLE_DEDUP"),
+       flag("enable_caching", &P::enable_caching, "Action-result cache.")
+           .with_env("FRAISEQL_ENABLE_CACHING"),
+       integer("cache_capacity", &P::cache_capacity, 1, 100000000,
+               "Entries of the in-memory cache."),
        flag("enable_concurrent", &P::enable_concurrent, "Run an event's actions concurrently.")
            .with_env("FRAISEQL_ENABLE_CONCURRENT"),
-       integer("max_concurrent_actions", &P::max_concurrent_actions, 1, 100000, "Attempts in flight at most.")
-           .with_env("FRAISEQL_MAX_CONCURRENT_ACTIONS", env_form::value, "FRAISEQL_MAX_CONCURRENCY"),
-       integer("concurrent_timeout_ms", &P::concurrent_timeout_ms, 1, u32_max, "Bound on any attempt.")}};
+       integer("max_concurrent_actions", &P::max_concurrent_actions, 1, 100000,
+               "Attempts in flight at most.")
+           .with_env("FRAISEQL_MAX_CONCURRENT_ACTIONS", env_form::value,
+                     "FRAISEQL_MAX_CONCURRENCY"),
+       integer("concurrent_timeout_ms", &P::concurrent_timeout_ms, 1, u32_max,
+               "Bound on any attempt.")}};
   t.circuit_breaker = {
       "circuit_breaker",
       {flag("enabled", &B::enabled, "One breaker per endpoint."),
-       number("failure_threshold", &B::failure_threshold, 0, 1, true, "Failure ratio that opens it."),
-       number("success_threshold", &B::success_threshold, 0, 1, true, "Probe success ratio that closes it."),
+       number("failure_threshold", &B::failure_threshold, 0, 1, true,
+              "Failure ratio that opens it."),
+       number("success_threshold", &B::success_threshold, 0, 1, true,
+              "Probe success ratio that closes it."),
        integer("timeout_ms", &B::timeout_ms, 1, 86400000, "Time open before probing."),
        integer("sample_size", &B::sample_size, 1, 10000, "Calls observed before any change."),
-       integer("half_open_probes", &B::half_open_probes, 1, 1000, "Probe calls per half-open phase.")}};
-  t.redis = {"redis",
-             {text("url", &R::url, "redis://[[user]:password@]host[:port][/db].")
-                  .validated_by(check_redis_url)
-                  .with_env("FRAISEQL_REDIS_URL", env_form::by_hand),
-              integer("pool_size", &R::pool_size, 1, 1000, "Connections.").with_env("FRAISEQL_REDIS_POOL_SIZE"),
-              integer("connect_timeout_secs", &R::connect_timeout_secs, 1, 3600, "Bound on connecting.")
-                  .with_env("FRAISEQL_REDIS_CONNECT_TIMEOUT_SECS"),
-              integer("command_timeout_secs", &R::command_timeout_secs, 1, 3600, "Bound on a command.")
-                  .with_env("FRAISEQL_REDIS_COMMAND_TIMEOUT_SECS"),
-              integer("dedup_window_secs", &R::dedup_window_secs, 1, 30 * day_secs, "Finished events remembered.")
-                  .with_env("FRAISEQL_REDIS_DEDUP_WINDOW_SECS"),
-              integer("cache_ttl_secs", &R::cache_ttl_secs, 1, 30 * day_secs, "Default TTL of cached results.")
-                  .with_env("FRAISEQL_REDIS_CACHE_TTL_SECS"),
-              integer("claim_ttl_secs", &R::claim_ttl_secs, 1, day_secs, "Lifetime of a claim.")
-                  .with_env("FRAISEQL_REDIS_CLAIM_TTL_SECS"),
-              choice("failure_policy", &R::failure_policy, {"fail_open", "fail_closed"}, "While Redis is down.")
-                  .with_env("FRAISEQL_REDIS_FAILURE_POLICY")}};
-  t.shutdown = {"shutdown",
-                {integer("timeout_ms", &shutdown_config::timeout_ms, 0, u32_max, "Graceful stop bound.")
-                     .with_env("FRAISEQL_SHUTDOWN_TIMEOUT", env_form::duration)}};
+       integer("half_open_probes", &B::half_open_probes, 1, 1000,
+               "Probe calls per half-open phase.")}};
+  t.redis = {
+      "redis",
+      {text("url", &R::url, "redis://[[user]:password@]host[:port][/db].")
+           .validated_by(check_redis_url)
+           .with_env("FRAISEQL_REDIS_URL", env_form::by_hand),
+       integer("pool_size", &R::pool_size, 1, 1000, "Connections.")
+           .with_env("FRAISEQL_REDIS_POOL_SIZE"),
+       integer("connect_timeout_secs", &R::connect_timeout_secs, 1, 3600, "Bound on connecting.")
+           .with_env("FRAISEQL_REDIS_CONNECT_TIMEOUT_SECS"),
+       integer("command_timeout_secs", &R::command_timeout_secs, 1, 3600, "Bound on a command.")
+           .with_env("FRAISEQL_REDIS_COMMAND_TIMEOUT_SECS"),
+       integer("dedup_window_secs", &R::dedup_window_secs, 1, 30 * day_secs,
+               "Finished events remembered.")
+           .with_env("FRAISEQL_REDIS_DEDUP_WINDOW_SECS"),
+       integer("cache_ttl_secs", &R::cache_ttl_secs, 1, 30 * day_secs,
+               "Default TTL of cached results.")
+           .with_env("FRAISEQL_REDIS_CACHE_TTL_SECS"),
+       integer("claim_ttl_secs", &R::claim_ttl_secs, 1, day_secs, "Lifetime of a claim.")
+           .with_env("FRAISEQL_REDIS_CLAIM_TTL_SECS"),
+       choice("failure_policy", &R::failure_policy, {"fail_open", "fail_closed"},
+              "While Redis is down.")
+           .with_env("FRAISEQL_REDIS_FAILURE_POLICY")}};
+  t.shutdown = {
+      "shutdown",
+      {integer("timeout_ms", &shutdown_config::timeout_ms, 0, u32_max, "Graceful stop bound.")
+           .with_env("FRAISEQL_SHUTDOWN_TIMEOUT", env_form::duration)}};
   t.logging = {"logging",
-               {choice("level", &logging_config::level, config_detail::log_levels, "Minimum level logged.", true)
+               {choice("level", &logging_config::level, config_detail::log_levels,
+                       "Minimum level logged.", true)
                     .with_env("FRAISEQL_LOG", env_form::by_hand, "RUST_LOG"),
                 choice("format", &logging_config::format, {"text", "json"}, "Log line format.")}};
   t.metrics = {"metrics",
                {flag("enabled", &M::enabled, "Serve /metrics, /healthz, /readyz."),
                 text("bind", &M::bind, "Listen address.").validated_by(check_metrics_bind),
                 integer("port", &M::port, 0, 65535, "Port; 0 picks a free one."),
-                integer("readiness_max_checkpoint_age_ms", &M::readiness_max_checkpoint_age_ms, 0, 86400000,
-                        "/readyz fails past this checkpoint age; 0: never.")}};
-  t.control = {"control",
-               {flag("enabled", &K::enabled, "Publish the control actor."),
-                text("bind", &K::bind, "Listen address.").validated_by(check_control_bind),
-                integer("port", &K::port, 0, 65535, "Port; 0 picks a free one."),
-                text("token_env", &K::token_env, "Variable holding the auth token.").read_by_hand(),
-                text("token_file", &K::token_file, "File holding the auth token.").read_by_hand(),
-                text("tls_certificate", &K::tls_certificate, "This node's certificate (PEM)."),
-                text("tls_key", &K::tls_key, "Its private key (PEM)."),
-                text("tls_ca", &K::tls_ca, "The CA that signs peers (PEM)."),
-                integer("journal_size", &K::journal_size, 0, 1000000, "Events in the debug journal.")}};
-  t.job_queue = {"job_queue",
-                 {flag("enabled", &Q::enabled, "Turn the queue on."),
-                  integer("workers", &Q::workers, 1, 10000, "Jobs running at the same time."),
-                  integer("poll_interval_ms", &Q::poll_interval_ms, 1, 3600000, "Poll for due jobs this often."),
-                  integer("batch_size", &Q::batch_size, 1, 10000, "Jobs per claim, rows per INSERT."),
-                  integer("lease_ms", &Q::lease_ms, 1000, 86400000, "Lease of a claimed job.")}};
+                integer("readiness_max_checkpoint_age_ms", &M::readiness_max_checkpoint_age_ms, 0,
+                        86400000, "/readyz fails past this checkpoint age; 0: never.")}};
+  t.control = {
+      "control",
+      {flag("enabled", &K::enabled, "Publish the control actor."),
+       text("bind", &K::bind, "Listen address.").validated_by(check_control_bind),
+       integer("port", &K::port, 0, 65535, "Port; 0 picks a free one."),
+       text("token_env", &K::token_env, "Variable holding the auth token.").read_by_hand(),
+       text("token_file", &K::token_file, "File holding the auth token.").read_by_hand(),
+       text("tls_certificate", &K::tls_certificate, "This node's certificate (PEM)."),
+       text("tls_key", &K::tls_key, "Its private key (PEM)."),
+       text("tls_ca", &K::tls_ca, "The CA that signs peers (PEM)."),
+       integer("journal_size", &K::journal_size, 0, 1000000, "Events in the debug journal.")}};
+  t.job_queue = {
+      "job_queue",
+      {flag("enabled", &Q::enabled, "Turn the queue on."),
+       integer("workers", &Q::workers, 1, 10000, "Jobs running at the same time."),
+       integer("poll_interval_ms", &Q::poll_interval_ms, 1, 3600000,
+               "Poll for due jobs this often."),
+       integer("batch_size", &Q::batch_size, 1, 10000, "Jobs per claim, rows per INSERT."),
+       integer("lease_ms", &Q::lease_ms, 1000, 86400000, "Lease of a claimed job.")}};
   t.retry = {"observers.retry",
              {integer("max_attempts", &Y::max_attempts, 1, 1000, "Attempts in total."),
-              integer("initial_delay_ms", &Y::initial_delay_ms, 0, u32_max, "Delay before the second attempt."),
+              integer("initial_delay_ms", &Y::initial_delay_ms, 0, u32_max,
+                      "Delay before the second attempt."),
               integer("max_delay_ms", &Y::max_delay_ms, 0, u32_max, "Bound on any delay."),
-              choice("backoff_strategy", &Y::strategy, {"exponential", "linear", "fixed"}, "Growth of the delay."),
+              choice("backoff_strategy", &Y::strategy, {"exponential", "linear", "fixed"},
+                     "Growth of the delay."),
               number("jitter", &Y::jitter, 0, 1, false, "Full jitter fraction.")}};
   return t;
 }
 
 string default_text(const option_spec& spec, const value& v) {
   switch (spec.type) {
-    case option_type::boolean: return std::get<bool>(v) ? "true" : "false";
-    case option_type::u32: return std::to_string(std::get<uint32_t>(v));
-    case option_type::number: return config_detail::number_text(std::get<double>(v));
+    case option_type::boolean:
+      return std::get<bool>(v) ? "true" : "false";
+    case option_type::u32:
+      return std::to_string(std::get<uint32_t>(v));
+    case option_type::number:
+      return config_detail::number_text(std::get<double>(v));
     case option_type::string:
-    case option_type::choice: break;
+    case option_type::choice:
+      break;
   }
   const string& s = std::get<string>(v);
   return s.empty() ? string() : "\"" + s + "\"";

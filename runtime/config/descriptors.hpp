@@ -72,7 +72,8 @@ struct option : option_spec {
   std::function<value(const S&)> get;
 
   /// The FRAISEQL_* variable that overrides it (and an older alias).
-  option with_env(const char* var, env_form form = env_form::value, const char* alias = nullptr) const {
+  option with_env(const char* var, env_form form = env_form::value,
+                  const char* alias = nullptr) const {
     option o = *this;
     o.env = var;
     o.env_kind = form;
@@ -108,7 +109,8 @@ option<S> flag(std::string_view key, bool S::*field, std::string_view doc) {
 }
 
 template <class S>
-option<S> integer(std::string_view key, uint32_t S::*field, uint64_t min, uint64_t max, std::string_view doc) {
+option<S> integer(std::string_view key, uint32_t S::*field, uint64_t min, uint64_t max,
+                  std::string_view doc) {
   option<S> o = make_option(key, option_type::u32, field, doc);
   o.min = min;
   o.max = max;
@@ -117,8 +119,8 @@ option<S> integer(std::string_view key, uint32_t S::*field, uint64_t min, uint64
 
 /// A number in [low, high], or (low, high] when low_exclusive.
 template <class S>
-option<S> number(std::string_view key, double S::*field, double low, double high, bool low_exclusive,
-                 std::string_view doc) {
+option<S> number(std::string_view key, double S::*field, double low, double high,
+                 bool low_exclusive, std::string_view doc) {
   option<S> o = make_option(key, option_type::number, field, doc);
   o.low = low;
   o.high = high;
@@ -142,7 +144,8 @@ option<S> choice(std::string_view key, std::string S::*field, std::vector<std::s
 
 /// A choice stored as an enum whose enumerators are in the order of `choices`.
 template <class S, class E, class = std::enable_if_t<std::is_enum_v<E>>>
-option<S> choice(std::string_view key, E S::*field, std::vector<std::string_view> choices, std::string_view doc) {
+option<S> choice(std::string_view key, E S::*field, std::vector<std::string_view> choices,
+                 std::string_view doc) {
   option<S> o;
   o.key = key;
   o.type = option_type::choice;
@@ -153,7 +156,9 @@ option<S> choice(std::string_view key, E S::*field, std::vector<std::string_view
     for (size_t i = 0; i < names.size(); ++i)
       if (names[i] == std::get<std::string>(v)) s.*field = static_cast<E>(i);
   };
-  o.get = [field, names](const S& s) { return value(std::string(names.at(static_cast<size_t>(s.*field)))); };
+  o.get = [field, names](const S& s) {
+    return value(std::string(names.at(static_cast<size_t>(s.*field))));
+  };
   return o;
 }
 

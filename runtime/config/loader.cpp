@@ -50,7 +50,8 @@ const char* const redis_absent =
 std::optional<string> read_token_file(const string& path, string& out) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return "cannot read '" + path + "': " + std::strerror(errno);
-  if ((st.st_mode & 077) != 0) return "'" + path + "' is readable by group or others (chmod 600 it)";
+  if ((st.st_mode & 077) != 0)
+    return "'" + path + "' is readable by group or others (chmod 600 it)";
   std::ifstream in(path);
   if (!in) return "cannot read '" + path + "'";
   std::getline(in, out);
@@ -77,16 +78,17 @@ config_result loader::run(const toml::table& root) {
 // --- sections ---------------------------------------------------------------------
 
 void loader::walk_root(const toml::table& root) {
-  static const key_list top = {"database", "transport", "listener",  "checkpoint", "performance",
-                               "circuit_breaker", "redis", "shutdown", "logging", "metrics",
-                               "control", "job_queue", "observers"};
+  static const key_list top = {
+      "database", "transport", "listener", "checkpoint", "performance", "circuit_breaker", "redis",
+      "shutdown", "logging",   "metrics",  "control",    "job_queue",   "observers"};
   for (auto&& [k, v] : root) {
     const string_view name = k.str();
     if (contains(top, name)) continue;
     if (name == "nats") {
       error_at(v, quote_key(name),
-               "[" + string(name) + "] is not supported in this build (the PostgreSQL-only and "
-               "PostgreSQL + Redis topologies are); remove this table");
+               "[" + string(name) +
+                   "] is not supported in this build (the PostgreSQL-only and "
+                   "PostgreSQL + Redis topologies are); remove this table");
       continue;
     }
     string msg = "unknown top-level key or table";
@@ -96,8 +98,10 @@ void loader::walk_root(const toml::table& root) {
   }
   const config_schema::tables& d = config_schema::options();
   if (const auto* t = read_table(root, "database", "")) walk_database(*t);
-  if (const auto* t = read_table(root, "transport", "")) read_section(*t, "transport", d.transport, cfg_.transport);
-  if (const auto* t = read_table(root, "listener", "")) read_section(*t, "listener", d.listener, cfg_.listener);
+  if (const auto* t = read_table(root, "transport", ""))
+    read_section(*t, "transport", d.transport, cfg_.transport);
+  if (const auto* t = read_table(root, "listener", ""))
+    read_section(*t, "listener", d.listener, cfg_.listener);
   if (const auto* t = read_table(root, "checkpoint", ""))
     read_section(*t, "checkpoint", d.checkpoint, cfg_.checkpoint);
   if (const auto* t = read_table(root, "performance", ""))
@@ -105,9 +109,12 @@ void loader::walk_root(const toml::table& root) {
   if (const auto* t = read_table(root, "circuit_breaker", ""))
     read_section(*t, "circuit_breaker", d.circuit_breaker, cfg_.circuit_breaker);
   if (const auto* t = read_table(root, "redis", "")) walk_redis(*t);
-  if (const auto* t = read_table(root, "shutdown", "")) read_section(*t, "shutdown", d.shutdown, cfg_.shutdown);
-  if (const auto* t = read_table(root, "logging", "")) read_section(*t, "logging", d.logging, cfg_.logging);
-  if (const auto* t = read_table(root, "metrics", "")) read_section(*t, "metrics", d.metrics, cfg_.metrics);
+  if (const auto* t = read_table(root, "shutdown", ""))
+    read_section(*t, "shutdown", d.shutdown, cfg_.shutdown);
+  if (const auto* t = read_table(root, "logging", ""))
+    read_section(*t, "logging", d.logging, cfg_.logging);
+  if (const auto* t = read_table(root, "metrics", ""))
+    read_section(*t, "metrics", d.metrics, cfg_.metrics);
   if (const auto* t = read_table(root, "control", "")) walk_control(*t);
   if (const auto* t = read_table(root, "job_queue", ""))
     read_section(*t, "job_queue", d.job_queue, cfg_.job_queue);
@@ -118,7 +125,8 @@ void loader::walk_database(const toml::table& t) {
   database_table_ = &t;
   // url: the descriptor checks it; given at all (even mistyped) means the
   // "is required" error does not apply.
-  if (read_section(t, "database", config_schema::options().database, cfg_.database)["url"] == got::ok)
+  if (read_section(t, "database", config_schema::options().database, cfg_.database)["url"] ==
+      got::ok)
     database_origin_ = origin_at("database.url");
   if (t.get("url") != nullptr) url_given_ = true;
   string url_env;
@@ -127,8 +135,9 @@ void loader::walk_database(const toml::table& t) {
     if (t.get("url") != nullptr) {
       error_at(n, "database.url_env", "set either url or url_env, not both");
     } else if (!is_identifier(url_env)) {
-      error_at(n, "database.url_env",
-               "'" + url_env + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      error_at(
+          n, "database.url_env",
+          "'" + url_env + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
     } else {
       url_env_ = url_env;
       url_env_origin_ = origin_of(n, "database.url_env");
@@ -154,7 +163,8 @@ void loader::walk_control(const toml::table& t) {
       error_at(n, p + ".token_env", "set either token_env or token_file, not both");
     } else if (!is_identifier(c.token_env)) {
       error_at(n, p + ".token_env",
-               "'" + c.token_env + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+               "'" + c.token_env +
+                   "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
     } else if (auto v = env(c.token_env.c_str())) {
       c.token = *v;
     } else {
@@ -163,7 +173,8 @@ void loader::walk_control(const toml::table& t) {
     }
   }
   if (read_string(t, "token_file", p, c.token_file) == got::ok) {
-    if (auto why = read_token_file(c.token_file, c.token)) error_at(*t.get("token_file"), p + ".token_file", *why);
+    if (auto why = read_token_file(c.token_file, c.token))
+      error_at(*t.get("token_file"), p + ".token_file", *why);
   }
   const int tls_set = !c.tls_certificate.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
   if (tls_set != 0 && tls_set != 3)
@@ -178,9 +189,10 @@ void loader::walk_control(const toml::table& t) {
   if (c.enabled && !is_loopback_address(c.bind) && (!c.tls() || c.token.empty())) {
     const toml::node* n = t.get("bind");
     error_at(n != nullptr ? n->source() : t.source(), p + ".bind",
-             "'" + c.bind + "' is not a loopback address: a control plane reachable from other "
-             "hosts requires TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or "
-             "token_file)");
+             "'" + c.bind +
+                 "' is not a loopback address: a control plane reachable from other "
+                 "hosts requires TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or "
+                 "token_file)");
   }
 }
 
@@ -195,9 +207,10 @@ void loader::apply_env() {
   apply_env_section(d.shutdown, &cfg_.shutdown);
   apply_log_env();
   if (env("FRAISEQL_NATS_URL"))
-    error_env("FRAISEQL_NATS_URL",
-              "is set, but NATS is not supported in this build (PostgreSQL-only and PostgreSQL + Redis "
-              "topologies); unset it");
+    error_env(
+        "FRAISEQL_NATS_URL",
+        "is set, but NATS is not supported in this build (PostgreSQL-only and PostgreSQL + Redis "
+        "topologies); unset it");
   apply_redis_env();
 }
 
@@ -205,14 +218,17 @@ void loader::apply_env() {
 void loader::apply_database_env() {
   if (const auto var = env_of(config_schema::options().database["url"])) {
     const auto& [name, url] = *var;
-    if (auto why = check_db_url(url)) error_env(name, *why);
-    else cfg_.database.url = url;
+    if (auto why = check_db_url(url))
+      error_env(name, *why);
+    else
+      cfg_.database.url = url;
     database_origin_ = env_origin(name);
     url_given_ = true;
   } else if (!url_env_.empty()) {
     const auto v = env(url_env_.c_str());
     if (!v) {
-      error_at(url_env_origin_, "environment variable " + url_env_ + " (named by url_env) is not set or empty");
+      error_at(url_env_origin_,
+               "environment variable " + url_env_ + " (named by url_env) is not set or empty");
     } else if (auto why = check_db_url(*v)) {
       error_at(url_env_origin_, "value of environment variable " + url_env_ + " " + *why);
     } else {
@@ -232,8 +248,8 @@ void loader::apply_log_env() {
     if (contains(log_levels, *level))
       cfg_.logging.level = *level;
     else
-      error_env(name, "unknown log level '" + *level + "' in '" + spec + "' (expected one of: " + list(log_levels) +
-                          ")");
+      error_env(name, "unknown log level '" + *level + "' in '" + spec +
+                          "' (expected one of: " + list(log_levels) + ")");
   }
 }
 
@@ -267,36 +283,43 @@ void loader::final_checks() {
       o.column = database_table_->source().begin.column;
     }
     error_at(o,
-             "is required: set url (or url_env) in [database], or the FRAISEQL_DATABASE_URL or DATABASE_URL "
+             "is required: set url (or url_env) in [database], or the FRAISEQL_DATABASE_URL or "
+             "DATABASE_URL "
              "environment variable");
   }
   const string& tr = cfg_.transport.transport;
   if (tr != "postgres") {
-    error_at(origin_at("transport.transport"), "transport '" + tr +
-                                                   "' is a valid FraiseQL transport but is not implemented in this "
-                                                   "build (only \"postgres\" is)");
+    error_at(origin_at("transport.transport"),
+             "transport '" + tr +
+                 "' is a valid FraiseQL transport but is not implemented in this "
+                 "build (only \"postgres\" is)");
   }
   if (cfg_.transport.run_bridge) {
-    error_at(origin_at("transport.run_bridge"),
-             "the PostgreSQL -> NATS bridge is not implemented in this build; run_bridge must be false");
+    error_at(
+        origin_at("transport.run_bridge"),
+        "the PostgreSQL -> NATS bridge is not implemented in this build; run_bridge must be false");
   }
   if (!cfg_.transport.run_executors) {
-    error_at(origin_at("transport.run_executors"),
-             "this build always runs the observer executors in-process; run_executors must be true");
+    error_at(
+        origin_at("transport.run_executors"),
+        "this build always runs the observer executors in-process; run_executors must be true");
   }
   if (cfg_.redis && redis_url_missing_)
-    missing(*redis_table_, "redis.url", "required key is missing (redis://host:port[/db]; or set FRAISEQL_REDIS_URL)");
+    missing(*redis_table_, "redis.url",
+            "required key is missing (redis://host:port[/db]; or set FRAISEQL_REDIS_URL)");
   // Dedup claims must be visible to every node that may be handed the same
   // event (a second listener, a failover): process memory is not enough.
   if (cfg_.performance.enable_dedup && !cfg_.redis)
     error_at(origin_at("performance.enable_dedup"),
-             "enable_dedup requires [redis] (PostgreSQL + Redis topology): add a [redis] table with url, "
+             "enable_dedup requires [redis] (PostgreSQL + Redis topology): add a [redis] table "
+             "with url, "
              "or set FRAISEQL_REDIS_URL");
 }
 
 }  // namespace config_detail
 
-config_result load_config_string(const std::string& text, const std::string& source, env_lookup env) {
+config_result load_config_string(const std::string& text, const std::string& source,
+                                 env_lookup env) {
   try {
     const toml::table root = toml::parse(text, source);
     return config_detail::loader(source, env).run(root);
@@ -315,7 +338,8 @@ config_result load_config_file(const std::string& path, env_lookup env) {
     return r;
   };
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return fail("cannot read configuration file: is a directory");
+  if (std::filesystem::is_directory(path, ec))
+    return fail("cannot read configuration file: is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) return fail(std::string("cannot open configuration file: ") + std::strerror(errno));
   std::ostringstream buf;

@@ -70,24 +70,28 @@ class loader {
   void sort_errors();
 
   // --- generic readers (reader.cpp) ---
-  void check_keys(const toml::table& t, const string& path, const key_list& known, string_view where);
+  void check_keys(const toml::table& t, const string& path, const key_list& known,
+                  string_view where);
   void report_key(const toml::key& k, const toml::node& v, const string& path, string msg);
   template <class T>
-  got read_typed(const toml::table& t, string_view key, const string& path, string_view expected, T& out);
+  got read_typed(const toml::table& t, string_view key, const string& path, string_view expected,
+                 T& out);
   got read_string(const toml::table& t, string_view key, const string& path, string& out);
   /// A string that must be present: absent is reported as missing (`what` it should be).
-  got read_required(const toml::table& t, string_view key, const string& path, string_view what, string& out);
+  got read_required(const toml::table& t, string_view key, const string& path, string_view what,
+                    string& out);
   got read_bool(const toml::table& t, string_view key, const string& path, bool& out);
-  got read_u32(const toml::table& t, string_view key, const string& path, uint64_t min, uint64_t max,
-               uint32_t& out);
-  got read_number(const toml::table& t, string_view key, const string& path, double low, double high,
-                  bool low_exclusive, double& out);
-  got read_enum(const toml::table& t, string_view key, const string& path, const key_list& allowed, bool fold,
-                string& out);
+  got read_u32(const toml::table& t, string_view key, const string& path, uint64_t min,
+               uint64_t max, uint32_t& out);
+  got read_number(const toml::table& t, string_view key, const string& path, double low,
+                  double high, bool low_exclusive, double& out);
+  got read_enum(const toml::table& t, string_view key, const string& path, const key_list& allowed,
+                bool fold, string& out);
   const toml::table* read_table(const toml::table& t, string_view key, const string& path);
   void missing(const toml::table& t, const string& key, string message);
   /// An environment variable name at `key`, and its (non-empty) value.
-  got read_env_ref(const toml::table& t, string_view key, const string& p, string& name, string& value);
+  got read_env_ref(const toml::table& t, string_view key, const string& p, string& name,
+                   string& value);
 
   /// One described option from the file: type, bounds, validator.
   got read_option(const toml::table& t, const string& path, const config_schema::option_spec& o,
@@ -102,8 +106,8 @@ class loader {
   /// Checks the keys of `t` and reads every option of `sec` not read by hand
   /// into `out`, remembering where each value came from.
   template <class S>
-  section_result read_section(const toml::table& t, const string& path, const config_schema::section<S>& sec,
-                              S& out) {
+  section_result read_section(const toml::table& t, const string& path,
+                              const config_schema::section<S>& sec, S& out) {
     key_list keys;
     for (const auto& o : sec.options) keys.push_back(o.key);
     check_keys(t, path, keys, "[" + string(sec.name) + "]");
@@ -125,9 +129,12 @@ class loader {
   /// `out` is null (an optional section that is absent) each one set is an
   /// error saying `absent`.
   template <class S>
-  void apply_env_section(const config_schema::section<S>& sec, S* out, const char* absent = nullptr) {
+  void apply_env_section(const config_schema::section<S>& sec, S* out,
+                         const char* absent = nullptr) {
     for (const auto& o : sec.options) {
-      if (o.env_kind == config_schema::env_form::none || o.env_kind == config_schema::env_form::by_hand) continue;
+      if (o.env_kind == config_schema::env_form::none ||
+          o.env_kind == config_schema::env_form::by_hand)
+        continue;
       const auto var = env_of(o);
       if (!var) continue;
       if (out == nullptr) {

@@ -27,13 +27,14 @@ std::string config_error::to_string() const {
 
 bool http_retry_config::retryable(long status) const {
   if (!retry_on_status) return status >= 500 || status == 429 || status == 408;
-  return std::binary_search(retry_on_status->begin(), retry_on_status->end(), static_cast<uint16_t>(status));
+  return std::binary_search(retry_on_status->begin(), retry_on_status->end(),
+                            static_cast<uint16_t>(status));
 }
 
 std::string email_action_config::url() const {
   const bool ipv6 = host.find(':') != std::string::npos;
-  return std::string(security == smtp_security::tls ? "smtps://" : "smtp://") + (ipv6 ? "[" : "") + host +
-         (ipv6 ? "]" : "") + ":" + std::to_string(port);
+  return std::string(security == smtp_security::tls ? "smtps://" : "smtp://") + (ipv6 ? "[" : "") +
+         host + (ipv6 ? "]" : "") + ":" + std::to_string(port);
 }
 
 std::string database_action_config::quoted_function() const {
@@ -41,9 +42,12 @@ std::string database_action_config::quoted_function() const {
   // double any quote anyway so this stays safe if the rules ever loosen.
   std::string out = "\"";
   for (char c : function) {
-    if (c == '.') out += "\".\"";
-    else if (c == '"') out += "\"\"";
-    else out += c;
+    if (c == '.')
+      out += "\".\"";
+    else if (c == '"')
+      out += "\"\"";
+    else
+      out += c;
   }
   return out + "\"";
 }

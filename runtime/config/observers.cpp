@@ -26,11 +26,11 @@ const std::vector<std::pair<string_view, key_list>>& action_keys() {
        {"type", "url", "method", "headers", "body_template", "timeout_ms", "signing_secret_env",
         "retry_on_status", "cache", "cache_ttl_secs"}},
       {"slack",
-       {"type", "webhook_url", "webhook_url_env", "channel", "message", "username", "icon_emoji", "timeout_ms",
-        "retry_on_status"}},
+       {"type", "webhook_url", "webhook_url_env", "channel", "message", "username", "icon_emoji",
+        "timeout_ms", "retry_on_status"}},
       {"email",
-       {"type", "host", "port", "security", "from", "to", "subject", "body", "username_env", "password_env",
-        "ca_file", "verify_tls", "timeout_ms"}},
+       {"type", "host", "port", "security", "from", "to", "subject", "body", "username_env",
+        "password_env", "ca_file", "verify_tls", "timeout_ms"}},
       {"database", {"type", "function", "params", "url_env", "timeout_ms"}},
       {"log", {"type", "level", "message"}},
   };
@@ -43,7 +43,8 @@ bool is_mail_address(const string& a) {
   if (at == string::npos || at == 0 || at + 1 >= a.size()) return false;
   return std::none_of(a.begin(), a.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
-    return u <= 0x20 || u == 0x7f || c == '<' || c == '>' || c == ',' || c == '"' || c == '(' || c == ')';
+    return u <= 0x20 || u == 0x7f || c == '<' || c == '>' || c == ',' || c == '"' || c == '(' ||
+           c == ')';
   });
 }
 
@@ -52,7 +53,8 @@ bool is_qualified_name(const string& s) {
   const size_t dot = s.find('.');
   auto part = [](string_view x) {
     if (x.empty() || x.size() > 63 || !(is_alpha(x[0]) || x[0] == '_')) return false;
-    return std::all_of(x.begin(), x.end(), [](char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == '$'; });
+    return std::all_of(x.begin(), x.end(),
+                       [](char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == '$'; });
   };
   if (dot == string::npos) return part(s);
   return part(string_view(s).substr(0, dot)) && part(string_view(s).substr(dot + 1));
@@ -64,7 +66,8 @@ bool is_qualified_name(const string& s) {
 /// final_checks, once [job_queue] enabled is known.
 void loader::read_async(const toml::table& t, const string& p) {
   bool v = false;
-  if (read_bool(t, "async", p, v) == got::ok) async_keys_[p] = {v, origin_of(*t.get("async"), p + ".async")};
+  if (read_bool(t, "async", p, v) == got::ok)
+    async_keys_[p] = {v, origin_of(*t.get("async"), p + ".async")};
 }
 
 /// Effective `async` of every action: the explicit key, else the type's
@@ -113,8 +116,10 @@ void loader::walk_observers(const toml::node& n) {
     const string p = index_path("observers", observer_index_[k]) + ".name";
     string msg = "duplicate observer name '" + name + "' (also used by " +
                  index_path("observers", observer_index_[it->second]) + ")";
-    if (name_nodes[k] != nullptr) error_at(*name_nodes[k], p, msg);
-    else error_at(*tables[k], p, msg + "; give this observer an explicit name");
+    if (name_nodes[k] != nullptr)
+      error_at(*name_nodes[k], p, msg);
+    else
+      error_at(*tables[k], p, msg + "; give this observer an explicit name");
   }
 }
 
@@ -122,7 +127,8 @@ void loader::walk_observers(const toml::node& n) {
 const toml::node* loader::walk_observer(const toml::table& t, size_t i, observer_config& obs) {
   const string p = index_path("observers", i);
   observer_index_.push_back(i);
-  check_keys(t, p, {"name", "event_type", "entity", "condition", "actions", "retry"}, "[[observers]]");
+  check_keys(t, p, {"name", "event_type", "entity", "condition", "actions", "retry"},
+             "[[observers]]");
 
   const toml::node* name_node = nullptr;
   obs.name = "observer-" + std::to_string(i + 1);
@@ -139,11 +145,13 @@ const toml::node* loader::walk_observer(const toml::table& t, size_t i, observer
   const got et = read_enum(t, "event_type", p, {"INSERT", "UPDATE", "DELETE", "CUSTOM", "*"}, true,
                            obs.event_type);
   if (et == got::absent)
-    missing(t, p + ".event_type", "required key is missing (one of INSERT, UPDATE, DELETE, CUSTOM, *)");
+    missing(t, p + ".event_type",
+            "required key is missing (one of INSERT, UPDATE, DELETE, CUSTOM, *)");
 
   const got en = read_string(t, "entity", p, obs.entity);
   if (en == got::absent) {
-    missing(t, p + ".entity", "required key is missing (an entity type such as \"Order\", or \"*\")");
+    missing(t, p + ".entity",
+            "required key is missing (an entity type such as \"Order\", or \"*\")");
   } else if (en == got::ok && trim(obs.entity).empty()) {
     error_at(*t.get("entity"), p + ".entity", "must not be empty (use \"*\" for any entity)");
   }
@@ -254,8 +262,9 @@ void loader::read_retry_statuses(const toml::table& t, const string& p, http_ret
     std::vector<uint16_t> add;
     if (const auto* in = el.as_integer()) {
       if (in->get() < 300 || in->get() > 599) {
-        error_at(el, ep, "must be an HTTP error status between 300 and 599 (got " + std::to_string(in->get()) +
-                             ")");
+        error_at(el, ep,
+                 "must be an HTTP error status between 300 and 599 (got " +
+                     std::to_string(in->get()) + ")");
         ok = false;
         continue;
       }
@@ -263,7 +272,8 @@ void loader::read_retry_statuses(const toml::table& t, const string& p, http_ret
     } else if (const auto* sn = el.as_string()) {
       const string c = lower(sn->get());
       if (c != "3xx" && c != "4xx" && c != "5xx") {
-        error_at(el, ep, "invalid status class '" + sn->get() + "' (expected \"3xx\", \"4xx\" or \"5xx\")");
+        error_at(el, ep,
+                 "invalid status class '" + sn->get() + "' (expected \"3xx\", \"4xx\" or \"5xx\")");
         ok = false;
         continue;
       }
@@ -297,8 +307,10 @@ webhook_action_config loader::walk_webhook(const toml::table& t, const string& p
   webhook_action_config w;
   string url;
   if (read_required(t, "url", p, "an http:// or https:// URL", url) == got::ok) {
-    if (auto why = check_http_url(url)) error_at(*t.get("url"), p + ".url", *why);
-    else w.url = url;
+    if (auto why = check_http_url(url))
+      error_at(*t.get("url"), p + ".url", *why);
+    else
+      w.url = url;
   }
   read_enum(t, "method", p, {"POST", "PUT", "PATCH"}, true, w.method);
   if (const toml::node* hn = t.get("headers")) {
@@ -318,19 +330,23 @@ webhook_action_config loader::walk_webhook(const toml::table& t, const string& p
           continue;
         }
         const string& value = s->get();
-        if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; })) {
+        if (std::any_of(value.begin(), value.end(),
+                        [](char c) { return c == '\r' || c == '\n' || c == '\0'; })) {
           error_at(v, kp, "header value must not contain CR, LF or NUL");
           continue;
         }
         auto [it, inserted] = lowered.emplace(lower(name), name);
         if (!inserted) {
-          report_key(k, v, kp, "duplicate header (header names are case-insensitive; see '" + it->second + "')");
+          report_key(
+              k, v, kp,
+              "duplicate header (header names are case-insensitive; see '" + it->second + "')");
           continue;
         }
         w.headers.emplace(name, value);
       }
     } else {
-      type_error(*hn, hp, "a table of header names to strings (e.g. headers = { \"X-Token\" = \"...\" })");
+      type_error(*hn, hp,
+                 "a table of header names to strings (e.g. headers = { \"X-Token\" = \"...\" })");
     }
   }
   read_string(t, "body_template", p, w.body_template);
@@ -340,8 +356,11 @@ webhook_action_config loader::walk_webhook(const toml::table& t, const string& p
   read_bool(t, "cache", p, w.cache);
   uint32_t ttl = 0;
   if (read_u32(t, "cache_ttl_secs", p, 1, 30 * 86400, ttl) == got::ok) {
-    if (!w.cache) error_at(*t.get("cache_ttl_secs"), p + ".cache_ttl_secs", "needs cache = true in the same action");
-    else w.cache_ttl_secs = ttl;
+    if (!w.cache)
+      error_at(*t.get("cache_ttl_secs"), p + ".cache_ttl_secs",
+               "needs cache = true in the same action");
+    else
+      w.cache_ttl_secs = ttl;
   }
   return w;
 }
@@ -354,12 +373,16 @@ slack_action_config loader::walk_slack(const toml::table& t, const string& p) {
   const got ge = read_env_ref(t, "webhook_url_env", p, env_name, env_url);
   if (gu == got::absent && ge == got::absent) {
     missing(t, p + ".webhook_url",
-            "required key is missing (the incoming-webhook URL, or webhook_url_env naming a variable holding it)");
+            "required key is missing (the incoming-webhook URL, or webhook_url_env naming a "
+            "variable holding it)");
   } else if (gu != got::absent && ge != got::absent) {
-    error_at(*t.get("webhook_url_env"), p + ".webhook_url_env", "set either webhook_url or webhook_url_env, not both");
+    error_at(*t.get("webhook_url_env"), p + ".webhook_url_env",
+             "set either webhook_url or webhook_url_env, not both");
   } else if (gu == got::ok) {
-    if (auto why = check_http_url(url)) error_at(*t.get("webhook_url"), p + ".webhook_url", *why);
-    else s.webhook_url = url;
+    if (auto why = check_http_url(url))
+      error_at(*t.get("webhook_url"), p + ".webhook_url", *why);
+    else
+      s.webhook_url = url;
   } else if (ge == got::ok) {
     if (auto why = check_http_url(env_url))
       error_at(*t.get("webhook_url_env"), p + ".webhook_url_env",
@@ -385,19 +408,23 @@ email_action_config loader::walk_email(const toml::table& t, const string& p) {
   if (read_required(t, "host", p, "the SMTP server's host name or address", host) == got::ok) {
     if (host.empty() || host.find_first_of(" /@?#") != string::npos || has_control_char(host))
       error_at(*t.get("host"), p + ".host", "'" + host + "' is not a host name or address");
-    else e.host = host;
+    else
+      e.host = host;
   }
   string security;
   if (read_enum(t, "security", p, {"none", "starttls", "tls"}, false, security) == got::ok)
-    e.security = security == "none" ? smtp_security::none
+    e.security = security == "none"  ? smtp_security::none
                  : security == "tls" ? smtp_security::tls
                                      : smtp_security::starttls;
   read_u32(t, "port", p, 1, 65535, e.port);
-  if (e.port == 0) e.port = e.security == smtp_security::none ? 25 : e.security == smtp_security::tls ? 465 : 587;
+  if (e.port == 0)
+    e.port = e.security == smtp_security::none ? 25 : e.security == smtp_security::tls ? 465 : 587;
   string from;
   if (read_required(t, "from", p, "the sender address", from) == got::ok) {
-    if (is_mail_address(from)) e.from = from;
-    else error_at(*t.get("from"), p + ".from", "'" + from + "' is not a mail address (local@domain)");
+    if (is_mail_address(from))
+      e.from = from;
+    else
+      error_at(*t.get("from"), p + ".from", "'" + from + "' is not a mail address (local@domain)");
   }
   if (const toml::node* tn = t.get("to")) {
     const string tp = p + ".to";
@@ -431,7 +458,8 @@ email_action_config loader::walk_email(const toml::table& t, const string& p) {
   const got gp = read_env_ref(t, "password_env", p, e.password_env, e.password);
   if ((gu == got::absent) != (gp == got::absent)) {
     const char* have = gu == got::absent ? "password_env" : "username_env";
-    error_at(*t.get(have), join_path(p, have), "username_env and password_env go together: set both or neither");
+    error_at(*t.get(have), join_path(p, have),
+             "username_env and password_env go together: set both or neither");
   }
   if (gp != got::absent && e.security == smtp_security::none)
     error_at(*t.get("password_env"), p + ".password_env",
@@ -441,7 +469,8 @@ email_action_config loader::walk_email(const toml::table& t, const string& p) {
     std::error_code ec;
     if (ca.empty() || !std::filesystem::is_regular_file(ca, ec))
       error_at(*t.get("ca_file"), p + ".ca_file", "'" + ca + "' is not a readable file");
-    else e.ca_file = ca;
+    else
+      e.ca_file = ca;
   }
   read_bool(t, "verify_tls", p, e.verify_tls);
   if (e.security == smtp_security::none) {
@@ -457,11 +486,13 @@ database_action_config loader::walk_database_action(const toml::table& t, const 
   database_action_config d;
   string fn;
   if (read_required(t, "function", p, "a function name such as \"app.on_order\"", fn) == got::ok) {
-    if (is_qualified_name(fn)) d.function = fn;
+    if (is_qualified_name(fn))
+      d.function = fn;
     else
       error_at(*t.get("function"), p + ".function",
-               "'" + fn + "' is not a function name (name or schema.name; letters, digits, _ and $, "
-               "not starting with a digit)");
+               "'" + fn +
+                   "' is not a function name (name or schema.name; letters, digits, _ and $, "
+                   "not starting with a digit)");
   }
   if (const toml::node* pn = t.get("params")) {
     if (!pn->is_table()) {
@@ -473,8 +504,10 @@ database_action_config loader::walk_database_action(const toml::table& t, const 
   string url;
   if (read_env_ref(t, "url_env", p, d.url_env, url) == got::ok) {
     if (auto why = check_db_url(url))
-      error_at(*t.get("url_env"), p + ".url_env", "value of environment variable " + d.url_env + " " + *why);
-    else d.url = url;
+      error_at(*t.get("url_env"), p + ".url_env",
+               "value of environment variable " + d.url_env + " " + *why);
+    else
+      d.url = url;
   }
   read_timeout(t, p, d.timeout_ms);
   return d;
@@ -500,8 +533,10 @@ bool loader::to_json(const toml::node& n, const string& where, boost::json::valu
     bool ok = true;
     for (size_t i = 0; i < a->size(); ++i) {
       json::value v;
-      if (to_json(*a->get(i), index_path(where, i), v)) arr.push_back(std::move(v));
-      else ok = false;
+      if (to_json(*a->get(i), index_path(where, i), v))
+        arr.push_back(std::move(v));
+      else
+        ok = false;
     }
     if (!ok) return false;
     out = std::move(arr);
@@ -510,8 +545,10 @@ bool loader::to_json(const toml::node& n, const string& where, boost::json::valu
     bool ok = true;
     for (auto&& [k, v] : *t) {
       json::value jv;
-      if (to_json(v, join_path(where, k.str()), jv)) obj[k.str()] = std::move(jv);
-      else ok = false;
+      if (to_json(v, join_path(where, k.str()), jv))
+        obj[k.str()] = std::move(jv);
+      else
+        ok = false;
     }
     if (!ok) return false;
     out = std::move(obj);
@@ -532,7 +569,8 @@ void loader::walk_retry(const toml::table& t, const string& p, retry_config& r) 
                "must be >= initial_delay_ms (" + std::to_string(r.initial_delay_ms) + ")");
     } else {
       error_at(*t.get("initial_delay_ms"), p + ".initial_delay_ms",
-               "exceeds max_delay_ms (default " + std::to_string(r.max_delay_ms) + "); set max_delay_ms too");
+               "exceeds max_delay_ms (default " + std::to_string(r.max_delay_ms) +
+                   "); set max_delay_ms too");
     }
   }
 }

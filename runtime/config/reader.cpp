@@ -44,18 +44,20 @@ origin loader::origin_of(const toml::node& n, string key) const {
 /// environment's, each group in the order found.
 void loader::sort_errors() {
   auto group = [](const config_error& e) { return e.line > 0 ? 0 : e.file == env_source ? 2 : 1; };
-  std::stable_sort(errors_.begin(), errors_.end(), [&](const config_error& a, const config_error& b) {
-    if (group(a) != group(b)) return group(a) < group(b);
-    if (group(a) != 0) return false;
-    if (a.line != b.line) return a.line < b.line;
-    return a.column < b.column;
-  });
+  std::stable_sort(errors_.begin(), errors_.end(),
+                   [&](const config_error& a, const config_error& b) {
+                     if (group(a) != group(b)) return group(a) < group(b);
+                     if (group(a) != 0) return false;
+                     if (a.line != b.line) return a.line < b.line;
+                     return a.column < b.column;
+                   });
 }
 
 // --- TOML values ----------------------------------------------------------------
 
 /// Reports every key of `t` not in `known`.
-void loader::check_keys(const toml::table& t, const string& path, const key_list& known, string_view where) {
+void loader::check_keys(const toml::table& t, const string& path, const key_list& known,
+                        string_view where) {
   for (auto&& [k, v] : t) {
     if (contains(known, k.str())) continue;
     string msg = "unknown key";
@@ -70,13 +72,16 @@ void loader::check_keys(const toml::table& t, const string& path, const key_list
 void loader::report_key(const toml::key& k, const toml::node& v, const string& path, string msg) {
   const auto* t = v.as_table();
   const bool header = t != nullptr && !t->is_inline() && v.source().begin.line > 0;
-  if (!header && k.source().begin.line > 0) error_at(k.source(), path, std::move(msg));
-  else error_at(v, path, std::move(msg));
+  if (!header && k.source().begin.line > 0)
+    error_at(k.source(), path, std::move(msg));
+  else
+    error_at(v, path, std::move(msg));
 }
 
 /// A value of TOML type T (std::string, bool) at `key`.
 template <class T>
-got loader::read_typed(const toml::table& t, string_view key, const string& path, string_view expected, T& out) {
+got loader::read_typed(const toml::table& t, string_view key, const string& path,
+                       string_view expected, T& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return got::absent;
   if (const auto* v = n->as<T>()) {
@@ -95,15 +100,16 @@ got loader::read_bool(const toml::table& t, string_view key, const string& path,
   return read_typed(t, key, path, "a boolean (true or false)", out);
 }
 
-got loader::read_required(const toml::table& t, string_view key, const string& path, string_view what,
-                          string& out) {
+got loader::read_required(const toml::table& t, string_view key, const string& path,
+                          string_view what, string& out) {
   const got g = read_string(t, key, path, out);
-  if (g == got::absent) missing(t, join_path(path, key), "required key is missing (" + string(what) + ")");
+  if (g == got::absent)
+    missing(t, join_path(path, key), "required key is missing (" + string(what) + ")");
   return g;
 }
 
-got loader::read_u32(const toml::table& t, string_view key, const string& path, uint64_t min, uint64_t max,
-                     uint32_t& out) {
+got loader::read_u32(const toml::table& t, string_view key, const string& path, uint64_t min,
+                     uint64_t max, uint32_t& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return got::absent;
   const string full = join_path(path, key);
@@ -116,7 +122,8 @@ got loader::read_u32(const toml::table& t, string_view key, const string& path, 
   if (v > static_cast<int64_t>(u32_max)) {
     error_at(*n, full,
              "out of range: " + std::to_string(v) + " does not fit in 32 bits (" +
-                 (max >= u32_max ? "at most " + std::to_string(u32_max) : range_text(min, max)) + ")");
+                 (max >= u32_max ? "at most " + std::to_string(u32_max) : range_text(min, max)) +
+                 ")");
     return got::bad;
   }
   if (v < 0 || static_cast<uint64_t>(v) < min || static_cast<uint64_t>(v) > max) {
@@ -128,17 +135,19 @@ got loader::read_u32(const toml::table& t, string_view key, const string& path, 
 }
 
 /// A float or an integer in [low, high] ((low, high] when low_exclusive).
-got loader::read_number(const toml::table& t, string_view key, const string& path, double low, double high,
-                        bool low_exclusive, double& out) {
+got loader::read_number(const toml::table& t, string_view key, const string& path, double low,
+                        double high, bool low_exclusive, double& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return got::absent;
   std::optional<double> v;
-  if (const auto* f = n->as_floating_point()) v = f->get();
-  else if (const auto* i = n->as_integer()) v = static_cast<double>(i->get());
+  if (const auto* f = n->as_floating_point())
+    v = f->get();
+  else if (const auto* i = n->as_integer())
+    v = static_cast<double>(i->get());
   const string full = join_path(path, key);
-  const string bounds = low_exclusive
-                            ? "greater than " + number_text(low) + " and at most " + number_text(high)
-                            : "between " + number_text(low) + " and " + number_text(high);
+  const string bounds =
+      low_exclusive ? "greater than " + number_text(low) + " and at most " + number_text(high)
+                    : "between " + number_text(low) + " and " + number_text(high);
   if (!v) {
     type_error(*n, full, "a number " + bounds);
     return got::bad;
@@ -153,8 +162,8 @@ got loader::read_number(const toml::table& t, string_view key, const string& pat
 
 /// A string from a closed set. When `fold` is set the input is matched
 /// case-insensitively and `out` receives the canonical spelling.
-got loader::read_enum(const toml::table& t, string_view key, const string& path, const key_list& allowed, bool fold,
-                      string& out) {
+got loader::read_enum(const toml::table& t, string_view key, const string& path,
+                      const key_list& allowed, bool fold, string& out) {
   string v;
   const got g = read_string(t, key, path, v);
   if (g != got::ok) return g;
@@ -164,7 +173,8 @@ got loader::read_enum(const toml::table& t, string_view key, const string& path,
       return got::ok;
     }
   }
-  error_at(*t.get(key), join_path(path, key), "invalid value '" + v + "' (expected one of: " + list(allowed) + ")");
+  error_at(*t.get(key), join_path(path, key),
+           "invalid value '" + v + "' (expected one of: " + list(allowed) + ")");
   return got::bad;
 }
 
@@ -182,25 +192,30 @@ void loader::missing(const toml::table& t, const string& key, string message) {
   error_at(t, key, std::move(message));
 }
 
-got loader::read_env_ref(const toml::table& t, string_view key, const string& p, string& name, string& value) {
+got loader::read_env_ref(const toml::table& t, string_view key, const string& p, string& name,
+                         string& value) {
   const got g = read_string(t, key, p, name);
   if (g != got::ok) return g;
   const toml::node& n = *t.get(key);
   const string kp = join_path(p, key);
   if (!is_identifier(name)) {
-    error_at(n, kp, "'" + name + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    error_at(n, kp,
+             "'" + name + "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
     return got::bad;
   }
   const auto v = env(name.c_str());
   if (!v) {
-    error_at(n, kp, "environment variable " + name + " (named by " + string(key) + ") is not set or empty");
+    error_at(
+        n, kp,
+        "environment variable " + name + " (named by " + string(key) + ") is not set or empty");
     return got::bad;
   }
   value = *v;
   return got::ok;
 }
 
-got loader::read_option(const toml::table& t, const string& path, const option_spec& o, value& out) {
+got loader::read_option(const toml::table& t, const string& path, const option_spec& o,
+                        value& out) {
   switch (o.type) {
     case option_type::boolean: {
       bool b = false;
@@ -221,7 +236,8 @@ got loader::read_option(const toml::table& t, const string& path, const option_s
       return g;
     }
     case option_type::choice:
-    case option_type::string: break;
+    case option_type::string:
+      break;
   }
   string s;
   const got g = o.type == option_type::choice ? read_enum(t, o.key, path, o.choices, o.fold_case, s)
@@ -256,7 +272,8 @@ std::optional<std::pair<const char*, string>> loader::env_of(const option_spec& 
   return std::nullopt;
 }
 
-bool loader::parse_env_option(const char* var, const string& raw, const option_spec& o, value& out) {
+bool loader::parse_env_option(const char* var, const string& raw, const option_spec& o,
+                              value& out) {
   if (o.type == option_type::boolean) {
     const auto b = parse_env_bool(raw);
     if (!b) {
@@ -269,11 +286,13 @@ bool loader::parse_env_option(const char* var, const string& raw, const option_s
   if (o.type == option_type::u32 && o.env_kind == config_schema::env_form::duration) {
     const auto ms = parse_duration_ms(raw);
     if (!ms) {
-      error_env(var, "invalid duration '" + raw + "' (expected e.g. 30s, 500ms, 2m, 1h or a number of seconds)");
+      error_env(var, "invalid duration '" + raw +
+                         "' (expected e.g. 30s, 500ms, 2m, 1h or a number of seconds)");
       return false;
     }
     if (*ms > o.max) {
-      error_env(var, "duration '" + raw + "' is too long (at most " + std::to_string(o.max) + " ms)");
+      error_env(var,
+                "duration '" + raw + "' is too long (at most " + std::to_string(o.max) + " ms)");
       return false;
     }
     out = static_cast<uint32_t>(*ms);

@@ -45,7 +45,6 @@ string redact_conninfo(const string& s) {
   return out;
 }
 
-
 }  // namespace
 
 std::string redact_url(const std::string& url) {
@@ -59,8 +58,10 @@ std::string redact_url(const std::string& url) {
   if (at != std::string::npos) {
     const std::string userinfo = authority.substr(0, at);
     const size_t colon = userinfo.find(':');
-    if (colon != std::string::npos) out += userinfo.substr(0, colon) + ":***";
-    else out += userinfo;
+    if (colon != std::string::npos)
+      out += userinfo.substr(0, colon) + ":***";
+    else
+      out += userinfo;
     out += authority.substr(at);
   } else {
     out += authority;
@@ -79,7 +80,8 @@ std::string redact_url(const std::string& url) {
       if (!query.empty()) query += '&';
       if (eq != std::string::npos && lower(param.substr(0, eq)) == "password")
         query += param.substr(0, eq) + "=***";
-      else query += param;
+      else
+        query += param;
       i = amp + 1;
     }
     rest = rest.substr(0, q + 1) + query + rest.substr(frag);

@@ -14,8 +14,12 @@ namespace fraiseql::config_detail {
 using std::string;
 using std::string_view;
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool has_control_char(string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
@@ -48,7 +52,9 @@ string join_path(const string& path, string_view key) {
   return path.empty() ? quote_key(key) : path + "." + quote_key(key);
 }
 
-string index_path(const string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+string index_path(const string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
 
 string list(const key_list& items) {
   string out;
@@ -96,16 +102,26 @@ std::optional<string> suggest(string_view key, const key_list& known) {
 
 string type_name(toml::node_type t) {
   switch (t) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -113,15 +129,17 @@ string type_name(toml::node_type t) {
 /// [A-Za-z_][A-Za-z0-9_]*
 bool is_identifier(string_view s) {
   if (s.empty() || !(is_alpha(s[0]) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return is_alpha(c) || is_digit(c) || c == '_'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return is_alpha(c) || is_digit(c) || c == '_'; });
 }
 
 /// RFC 9110 token characters (header field names).
 bool is_token(string_view s) {
   if (s.empty()) return false;
   static constexpr string_view extra = "!#$%&'*+-.^_`|~";
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return is_alpha(c) || is_digit(c) || extra.find(c) != string_view::npos; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return is_alpha(c) || is_digit(c) || extra.find(c) != string_view::npos;
+  });
 }
 
 std::optional<bool> parse_env_bool(string_view raw) {
@@ -151,11 +169,16 @@ std::optional<uint64_t> parse_duration_ms(string_view raw) {
   if (!number) return std::nullopt;
   const string unit = lower(trim(s.substr(n)));
   uint64_t factor = 0;
-  if (unit.empty() || unit == "s") factor = 1000;
-  else if (unit == "ms") factor = 1;
-  else if (unit == "m") factor = 60 * 1000;
-  else if (unit == "h") factor = 60 * 60 * 1000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "s")
+    factor = 1000;
+  else if (unit == "ms")
+    factor = 1;
+  else if (unit == "m")
+    factor = 60 * 1000;
+  else if (unit == "h")
+    factor = 60 * 60 * 1000;
+  else
+    return std::nullopt;
   if (*number > std::numeric_limits<uint64_t>::max() / factor) return std::nullopt;
   return *number * factor;
 }
@@ -204,7 +227,8 @@ std::optional<string> select_log_level(string_view spec) {
       level = lower(trim(directive.substr(eq + 1)));
     }
     if (!ours(target)) continue;
-    if (!target_level || rank(level) < 0 || (rank(*target_level) >= 0 && rank(level) < rank(*target_level)))
+    if (!target_level || rank(level) < 0 ||
+        (rank(*target_level) >= 0 && rank(level) < rank(*target_level)))
       target_level = level;
   }
   return target_level ? target_level : default_level;
@@ -233,9 +257,12 @@ std::optional<string> check_http_url(const string& url) {
   if (has_control_char(url)) return string("must not contain control characters");
   const string head = lower(string_view(url).substr(0, 8));
   size_t rest = 0;
-  if (head.rfind("http://", 0) == 0) rest = 7;
-  else if (head.rfind("https://", 0) == 0) rest = 8;
-  else return "'" + redact_url(url) + "' is not an http:// or https:// URL";
+  if (head.rfind("http://", 0) == 0)
+    rest = 7;
+  else if (head.rfind("https://", 0) == 0)
+    rest = 8;
+  else
+    return "'" + redact_url(url) + "' is not an http:// or https:// URL";
   string_view authority = string_view(url).substr(rest);
   authority = authority.substr(0, authority.find_first_of("/?#"));
   const size_t at = authority.rfind('@');
@@ -245,7 +272,8 @@ std::optional<string> check_http_url(const string& url) {
 }
 
 string range_text(uint64_t min, uint64_t max) {
-  if (max >= u32_max) return min == 0 ? "must not be negative" : "must be at least " + std::to_string(min);
+  if (max >= u32_max)
+    return min == 0 ? "must not be negative" : "must be at least " + std::to_string(min);
   return "must be between " + std::to_string(min) + " and " + std::to_string(max);
 }
 

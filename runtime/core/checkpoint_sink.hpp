@@ -12,7 +12,7 @@ namespace fraiseql {
 /// Where the checkpointer saves. Implementations throw on failure (the
 /// checkpointer keeps the record dirty and retries).
 class checkpoint_sink {
-public:
+ public:
   virtual ~checkpoint_sink() = default;
   virtual void save(const checkpoint_record& rec) = 0;
 };

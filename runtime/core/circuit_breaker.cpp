@@ -7,9 +7,8 @@
 
 namespace fraiseql {
 
-
 circuit_breaker::circuit_breaker(breaker_settings s, uint64_t first_phase)
-  : s_(s), phase_(first_phase) {
+    : s_(s), phase_(first_phase) {
   s_.sample_size = std::max<uint32_t>(1, s_.sample_size);
   s_.half_open_probes = std::max<uint32_t>(1, s_.half_open_probes);
   ring_.assign(s_.sample_size, false);
@@ -98,11 +97,15 @@ void circuit_breaker::record(time_point now, ticket t, call_result r) {
       --probes_started_;
       return;
     }
-    if (r == call_result::success) ++probe_successes_;
-    else ++failures_;
+    if (r == call_result::success)
+      ++probe_successes_;
+    else
+      ++failures_;
     const uint32_t need = probes_needed();
-    if (probe_successes_ >= need) close();
-    else if (failures_ > s_.half_open_probes - need) open(now);
+    if (probe_successes_ >= need)
+      close();
+    else if (failures_ > s_.half_open_probes - need)
+      open(now);
     return;
   }
   if (state_ != breaker_state::closed || r == call_result::neutral) return;
@@ -128,7 +131,7 @@ void circuit_breaker::record(time_point now, ticket t, call_result r) {
 // --- registry ---------------------------------------------------------------
 
 breaker_registry::breaker_registry(breaker_settings defaults, size_t max_endpoints)
-  : defaults_(defaults), max_(std::max<size_t>(1, max_endpoints)) {}
+    : defaults_(defaults), max_(std::max<size_t>(1, max_endpoints)) {}
 
 breaker_registry::entry& breaker_registry::touch(const std::string& endpoint) {
   auto it = map_.find(endpoint);
@@ -155,7 +158,8 @@ breaker_registry::entry& breaker_registry::touch(const std::string& endpoint) {
   // a forgotten breaker is ignored by its successor.
   const uint64_t first = next_phase_;
   next_phase_ += uint64_t{1} << 32;
-  auto [pos, inserted] = map_.emplace(endpoint, entry{circuit_breaker(defaults_, first), 0, lru_.begin()});
+  auto [pos, inserted] =
+      map_.emplace(endpoint, entry{circuit_breaker(defaults_, first), 0, lru_.begin()});
   (void)inserted;
   return pos->second;
 }
@@ -200,11 +204,12 @@ std::vector<breaker_status> breaker_registry::status(circuit_breaker::time_point
     s.rejected = e.rejected;
     if (s.state == breaker_state::open)
       s.retry_in_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(e.cb.open_until() - now).count();
+          std::chrono::duration_cast<std::chrono::milliseconds>(e.cb.open_until() - now).count();
     out.push_back(std::move(s));
   }
-  std::sort(out.begin(), out.end(),
-            [](const breaker_status& a, const breaker_status& b) { return a.endpoint < b.endpoint; });
+  std::sort(out.begin(), out.end(), [](const breaker_status& a, const breaker_status& b) {
+    return a.endpoint < b.endpoint;
+  });
   return out;
 }
 
@@ -239,7 +244,8 @@ std::optional<std::string> http_endpoint(const std::string& url) {
     const size_t close = authority.find(']');
     if (close == std::string::npos) return std::nullopt;
     host = authority.substr(0, close + 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
   } else if (const size_t colon = authority.rfind(':'); colon != std::string::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);

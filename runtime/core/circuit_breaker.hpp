@@ -59,7 +59,6 @@ struct breaker_settings {
   uint32_t half_open_probes = 5;
 };
 
-
 /// How a call ended, from the breaker's point of view.
 enum class call_result : uint8_t {
   success,
@@ -71,7 +70,7 @@ enum class call_result : uint8_t {
 };
 
 class circuit_breaker {
-public:
+ public:
   using clock = std::chrono::steady_clock;
   using time_point = clock::time_point;
 
@@ -119,7 +118,7 @@ public:
   bool idle() const;
   const breaker_settings& settings() const { return s_; }
 
-private:
+ private:
   void open(time_point now);
   void close();
   void half_open();
@@ -142,7 +141,6 @@ private:
   uint32_t probe_successes_ = 0;
 };
 
-
 /// Breakers keyed by endpoint ("http://host:port", or whatever key an
 /// executor reports), created on first use with the default settings.
 /// Memory is bounded: beyond `max_endpoints`, the least recently used idle
@@ -150,7 +148,7 @@ private:
 /// if none is idle, the least recently used one is, which at worst lets a few
 /// calls through to a failing endpoint before it trips again.
 class breaker_registry {
-public:
+ public:
   explicit breaker_registry(breaker_settings defaults, size_t max_endpoints = 4096);
 
   bool enabled() const { return defaults_.enabled; }
@@ -165,7 +163,7 @@ public:
   /// Called with the endpoint of each breaker forgotten to stay bounded.
   void on_forget(std::function<void(const std::string&)> f) { on_forget_ = std::move(f); }
 
-private:
+ private:
   struct entry {
     circuit_breaker cb;
     uint64_t rejected = 0;

@@ -11,8 +11,8 @@ namespace fraiseql {
 /// never for measuring durations).
 inline int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace fraiseql

@@ -107,8 +107,8 @@ std::vector<read_cursor> advance_cursor(read_cursor& c, const snapshot_info& s,
     auto it = std::find_if(c.pending.begin(), c.pending.end(),
                            [&](const pending_txid& p) { return p.txid == row.txid; });
     if (it == c.pending.end() || row.pk <= it->pk)
-      throw std::logic_error("cursor: row (" + std::to_string(row.txid) + ", "
-                             + std::to_string(row.pk) + ") is not an unread pending row");
+      throw std::logic_error("cursor: row (" + std::to_string(row.txid) + ", " +
+                             std::to_string(row.pk) + ") is not an unread pending row");
     it->pk = row.pk;
     out.push_back(c);
   }
@@ -122,8 +122,8 @@ std::vector<read_cursor> advance_cursor(read_cursor& c, const snapshot_info& s,
   for (size_t j = 0; j < nm; ++j) {
     const auto& row = r.main_rows[j];
     if (!(c.pos < row))
-      throw std::logic_error("cursor: row (" + std::to_string(row.txid) + ", "
-                             + std::to_string(row.pk) + ") is not after the cursor");
+      throw std::logic_error("cursor: row (" + std::to_string(row.txid) + ", " +
+                             std::to_string(row.pk) + ") is not after the cursor");
     remember_running(c.pos.txid, row.txid);
     c.pos = row;
     out.push_back(c);

@@ -8,10 +8,10 @@
 namespace fraiseql {
 
 event_ptr make_event(uint64_t seq, position pos, std::string id, std::string event_type,
-                     std::string entity_type, std::string entity_id,
-                     const std::string& object_data, const std::string& object_data_before,
-                     std::string timestamp, std::optional<std::string> tenant_id,
-                     std::optional<std::string> user_id, std::optional<std::string> trace_id,
+                     std::string entity_type, std::string entity_id, const std::string& object_data,
+                     const std::string& object_data_before, std::string timestamp,
+                     std::optional<std::string> tenant_id, std::optional<std::string> user_id,
+                     std::optional<std::string> trace_id,
                      std::shared_ptr<const read_cursor> cursor) {
   namespace json = boost::json;
   auto ev = std::make_shared<event>();
@@ -36,7 +36,7 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
         auto it = o.find(kv.key());
         if (it == o.end() || it->value() != kv.value())
           changes[kv.key()] = json::object{
-            {"old", it == o.end() ? json::value(nullptr) : it->value()}, {"new", kv.value()}};
+              {"old", it == o.end() ? json::value(nullptr) : it->value()}, {"new", kv.value()}};
       }
       for (const auto& kv : o)
         if (!n.contains(kv.key()))

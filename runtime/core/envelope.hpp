@@ -16,10 +16,10 @@ namespace fraiseql {
 /// Builds an event (envelope included) from change-log columns. Pure; exposed
 /// for tests. `object_data_before` may be empty (no pre-image).
 event_ptr make_event(uint64_t seq, position pos, std::string id, std::string event_type,
-                     std::string entity_type, std::string entity_id,
-                     const std::string& object_data, const std::string& object_data_before,
-                     std::string timestamp, std::optional<std::string> tenant_id,
-                     std::optional<std::string> user_id, std::optional<std::string> trace_id,
+                     std::string entity_type, std::string entity_id, const std::string& object_data,
+                     const std::string& object_data_before, std::string timestamp,
+                     std::optional<std::string> tenant_id, std::optional<std::string> user_id,
+                     std::optional<std::string> trace_id,
                      std::shared_ptr<const read_cursor> cursor = nullptr);
 
 /// Rebuilds an event from an envelope stored by the enqueue path (the JSON an

@@ -23,7 +23,7 @@ struct health_verdict {
 };
 
 class health_state {
-public:
+ public:
   /// `max_checkpoint_age`: readiness fails once events have been pending this
   /// long without a checkpoint save (0 disables the check).
   explicit health_state(std::chrono::milliseconds max_checkpoint_age);
@@ -45,7 +45,7 @@ public:
   health_verdict live() const;
   health_verdict ready() const;
 
-private:
+ private:
   mutable std::mutex mu_;
   double max_age_s_;
   bool leading_ = false;

@@ -1,7 +1,7 @@
 #include "runtime/core/job_rules.hpp"
 
-#include "runtime/core/backoff.hpp"
 #include "messages/attempt.hpp"
+#include "runtime/core/backoff.hpp"
 
 #include <algorithm>
 

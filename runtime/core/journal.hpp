@@ -40,7 +40,7 @@ struct journal_entry {
 };
 
 class journal {
-public:
+ public:
   explicit journal(size_t capacity) : capacity_(capacity) {}
   size_t capacity() const { return capacity_; }
 
@@ -56,7 +56,7 @@ public:
   std::vector<journal_entry> latest(size_t n) const;
   size_t size() const;
 
-private:
+ private:
   size_t capacity_;
   mutable std::mutex mu_;
   std::deque<journal_entry> ring_;  // oldest first

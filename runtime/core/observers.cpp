@@ -27,9 +27,12 @@ std::string index_key(const std::string& type, const std::string& entity) {
 std::string pointer_token(const std::string& k) {
   std::string out;
   for (char c : k) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -59,8 +62,8 @@ void collect_param_templates(const boost::json::value& v, const std::string& ptr
 
 observer_registry::~observer_registry() = default;
 
-std::shared_ptr<const observer_registry>
-observer_registry::build(const std::vector<observer_config>& obs, std::vector<std::string>& errors) {
+std::shared_ptr<const observer_registry> observer_registry::build(
+    const std::vector<observer_config>& obs, std::vector<std::string>& errors) {
   std::shared_ptr<observer_registry> reg{new observer_registry()};
   for (uint32_t i = 0; i < obs.size(); ++i) {
     auto c = std::make_unique<compiled_observer>();
@@ -77,8 +80,8 @@ observer_registry::build(const std::vector<observer_config>& obs, std::vector<st
       const auto& ac = c->cfg.actions[a];
       const std::string where = who + " action " + std::to_string(a) + " (" + ac.type + ")";
       action_templates t;
-      auto compile = [&](const std::string& text, const char* part)
-        -> std::optional<expr::template_> {
+      auto compile = [&](const std::string& text,
+                         const char* part) -> std::optional<expr::template_> {
         auto r = expr::template_::compile(text);
         if (!r) {
           errors.push_back(where + ": " + part + ": " + r.err().to_string());
@@ -98,8 +101,10 @@ observer_registry::build(const std::vector<observer_config>& obs, std::vector<st
             errors.push_back(where + ": body_template: " + r.err().to_string());
           } else if (!r->is_single_expression()) {
             if (auto je = r->json_error())
-              errors.push_back(where + ": body_template must be one {{ expression }} or JSON with "
-                               "{{ }} holes: " + je->to_string());
+              errors.push_back(where +
+                               ": body_template must be one {{ expression }} or JSON with "
+                               "{{ }} holes: " +
+                               je->to_string());
             else
               t.body = std::move(*r);
           } else {
@@ -116,8 +121,10 @@ observer_registry::build(const std::vector<observer_config>& obs, std::vector<st
       if (ac.database) {
         boost::json::error_code ec;
         t.params = boost::json::parse(ac.database->params_json, ec);
-        if (ec) errors.push_back(where + ": params: " + ec.message());
-        else collect_param_templates(t.params, "", where, t.param_templates, errors);
+        if (ec)
+          errors.push_back(where + ": params: " + ec.message());
+        else
+          collect_param_templates(t.params, "", where, t.param_templates, errors);
       }
       c->actions.push_back(std::move(t));
     }
@@ -139,8 +146,7 @@ match_result observer_registry::match(const event& ev) const {
   collect("*", ev.entity_type);
   collect("*", "*");
   std::sort(out.observers.begin(), out.observers.end());
-  out.observers.erase(std::unique(out.observers.begin(), out.observers.end()),
-                      out.observers.end());
+  out.observers.erase(std::unique(out.observers.begin(), out.observers.end()), out.observers.end());
   // Conditions: an evaluation error means "does not fire" and is reported.
   auto keep = out.observers.begin();
   for (auto idx : out.observers) {
@@ -165,8 +171,8 @@ std::vector<match_explanation> observer_registry::explain(const event& ev) const
     const auto& c = *observers_[i];
     match_explanation m;
     m.observer = i;
-    m.filter_matches = (c.cfg.event_type == "*" || c.cfg.event_type == ev.event_type)
-                       && (c.cfg.entity == "*" || c.cfg.entity == ev.entity_type);
+    m.filter_matches = (c.cfg.event_type == "*" || c.cfg.event_type == ev.event_type) &&
+                       (c.cfg.entity == "*" || c.cfg.entity == ev.entity_type);
     if (!m.filter_matches) {
       m.verdict = "filter does not match";
     } else if (!c.condition) {

@@ -66,7 +66,7 @@ struct match_explanation {
 };
 
 class observer_registry {
-public:
+ public:
   /// Compiles every observer; on failure returns the problems (observer name,
   /// expression, column) and leaves `errors` non-empty.
   static std::shared_ptr<const observer_registry> build(const std::vector<observer_config>& obs,
@@ -97,7 +97,7 @@ public:
   /// Message of a log action (the envelope when none is configured).
   std::string render_log_message(uint32_t observer, uint32_t action, const event& ev) const;
 
-private:
+ private:
   observer_registry() = default;
   std::vector<std::unique_ptr<compiled_observer>> observers_;
   /// "EVENT_TYPE\x1f" + entity (either may be "*") -> observer indices.

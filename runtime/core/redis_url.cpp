@@ -83,9 +83,11 @@ redis_url redis_url::parse(const std::string& url) {
   if (scheme == "rediss") {
     u.tls = true;
     if (!redis_tls_supported())
-      url_error(shown, "TLS (rediss://) is not supported by this build's hiredis (" OBSERVER_HIREDIS_VERSION
-                           ", built without SSL); use redis:// on a trusted network or through "
-                           "a TLS tunnel (stunnel, spiped)");
+      url_error(
+          shown,
+          "TLS (rediss://) is not supported by this build's hiredis (" OBSERVER_HIREDIS_VERSION
+          ", built without SSL); use redis:// on a trusted network or through "
+          "a TLS tunnel (stunnel, spiped)");
   } else if (scheme != "redis") {
     url_error(shown, "unsupported scheme '" + scheme + "' (expected redis:// or rediss://)");
   }

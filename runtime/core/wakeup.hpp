@@ -86,7 +86,7 @@ inline constexpr uint32_t wakeup_running_cap = 7;  // 128 x linger_poll
 inline constexpr uint32_t wakeup_linger_cap = 4;   // 16 x linger_poll
 
 class wakeup_policy {
-public:
+ public:
   using clock = std::chrono::steady_clock;
   using time_point = clock::time_point;
 
@@ -126,7 +126,7 @@ public:
   std::chrono::milliseconds backoff() const { return backoff_; }
   const wakeup_settings& settings() const { return s_; }
 
-private:
+ private:
   /// A read after `delay`, unless one is scheduled already or stopped.
   wakeup_decision schedule(std::chrono::microseconds delay);
   std::chrono::microseconds poll_delay(uint32_t& counter, uint32_t cap) const;
@@ -138,9 +138,10 @@ private:
   bool asleep_ = false;
   bool stopped_ = false;
   bool degraded_ = false;
-  bool idle_ = false;           // empty reads with nothing running since idle_since_
-  uint32_t idle_polls_ = 0;     // empty polls since idle_since_
-  uint32_t running_waits_ = 0;  // empty polls while running transactions or a refused sleep keep us awake
+  bool idle_ = false;        // empty reads with nothing running since idle_since_
+  uint32_t idle_polls_ = 0;  // empty polls since idle_since_
+  uint32_t running_waits_ =
+      0;  // empty polls while running transactions or a refused sleep keep us awake
   time_point idle_since_{};
   std::chrono::milliseconds backoff_{0};
 };

@@ -7,8 +7,8 @@ namespace fraiseql {
 void watermark_tracker::admit(uint64_t seq, position pos,
                               std::shared_ptr<const read_cursor> cursor) {
   if (seq != next_seq())
-    throw std::logic_error("watermark: admitted seq " + std::to_string(seq) + ", expected "
-                           + std::to_string(next_seq()));
+    throw std::logic_error("watermark: admitted seq " + std::to_string(seq) + ", expected " +
+                           std::to_string(next_seq()));
   if (!cursor) cursor = std::make_shared<const read_cursor>(read_cursor{pos, {}});
   slots_.push_back({pos, std::move(cursor), false});
   ++in_flight_;

@@ -14,21 +14,21 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <vector>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 namespace fraiseql {
 
 class watermark_tracker {
-public:
+ public:
   /// Starts after `resume` (the loaded checkpoint); the first admitted event
   /// gets sequence `first_seq`.
   explicit watermark_tracker(position resume = {}, uint64_t first_seq = 1,
                              std::vector<pending_txid> pending = {})
-    : watermark_(resume),
-      cursor_(std::make_shared<const read_cursor>(read_cursor{resume, std::move(pending)})),
-      base_(first_seq) {}
+      : watermark_(resume),
+        cursor_(std::make_shared<const read_cursor>(read_cursor{resume, std::move(pending)})),
+        base_(first_seq) {}
 
   /// Admits the next event with the read cursor that becomes valid once it and
   /// every earlier event are finished (null: {pos, nothing pending}). Sequence
@@ -54,7 +54,7 @@ public:
   /// Next sequence number expected by admit().
   uint64_t next_seq() const { return base_ + slots_.size(); }
 
-private:
+ private:
   struct slot {
     position pos;
     std::shared_ptr<const read_cursor> cursor;

@@ -1,9 +1,9 @@
 #include "runtime/exec/caching.hpp"
 
-#include "runtime/ops/metrics.hpp"
-#include "runtime/core/result_cache.hpp"
 #include "messages/attempt.hpp"
+#include "runtime/core/result_cache.hpp"
 #include "runtime/exec/executor.hpp"
+#include "runtime/ops/metrics.hpp"
 
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
@@ -32,8 +32,10 @@ void blocking_runner::shutdown() {
   dropped.clear();  // outside the lock: captured state may be released here
   for (auto& t : threads_) {
     if (!t.joinable()) continue;
-    if (t.get_id() == std::this_thread::get_id()) t.detach();  // released by its own task
-    else t.join();
+    if (t.get_id() == std::this_thread::get_id())
+      t.detach();  // released by its own task
+    else
+      t.join();
   }
 }
 
@@ -86,12 +88,15 @@ const char* const cached_success = "ok";
 
 class caching_executor final : public action_executor,
                                public std::enable_shared_from_this<caching_executor> {
-public:
+ public:
   caching_executor(std::shared_ptr<action_executor> inner, std::shared_ptr<result_cache> cache,
                    std::shared_ptr<blocking_runner> runner, std::chrono::milliseconds ttl,
                    std::shared_ptr<metrics> stats)
-    : inner_(std::move(inner)), cache_(std::move(cache)), runner_(std::move(runner)), ttl_(ttl),
-      stats_(std::move(stats)) {}
+      : inner_(std::move(inner)),
+        cache_(std::move(cache)),
+        runner_(std::move(runner)),
+        ttl_(ttl),
+        stats_(std::move(stats)) {}
 
   std::optional<action_cache_key> cache_key(const attempt_request& req) const override {
     return inner_->cache_key(req);
@@ -135,7 +140,7 @@ public:
     return std::nullopt;
   }
 
-private:
+ private:
   bool lookup(const std::string& key) {
     bool hit = false;
     try {
@@ -146,8 +151,10 @@ private:
       log_error("lookup", e);
     }
     if (stats_) {
-      if (hit) stats_->cache_hit();
-      else stats_->cache_miss();
+      if (hit)
+        stats_->cache_hit();
+      else
+        stats_->cache_miss();
     }
     return hit;
   }

@@ -35,7 +35,7 @@ class result_cache;
 /// A few threads running posted tasks in order of posting (for blocking I/O
 /// such as Redis calls). The destructor drops tasks not yet started and joins.
 class blocking_runner {
-public:
+ public:
   explicit blocking_runner(size_t threads, std::string name = "blocking");
   ~blocking_runner();
   blocking_runner(const blocking_runner&) = delete;
@@ -48,7 +48,7 @@ public:
   /// what the tasks use goes away. Idempotent.
   void shutdown();
 
-private:
+ private:
   void loop();
 
   std::string name_;

@@ -10,9 +10,10 @@ namespace fraiseql {
 namespace {
 
 class database_executor final : public action_executor {
-public:
-  database_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<pg_call_pool> pool)
-    : reg_(std::move(reg)), pool_(std::move(pool)) {}
+ public:
+  database_executor(std::shared_ptr<const observer_registry> reg,
+                    std::shared_ptr<pg_call_pool> pool)
+      : reg_(std::move(reg)), pool_(std::move(pool)) {}
 
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& d = *req.action_cfg->database;
@@ -23,19 +24,20 @@ public:
     c.function = d.quoted_function();
     c.envelope = req.ev->envelope_json;
     c.timeout = attempt_timeout(d.timeout_ms, req.timeout_cap);
-    pool_->submit(std::move(c), [done = std::move(done)](pg_call_result r) { done(classify_pg(r)); });
+    pool_->submit(std::move(c),
+                  [done = std::move(done)](pg_call_result r) { done(classify_pg(r)); });
     return std::nullopt;
   }
 
-private:
+ private:
   std::shared_ptr<const observer_registry> reg_;
   std::shared_ptr<pg_call_pool> pool_;
 };
 
 }  // namespace
 
-std::shared_ptr<action_executor> make_database_executor(std::shared_ptr<const observer_registry> reg,
-                                                        std::shared_ptr<pg_call_pool> pool) {
+std::shared_ptr<action_executor> make_database_executor(
+    std::shared_ptr<const observer_registry> reg, std::shared_ptr<pg_call_pool> pool) {
   return std::make_shared<database_executor>(std::move(reg), std::move(pool));
 }
 

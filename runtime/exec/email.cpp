@@ -10,9 +10,9 @@ namespace fraiseql {
 namespace {
 
 class email_executor final : public action_executor {
-public:
+ public:
   email_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<smtp_client> smtp)
-    : reg_(std::move(reg)), smtp_(std::move(smtp)) {}
+      : reg_(std::move(reg)), smtp_(std::move(smtp)) {}
 
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& e = *req.action_cfg->email;
@@ -38,11 +38,12 @@ public:
     m.ca_file = e.ca_file;
     m.verify_tls = e.verify_tls;
     m.timeout = attempt_timeout(e.timeout_ms, req.timeout_cap);
-    smtp_->submit(std::move(m), [done = std::move(done)](smtp_result r) { done(classify_smtp(r)); });
+    smtp_->submit(std::move(m),
+                  [done = std::move(done)](smtp_result r) { done(classify_smtp(r)); });
     return std::nullopt;
   }
 
-private:
+ private:
   std::shared_ptr<const observer_registry> reg_;
   std::shared_ptr<smtp_client> smtp_;
 };

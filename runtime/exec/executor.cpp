@@ -34,16 +34,17 @@ attempt_outcome classify_smtp(const smtp_result& r) {
   if (r.error.empty()) return attempt_outcome::success();
   if (r.timed_out) return attempt_outcome::failure("timeout: " + r.error, true);
   if (r.reply >= 500 && r.reply < 600)
-    return attempt_outcome::failure("SMTP " + std::to_string(r.reply) + " (permanent): " + r.error, false);
+    return attempt_outcome::failure("SMTP " + std::to_string(r.reply) + " (permanent): " + r.error,
+                                    false);
   if (r.reply >= 400 && r.reply < 500)
-    return attempt_outcome::failure("SMTP " + std::to_string(r.reply) + " (transient): " + r.error, true);
+    return attempt_outcome::failure("SMTP " + std::to_string(r.reply) + " (transient): " + r.error,
+                                    true);
   return attempt_outcome::failure("transport error: " + r.error, true);
 }
 
 attempt_outcome classify_pg(const pg_call_result& r) {
   if (r.ok) return attempt_outcome::success();
-  if (r.sqlstate.empty())
-    return attempt_outcome::failure("database: " + r.error, true);
+  if (r.sqlstate.empty()) return attempt_outcome::failure("database: " + r.error, true);
   const bool retry = r.connection_lost || pg_sqlstate_retryable(r.sqlstate);
   return attempt_outcome::failure("SQLSTATE " + r.sqlstate + ": " + r.error, retry);
 }
@@ -94,7 +95,8 @@ executor_map make_executors(std::shared_ptr<const observer_registry> reg,
   // it stops, which stops the SMTP thread and the database workers.
   if (uses_email) m["email"] = make_email_executor(reg, std::make_shared<smtp_client>());
   if (uses_database)
-    m["database"] = make_database_executor(reg, std::make_shared<pg_call_pool>(opt.database_workers));
+    m["database"] =
+        make_database_executor(reg, std::make_shared<pg_call_pool>(opt.database_workers));
   m["log"] = make_log_executor(reg);
   return m;
 }

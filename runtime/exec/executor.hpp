@@ -7,8 +7,8 @@
 // curl thread, a worker pool), and the completion callback only enqueues a
 // message. No CAF here: executors are tested without an actor system.
 
-#include "messages/event.hpp"
 #include "messages/attempt.hpp"
+#include "messages/event.hpp"
 #include "runtime/config/model.hpp"
 
 #include <chrono>
@@ -53,7 +53,7 @@ struct action_cache_key {
 };
 
 class action_executor {
-public:
+ public:
   virtual ~action_executor() = default;
   /// The cache key of this attempt, or nullopt when the action is not
   /// cacheable (its type never is, it is not configured `cache = true`, or it
@@ -112,8 +112,8 @@ std::shared_ptr<action_executor> make_slack_executor(std::shared_ptr<const obser
 std::shared_ptr<action_executor> make_email_executor(std::shared_ptr<const observer_registry> reg,
                                                      std::shared_ptr<smtp_client> smtp);
 /// PostgreSQL function calls on the worker pool.
-std::shared_ptr<action_executor> make_database_executor(std::shared_ptr<const observer_registry> reg,
-                                                        std::shared_ptr<pg_call_pool> pool);
+std::shared_ptr<action_executor> make_database_executor(
+    std::shared_ptr<const observer_registry> reg, std::shared_ptr<pg_call_pool> pool);
 /// Log lines through spdlog at the configured level.
 std::shared_ptr<action_executor> make_log_executor(std::shared_ptr<const observer_registry> reg);
 

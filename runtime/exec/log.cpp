@@ -12,7 +12,7 @@ namespace fraiseql {
 namespace {
 
 class log_executor final : public action_executor {
-public:
+ public:
   explicit log_executor(std::shared_ptr<const observer_registry> reg) : reg_(std::move(reg)) {}
 
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback) override {
@@ -24,7 +24,7 @@ public:
     return attempt_outcome::success();
   }
 
-private:
+ private:
   std::shared_ptr<const observer_registry> reg_;
 };
 

@@ -11,9 +11,9 @@ namespace fraiseql {
 namespace {
 
 class slack_executor final : public action_executor {
-public:
+ public:
   slack_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<http_client> http)
-    : reg_(std::move(reg)), http_(std::move(http)) {}
+      : reg_(std::move(reg)), http_(std::move(http)) {}
 
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& s = *req.action_cfg->slack;
@@ -31,7 +31,7 @@ public:
     return std::nullopt;
   }
 
-private:
+ private:
   std::shared_ptr<const observer_registry> reg_;
   std::shared_ptr<http_client> http_;
 };

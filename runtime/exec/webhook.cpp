@@ -16,9 +16,9 @@ namespace fraiseql {
 namespace {
 
 class webhook_executor final : public action_executor {
-public:
+ public:
   webhook_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<http_client> http)
-    : reg_(std::move(reg)), http_(std::move(http)) {}
+      : reg_(std::move(reg)), http_(std::move(http)) {}
 
   std::optional<action_cache_key> cache_key(const attempt_request& req) const override {
     const auto& w = *req.action_cfg->webhook;
@@ -66,11 +66,12 @@ public:
     for (auto& h : rw.headers) hr.headers.push_back(std::move(h));
     if (!w.signing_secret.empty()) {
       // Signed per attempt: the timestamp lets receivers reject replays.
-      const std::string ts = std::to_string(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+      const std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
       hr.headers.push_back("X-Fraiseql-Timestamp: " + ts);
-      hr.headers.push_back("X-Fraiseql-Signature: " + webhook_signature(w.signing_secret, ts, hr.body));
+      hr.headers.push_back("X-Fraiseql-Signature: " +
+                           webhook_signature(w.signing_secret, ts, hr.body));
     }
     http_->submit(std::move(hr), [done = std::move(done), policy = w.retry](http_response r) {
       done(classify_http(r, policy));
@@ -84,7 +85,8 @@ public:
   std::string endpoint(const attempt_request& req) const override {
     const std::string& url = req.action_cfg->webhook->url;
     const size_t sep = url.find("://");
-    const size_t end = sep == std::string::npos ? std::string::npos : url.find_first_of("/?#", sep + 3);
+    const size_t end =
+        sep == std::string::npos ? std::string::npos : url.find_first_of("/?#", sep + 3);
     if (url.substr(0, end).find("{{") == std::string::npos) {
       if (auto e = http_endpoint(url)) return *e;
       return "webhook";
@@ -94,7 +96,7 @@ public:
     return http_endpoint(rw.url).value_or("webhook");
   }
 
-private:
+ private:
   std::shared_ptr<const observer_registry> reg_;
   std::shared_ptr<http_client> http_;
 };

@@ -1,9 +1,9 @@
 #include "runtime/ops/logging.hpp"
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/string.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 
 #include <chrono>
 #include <ctime>
@@ -14,7 +14,7 @@ namespace {
 
 /// One JSON object per line; the message is escaped properly.
 class json_formatter final : public spdlog::formatter {
-public:
+ public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     using namespace std::chrono;
     auto t = system_clock::to_time_t(msg.time);
@@ -32,7 +32,7 @@ public:
     line.append(lv.data(), lv.size());
     line += "\",\"msg\":";
     line += boost::json::serialize(
-      boost::json::string(boost::json::string_view(msg.payload.data(), msg.payload.size())));
+        boost::json::string(boost::json::string_view(msg.payload.data(), msg.payload.size())));
     line += "}\n";
     dest.append(line.data(), line.data() + line.size());
   }

@@ -1,8 +1,8 @@
 #include "runtime/ops/metrics.hpp"
 
+#include "messages/breaker.hpp"
 #include "runtime/core/health.hpp"
 #include "runtime/core/observers.hpp"
-#include "messages/breaker.hpp"
 #include "runtime/core/redis_url.hpp"
 
 #include <prometheus/counter.h>
@@ -27,7 +27,7 @@ namespace fraiseql {
 namespace {
 
 const prometheus::Histogram::BucketBoundaries latency_buckets{
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 }  // namespace
 
@@ -110,152 +110,157 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
   // Identity and lifetime: constant series a dashboard joins on and uptime
   // (time() - observer_start_time_seconds) is computed from.
   BuildGauge()
-    .Name("observer_build_info")
-    .Help("Always 1; the labels name the running build")
-    .Register(r)
-    .Add({{"version", FRAISEQL_OBSERVER_VERSION}})
-    .Set(1);
+      .Name("observer_build_info")
+      .Help("Always 1; the labels name the running build")
+      .Register(r)
+      .Add({{"version", FRAISEQL_OBSERVER_VERSION}})
+      .Set(1);
   BuildGauge()
-    .Name("observer_start_time_seconds")
-    .Help("Start time of the process in seconds since the Unix epoch")
-    .Register(r)
-    .Add({})
-    .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-           .count());
+      .Name("observer_start_time_seconds")
+      .Help("Start time of the process in seconds since the Unix epoch")
+      .Register(r)
+      .Add({})
+      .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+               .count());
   impl_->leader = &BuildGauge()
-                     .Name("observer_leader")
-                     .Help("1 while this node leads its listener id, 0 while it stands by")
+                       .Name("observer_leader")
+                       .Help("1 while this node leads its listener id, 0 while it stands by")
+                       .Register(r)
+                       .Add(node);
+  impl_->read = &BuildCounter()
+                     .Name("observer_events_read_total")
+                     .Help("Events read from the change log")
                      .Register(r)
                      .Add(node);
-  impl_->read = &BuildCounter()
-                   .Name("observer_events_read_total")
-                   .Help("Events read from the change log")
-                   .Register(r)
-                   .Add(node);
   impl_->checkpoint_txid = &BuildGauge()
-                              .Name("observer_checkpoint_txid")
-                              .Help("Transaction id of the last saved checkpoint")
+                                .Name("observer_checkpoint_txid")
+                                .Help("Transaction id of the last saved checkpoint")
+                                .Register(r)
+                                .Add(node);
+  impl_->checkpoint_pk = &BuildGauge()
+                              .Name("observer_checkpoint_event_id")
+                              .Help("Change-log primary key of the last saved checkpoint")
                               .Register(r)
                               .Add(node);
-  impl_->checkpoint_pk = &BuildGauge()
-                            .Name("observer_checkpoint_event_id")
-                            .Help("Change-log primary key of the last saved checkpoint")
-                            .Register(r)
-                            .Add(node);
   impl_->processed = &BuildCounter()
-                        .Name("observer_events_processed_total")
-                        .Help("Events read from the change log and routed")
+                          .Name("observer_events_processed_total")
+                          .Help("Events read from the change log and routed")
+                          .Register(r)
+                          .Add(node);
+  impl_->processing = &BuildHistogram()
+                           .Name("observer_event_processing_duration_seconds")
+                           .Help("From reading an event to finishing all its actions")
+                           .Register(r)
+                           .Add({}, latency_buckets);
+  impl_->listener_health = &BuildGauge()
+                                .Name("observer_listener_health")
+                                .Help("1 while the listener reads the change log without errors")
+                                .Register(r)
+                                .Add(node);
+  impl_->backlog = &BuildGauge()
+                        .Name("observer_backlog_size")
+                        .Help("Events read and not yet finished")
                         .Register(r)
                         .Add(node);
-  impl_->processing = &BuildHistogram()
-                         .Name("observer_event_processing_duration_seconds")
-                         .Help("From reading an event to finishing all its actions")
-                         .Register(r)
-                         .Add({}, latency_buckets);
-  impl_->listener_health = &BuildGauge()
-                     .Name("observer_listener_health")
-                     .Help("1 while the listener reads the change log without errors")
-                     .Register(r)
-                     .Add(node);
-  impl_->backlog = &BuildGauge()
-                      .Name("observer_backlog_size")
-                      .Help("Events read and not yet finished")
-                      .Register(r)
-                      .Add(node);
-  impl_->checkpoint_age = &BuildGauge()
-                             .Name("observer_checkpoint_age_seconds")
-                             .Help("Seconds since the last checkpoint save while events are pending")
-                             .Register(r)
-                             .Add(node);
+  impl_->checkpoint_age =
+      &BuildGauge()
+           .Name("observer_checkpoint_age_seconds")
+           .Help("Seconds since the last checkpoint save while events are pending")
+           .Register(r)
+           .Add(node);
   auto counter = [&r](const char* name, const char* help) {
     return &BuildCounter().Name(name).Help(help).Register(r).Add({});
   };
-  impl_->cache_hits = counter("observer_cache_hits_total",
-                              "Action-result cache lookups that found a result (the call was skipped)");
+  impl_->cache_hits =
+      counter("observer_cache_hits_total",
+              "Action-result cache lookups that found a result (the call was skipped)");
   impl_->cache_misses = counter("observer_cache_misses_total",
                                 "Action-result cache lookups that found nothing (the call ran)");
   impl_->cache_hit_rate = &BuildGauge()
-                             .Name("observer_cache_hit_rate")
-                             .Help("Cache hits / lookups since start (0 before the first lookup)")
-                             .Register(r)
-                             .Add({});
-  impl_->dedup_hits = counter("observer_dedup_hits_total",
-                              "Events skipped because they were already done within the dedup window");
-  impl_->dedup_misses = counter("observer_dedup_misses_total", "Events claimed by this node to run");
-  impl_->dedup_busy = counter("observer_dedup_busy_total",
-                              "Claim attempts that found another worker's live claim (retried later)");
+                               .Name("observer_cache_hit_rate")
+                               .Help("Cache hits / lookups since start (0 before the first lookup)")
+                               .Register(r)
+                               .Add({});
+  impl_->dedup_hits =
+      counter("observer_dedup_hits_total",
+              "Events skipped because they were already done within the dedup window");
+  impl_->dedup_misses =
+      counter("observer_dedup_misses_total", "Events claimed by this node to run");
+  impl_->dedup_busy =
+      counter("observer_dedup_busy_total",
+              "Claim attempts that found another worker's live claim (retried later)");
   impl_->dedup_lost = counter("observer_dedup_lost_total",
                               "Confirms that found another worker's claim (claim_ttl too short)");
-  impl_->dedup_bypassed = counter("observer_dedup_bypassed_total",
-                                  "Events run without dedup while Redis was unavailable (fail-open)");
-  impl_->redis_unavailable = counter("observer_redis_unavailable_total",
-                                     "Redis calls that failed as unavailable");
-  impl_->redis_health_family = &BuildGauge()
-                                  .Name("observer_redis_health")
-                                  .Help("1 while Redis answers, 0 during an outage (absent without Redis)")
-                                  .Register(r);
+  impl_->dedup_bypassed =
+      counter("observer_dedup_bypassed_total",
+              "Events run without dedup while Redis was unavailable (fail-open)");
+  impl_->redis_unavailable =
+      counter("observer_redis_unavailable_total", "Redis calls that failed as unavailable");
+  impl_->redis_health_family =
+      &BuildGauge()
+           .Name("observer_redis_health")
+           .Help("1 while Redis answers, 0 during an outage (absent without Redis)")
+           .Register(r);
   impl_->jobs_enqueued = &BuildCounter()
-                            .Name("observer_jobs_enqueued_total")
-                            .Help("Asynchronous actions durably enqueued into observer_jobs")
+                              .Name("observer_jobs_enqueued_total")
+                              .Help("Asynchronous actions durably enqueued into observer_jobs")
+                              .Register(r)
+                              .Add(node);
+  impl_->jobs_completed = &BuildCounter()
+                               .Name("observer_jobs_completed_total")
+                               .Help("Jobs that succeeded")
+                               .Register(r)
+                               .Add(node);
+  impl_->jobs_failed = &BuildCounter()
+                            .Name("observer_jobs_failed_total")
+                            .Help("Jobs moved to the dead-letter queue")
                             .Register(r)
                             .Add(node);
-  impl_->jobs_completed = &BuildCounter()
-                             .Name("observer_jobs_completed_total")
-                             .Help("Jobs that succeeded")
+  impl_->jobs_retried = &BuildCounter()
+                             .Name("observer_jobs_retried_total")
+                             .Help("Job attempts that failed and were rescheduled")
                              .Register(r)
                              .Add(node);
-  impl_->jobs_failed = &BuildCounter()
-                          .Name("observer_jobs_failed_total")
-                          .Help("Jobs moved to the dead-letter queue")
-                          .Register(r)
-                          .Add(node);
-  impl_->jobs_retried = &BuildCounter()
-                           .Name("observer_jobs_retried_total")
-                           .Help("Job attempts that failed and were rescheduled")
-                           .Register(r)
-                           .Add(node);
   impl_->jobs_depth = &BuildGauge()
-                         .Name("observer_jobs_queue_depth")
-                         .Help("Jobs queued for this listener id, running ones included")
-                         .Register(r)
-                         .Add(node);
-  impl_->jobs_running = &BuildGauge()
-                           .Name("observer_jobs_running")
-                           .Help("Jobs this node is running")
+                           .Name("observer_jobs_queue_depth")
+                           .Help("Jobs queued for this listener id, running ones included")
                            .Register(r)
                            .Add(node);
+  impl_->jobs_running = &BuildGauge()
+                             .Name("observer_jobs_running")
+                             .Help("Jobs this node is running")
+                             .Register(r)
+                             .Add(node);
   auto& matched = BuildCounter()
-                    .Name("observer_events_matched_total")
-                    .Help("Events for which an observer fired")
-                    .Register(r);
+                      .Name("observer_events_matched_total")
+                      .Help("Events for which an observer fired")
+                      .Register(r);
   auto& cond = BuildCounter()
-                 .Name("observer_condition_errors_total")
-                 .Help("Conditions that failed to evaluate (the observer did not fire)")
-                 .Register(r);
-  auto& dlq = BuildCounter()
-                .Name("observer_dlq_items_total")
-                .Help("Actions written to the dead-letter queue")
-                .Register(r);
-  auto& executed = BuildCounter()
-                     .Name("observer_actions_executed_total")
-                     .Help("Action attempts")
-                     .Register(r);
-  auto& failed = BuildCounter()
-                   .Name("observer_actions_failed_total")
-                   .Help("Action attempts that failed")
+                   .Name("observer_condition_errors_total")
+                   .Help("Conditions that failed to evaluate (the observer did not fire)")
                    .Register(r);
-  auto& duration = BuildHistogram()
-                     .Name("observer_action_duration_seconds")
-                     .Help("Duration of action attempts")
+  auto& dlq = BuildCounter()
+                  .Name("observer_dlq_items_total")
+                  .Help("Actions written to the dead-letter queue")
+                  .Register(r);
+  auto& executed =
+      BuildCounter().Name("observer_actions_executed_total").Help("Action attempts").Register(r);
+  auto& failed = BuildCounter()
+                     .Name("observer_actions_failed_total")
+                     .Help("Action attempts that failed")
                      .Register(r);
+  auto& duration = BuildHistogram()
+                       .Name("observer_action_duration_seconds")
+                       .Help("Duration of action attempts")
+                       .Register(r);
   impl_->breaker_state = &BuildGauge()
-                            .Name("observer_circuit_breaker_state")
-                            .Help("Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open")
-                            .Register(r);
+                              .Name("observer_circuit_breaker_state")
+                              .Help("Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open")
+                              .Register(r);
   impl_->breaker_rejected = &BuildCounter()
-                               .Name("observer_circuit_breaker_rejected_total")
-                               .Help("Calls failed fast by an open circuit breaker")
-                               .Register(r);
+                                 .Name("observer_circuit_breaker_rejected_total")
+                                 .Help("Calls failed fast by an open circuit breaker")
+                                 .Register(r);
   for (uint32_t o = 0; o < reg.size(); ++o) {
     const auto& oc = reg.config(o);
     impl_->matched.push_back(&matched.Add({{"observer", oc.name}}));
@@ -264,8 +269,8 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
     std::vector<impl::action_series> as;
     for (const auto& ac : oc.actions) {
       std::map<std::string, std::string> labels{{"observer", oc.name}, {"action_type", ac.type}};
-      as.push_back({&executed.Add(labels), &failed.Add(labels),
-                    &duration.Add(labels, latency_buckets)});
+      as.push_back(
+          {&executed.Add(labels), &failed.Add(labels), &duration.Add(labels, latency_buckets)});
     }
     impl_->actions.push_back(std::move(as));
   }

@@ -20,7 +20,7 @@ class observer_registry;
 class health_state;
 
 class metrics {
-public:
+ public:
   /// `health` (optional) is kept in step with the listener and checkpoint
   /// signals below, so /readyz and the gauges never disagree.
   metrics(const observer_registry& reg, const std::string& listener_id,
@@ -97,7 +97,7 @@ public:
   /// Jobs this node is running now.
   void jobs_running(uint64_t n);
 
-private:
+ private:
   void update_hit_rate();
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -106,8 +106,9 @@ monitoring_server::monitoring_server(const std::string& bind, uint32_t port,
   impl_->health = std::move(health);
   impl_->bind = bind;
   const std::string addr = bind + ":" + std::to_string(port);
-  const char* options[] = {"listening_ports", addr.c_str(), "num_threads", "2",
-                           "enable_keep_alive", "no", "request_timeout_ms", "10000", nullptr};
+  const char* options[] = {
+      "listening_ports",    addr.c_str(), "num_threads", "2", "enable_keep_alive", "no",
+      "request_timeout_ms", "10000",      nullptr};
   mg_callbacks callbacks{};
   // Quiet civetweb's own stderr logging; failures surface as the error below.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
@@ -117,8 +118,8 @@ monitoring_server::monitoring_server(const std::string& bind, uint32_t port,
   mg_error_data err{&code, text, sizeof text};
   impl_->ctx = mg_start2(&init, &err);
   if (!impl_->ctx)
-    throw std::runtime_error("monitoring: cannot listen on " + addr + ": "
-                             + (text[0] ? text : "unknown civetweb error"));
+    throw std::runtime_error("monitoring: cannot listen on " + addr + ": " +
+                             (text[0] ? text : "unknown civetweb error"));
   mg_set_request_handler(impl_->ctx, "/metrics$", on_metrics, impl_.get());
   mg_set_request_handler(impl_->ctx, "/healthz$", on_healthz, impl_.get());
   mg_set_request_handler(impl_->ctx, "/readyz$", on_readyz, impl_.get());

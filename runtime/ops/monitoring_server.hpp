@@ -15,7 +15,7 @@ namespace fraiseql {
 class health_state;
 
 class monitoring_server {
-public:
+ public:
   /// Listens on bind:port (0: any free port). `scrape` renders /metrics.
   /// Throws std::runtime_error naming the address when it cannot listen.
   monitoring_server(const std::string& bind, uint32_t port, std::function<std::string()> scrape,
@@ -29,7 +29,7 @@ public:
 
   struct impl;
 
-private:
+ private:
   std::unique_ptr<impl> impl_;
 };
 

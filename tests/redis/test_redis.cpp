@@ -1,12 +1,12 @@
 // The Redis layer against a real redis-server: URL parsing, connections,
 // pool, pipelining, the dedup claim protocol (races, expiry), the result
 // cache, and an outage (kill -9, restart) in the middle of batches.
-#include "runtime/core/redis_url.hpp"
 #include "runtime/core/dedup.hpp"
+#include "runtime/core/redis_url.hpp"
 #include "runtime/core/result_cache.hpp"
+#include "runtime/io/redis/cache.hpp"
 #include "runtime/io/redis/connection.hpp"
 #include "runtime/io/redis/dedup.hpp"
-#include "runtime/io/redis/cache.hpp"
 
 #include <doctest/doctest.h>
 
@@ -361,7 +361,8 @@ TEST_SUITE("redis") {
     round_trip_meter meter{stats};
     auto replies = c.pipeline(cmds);
     auto cost = meter.since();
-    CHECK(std::all_of(replies.begin(), replies.end(), [](const redis_reply& r) { return r.is_ok(); }));
+    CHECK(std::all_of(replies.begin(), replies.end(),
+                      [](const redis_reply& r) { return r.is_ok(); }));
     CHECK(cost.commands == n);
     CHECK(cost.reads == 1);  // one round trip for the batch
     // The meter tells the two apart: the same batch one command at a time.
@@ -373,7 +374,8 @@ TEST_SUITE("redis") {
     // Throughput, for information only (not asserted: timing depends on the machine).
     constexpr size_t big = 20000;
     std::vector<std::vector<std::string>> many;
-    for (size_t i = 0; i < big; ++i) many.push_back({"SET", prefix + "b" + std::to_string(i), "v", "PX", "60000"});
+    for (size_t i = 0; i < big; ++i)
+      many.push_back({"SET", prefix + "b" + std::to_string(i), "v", "PX", "60000"});
     auto t0 = steady_clock::now();
     for (size_t i = 0; i < big; i += 1000)
       c.pipeline(std::vector<std::vector<std::string>>(many.begin() + i, many.begin() + i + 1000));
@@ -403,7 +405,8 @@ TEST_SUITE("redis") {
     round_trip_meter meter{stats};
     auto s = d.claim(ids, a, 5000ms);
     auto cost = meter.since();
-    CHECK(std::all_of(s.begin(), s.end(), [](claim_status x) { return x == claim_status::claimed; }));
+    CHECK(
+        std::all_of(s.begin(), s.end(), [](claim_status x) { return x == claim_status::claimed; }));
     CHECK(cost.commands == n);  // one SET NX per event...
     CHECK(cost.reads == 1);     // ...all in one round trip
 

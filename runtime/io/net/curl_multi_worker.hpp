@@ -43,7 +43,7 @@ namespace fraiseql {
 
 template <class Derived, class Transfer>
 class curl_multi_worker {
-protected:
+ protected:
   CURLM* multi = nullptr;
 
   /// Creates the multi handle; call launch() once the derived object is set up.
@@ -85,7 +85,7 @@ protected:
     close_fds();
   }
 
-public:
+ public:
   /// Thread-safe.
   void enqueue(std::unique_ptr<Transfer> t) {
     {
@@ -96,7 +96,7 @@ public:
     if (polling_.load()) wake();
   }
 
-private:
+ private:
   using clock = std::chrono::steady_clock;
   static constexpr int max_events = 64;
 
@@ -166,7 +166,8 @@ private:
 
   int wait_ms() const {
     if (!timer_set_) return 1000;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(timer_at_ - clock::now()).count();
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(timer_at_ - clock::now()).count();
     return static_cast<int>(std::clamp<int64_t>(left, 0, 1000));
   }
 
@@ -233,8 +234,8 @@ private:
   std::atomic<bool> stop_{false};
   std::atomic<bool> polling_{false};  // the loop is (about to be) blocked in epoll_wait
   int epoll_ = -1;
-  int wake_ = -1;                     // eventfd: written by enqueue()/shutdown() while polling
-  bool timer_set_ = false;            // libcurl's timer (worker thread only)
+  int wake_ = -1;           // eventfd: written by enqueue()/shutdown() while polling
+  bool timer_set_ = false;  // libcurl's timer (worker thread only)
   clock::time_point timer_at_{};
   std::thread thread_;
 };

@@ -127,7 +127,7 @@ struct http_client::impl final : curl_multi_worker<http_client::impl, transfer> 
     curl_multi_remove_handle(multi, h);
     http_response resp;
     resp.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t->started);
+        std::chrono::steady_clock::now() - t->started);
     if (code == CURLE_OK) {
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     } else {
@@ -176,6 +176,5 @@ void http_client::submit(http_request req, callback cb) {
   t->started = std::chrono::steady_clock::now();
   impl_->enqueue(std::move(t));
 }
-
 
 }  // namespace fraiseql

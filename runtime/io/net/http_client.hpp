@@ -40,7 +40,7 @@ struct http_response {
 };
 
 class http_client {
-public:
+ public:
   using callback = std::function<void(http_response)>;
 
   /// `max_host_connections` bounds parallel connections per host (0: no bound);
@@ -55,7 +55,7 @@ public:
   /// Thread-safe; `cb` is called exactly once.
   void submit(http_request req, callback cb);
 
-private:
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

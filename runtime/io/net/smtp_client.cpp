@@ -3,8 +3,8 @@
 #include "runtime/io/net/curl_multi_worker.hpp"
 #include "runtime/io/net/http_client.hpp"  // http_global_init
 
-#include <openssl/evp.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -51,8 +51,10 @@ std::string header_text(const std::string& v) {
   bool ascii = true;
   for (char c : v) {
     const auto u = static_cast<unsigned char>(c);
-    if (c == '\r' || c == '\n' || c == '\0') clean += ' ';
-    else clean += c;
+    if (c == '\r' || c == '\n' || c == '\0')
+      clean += ' ';
+    else
+      clean += c;
     if (u >= 0x80) ascii = false;
   }
   if (ascii && clean.size() <= 900) return clean;
@@ -177,7 +179,7 @@ struct smtp_client::impl final : curl_multi_worker<smtp_client::impl, mail_trans
   void finish(CURL* h, CURLcode code, std::unique_ptr<mail_transfer> t) {
     smtp_result r;
     r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t->started);
+        std::chrono::steady_clock::now() - t->started);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.reply);
     if (code != CURLE_OK) {
       r.timed_out = code == CURLE_OPERATION_TIMEDOUT;

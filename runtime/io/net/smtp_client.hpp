@@ -42,7 +42,7 @@ struct smtp_result {
 };
 
 class smtp_client {
-public:
+ public:
   using callback = std::function<void(smtp_result)>;
 
   smtp_client();
@@ -54,7 +54,7 @@ public:
   /// Thread-safe; `cb` is called exactly once, on the client thread.
   void submit(smtp_message msg, callback cb);
 
-private:
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -46,7 +46,8 @@ struct pg_call_pool::impl {
       pqxx::work w{*conn};
       // statement_timeout cancels the function on the server when the attempt
       // runs out of time (SQLSTATE 57014, retried).
-      w.exec0("SET LOCAL statement_timeout = " + std::to_string(std::max<int64_t>(1, c.timeout.count())));
+      w.exec0("SET LOCAL statement_timeout = " +
+              std::to_string(std::max<int64_t>(1, c.timeout.count())));
       w.exec_params(pg_call_sql(c.function), c.envelope, c.params);
       w.commit();
       r.ok = true;
@@ -62,7 +63,8 @@ struct pg_call_pool::impl {
       r.sqlstate = e.sqlstate();
       r.error = e.what();
       // A connection the server closed must not be reused.
-      if (!conn || !conn->is_open() || r.sqlstate.rfind("57P", 0) == 0 || r.sqlstate.rfind("08", 0) == 0) {
+      if (!conn || !conn->is_open() || r.sqlstate.rfind("57P", 0) == 0 ||
+          r.sqlstate.rfind("08", 0) == 0) {
         conn.reset();
         r.connection_lost = true;
       }
@@ -74,7 +76,8 @@ struct pg_call_pool::impl {
       }
       r.error = e.what();
     }
-    while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' ')) r.error.pop_back();
+    while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' '))
+      r.error.pop_back();
     return r;
   }
 

@@ -35,7 +35,7 @@ struct pg_call_result {
 };
 
 class pg_call_pool {
-public:
+ public:
   using callback = std::function<void(pg_call_result)>;
 
   explicit pg_call_pool(size_t workers);
@@ -47,7 +47,7 @@ public:
   /// Thread-safe; `cb` is called exactly once, on a worker thread.
   void submit(pg_call call, callback cb);
 
-private:
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

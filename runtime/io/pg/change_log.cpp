@@ -1,7 +1,7 @@
 #include "runtime/io/pg/change_log.hpp"
 
-#include "runtime/core/envelope.hpp"
 #include "runtime/core/cursor.hpp"
+#include "runtime/core/envelope.hpp"
 #include "runtime/io/pg/guard.hpp"
 #include "runtime/io/pg/session.hpp"
 
@@ -14,7 +14,9 @@ namespace fraiseql {
 
 namespace {
 
-uint64_t parse_u64(const char* s) { return std::stoull(s); }
+uint64_t parse_u64(const char* s) {
+  return std::stoull(s);
+}
 
 }  // namespace
 
@@ -26,7 +28,7 @@ constexpr const char* wake_channel = "fraiseql_observer";
 struct wake_receiver final : pqxx::notification_receiver {
   uint64_t count = 0;
   wake_receiver(pqxx::connection_base& c, const std::string& ch)
-    : pqxx::notification_receiver(c, ch) {}
+      : pqxx::notification_receiver(c, ch) {}
   void operator()(const std::string&, int) override { ++count; }
 };
 
@@ -36,32 +38,33 @@ struct wake_receiver final : pqxx::notification_receiver {
 // row a statement sees is committed, so nothing waits for older transactions.
 // Output columns carry distinct aliases: an ORDER BY name matching an output
 // column would sort by that column (txid::text sorts "1003" before "999").
-#define OBSERVER_ROW_COLUMNS                                                                  \
-  " c.pk_entity_change_log AS pk_value, c.txid::text AS txid_text, c.id::text AS id_text,"    \
-  " c.object_type::text AS type_text, c.modification_type::text AS mod_text,"                 \
-  " coalesce(c.object_id::text, '') AS object_id_text,"                                       \
-  " coalesce(c.object_data::text, '') AS data_text,"                                          \
-  " coalesce(c.object_data_before::text, '') AS before_text,"                                 \
+#define OBSERVER_ROW_COLUMNS                                                                   \
+  " c.pk_entity_change_log AS pk_value, c.txid::text AS txid_text, c.id::text AS id_text,"     \
+  " c.object_type::text AS type_text, c.modification_type::text AS mod_text,"                  \
+  " coalesce(c.object_id::text, '') AS object_id_text,"                                        \
+  " coalesce(c.object_data::text, '') AS data_text,"                                           \
+  " coalesce(c.object_data_before::text, '') AS before_text,"                                  \
   " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text," \
-  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"                          \
+  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"                           \
   " c.trace_id::text AS trace_text, NULL::text AS snap_text"
-#define OBSERVER_SNAPSHOT_ROW                                                                 \
-  "SELECT 0 AS part, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,"           \
-  " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"      \
+#define OBSERVER_SNAPSHOT_ROW                                                            \
+  "SELECT 0 AS part, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,"      \
+  " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text," \
   " pg_current_snapshot()::text"
-#define OBSERVER_MAIN_ROWS                                                                    \
-  " UNION ALL (SELECT 1," OBSERVER_ROW_COLUMNS " FROM core.tb_entity_change_log c"            \
-  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)"                    \
+#define OBSERVER_MAIN_ROWS                                                 \
+  " UNION ALL (SELECT 1," OBSERVER_ROW_COLUMNS                             \
+  " FROM core.tb_entity_change_log c"                                      \
+  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)" \
   " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)"
 
 constexpr const char* read_sql = OBSERVER_SNAPSHOT_ROW OBSERVER_MAIN_ROWS;
 
 constexpr const char* read_pending_sql =
-  OBSERVER_SNAPSHOT_ROW
-  " UNION ALL (SELECT 2," OBSERVER_ROW_COLUMNS " FROM core.tb_entity_change_log c"
-  " JOIN unnest($4::text::xid8[], $5::text::bigint[]) AS u(t, k)"
-  "   ON c.txid = u.t AND c.pk_entity_change_log > u.k"
-  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)" OBSERVER_MAIN_ROWS;
+    OBSERVER_SNAPSHOT_ROW " UNION ALL (SELECT 2," OBSERVER_ROW_COLUMNS
+                          " FROM core.tb_entity_change_log c"
+                          " JOIN unnest($4::text::xid8[], $5::text::bigint[]) AS u(t, k)"
+                          "   ON c.txid = u.t AND c.pk_entity_change_log > u.k"
+                          " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)" OBSERVER_MAIN_ROWS;
 
 // The wake-up mark (sql/0005_wakeup_lock.sql): held exclusively by a sleeping
 // listener's session; capture triggers probe it in shared mode.
@@ -72,10 +75,11 @@ constexpr const char* wake_sql = "SELECT pg_advisory_unlock(" OBSERVER_WAKEUP_KE
 // Another listener (another listener id on this database) holds the mark:
 // writers notify already.
 constexpr const char* mark_held_sql =
-  "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-  " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
-  " AND l.classid = (" OBSERVER_WAKEUP_CLASS ")::int::oid AND l.objid = 0 AND l.objsubid = 2"
-  " AND l.mode = 'ExclusiveLock' AND l.granted)";
+    "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+    " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
+    " AND l.classid = (" OBSERVER_WAKEUP_CLASS
+    ")::int::oid AND l.objid = 0 AND l.objsubid = 2"
+    " AND l.mode = 'ExclusiveLock' AND l.granted)";
 
 }  // namespace
 
@@ -123,7 +127,7 @@ struct change_log_reader::impl {
 };
 
 change_log_reader::change_log_reader(std::string dsn)
-  : impl_(std::make_unique<impl>(std::move(dsn))) {}
+    : impl_(std::make_unique<impl>(std::move(dsn))) {}
 change_log_reader::~change_log_reader() {
   impl_->drop();
 }
@@ -135,28 +139,28 @@ void change_log_reader::reset() {
 std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t limit,
                                                uint64_t& next_seq) {
   auto r = guarded(
-    impl_->session,
-    [&](pqxx::connection_base&) {
-      auto& c = impl_->conn();
-      pqxx::nontransaction tx{c};
-      if (cursor.pending.empty())
-        return tx.exec_prepared("observer_read", std::to_string(cursor.pos.txid), cursor.pos.pk,
-                                static_cast<int64_t>(limit));
-      std::string txids = "{", pks = "{";
-      for (const auto& p : cursor.pending) {
-        if (txids.size() > 1) {
-          txids += ',';
-          pks += ',';
+      impl_->session,
+      [&](pqxx::connection_base&) {
+        auto& c = impl_->conn();
+        pqxx::nontransaction tx{c};
+        if (cursor.pending.empty())
+          return tx.exec_prepared("observer_read", std::to_string(cursor.pos.txid), cursor.pos.pk,
+                                  static_cast<int64_t>(limit));
+        std::string txids = "{", pks = "{";
+        for (const auto& p : cursor.pending) {
+          if (txids.size() > 1) {
+            txids += ',';
+            pks += ',';
+          }
+          txids += std::to_string(p.txid);
+          pks += std::to_string(p.pk);
         }
-        txids += std::to_string(p.txid);
-        pks += std::to_string(p.pk);
-      }
-      txids += '}';
-      pks += '}';
-      return tx.exec_prepared("observer_read_pending", std::to_string(cursor.pos.txid),
-                              cursor.pos.pk, static_cast<int64_t>(limit), txids, pks);
-    },
-    [this] { impl_->drop(); });
+        txids += '}';
+        pks += '}';
+        return tx.exec_prepared("observer_read_pending", std::to_string(cursor.pos.txid),
+                                cursor.pos.pk, static_cast<int64_t>(limit), txids, pks);
+      },
+      [this] { impl_->drop(); });
   // Bucket the rows by branch; each branch is ordered (sorted again in case a
   // parallel plan interleaved them).
   std::optional<snapshot_info> snap;
@@ -190,7 +194,8 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
   std::vector<event_ptr> out;
   out.reserve(take);
   for (size_t i = 0; i < take; ++i) {
-    const auto& row = i < pending_rows.size() ? pending_rows[i] : main_rows[i - pending_rows.size()];
+    const auto& row =
+        i < pending_rows.size() ? pending_rows[i] : main_rows[i - pending_rows.size()];
     auto pos = i < pending_rows.size() ? rr.pending_rows[i] : rr.main_rows[i - pending_rows.size()];
     auto opt = [&](int col) -> std::optional<std::string> {
       if (row[col].is_null()) return std::nullopt;
@@ -200,12 +205,11 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
     try {
       ev = make_event(next_seq + i, pos, row[3].c_str(), row[5].c_str(), row[4].c_str(),
                       row[6].c_str(), row[7].c_str(), row[8].c_str(), row[9].c_str(), opt(10),
-                      opt(11), opt(12),
-                      std::make_shared<const read_cursor>(std::move(cursors[i])));
+                      opt(11), opt(12), std::make_shared<const read_cursor>(std::move(cursors[i])));
     } catch (const std::exception& e) {
       // jsonb always holds valid JSON; reaching this means corruption we must not hide.
-      throw std::runtime_error("change log row pk=" + std::to_string(pos.pk)
-                               + " cannot be turned into an event: " + e.what());
+      throw std::runtime_error("change log row pk=" + std::to_string(pos.pk) +
+                               " cannot be turned into an event: " + e.what());
     }
     out.push_back(std::move(ev));
   }
@@ -216,55 +220,55 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
 
 bool change_log_reader::try_sleep() {
   return guarded(
-    impl_->session,
-    [&](pqxx::connection_base&) {
-      auto& c = impl_->conn();
-      pqxx::nontransaction tx{c};
-      if (impl_->holds_mark) return true;
-      if (tx.exec_prepared1("observer_sleep")[0].as<bool>()) {
-        impl_->holds_mark = true;
-        return true;
-      }
-      // Refused: a capture transaction is running (it may commit rows without
-      // notifying, so stay awake), or another listener sleeps holding the
-      // mark (writers notify it, and us: sleep too).
-      return tx.exec_prepared1("observer_mark_held")[0].as<bool>();
-    },
-    [this] { impl_->drop(); });
+      impl_->session,
+      [&](pqxx::connection_base&) {
+        auto& c = impl_->conn();
+        pqxx::nontransaction tx{c};
+        if (impl_->holds_mark) return true;
+        if (tx.exec_prepared1("observer_sleep")[0].as<bool>()) {
+          impl_->holds_mark = true;
+          return true;
+        }
+        // Refused: a capture transaction is running (it may commit rows without
+        // notifying, so stay awake), or another listener sleeps holding the
+        // mark (writers notify it, and us: sleep too).
+        return tx.exec_prepared1("observer_mark_held")[0].as<bool>();
+      },
+      [this] { impl_->drop(); });
 }
 
 void change_log_reader::wake() {
   guarded(
-    impl_->session,
-    [&](pqxx::connection_base&) {
-      if (!impl_->holds_mark) return 0;
-      auto& c = impl_->conn();
-      pqxx::nontransaction tx{c};
-      tx.exec_prepared1("observer_wake");
-      impl_->holds_mark = false;
-      return 0;
-    },
-    [this] { impl_->drop(); });
+      impl_->session,
+      [&](pqxx::connection_base&) {
+        if (!impl_->holds_mark) return 0;
+        auto& c = impl_->conn();
+        pqxx::nontransaction tx{c};
+        tx.exec_prepared1("observer_wake");
+        impl_->holds_mark = false;
+        return 0;
+      },
+      [this] { impl_->drop(); });
 }
 
 bool change_log_reader::wait(std::chrono::milliseconds timeout) {
   return guarded(
-    impl_->session,
-    [&](pqxx::connection_base&) {
-      auto& c = impl_->conn();
-      auto before = impl_->receiver->count;
-      // Drain what already arrived, then block.
-      c.get_notifs();
-      if (impl_->receiver->count == before) {
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
-        c.await_notification(static_cast<long>(us / 1000000), static_cast<long>(us % 1000000));
-      }
-      // A connection the server closed reports no error here: surface it, so
-      // the caller reconnects (and re-LISTENs) instead of polling a dead socket.
-      if (!c.is_open()) throw pqxx::broken_connection("connection closed while waiting");
-      return impl_->receiver->count != before;
-    },
-    [this] { impl_->drop(); });
+      impl_->session,
+      [&](pqxx::connection_base&) {
+        auto& c = impl_->conn();
+        auto before = impl_->receiver->count;
+        // Drain what already arrived, then block.
+        c.get_notifs();
+        if (impl_->receiver->count == before) {
+          auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+          c.await_notification(static_cast<long>(us / 1000000), static_cast<long>(us % 1000000));
+        }
+        // A connection the server closed reports no error here: surface it, so
+        // the caller reconnects (and re-LISTENs) instead of polling a dead socket.
+        if (!c.is_open()) throw pqxx::broken_connection("connection closed while waiting");
+        return impl_->receiver->count != before;
+      },
+      [this] { impl_->drop(); });
 }
 
 }  // namespace fraiseql

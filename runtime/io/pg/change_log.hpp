@@ -15,7 +15,7 @@ namespace fraiseql {
 
 /// Reads change-log rows behind the visibility fence and turns them into events.
 class change_log_reader {
-public:
+ public:
   explicit change_log_reader(std::string dsn);
   ~change_log_reader();
 
@@ -39,7 +39,7 @@ public:
 
   void reset();
 
-private:
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

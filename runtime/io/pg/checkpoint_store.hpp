@@ -15,7 +15,7 @@ namespace fraiseql {
 /// observer_checkpoints for one listener id. With an epoch set, every save is
 /// conditional on that epoch still being current in observer_leases.
 class checkpoint_store final : public checkpoint_sink {
-public:
+ public:
   checkpoint_store(std::string dsn, std::string listener_id);
   ~checkpoint_store() override;
   std::optional<checkpoint_record> load();
@@ -24,7 +24,7 @@ public:
   void set_epoch(int64_t epoch) { epoch_ = epoch; }
   void reset();
 
-private:
+ private:
   std::string listener_id_;
   std::optional<int64_t> epoch_;
   pg_session session_;

@@ -37,7 +37,7 @@ struct dlq_filter {
 };
 
 class control_store {
-public:
+ public:
   explicit control_store(std::string dsn);
 
   boost::json::value dlq_list(const dlq_filter& f);
@@ -67,7 +67,7 @@ public:
   /// The change-log row with this uuid as an event; nullopt when absent.
   event_ptr change_log_event(const std::string& event_id);
 
-private:
+ private:
   template <class F>
   auto run(F&& f) -> decltype(f(std::declval<pqxx::connection_base&>()));
   pg_session session_;

@@ -17,17 +17,17 @@ int64_t dlq_store::insert(const dlq_entry& e) {
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::work tx{c};
     auto r = tx.exec_params(
-      "INSERT INTO observer_dlq (event_id, event, observer_name, action_index, action_type,"
-      " idempotency_key, last_error, attempts, first_attempt_at, last_attempt_at)"
-      " VALUES ($1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8,"
-      " to_timestamp($9::double precision / 1000), to_timestamp($10::double precision / 1000))"
-      " ON CONFLICT (idempotency_key) DO UPDATE SET last_error = EXCLUDED.last_error,"
-      " attempts = observer_dlq.attempts + EXCLUDED.attempts,"
-      " last_attempt_at = EXCLUDED.last_attempt_at, status = 'pending', updated_at = now()"
-      " RETURNING id",
-      e.ev->id, e.ev->envelope_json, e.observer_name, static_cast<int>(e.action_index),
-      e.action_type, e.idempotency_key, e.last_error, static_cast<int>(e.attempts),
-      e.first_attempt_ms, e.last_attempt_ms);
+        "INSERT INTO observer_dlq (event_id, event, observer_name, action_index, action_type,"
+        " idempotency_key, last_error, attempts, first_attempt_at, last_attempt_at)"
+        " VALUES ($1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8,"
+        " to_timestamp($9::double precision / 1000), to_timestamp($10::double precision / 1000))"
+        " ON CONFLICT (idempotency_key) DO UPDATE SET last_error = EXCLUDED.last_error,"
+        " attempts = observer_dlq.attempts + EXCLUDED.attempts,"
+        " last_attempt_at = EXCLUDED.last_attempt_at, status = 'pending', updated_at = now()"
+        " RETURNING id",
+        e.ev->id, e.ev->envelope_json, e.observer_name, static_cast<int>(e.action_index),
+        e.action_type, e.idempotency_key, e.last_error, static_cast<int>(e.attempts),
+        e.first_attempt_ms, e.last_attempt_ms);
     tx.commit();
     return r[0][0].as<int64_t>();
   });

@@ -11,7 +11,7 @@ namespace fraiseql {
 
 /// observer_dlq writer.
 class dlq_store {
-public:
+ public:
   explicit dlq_store(std::string dsn);
   ~dlq_store();
   /// Inserts (or, for a redelivered failure, updates) the row of this
@@ -19,7 +19,7 @@ public:
   int64_t insert(const dlq_entry& e);
   void reset();
 
-private:
+ private:
   pg_session session_;
 };
 

@@ -1,7 +1,7 @@
 #include "runtime/io/pg/job_store.hpp"
 
-#include "runtime/io/pg/guard.hpp"
 #include "messages/job.hpp"
+#include "runtime/io/pg/guard.hpp"
 
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
@@ -10,42 +10,41 @@
 
 namespace fraiseql {
 
-
-
 // --- job_store ------------------------------------------------------------------
 
 namespace {
 
 // One JSON document carries a whole batch of rows (one parameter, any size).
 constexpr const char* enqueue_sql =
-  "INSERT INTO observer_jobs (listener_id, idempotency_key, event_id, observer_name,"
-  " action_index, action_type, event, max_attempts)"
-  " SELECT $1, x.k, x.i, x.o, x.a, x.t, x.e, x.m"
-  " FROM jsonb_to_recordset($2::jsonb) AS x(k text, i uuid, o text, a int, t text, e jsonb, m int)"
-  " ON CONFLICT (listener_id, idempotency_key) DO NOTHING";
+    "INSERT INTO observer_jobs (listener_id, idempotency_key, event_id, observer_name,"
+    " action_index, action_type, event, max_attempts)"
+    " SELECT $1, x.k, x.i, x.o, x.a, x.t, x.e, x.m"
+    " FROM jsonb_to_recordset($2::jsonb) AS x(k text, i uuid, o text, a int, t text, e jsonb, m "
+    "int)"
+    " ON CONFLICT (listener_id, idempotency_key) DO NOTHING";
 
 constexpr const char* claim_sql =
-  "UPDATE observer_jobs j SET locked_by = $2,"
-  " locked_until = now() + $4::bigint * interval '1 millisecond',"
-  " attempts = j.attempts + 1, first_attempt_at = coalesce(j.first_attempt_at, now()),"
-  " updated_at = now()"
-  " WHERE j.id IN (SELECT id FROM observer_jobs"
-  "   WHERE listener_id = $1 AND run_at <= now()"
-  "     AND (locked_until IS NULL OR locked_until < now())"
-  "   ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-  " RETURNING j.id, j.idempotency_key, j.observer_name, j.action_index, j.action_type,"
-  " j.attempts, j.max_attempts, j.event::text";
+    "UPDATE observer_jobs j SET locked_by = $2,"
+    " locked_until = now() + $4::bigint * interval '1 millisecond',"
+    " attempts = j.attempts + 1, first_attempt_at = coalesce(j.first_attempt_at, now()),"
+    " updated_at = now()"
+    " WHERE j.id IN (SELECT id FROM observer_jobs"
+    "   WHERE listener_id = $1 AND run_at <= now()"
+    "     AND (locked_until IS NULL OR locked_until < now())"
+    "   ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+    " RETURNING j.id, j.idempotency_key, j.observer_name, j.action_index, j.action_type,"
+    " j.attempts, j.max_attempts, j.event::text";
 
 constexpr const char* dead_letter_sql =
-  "WITH j AS (DELETE FROM observer_jobs WHERE id = $1 AND locked_by = $2 RETURNING *)"
-  " INSERT INTO observer_dlq (event_id, event, observer_name, action_index, action_type,"
-  " idempotency_key, last_error, attempts, first_attempt_at, last_attempt_at)"
-  " SELECT event_id, event, observer_name, action_index, action_type, idempotency_key, $3,"
-  " attempts, coalesce(first_attempt_at, now()), now() FROM j"
-  " ON CONFLICT (idempotency_key) DO UPDATE SET last_error = EXCLUDED.last_error,"
-  " attempts = observer_dlq.attempts + EXCLUDED.attempts,"
-  " last_attempt_at = EXCLUDED.last_attempt_at, status = 'pending', updated_at = now()"
-  " RETURNING id";
+    "WITH j AS (DELETE FROM observer_jobs WHERE id = $1 AND locked_by = $2 RETURNING *)"
+    " INSERT INTO observer_dlq (event_id, event, observer_name, action_index, action_type,"
+    " idempotency_key, last_error, attempts, first_attempt_at, last_attempt_at)"
+    " SELECT event_id, event, observer_name, action_index, action_type, idempotency_key, $3,"
+    " attempts, coalesce(first_attempt_at, now()), now() FROM j"
+    " ON CONFLICT (idempotency_key) DO UPDATE SET last_error = EXCLUDED.last_error,"
+    " attempts = observer_dlq.attempts + EXCLUDED.attempts,"
+    " last_attempt_at = EXCLUDED.last_attempt_at, status = 'pending', updated_at = now()"
+    " RETURNING id";
 
 void append_rows(std::string& out, const std::vector<job_spec>& jobs, size_t from, size_t to) {
   namespace bj = boost::json;
@@ -76,7 +75,7 @@ void append_rows(std::string& out, const std::vector<job_spec>& jobs, size_t fro
 }  // namespace
 
 job_store::job_store(std::string dsn, std::string listener_id)
-  : listener_id_(std::move(listener_id)), session_(std::move(dsn)) {}
+    : listener_id_(std::move(listener_id)), session_(std::move(dsn)) {}
 job_store::~job_store() = default;
 
 void job_store::reset() {
@@ -141,7 +140,8 @@ std::vector<claimed_job> job_store::claim(const std::string& token, uint32_t n,
 bool job_store::complete(int64_t id, const std::string& token) {
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::nontransaction tx{relaxed(c)};
-    auto r = tx.exec_params("DELETE FROM observer_jobs WHERE id = $1 AND locked_by = $2", id, token);
+    auto r =
+        tx.exec_params("DELETE FROM observer_jobs WHERE id = $1 AND locked_by = $2", id, token);
     return r.affected_rows() == 1;
   });
 }
@@ -158,8 +158,8 @@ std::vector<int64_t> job_store::complete(const std::vector<int64_t>& ids,
   auto r = guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::nontransaction tx{relaxed(c)};
     return tx.exec_params(
-      "DELETE FROM observer_jobs WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING id", arr,
-      token);
+        "DELETE FROM observer_jobs WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING id",
+        arr, token);
   });
   std::vector<int64_t> held;
   held.reserve(r.size());
@@ -172,10 +172,10 @@ bool job_store::retry_later(int64_t id, const std::string& token, const std::str
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::nontransaction tx{relaxed(c)};
     auto r = tx.exec_params(
-      "UPDATE observer_jobs SET locked_by = NULL, locked_until = NULL, last_error = $3,"
-      " run_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()"
-      " WHERE id = $1 AND locked_by = $2",
-      id, token, error, static_cast<int64_t>(delay.count()));
+        "UPDATE observer_jobs SET locked_by = NULL, locked_until = NULL, last_error = $3,"
+        " run_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()"
+        " WHERE id = $1 AND locked_by = $2",
+        id, token, error, static_cast<int64_t>(delay.count()));
     return r.affected_rows() == 1;
   });
 }
@@ -196,11 +196,11 @@ std::optional<int64_t> job_store::dead_letter(int64_t id, const std::string& tok
 uint64_t job_store::renew(const std::string& token, std::chrono::milliseconds lease) {
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::nontransaction tx{relaxed(c)};
-    return static_cast<uint64_t>(
-      tx.exec_params("UPDATE observer_jobs SET locked_until = now() + $2::bigint * interval '1 millisecond'"
-                     " WHERE locked_by = $1",
-                     token, static_cast<int64_t>(lease.count()))
-        .affected_rows());
+    return static_cast<uint64_t>(tx.exec_params("UPDATE observer_jobs SET locked_until = now() + "
+                                                "$2::bigint * interval '1 millisecond'"
+                                                " WHERE locked_by = $1",
+                                                token, static_cast<int64_t>(lease.count()))
+                                     .affected_rows());
   });
 }
 
@@ -208,18 +208,19 @@ uint64_t job_store::release(const std::string& token) {
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::nontransaction tx{relaxed(c)};
     return static_cast<uint64_t>(
-      tx.exec_params("UPDATE observer_jobs SET locked_by = NULL, locked_until = NULL,"
-                     " attempts = greatest(attempts - 1, 0), updated_at = now()"
-                     " WHERE locked_by = $1",
-                     token)
-        .affected_rows());
+        tx.exec_params("UPDATE observer_jobs SET locked_by = NULL, locked_until = NULL,"
+                       " attempts = greatest(attempts - 1, 0), updated_at = now()"
+                       " WHERE locked_by = $1",
+                       token)
+            .affected_rows());
   });
 }
 
 uint64_t job_store::depth() {
   return guarded(session_, [&](pqxx::connection_base& c) {
     pqxx::nontransaction tx{c};
-    auto r = tx.exec_params("SELECT count(*) FROM observer_jobs WHERE listener_id = $1", listener_id_);
+    auto r =
+        tx.exec_params("SELECT count(*) FROM observer_jobs WHERE listener_id = $1", listener_id_);
     return r[0][0].as<uint64_t>();
   });
 }

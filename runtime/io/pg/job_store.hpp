@@ -15,13 +15,12 @@
 #include "runtime/io/pg/session.hpp"
 
 #include <chrono>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace fraiseql {
-
 
 /// A job claimed by a runner (its lease is held until `locked_until`).
 struct claimed_job {
@@ -37,8 +36,6 @@ struct claimed_job {
   std::string event_json;
 };
 
-
-
 /// observer_jobs of one listener id. One connection, used from one thread.
 /// Throws pg_unavailable when the server cannot be reached, std::runtime_error
 /// otherwise (see runtime/io/pg/).
@@ -51,7 +48,7 @@ struct claimed_job {
 /// job run again (same idempotency key), never lose it. Waiting would cost a
 /// disk flush per job.
 class job_store {
-public:
+ public:
   job_store(std::string dsn, std::string listener_id);
   ~job_store();
   job_store(const job_store&) = delete;
@@ -98,7 +95,7 @@ public:
 
   void reset();
 
-private:
+ private:
   /// The connection, with synchronous_commit = off for this session (set once
   /// per connection; the durable writes switch it on per transaction).
   pqxx::connection_base& relaxed(pqxx::connection_base& c);

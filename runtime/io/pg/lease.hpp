@@ -13,7 +13,7 @@ namespace fraiseql {
 /// Leadership of one listener id: a session advisory lock held on a dedicated
 /// connection, plus an epoch bumped at each takeover (see sql/0002_leases.sql).
 class leader_lease {
-public:
+ public:
   leader_lease(std::string dsn, std::string listener_id, std::string holder);
   ~leader_lease();
   /// Tries once; on success bumps and returns the new epoch. nullopt: another
@@ -27,7 +27,7 @@ public:
   status check();
   std::optional<int64_t> epoch() const { return epoch_; }
 
-private:
+ private:
   std::string listener_id_;
   std::string holder_;
   std::optional<int64_t> epoch_;

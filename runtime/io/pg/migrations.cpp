@@ -16,9 +16,9 @@ namespace {
 constexpr int64_t migrate_lock_key = 0x0F5A15E0B5E7;
 
 constexpr const char* ledger_sql =
-  "CREATE TABLE IF NOT EXISTS observer_schema_migrations ("
-  " version int PRIMARY KEY, name text NOT NULL,"
-  " applied_at timestamptz NOT NULL DEFAULT now())";
+    "CREATE TABLE IF NOT EXISTS observer_schema_migrations ("
+    " version int PRIMARY KEY, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
 
 int read_version(pqxx::transaction_base& tx) {
   auto r = tx.exec("SELECT coalesce(max(version), 0) FROM observer_schema_migrations");

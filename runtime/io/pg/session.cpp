@@ -11,7 +11,6 @@ std::string normalize_dsn(const std::string& dsn) {
   return dsn;
 }
 
-
 // --- pg_session --------------------------------------------------------------
 
 pg_session::pg_session(std::string dsn) : dsn_(std::move(dsn)) {}
@@ -21,7 +20,8 @@ pqxx::connection_base& pg_session::get() {
   if (conn_ && conn_->is_open()) return *conn_;
   conn_.reset();
   try {
-    conn_ = std::make_unique<pqxx::connection>(dsn_);  // pqxx::connection derives from connection_base
+    conn_ =
+        std::make_unique<pqxx::connection>(dsn_);  // pqxx::connection derives from connection_base
   } catch (const pqxx::broken_connection& e) {
     throw pg_unavailable(std::string("cannot connect to ") + redact_url(dsn_) + ": " + e.what());
   }

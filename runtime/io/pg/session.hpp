@@ -27,7 +27,7 @@ std::string normalize_dsn(const std::string& dsn);
 
 /// A lazily (re)connected connection.
 class pg_session {
-public:
+ public:
   explicit pg_session(std::string dsn);
   ~pg_session();
   pg_session(const pg_session&) = delete;
@@ -39,7 +39,7 @@ public:
   void reset();
   bool connected() const;
 
-private:
+ private:
   std::string dsn_;
   std::unique_ptr<pqxx::connection_base> conn_;
 };

@@ -73,7 +73,6 @@ redis_reply convert(const redisReply* r) {
   return out;
 }
 
-
 /// Error replies that say "the server cannot serve this now", not "this
 /// command is wrong".
 bool is_server_state_error(const std::string& e) {

@@ -12,18 +12,18 @@
 
 #include "actors/pipeline/action_pool.hpp"
 
-#include "runtime/core/observers.hpp"
 #include "messages/attempt.hpp"
 #include "messages/breaker.hpp"
 #include "messages/checkpoint.hpp"
 #include "runtime/core/circuit_breaker.hpp"
 #include "runtime/core/envelope.hpp"
+#include "runtime/core/observers.hpp"
 #include "runtime/exec/executor.hpp"
 
-#include <caf/all.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
 #include <doctest/doctest.h>
 #include <rapidcheck.h>
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
 
 #include <map>
 #include <set>
@@ -56,7 +56,8 @@ struct fake_executor : action_executor {
 
 struct log_book {
   std::vector<uint64_t> finished;
-  std::vector<std::tuple<uint64_t, std::string, uint32_t, std::string>> buried;  // seq, observer, action, error
+  std::vector<std::tuple<uint64_t, std::string, uint32_t, std::string>>
+      buried;                          // seq, observer, action, error
   std::vector<uint32_t> buried_tries;  // dlq_entry::attempts of each buried action
 };
 
@@ -84,9 +85,9 @@ struct fixture {
     // The pool sees the checkpointer only as a finish_sink.
     cp = sys->spawn([b]() -> finish_sink::behavior_type {
       return {
-        [b](finish_atom, const std::vector<uint64_t>& seqs) {
-          b->finished.insert(b->finished.end(), seqs.begin(), seqs.end());
-        },
+          [b](finish_atom, const std::vector<uint64_t>& seqs) {
+            b->finished.insert(b->finished.end(), seqs.begin(), seqs.end());
+          },
       };
     });
     dlq = sys->spawn([b]() -> dlq_actor::behavior_type {
@@ -203,7 +204,8 @@ TEST_SUITE("action_pool") {
     auto pending = std::move(f.exec->pending);
     f.exec->pending.clear();
     for (auto& c : pending)
-      c.done(c.observer == 0 ? attempt_outcome::failure("HTTP 500", true) : attempt_outcome::success());
+      c.done(c.observer == 0 ? attempt_outcome::failure("HTTP 500", true)
+                             : attempt_outcome::success());
     f.sched->run();
     auto st = f.breakers();
     REQUIRE(st.size() == 2);

@@ -7,10 +7,10 @@
 #include "runtime/core/checkpoint_sink.hpp"
 #include "runtime/io/pg/session.hpp"
 
-#include <caf/all.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
 #include <doctest/doctest.h>
 #include <rapidcheck.h>
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
 
 #include <algorithm>
 #include <set>
@@ -48,7 +48,7 @@ struct fixture {
     // A listener that only counts credits (the checkpointer can send nothing else).
     fake_listener = sys->spawn([credited_ptr]() -> credit_sink::behavior_type {
       return {
-        [credited_ptr](credit_atom, uint64_t n) { *credited_ptr += n; },
+          [credited_ptr](credit_atom, uint64_t n) { *credited_ptr += n; },
       };
     });
     checkpointer_options o;

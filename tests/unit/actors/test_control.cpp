@@ -4,9 +4,9 @@
 #include "runtime/config/loader.hpp"
 #include "runtime/config/loopback.hpp"
 #include "runtime/config/model.hpp"
+#include "runtime/core/envelope.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
-#include "runtime/core/envelope.hpp"
 
 #include <doctest/doctest.h>
 
@@ -128,21 +128,21 @@ TEST_CASE("[control] defaults, token from the environment, loopback rule") {
   CHECK(r.value->control.port == 7465);
   CHECK(r.value->control.journal_size == 1000);
 
-  r = load_config_string(std::string(base)
-                           + "[control]\nenabled = true\nport = 0\ntoken_env = \"CTL_TOKEN\"\n",
-                         "t.toml", control_env);
+  r = load_config_string(
+      std::string(base) + "[control]\nenabled = true\nport = 0\ntoken_env = \"CTL_TOKEN\"\n",
+      "t.toml", control_env);
   REQUIRE(r);
   CHECK(r.value->control.token == "t0ken");
 
   r = load_config_string(std::string(base) + "[control]\nenabled = true\nbind = \"0.0.0.0\"\n",
                          "t.toml", control_env);
   REQUIRE_FALSE(r);
-  CHECK(r.errors[0].to_string().find("t.toml:5:8: control.bind: '0.0.0.0' is not a loopback address")
-        == 0);
+  CHECK(r.errors[0].to_string().find(
+            "t.toml:5:8: control.bind: '0.0.0.0' is not a loopback address") == 0);
 
-  r = load_config_string(std::string(base)
-                           + "[control]\ntoken_env = \"NOPE\"\ntoken_file = \"/x\"\nbogus = 1\n",
-                         "t.toml", control_env);
+  r = load_config_string(
+      std::string(base) + "[control]\ntoken_env = \"NOPE\"\ntoken_file = \"/x\"\nbogus = 1\n",
+      "t.toml", control_env);
   REQUIRE_FALSE(r);
   std::string all;
   for (const auto& e : r.errors) all += e.to_string() + "\n";

@@ -2,8 +2,8 @@
 // token comparison and metric filters (no actor system, no sockets).
 #include "actors/control/commands.hpp"
 
-#include <boost/json.hpp>
 #include <doctest/doctest.h>
+#include <boost/json.hpp>
 
 namespace json = boost::json;
 using namespace fraiseql;
@@ -11,15 +11,16 @@ using namespace fraiseql;
 TEST_SUITE("control commands") {
   TEST_CASE("replies are the envelopes observerctl reads") {
     CHECK(json::parse(ok_reply(json::value(3))) == json::parse(R"({"ok":true,"result":3})"));
-    CHECK(json::parse(error_reply("not_found", "no such entry"))
-          == json::parse(R"({"ok":false,"code":"not_found","error":"no such entry"})"));
-    CHECK(json::parse(error_reply("failed", "x", json::object{{"id", 7}}))
-          == json::parse(R"({"ok":false,"code":"failed","error":"x","result":{"id":7}})"));
+    CHECK(json::parse(error_reply("not_found", "no such entry")) ==
+          json::parse(R"({"ok":false,"code":"not_found","error":"no such entry"})"));
+    CHECK(json::parse(error_reply("failed", "x", json::object{{"id", 7}})) ==
+          json::parse(R"({"ok":false,"code":"failed","error":"x","result":{"id":7}})"));
   }
 
   TEST_CASE("arguments: absent or null is empty, a wrong type names the argument") {
-    const auto o = json::parse(R"({"s":"a","b":true,"n":-4,"u":18446744073709551615,"z":null,"x":1.5})")
-                     .as_object();
+    const auto o =
+        json::parse(R"({"s":"a","b":true,"n":-4,"u":18446744073709551615,"z":null,"x":1.5})")
+            .as_object();
     args_view a{o};
     CHECK(a.str("s") == std::optional<std::string>("a"));
     CHECK_FALSE(a.str("missing"));
@@ -46,15 +47,15 @@ TEST_SUITE("control commands") {
 
   TEST_CASE("metric samples and families are read from the text exposition") {
     const std::string text =
-      "# HELP observer_events_processed_total Events.\n"
-      "# TYPE observer_events_processed_total counter\n"
-      "observer_events_processed_total{listener_id=\"a\"} 42\n"
-      "observer_backlog 7\n"
-      "observer_backlog_size 9\n"
-      "# TYPE observer_action_duration_seconds histogram\n"
-      "observer_action_duration_seconds_bucket{le=\"0.1\"} 3\n"
-      "observer_action_duration_seconds_sum 0.2\n"
-      "observer_action_duration_seconds_count 3\n";
+        "# HELP observer_events_processed_total Events.\n"
+        "# TYPE observer_events_processed_total counter\n"
+        "observer_events_processed_total{listener_id=\"a\"} 42\n"
+        "observer_backlog 7\n"
+        "observer_backlog_size 9\n"
+        "# TYPE observer_action_duration_seconds histogram\n"
+        "observer_action_duration_seconds_bucket{le=\"0.1\"} 3\n"
+        "observer_action_duration_seconds_sum 0.2\n"
+        "observer_action_duration_seconds_count 3\n";
     CHECK(sample_value(text, "observer_events_processed_total") == std::optional<double>(42));
     CHECK(sample_value(text, "observer_backlog") == std::optional<double>(7));
     CHECK_FALSE(sample_value(text, "observer_missing"));

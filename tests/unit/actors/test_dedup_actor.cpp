@@ -8,9 +8,9 @@
 #include "runtime/core/outage.hpp"
 #include "runtime/core/redis_url.hpp"
 
+#include <doctest/doctest.h>
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
-#include <doctest/doctest.h>
 
 #include <memory>
 #include <vector>
@@ -43,7 +43,8 @@ struct flaky_store final : dedup_store {
     check();
     return inner.confirm_all(ids, owner);
   }
-  std::vector<bool> release_all(const std::vector<std::string>& ids, const std::string& owner) override {
+  std::vector<bool> release_all(const std::vector<std::string>& ids,
+                                const std::string& owner) override {
     check();
     return inner.release_all(ids, owner);
   }
@@ -75,14 +76,16 @@ struct fixture {
     // only as a finish_sink: the fakes implement just that.
     pool = sys->spawn([r]() -> run_sink::behavior_type {
       return {
-        [r](run_atom, const event_ptr& ev, const std::vector<uint32_t>&) { r->ran.push_back(ev->seq); },
+          [r](run_atom, const event_ptr& ev, const std::vector<uint32_t>&) {
+            r->ran.push_back(ev->seq);
+          },
       };
     });
     auto cp = sys->spawn([r]() -> finish_sink::behavior_type {
       return {
-        [r](finish_atom, const std::vector<uint64_t>& seqs) {
-          r->finished.insert(r->finished.end(), seqs.begin(), seqs.end());
-        },
+          [r](finish_atom, const std::vector<uint64_t>& seqs) {
+            r->finished.insert(r->finished.end(), seqs.begin(), seqs.end());
+          },
       };
     });
     dedup_options o;
@@ -120,7 +123,8 @@ struct fixture {
   std::string value(uint64_t seq) {
     // Claim as a third party: "done" answers done, a live claim answers busy.
     auto r = store->inner.claim({"ev-" + std::to_string(seq)}, "probe:0:0", 1ms);
-    if (r[0] == claim_status::claimed) store->inner.release("ev-" + std::to_string(seq), "probe:0:0");
+    if (r[0] == claim_status::claimed)
+      store->inner.release("ev-" + std::to_string(seq), "probe:0:0");
     return to_string(r[0]);
   }
 };

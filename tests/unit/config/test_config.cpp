@@ -1,14 +1,14 @@
 // Configuration loader: strict validation, locations, env overrides, defaults.
 
 #include "runtime/config/loader.hpp"
-#include "runtime/config/redact.hpp"
 #include "runtime/config/model.hpp"
+#include "runtime/config/redact.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <iterator>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,12 +34,16 @@ std::optional<std::string> fake_env(const char* name) {
   return it->second;
 }
 
-std::optional<std::string> no_env(const char*) { return std::nullopt; }
+std::optional<std::string> no_env(const char*) {
+  return std::nullopt;
+}
 
 /// Sets the fake environment for one scope.
 struct scoped_env {
   scoped_env() { fake_vars().clear(); }
-  scoped_env(std::initializer_list<std::pair<const std::string, std::string>> vars) { fake_vars() = vars; }
+  scoped_env(std::initializer_list<std::pair<const std::string, std::string>> vars) {
+    fake_vars() = vars;
+  }
   explicit scoped_env(const std::map<std::string, std::string>& vars) { fake_vars() = vars; }
   ~scoped_env() { fake_vars().clear(); }
   scoped_env(const scoped_env&) = delete;
@@ -91,7 +95,8 @@ const bad_case bad_cases[] = {
      "expected one of: fail_open, fail_closed"},
     {"[redis]\nurl = \"redis://h\"\ndedup_window = 5\n", "redis.dedup_window", 3,
      "did you mean 'dedup_window_secs'"},
-    {"[redis]\nurl = \"redis://h\"\nclaim_ttl_secs = 0\n", "redis.claim_ttl_secs", 3, "between 1 and"},
+    {"[redis]\nurl = \"redis://h\"\nclaim_ttl_secs = 0\n", "redis.claim_ttl_secs", 3,
+     "between 1 and"},
     {"[nats]\nurl = \"nats://localhost\"\n", "nats", 1, "not supported in this build"},
     {"database = 3\n", "database", 1, "expected a table, got an integer"},
     {"[database\nurl = \"x\"\n", "", 1, "TOML syntax error"},
@@ -103,171 +108,224 @@ const bad_case bad_cases[] = {
     {"[database]\nurl = \"mysql://localhost/db\"\n", "database.url", 2, "unsupported URL scheme"},
     {"[database]\nurl = \"localhost\"\n", "database.url", 2, "neither a postgresql:// URL"},
     {"[database]\nurl = \"\"\n", "database.url", 2, "must not be empty"},
-    {"[database]\nurl_env = \"MY-VAR\"\n", "database.url_env", 2, "not a valid environment variable name"},
-    {"[database]\nurl = \"postgresql://h/db\"\nurl_env = \"X\"\n", "database.url_env", 3, "not both"},
-    {"[database]\nreconnect_max_delay_ms = 0\n", "database.reconnect_max_delay_ms", 2, "between 1 and 3600000"},
+    {"[database]\nurl_env = \"MY-VAR\"\n", "database.url_env", 2,
+     "not a valid environment variable name"},
+    {"[database]\nurl = \"postgresql://h/db\"\nurl_env = \"X\"\n", "database.url_env", 3,
+     "not both"},
+    {"[database]\nreconnect_max_delay_ms = 0\n", "database.reconnect_max_delay_ms", 2,
+     "between 1 and 3600000"},
     // [transport]
     {"[transport]\ntransport = \"kafka\"\n", "transport.transport", 2, "invalid value 'kafka'"},
-    {"[transport]\ntransport = \"nats\"\n", "transport.transport", 2, "not implemented in this build"},
-    {"[transport]\ntransport = \"in_memory\"\n", "transport.transport", 2, "not implemented in this build"},
+    {"[transport]\ntransport = \"nats\"\n", "transport.transport", 2,
+     "not implemented in this build"},
+    {"[transport]\ntransport = \"in_memory\"\n", "transport.transport", 2,
+     "not implemented in this build"},
     {"[transport]\nrun_bridge = true\n", "transport.run_bridge", 2, "run_bridge must be false"},
     {"[transport]\nrun_bridge = \"no\"\n", "transport.run_bridge", 2, "expected a boolean"},
-    {"[transport]\nrun_executors = false\n", "transport.run_executors", 2, "run_executors must be true"},
+    {"[transport]\nrun_executors = false\n", "transport.run_executors", 2,
+     "run_executors must be true"},
     // [listener]
     {"[listener]\nlistener_id = \"a b\"\n", "listener.listener_id", 2, "not a valid listener id"},
     {"[listener]\nlistener_id = \"\"\n", "listener.listener_id", 2, "not a valid listener id"},
     {"[listener]\nbatch_size = 0\n", "listener.batch_size", 2, "between 1 and 100000 (got 0)"},
     {"[listener]\nbatch_size = 100001\n", "listener.batch_size", 2, "between 1 and 100000"},
-    {"[listener]\npoll_interval_ms = 3600001\n", "listener.poll_interval_ms", 2, "between 1 and 3600000"},
+    {"[listener]\npoll_interval_ms = 3600001\n", "listener.poll_interval_ms", 2,
+     "between 1 and 3600000"},
     {"[listener]\nmax_in_flight = 1.5\n", "listener.max_in_flight", 2,
      "expected an integer, got a floating-point number"},
-    {"[listener]\nmax_in_flight = 10000001\n", "listener.max_in_flight", 2, "between 1 and 10000000"},
+    {"[listener]\nmax_in_flight = 10000001\n", "listener.max_in_flight", 2,
+     "between 1 and 10000000"},
     // [checkpoint]
     {"[checkpoint]\nbatch_size = 0\n", "checkpoint.batch_size", 2, "must be at least 1"},
-    {"[checkpoint]\ninterval_ms = -5\n", "checkpoint.interval_ms", 2, "must be at least 1 (got -5)"},
-    {"[checkpoint]\ninterval_ms = 4294967296\n", "checkpoint.interval_ms", 2, "does not fit in 32 bits"},
+    {"[checkpoint]\ninterval_ms = -5\n", "checkpoint.interval_ms", 2,
+     "must be at least 1 (got -5)"},
+    {"[checkpoint]\ninterval_ms = 4294967296\n", "checkpoint.interval_ms", 2,
+     "does not fit in 32 bits"},
     // [performance]
     {"[performance]\nenable_dedup = true\n", "performance.enable_dedup", 2,
      "enable_dedup requires [redis] (PostgreSQL + Redis topology)"},
     {"[performance]\ncache_capacity = 0\n", "performance.cache_capacity", 2, "between 1 and"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\ncache_ttl_secs = 5\n",
      "observers[0].actions[0].cache_ttl_secs", 7, "needs cache = true"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "cache = true\n",
      "observers[0].actions[0].cache", 6, "only valid for webhook actions"},
-    {"[performance]\nenable_concurrent = 1\n", "performance.enable_concurrent", 2, "expected a boolean"},
+    {"[performance]\nenable_concurrent = 1\n", "performance.enable_concurrent", 2,
+     "expected a boolean"},
     {"[performance]\nmax_concurrent_actions = 0\n", "performance.max_concurrent_actions", 2,
      "between 1 and 100000"},
-    {"[performance]\nconcurrent_timeout_ms = 0\n", "performance.concurrent_timeout_ms", 2, "at least 1"},
+    {"[performance]\nconcurrent_timeout_ms = 0\n", "performance.concurrent_timeout_ms", 2,
+     "at least 1"},
     // [shutdown], [logging]
     {"[shutdown]\ntimeout_ms = -1\n", "shutdown.timeout_ms", 2, "must not be negative"},
     {"[shutdown]\ntimeout = 5\n", "shutdown.timeout", 2, "did you mean 'timeout_ms'"},
     {"[metrics]\nport = 70000\n", "metrics.port", 2, "65535"},
     {"[metrics]\nenabled = \"yes\"\n", "metrics.enabled", 2, "boolean"},
     {"[metrics]\nbind = \"0.0.0.0:9\"\n", "metrics.bind", 2, "not an IPv4 address"},
-    {"[metrics]\nreadiness_max_checkpoint_age_ms = 86400001\n", "metrics.readiness_max_checkpoint_age_ms", 2,
-     "between 0 and 86400000"},
-    {"[metrics]\nreadiness_max_checkpoint_age_ms = -1\n", "metrics.readiness_max_checkpoint_age_ms", 2,
-     "between 0 and 86400000 (got -1)"},
+    {"[metrics]\nreadiness_max_checkpoint_age_ms = 86400001\n",
+     "metrics.readiness_max_checkpoint_age_ms", 2, "between 0 and 86400000"},
+    {"[metrics]\nreadiness_max_checkpoint_age_ms = -1\n", "metrics.readiness_max_checkpoint_age_ms",
+     2, "between 0 and 86400000 (got -1)"},
     {"[logging]\nlevel = \"verbose\"\n", "logging.level", 2, "invalid value 'verbose'"},
     {"[logging]\nformat = \"xml\"\n", "logging.format", 2, "expected one of: text, json"},
     // [[observers]]
     {"observers = 5\n", "observers", 1, "expected an array of tables"},
     {"observers = [1]\n", "observers[0]", 1, "expected a table"},
-    {"[[observers]]\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n", "observers[0].event_type", 1,
-     "required key is missing"},
-    {"[[observers]]\nevent_type = \"UPSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n",
+    {"[[observers]]\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n",
+     "observers[0].event_type", 1, "required key is missing"},
+    {"[[observers]]\nevent_type = \"UPSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n",
      "observers[0].event_type", 2, "invalid value 'UPSERT'"},
-    {"[[observers]]\nevent_type = \"INSERT\"\n[[observers.actions]]\ntype = \"log\"\n", "observers[0].entity", 1,
-     "required key is missing"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"\"\n[[observers.actions]]\ntype = \"log\"\n",
+    {"[[observers]]\nevent_type = \"INSERT\"\n[[observers.actions]]\ntype = \"log\"\n",
+     "observers[0].entity", 1, "required key is missing"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n",
      "observers[0].entity", 3, "must not be empty"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\ncondition = 3\n[[observers.actions]]\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\ncondition = "
+     "3\n[[observers.actions]]\n"
      "type = \"log\"\n",
      "observers[0].condition", 4, "expected a string"},
     {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n", "observers[0].actions", 1,
      "at least one [[observers.actions]] is required"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nactions = []\n", "observers[0].actions", 4,
-     "at least one action is required"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nname = \"\"\n[[observers.actions]]\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nactions = []\n",
+     "observers[0].actions", 4, "at least one action is required"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nname = "
+     "\"\"\n[[observers.actions]]\n"
      "type = \"log\"\n",
      "observers[0].name", 4, "non-empty"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nentity_type = \"x\"\n[[observers.actions]]\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nentity_type = "
+     "\"x\"\n[[observers.actions]]\n"
      "type = \"log\"\n",
      "observers[0].entity_type", 4, "unknown key"},
     // [[observers.actions]]
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\nurl = \"http://h/\"\n",
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\nurl = "
+     "\"http://h/\"\n",
      "observers[0].actions[0].type", 4, "required key is missing"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"sms\"\n",
-     "observers[0].actions[0].type", 5, "unknown action type 'sms' (valid types: webhook, slack, email, database, log)"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"Webhook\"\n",
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"sms\"\n",
+     "observers[0].actions[0].type", 5,
+     "unknown action type 'sms' (valid types: webhook, slack, email, database, log)"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"Webhook\"\n",
      "observers[0].actions[0].type", 5, "unknown action type 'Webhook'"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n",
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n",
      "observers[0].actions[0].url", 4, "required key is missing"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"ftp://host/x\"\n",
      "observers[0].actions[0].url", 6, "not an http:// or https:// URL"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"https:///path\"\n",
      "observers[0].actions[0].url", 6, "has no host"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\nmethod = \"GET\"\n",
      "observers[0].actions[0].method", 7, "expected one of: POST, PUT, PATCH"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\ntimeout_ms = 600001\n",
      "observers[0].actions[0].timeout_ms", 7, "between 1 and 600000"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\nheaders = \"X-A: b\"\n",
      "observers[0].actions[0].headers", 7, "expected a table"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\nheaders = { X-A = 1 }\n",
      "observers[0].actions[0].headers.X-A", 7, "expected a string, got an integer"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\nheaders = { \"X-A\" = \"a\\r\\nX-B: b\" }\n",
      "observers[0].actions[0].headers.X-A", 7, "must not contain CR, LF"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\nheaders = { \"Bad Name\" = \"a\" }\n",
      "observers[0].actions[0].headers.\"Bad Name\"", 7, "not a valid HTTP header name"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\nlevel = \"info\"\n",
      "observers[0].actions[0].level", 7, "only valid for log actions"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "url = \"http://h/\"\n",
      "observers[0].actions[0].url", 6, "only valid for webhook actions"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"webhook\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\n"
      "url = \"http://h/\"\ntimeout = 5\n",
      "observers[0].actions[0].timeout", 7, "did you mean 'timeout_ms'"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "level = \"loud\"\n",
      "observers[0].actions[0].level", 6, "invalid value 'loud'"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = 7\n",
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "7\n",
      "observers[0].actions[0].type", 5, "expected a string"},
     // [observers.retry]
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nretry = 5\n[[observers.actions]]\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\nretry = "
+     "5\n[[observers.actions]]\n"
      "type = \"log\"\n",
      "observers[0].retry", 4, "expected a table"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\nmax_attempts = 1001\n",
      "observers[0].retry.max_attempts", 7, "between 1 and 1000"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\nmax_attempts = 0\n",
      "observers[0].retry.max_attempts", 7, "between 1 and 1000 (got 0)"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\ninitial_delay_ms = 500\nmax_delay_ms = 100\n",
      "observers[0].retry.max_delay_ms", 8, "must be >= initial_delay_ms (500)"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\ninitial_delay_ms = 60000\n",
      "observers[0].retry.initial_delay_ms", 7, "exceeds max_delay_ms (default 30000)"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\nbackoff_strategy = \"random\"\n",
      "observers[0].retry.backoff_strategy", 7, "expected one of: exponential, linear, fixed"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\njitter = 1.5\n",
      "observers[0].retry.jitter", 7, "between 0 and 1"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\njitter = -1\n",
      "observers[0].retry.jitter", 7, "between 0 and 1 (got -1)"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\njitter = nan\n",
      "observers[0].retry.jitter", 7, "between 0 and 1"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\njitter = \"0.5\"\n",
      "observers[0].retry.jitter", 7, "expected a number"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[observers.retry]\nattempts = 3\n",
      "observers[0].retry.attempts", 7, "unknown key"},
     // several observers: indices and names
-    {"[[observers]]\nname = \"a\"\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\n"
+    {"[[observers]]\nname = \"a\"\nevent_type = \"INSERT\"\nentity = "
+     "\"Order\"\n[[observers.actions]]\n"
      "type = \"log\"\n[[observers]]\nname = \"a\"\nevent_type = \"DELETE\"\nentity = \"Order\"\n"
      "[[observers.actions]]\ntype = \"log\"\n",
      "observers[1].name", 8, "duplicate observer name 'a' (also used by observers[0])"},
-    {"[[observers]]\nname = \"observer-2\"\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\n"
-     "type = \"log\"\n[[observers]]\nevent_type = \"DELETE\"\nentity = \"Order\"\n[[observers.actions]]\n"
+    {"[[observers]]\nname = \"observer-2\"\nevent_type = \"INSERT\"\nentity = "
+     "\"Order\"\n[[observers.actions]]\n"
+     "type = \"log\"\n[[observers]]\nevent_type = \"DELETE\"\nentity = "
+     "\"Order\"\n[[observers.actions]]\n"
      "type = \"log\"\n",
      "observers[1].name", 7, "give this observer an explicit name"},
-    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\n"
-     "[[observers]]\nevent_type = \"INSERT\"\nentity = \"*\"\n[[observers.actions]]\ntype = \"log\"\n"
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
+     "[[observers]]\nevent_type = \"INSERT\"\nentity = \"*\"\n[[observers.actions]]\ntype = "
+     "\"log\"\n"
      "[[observers.actions]]\ntype = \"webhook\"\nurl = \"http://h/\"\ntimeout_ms = 0\n",
      "observers[1].actions[1].timeout_ms", 14, "between 1 and 600000 (got 0)"},
 };
@@ -394,9 +452,9 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("[metrics] keys") {
-    const std::string text = std::string(db) + observer
-                             + "[metrics]\nenabled = true\nbind = \"0.0.0.0\"\nport = 0\n"
-                               "readiness_max_checkpoint_age_ms = 0\n";
+    const std::string text = std::string(db) + observer +
+                             "[metrics]\nenabled = true\nbind = \"0.0.0.0\"\nport = 0\n"
+                             "readiness_max_checkpoint_age_ms = 0\n";
     const config_result r = load_config_string(text, "m.toml", no_env);
     CAPTURE(all_errors(r));
     REQUIRE(r);
@@ -541,17 +599,17 @@ Authorization = "Bearer t"
   TEST_CASE("errors are aggregated and sorted by position") {
     scoped_env env({{"FRAISEQL_SHUTDOWN_TIMEOUT", "soon"}});
     const char* text =
-        "[listener]\n"                        // 1
-        "batch_size = 0\n"                    // 2
-        "poll_interval_ms = \"fast\"\n"       // 3
-        "[logging]\n"                         // 4
-        "level = \"loud\"\n"                  // 5
-        "[[observers]]\n"                     // 6
-        "event_type = \"TRUNCATE\"\n"         // 7
-        "[[observers.actions]]\n"             // 8
-        "type = \"webhook\"\n"                // 9
-        "url = \"gopher://x\"\n"              // 10
-        "retries = 3\n";                      // 11
+        "[listener]\n"                   // 1
+        "batch_size = 0\n"               // 2
+        "poll_interval_ms = \"fast\"\n"  // 3
+        "[logging]\n"                    // 4
+        "level = \"loud\"\n"             // 5
+        "[[observers]]\n"                // 6
+        "event_type = \"TRUNCATE\"\n"    // 7
+        "[[observers.actions]]\n"        // 8
+        "type = \"webhook\"\n"           // 9
+        "url = \"gopher://x\"\n"         // 10
+        "retries = 3\n";                 // 11
     const config_result r = load_config_string(text, "many.toml", fake_env);
     CAPTURE(all_errors(r));
     CHECK_FALSE(r);
@@ -581,7 +639,8 @@ Authorization = "Bearer t"
       CHECK(r.errors[0].to_string().rfind("nourl.toml: database.url: is required", 0) == 0);
     }
     SUBCASE("[database] without url is blamed on the table") {
-      const config_result r = load_config_string("\n[database]\nreconnect_max_delay_ms = 5\n", "t.toml", no_env);
+      const config_result r =
+          load_config_string("\n[database]\nreconnect_max_delay_ms = 5\n", "t.toml", no_env);
       REQUIRE(r.errors.size() == 1);
       CHECK(r.errors[0].key == "database.url");
       CHECK(r.errors[0].line == 2);
@@ -609,7 +668,8 @@ Authorization = "Bearer t"
       CHECK(r.value->database.url == "postgresql://generic/db");
     }
     SUBCASE("FRAISEQL_DATABASE_URL beats DATABASE_URL") {
-      scoped_env env({{"DATABASE_URL", "postgresql://generic/db"}, {"FRAISEQL_DATABASE_URL", "postgresql://ours/db"}});
+      scoped_env env({{"DATABASE_URL", "postgresql://generic/db"},
+                      {"FRAISEQL_DATABASE_URL", "postgresql://ours/db"}});
       const auto r = load_config_string(text, "t.toml", fake_env);
       REQUIRE(r);
       CHECK(r.value->database.url == "postgresql://ours/db");
@@ -643,7 +703,8 @@ Authorization = "Bearer t"
       CHECK(r.value->database.url_env == "ORDERS_DB");
     }
     SUBCASE("FRAISEQL_DATABASE_URL still wins") {
-      scoped_env env({{"ORDERS_DB", "postgresql://orders/db"}, {"FRAISEQL_DATABASE_URL", "postgresql://ours/db"}});
+      scoped_env env({{"ORDERS_DB", "postgresql://orders/db"},
+                      {"FRAISEQL_DATABASE_URL", "postgresql://ours/db"}});
       const auto r = load_config_string(text, "t.toml", fake_env);
       REQUIRE(r);
       CHECK(r.value->database.url == "postgresql://ours/db");
@@ -681,7 +742,8 @@ Authorization = "Bearer t"
       CHECK(r.value->shutdown.timeout_ms == 120000);
     }
     SUBCASE("FRAISEQL_MAX_CONCURRENT_ACTIONS beats FRAISEQL_MAX_CONCURRENCY") {
-      const auto r = load({{"FRAISEQL_MAX_CONCURRENT_ACTIONS", "20"}, {"FRAISEQL_MAX_CONCURRENCY", "50"}});
+      const auto r =
+          load({{"FRAISEQL_MAX_CONCURRENT_ACTIONS", "20"}, {"FRAISEQL_MAX_CONCURRENCY", "50"}});
       REQUIRE(r);
       CHECK(r.value->performance.max_concurrent_actions == 20);
     }
@@ -703,7 +765,8 @@ Authorization = "Bearer t"
     }
     SUBCASE("shutdown durations") {
       const std::pair<const char*, uint32_t> cases[] = {
-          {"30s", 30000}, {"500ms", 500}, {"2m", 120000}, {"1h", 3600000}, {"45", 45000}, {" 0 ", 0}, {"10 s", 10000}};
+          {"30s", 30000}, {"500ms", 500}, {"2m", 120000}, {"1h", 3600000},
+          {"45", 45000},  {" 0 ", 0},     {"10 s", 10000}};
       for (const auto& [text_value, ms] : cases) {
         CAPTURE(text_value);
         const auto r = load({{"FRAISEQL_SHUTDOWN_TIMEOUT", text_value}});
@@ -738,8 +801,10 @@ Authorization = "Bearer t"
       }
     }
     SUBCASE("an env value can switch off what the file enables") {
-      scoped_env env({{"FRAISEQL_ENABLE_DEDUP", "no"}, {"FRAISEQL_OBSERVER_TRANSPORT", "postgres"}});
-      const std::string t = "[transport]\ntransport = \"nats\"\n[performance]\nenable_dedup = true\n" + text;
+      scoped_env env(
+          {{"FRAISEQL_ENABLE_DEDUP", "no"}, {"FRAISEQL_OBSERVER_TRANSPORT", "postgres"}});
+      const std::string t =
+          "[transport]\ntransport = \"nats\"\n[performance]\nenable_dedup = true\n" + text;
       const auto r = load_config_string(t, "t.toml", fake_env);
       CAPTURE(all_errors(r));
       REQUIRE(r);
@@ -763,14 +828,15 @@ Authorization = "Bearer t"
       CHECK_FALSE(r.value->redis.has_value());
     }
     SUBCASE("every key") {
-      const std::string t = std::string(db) +
-                            "[redis]\nurl = \"redis://:secret@127.0.0.1:6380/2\"\npool_size = 4\n"
-                            "connect_timeout_secs = 3\ncommand_timeout_secs = 1\ndedup_window_secs = 600\n"
-                            "cache_ttl_secs = 30\nclaim_ttl_secs = 10\nfailure_policy = \"fail_closed\"\n"
-                            "[performance]\nenable_dedup = true\nenable_caching = true\ncache_capacity = 50\n"
-                            "[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n"
-                            "[[observers.actions]]\ntype = \"webhook\"\nurl = \"http://h/\"\ncache = true\n"
-                            "cache_ttl_secs = 7\n";
+      const std::string t =
+          std::string(db) +
+          "[redis]\nurl = \"redis://:secret@127.0.0.1:6380/2\"\npool_size = 4\n"
+          "connect_timeout_secs = 3\ncommand_timeout_secs = 1\ndedup_window_secs = 600\n"
+          "cache_ttl_secs = 30\nclaim_ttl_secs = 10\nfailure_policy = \"fail_closed\"\n"
+          "[performance]\nenable_dedup = true\nenable_caching = true\ncache_capacity = 50\n"
+          "[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n"
+          "[[observers.actions]]\ntype = \"webhook\"\nurl = \"http://h/\"\ncache = true\n"
+          "cache_ttl_secs = 7\n";
       const auto r = load_config_string(t, "t.toml", no_env);
       CAPTURE(all_errors(r));
       REQUIRE(r);
@@ -817,8 +883,8 @@ Authorization = "Bearer t"
     }
     SUBCASE("FRAISEQL_REDIS_URL fills a [redis] table without url") {
       scoped_env env({{"FRAISEQL_REDIS_URL", "redis://h"}});
-      const auto r = load_config_string(std::string(db) + "[redis]\npool_size = 3\n" + observer, "t.toml",
-                                        fake_env);
+      const auto r = load_config_string(std::string(db) + "[redis]\npool_size = 3\n" + observer,
+                                        "t.toml", fake_env);
       CAPTURE(all_errors(r));
       REQUIRE(r);
       CHECK(r.value->redis->url == "redis://h");
@@ -843,7 +909,8 @@ Authorization = "Bearer t"
         {{"FRAISEQL_MAX_CONCURRENT_ACTIONS", "0"}, {"", "between 1 and 100000"}},
         {{"FRAISEQL_MAX_CONCURRENCY", "ten"}, {"", "expected a non-negative integer"}},
         {{"FRAISEQL_CHANNEL_CAPACITY", "10000001"}, {"", "between 1 and 10000000"}},
-        {{"FRAISEQL_CHANNEL_CAPACITY", "99999999999999999999999"}, {"", "expected a non-negative integer"}},
+        {{"FRAISEQL_CHANNEL_CAPACITY", "99999999999999999999999"},
+         {"", "expected a non-negative integer"}},
         {{"FRAISEQL_SHUTDOWN_TIMEOUT", "30 seconds"}, {"", "invalid duration"}},
         {{"FRAISEQL_SHUTDOWN_TIMEOUT", "-5s"}, {"", "invalid duration"}},
         {{"FRAISEQL_SHUTDOWN_TIMEOUT", "1.5s"}, {"", "invalid duration"}},
@@ -851,9 +918,11 @@ Authorization = "Bearer t"
         {{"FRAISEQL_LOG", "verbose"}, {"", "unknown log level 'verbose'"}},
         {{"RUST_LOG", "info,fraiseql=loud"}, {"", "unknown log level 'loud'"}},
         {{"RUST_LOG", "off"}, {"", "unknown log level 'off'"}},
-        {{"FRAISEQL_REDIS_URL", "rediss://:pw@localhost:6379"}, {"", "TLS (rediss://) is not supported"}},
+        {{"FRAISEQL_REDIS_URL", "rediss://:pw@localhost:6379"},
+         {"", "TLS (rediss://) is not supported"}},
         {{"FRAISEQL_REDIS_URL", "redis://:pw@localhost:99999"}, {"", "port"}},
-        {{"FRAISEQL_NATS_URL", "nats://localhost:4222"}, {"", "NATS is not supported in this build"}},
+        {{"FRAISEQL_NATS_URL", "nats://localhost:4222"},
+         {"", "NATS is not supported in this build"}},
     };
     for (const auto& c : cases) {
       const char* var = c[0].first;
@@ -878,7 +947,8 @@ Authorization = "Bearer t"
     const char* texts[] = {
         "[database]\nurl = \"mysql://root:hunter2@db/app\"\n",
         "[database]\nurl = \"postgresql://root:hunter2@db/app\"\n[transport]\nrun_bridge = 3\n",
-        "[database]\nurl = \"postgresql://h/db\"\n[[observers]]\nevent_type = \"INSERT\"\nentity = \"O\"\n"
+        "[database]\nurl = \"postgresql://h/db\"\n[[observers]]\nevent_type = \"INSERT\"\nentity = "
+        "\"O\"\n"
         "[[observers.actions]]\ntype = \"webhook\"\nurl = \"ftp://bob:hunter2@h/\"\n",
     };
     for (const char* t : texts) {
@@ -896,16 +966,20 @@ Authorization = "Bearer t"
           "postgresql://db/app?user=a&password=***&sslmode=require");
     CHECK(redact_url("postgres://u:p%40ss@h/db#frag") == "postgres://u:***@h/db#frag");
     CHECK(redact_url("host=db password=s3cret dbname=app") == "host=db password=*** dbname=app");
-    CHECK(redact_url("host=db password = 'a b\\' c' dbname=app") == "host=db password = *** dbname=app");
+    CHECK(redact_url("host=db password = 'a b\\' c' dbname=app") ==
+          "host=db password = *** dbname=app");
     CHECK(redact_url("host=db dbname=app") == "host=db dbname=app");
     CHECK(redact_url("https://hooks.example.com/x") == "https://hooks.example.com/x");
   }
 
   TEST_CASE("to_string formats") {
-    config_error e{"a.toml", 3, 7, "observers[1].actions[0].timeout_ms", "must be between 1 and 600000"};
-    CHECK(e.to_string() == "a.toml:3:7: observers[1].actions[0].timeout_ms: must be between 1 and 600000");
+    config_error e{"a.toml", 3, 7, "observers[1].actions[0].timeout_ms",
+                   "must be between 1 and 600000"};
+    CHECK(e.to_string() ==
+          "a.toml:3:7: observers[1].actions[0].timeout_ms: must be between 1 and 600000");
     e.line = 0;
-    CHECK(e.to_string() == "a.toml: observers[1].actions[0].timeout_ms: must be between 1 and 600000");
+    CHECK(e.to_string() ==
+          "a.toml: observers[1].actions[0].timeout_ms: must be between 1 and 600000");
     config_error syntax{"b.toml", 2, 1, "", "TOML syntax error: x"};
     CHECK(syntax.to_string() == "b.toml:2:1: TOML syntax error: x");
   }

@@ -43,7 +43,8 @@ std::string errors_of(const config_result& r) {
 
 #define ACTION "[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\n"
 #define SLACK ACTION "type = \"slack\"\nmessage = \"m\"\n"
-#define EMAIL ACTION "type = \"email\"\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"s\"\n"
+#define EMAIL \
+  ACTION "type = \"email\"\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"s\"\n"
 #define DB ACTION "type = \"database\"\n"
 #define HOOK ACTION "type = \"webhook\"\nurl = \"http://h/\"\n"
 
@@ -61,16 +62,20 @@ const bad_case bad_cases[] = {
      "environment variable UNSET_VAR (named by signing_secret_env) is not set or empty"},
     {HOOK "signing_secret_env = \"bad-name\"\n", "observers[0].actions[0].signing_secret_env", 7,
      "not a valid environment variable name"},
-    {HOOK "signing_secret_env = 5\n", "observers[0].actions[0].signing_secret_env", 7, "expected a string"},
-    {HOOK "retry_on_status = 500\n", "observers[0].actions[0].retry_on_status", 7, "expected an array"},
+    {HOOK "signing_secret_env = 5\n", "observers[0].actions[0].signing_secret_env", 7,
+     "expected a string"},
+    {HOOK "retry_on_status = 500\n", "observers[0].actions[0].retry_on_status", 7,
+     "expected an array"},
     {HOOK "retry_on_status = [200]\n", "observers[0].actions[0].retry_on_status[0]", 7,
      "between 300 and 599 (got 200)"},
     {HOOK "retry_on_status = [\"6xx\"]\n", "observers[0].actions[0].retry_on_status[0]", 7,
      "invalid status class '6xx'"},
     {HOOK "retry_on_status = [503, \"5xx\"]\n", "observers[0].actions[0].retry_on_status[1]", 7,
      "status 503 is listed twice"},
-    {HOOK "retry_on_status = [1.5]\n", "observers[0].actions[0].retry_on_status[0]", 7, "expected an HTTP status"},
-    {HOOK "channel = \"#x\"\n", "observers[0].actions[0].channel", 7, "only valid for slack actions"},
+    {HOOK "retry_on_status = [1.5]\n", "observers[0].actions[0].retry_on_status[0]", 7,
+     "expected an HTTP status"},
+    {HOOK "channel = \"#x\"\n", "observers[0].actions[0].channel", 7,
+     "only valid for slack actions"},
     // slack
     {ACTION "type = \"slack\"\nmessage = \"m\"\n", "observers[0].actions[0].webhook_url", 4,
      "required key is missing"},
@@ -80,10 +85,12 @@ const bad_case bad_cases[] = {
      "not an http:// or https:// URL"},
     {SLACK "webhook_url = \"http://h/\"\nwebhook_url_env = \"SLACK_URL\"\n",
      "observers[0].actions[0].webhook_url_env", 8, "not both"},
-    {SLACK "webhook_url_env = \"NOT_SET\"\n", "observers[0].actions[0].webhook_url_env", 7, "is not set"},
+    {SLACK "webhook_url_env = \"NOT_SET\"\n", "observers[0].actions[0].webhook_url_env", 7,
+     "is not set"},
     {SLACK "webhook_url_env = \"BAD_URL\"\n", "observers[0].actions[0].webhook_url_env", 7,
      "value of environment variable BAD_URL 'ftp://x' is not an http:// or https:// URL"},
-    {SLACK "webhook_url = \"http://h/\"\nchannel = 3\n", "observers[0].actions[0].channel", 8, "expected a string"},
+    {SLACK "webhook_url = \"http://h/\"\nchannel = 3\n", "observers[0].actions[0].channel", 8,
+     "expected a string"},
     {SLACK "webhook_url = \"http://h/\"\ntimeout_ms = 0\n", "observers[0].actions[0].timeout_ms", 8,
      "between 1 and 600000"},
     {SLACK "webhook_url = \"http://h/\"\nurl = \"http://h/\"\n", "observers[0].actions[0].url", 8,
@@ -94,7 +101,8 @@ const bad_case bad_cases[] = {
     {ACTION "type = \"email\"\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"s\"\n",
      "observers[0].actions[0].host", 4, "required key is missing"},
     {EMAIL "host = \"mail/x\"\n", "observers[0].actions[0].host", 9, "not a host name"},
-    {EMAIL "host = \"mail\"\nport = 0\n", "observers[0].actions[0].port", 10, "between 1 and 65535"},
+    {EMAIL "host = \"mail\"\nport = 0\n", "observers[0].actions[0].port", 10,
+     "between 1 and 65535"},
     {EMAIL "host = \"mail\"\nsecurity = \"ssl\"\n", "observers[0].actions[0].security", 10,
      "expected one of: none, starttls, tls"},
     {ACTION "type = \"email\"\nhost = \"m\"\nto = \"a@example.com\"\nsubject = \"s\"\n",
@@ -103,49 +111,59 @@ const bad_case bad_cases[] = {
      "observers[0].actions[0].to", 4, "required key is missing"},
     {ACTION "type = \"email\"\nhost = \"m\"\nfrom = \"o@example.com\"\nto = \"a@example.com\"\n",
      "observers[0].actions[0].subject", 4, "required key is missing"},
-    {ACTION "type = \"email\"\nhost = \"m\"\nfrom = \"Observer <o@example.com>\"\nto = \"a@example.com\"\n"
-            "subject = \"s\"\n",
+    {ACTION
+     "type = \"email\"\nhost = \"m\"\nfrom = \"Observer <o@example.com>\"\nto = \"a@example.com\"\n"
+     "subject = \"s\"\n",
      "observers[0].actions[0].from", 7, "not a mail address"},
     {ACTION "type = \"email\"\nhost = \"m\"\nfrom = \"o@example.com\"\nto = []\nsubject = \"s\"\n",
      "observers[0].actions[0].to", 8, "at least one recipient"},
-    {ACTION "type = \"email\"\nhost = \"m\"\nfrom = \"o@example.com\"\nto = [\"a@example.com\", \"nobody\"]\n"
+    {ACTION "type = \"email\"\nhost = \"m\"\nfrom = \"o@example.com\"\nto = [\"a@example.com\", "
+            "\"nobody\"]\n"
             "subject = \"s\"\n",
      "observers[0].actions[0].to[1]", 8, "'nobody' is not a mail address"},
     {ACTION "type = \"email\"\nhost = \"m\"\nfrom = \"o@example.com\"\nto = 5\nsubject = \"s\"\n",
      "observers[0].actions[0].to", 8, "expected a mail address or an array"},
-    {EMAIL "host = \"m\"\nusername_env = \"SMTP_USER\"\n", "observers[0].actions[0].username_env", 10,
-     "set both or neither"},
-    {EMAIL "host = \"m\"\nsecurity = \"none\"\nusername_env = \"SMTP_USER\"\npassword_env = \"SMTP_PASS\"\n",
+    {EMAIL "host = \"m\"\nusername_env = \"SMTP_USER\"\n", "observers[0].actions[0].username_env",
+     10, "set both or neither"},
+    {EMAIL "host = \"m\"\nsecurity = \"none\"\nusername_env = \"SMTP_USER\"\npassword_env = "
+           "\"SMTP_PASS\"\n",
      "observers[0].actions[0].password_env", 12, "refusing to send credentials without TLS"},
     {EMAIL "host = \"m\"\nusername_env = \"SMTP_USER\"\npassword_env = \"NOPE\"\n",
      "observers[0].actions[0].password_env", 11, "NOPE (named by password_env) is not set"},
-    {EMAIL "host = \"m\"\nca_file = \"/nonexistent/ca.pem\"\n", "observers[0].actions[0].ca_file", 10,
-     "not a readable file"},
-    {EMAIL "host = \"m\"\nsecurity = \"none\"\nverify_tls = false\n", "observers[0].actions[0].verify_tls", 11,
-     "no effect with security = \"none\""},
-    {EMAIL "host = \"m\"\nverify_tls = \"no\"\n", "observers[0].actions[0].verify_tls", 10, "expected a boolean"},
+    {EMAIL "host = \"m\"\nca_file = \"/nonexistent/ca.pem\"\n", "observers[0].actions[0].ca_file",
+     10, "not a readable file"},
+    {EMAIL "host = \"m\"\nsecurity = \"none\"\nverify_tls = false\n",
+     "observers[0].actions[0].verify_tls", 11, "no effect with security = \"none\""},
+    {EMAIL "host = \"m\"\nverify_tls = \"no\"\n", "observers[0].actions[0].verify_tls", 10,
+     "expected a boolean"},
     {EMAIL "host = \"m\"\nsubject = \"s\"\n", "", 10, "TOML syntax error"},
     {EMAIL "host = \"m\"\nbody = 1\n", "observers[0].actions[0].body", 10, "expected a string"},
     {EMAIL "host = \"m\"\nmessage = \"x\"\n", "observers[0].actions[0].message", 10,
      "only valid for slack, log actions"},
     // database
     {DB "params = {}\n", "observers[0].actions[0].function", 4, "required key is missing"},
-    {DB "function = \"app.on order\"\n", "observers[0].actions[0].function", 6, "is not a function name"},
+    {DB "function = \"app.on order\"\n", "observers[0].actions[0].function", 6,
+     "is not a function name"},
     {DB "function = \"a.b.c\"\n", "observers[0].actions[0].function", 6, "is not a function name"},
-    {DB "function = \"f(); drop table x\"\n", "observers[0].actions[0].function", 6, "is not a function name"},
+    {DB "function = \"f(); drop table x\"\n", "observers[0].actions[0].function", 6,
+     "is not a function name"},
     {DB "function = \"1f\"\n", "observers[0].actions[0].function", 6, "is not a function name"},
     {DB "function = \"f\"\nparams = 3\n", "observers[0].actions[0].params", 7, "expected a table"},
     {DB "function = \"f\"\nparams = { at = 1979-05-27 }\n", "observers[0].actions[0].params.at", 7,
      "JSON has no dates"},
-    {DB "function = \"f\"\nparams = { x = inf }\n", "observers[0].actions[0].params.x", 7, "finite"},
-    {DB "function = \"f\"\nurl_env = \"NO_DB\"\n", "observers[0].actions[0].url_env", 7, "NO_DB (named by url_env)"},
+    {DB "function = \"f\"\nparams = { x = inf }\n", "observers[0].actions[0].params.x", 7,
+     "finite"},
+    {DB "function = \"f\"\nurl_env = \"NO_DB\"\n", "observers[0].actions[0].url_env", 7,
+     "NO_DB (named by url_env)"},
     {DB "function = \"f\"\nurl_env = \"BAD_URL\"\n", "observers[0].actions[0].url_env", 7,
      "value of environment variable BAD_URL"},
-    {DB "function = \"f\"\ntimeout_ms = 600001\n", "observers[0].actions[0].timeout_ms", 7, "between 1 and 600000"},
+    {DB "function = \"f\"\ntimeout_ms = 600001\n", "observers[0].actions[0].timeout_ms", 7,
+     "between 1 and 600000"},
     {DB "function = \"f\"\nurl = \"postgresql://h/db\"\n", "observers[0].actions[0].url", 7,
      "only valid for webhook actions"},
     // log
-    {ACTION "type = \"log\"\nmessage = 1\n", "observers[0].actions[0].message", 6, "expected a string"},
+    {ACTION "type = \"log\"\nmessage = 1\n", "observers[0].actions[0].message", 6,
+     "expected a string"},
     {ACTION "type = \"log\"\nformat = \"x\"\n", "observers[0].actions[0].format", 6,
      "unknown key (valid keys for a log action: type, level, message)"},
     {ACTION "type = \"log\"\ntimeout_ms = 5\n", "observers[0].actions[0].timeout_ms", 6,
@@ -185,17 +203,22 @@ TEST_SUITE("config") {
                      {"SMTP_PASS", "pw"},
                      {"OTHER_DB", "postgresql://other/db"}});
     const config_result r = load_config_string(
-        HOOK "signing_secret_env = \"HOOK_SECRET\"\nretry_on_status = [409, \"5xx\"]\n"
-             "[[observers.actions]]\ntype = \"slack\"\nwebhook_url_env = \"SLACK_URL\"\nchannel = \"#ops\"\n"
-             "username = \"observer\"\nicon_emoji = \":bell:\"\nmessage = \"{{ id }}\"\ntimeout_ms = 2000\n"
-             "retry_on_status = []\n"
-             "[[observers.actions]]\ntype = \"email\"\nhost = \"mail.example.com\"\nsecurity = \"tls\"\n"
-             "from = \"o@example.com\"\nto = [\"a@example.com\", \"b@example.com\"]\nsubject = \"s\"\n"
-             "body = \"b\"\nusername_env = \"SMTP_USER\"\npassword_env = \"SMTP_PASS\"\nverify_tls = false\n"
-             "timeout_ms = 5000\n"
-             "[[observers.actions]]\ntype = \"database\"\nfunction = \"app.on_order\"\nurl_env = \"OTHER_DB\"\n"
-             "timeout_ms = 3000\nparams = { kind = \"x\", n = [1, 2.5, true] }\n"
-             "[[observers.actions]]\ntype = \"database\"\nfunction = \"_f$1\"\n",
+        HOOK
+        "signing_secret_env = \"HOOK_SECRET\"\nretry_on_status = [409, \"5xx\"]\n"
+        "[[observers.actions]]\ntype = \"slack\"\nwebhook_url_env = \"SLACK_URL\"\nchannel = "
+        "\"#ops\"\n"
+        "username = \"observer\"\nicon_emoji = \":bell:\"\nmessage = \"{{ id }}\"\ntimeout_ms = "
+        "2000\n"
+        "retry_on_status = []\n"
+        "[[observers.actions]]\ntype = \"email\"\nhost = \"mail.example.com\"\nsecurity = \"tls\"\n"
+        "from = \"o@example.com\"\nto = [\"a@example.com\", \"b@example.com\"]\nsubject = \"s\"\n"
+        "body = \"b\"\nusername_env = \"SMTP_USER\"\npassword_env = \"SMTP_PASS\"\nverify_tls = "
+        "false\n"
+        "timeout_ms = 5000\n"
+        "[[observers.actions]]\ntype = \"database\"\nfunction = \"app.on_order\"\nurl_env = "
+        "\"OTHER_DB\"\n"
+        "timeout_ms = 3000\nparams = { kind = \"x\", n = [1, 2.5, true] }\n"
+        "[[observers.actions]]\ntype = \"database\"\nfunction = \"_f$1\"\n",
         "ok.toml", env_of);
     INFO(errors_of(r));
     REQUIRE(r);
@@ -241,10 +264,12 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("action keys: defaults") {
-    scoped_vars env(std::map<std::string, std::string>{{"FRAISEQL_DATABASE_URL", "postgresql://localhost/app"}});
+    scoped_vars env(std::map<std::string, std::string>{
+        {"FRAISEQL_DATABASE_URL", "postgresql://localhost/app"}});
     const config_result r = load_config_string(
-        HOOK "[[observers.actions]]\ntype = \"email\"\nhost = \"::1\"\nsecurity = \"none\"\n"
-             "from = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"s\"\n",
+        HOOK
+        "[[observers.actions]]\ntype = \"email\"\nhost = \"::1\"\nsecurity = \"none\"\n"
+        "from = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"s\"\n",
         "ok.toml", env_of);
     INFO(errors_of(r));
     REQUIRE(r);

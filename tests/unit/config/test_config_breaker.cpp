@@ -12,7 +12,9 @@ using fraiseql::load_config_string;
 
 namespace {
 
-std::optional<std::string> no_env(const char*) { return std::nullopt; }
+std::optional<std::string> no_env(const char*) {
+  return std::nullopt;
+}
 
 const std::string db = "[database]\nurl = \"postgresql://localhost/app\"\n";
 
@@ -32,11 +34,11 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("[circuit_breaker] every key read") {
-    auto r = load_config_string(db +
-                                  "[circuit_breaker]\nenabled = false\nfailure_threshold = 0.25\n"
-                                  "success_threshold = 1\ntimeout_ms = 1500\nsample_size = 20\n"
-                                  "half_open_probes = 3\n",
-                                "cb.toml", no_env);
+    auto r =
+        load_config_string(db + "[circuit_breaker]\nenabled = false\nfailure_threshold = 0.25\n"
+                                "success_threshold = 1\ntimeout_ms = 1500\nsample_size = 20\n"
+                                "half_open_probes = 3\n",
+                           "cb.toml", no_env);
     REQUIRE(r);
     const auto& c = r.value->circuit_breaker;
     CHECK_FALSE(c.enabled);
@@ -55,17 +57,20 @@ TEST_SUITE("config") {
       const char* message;
     };
     const bad cases[] = {
-      {"failure_threshold = 0\n", "circuit_breaker.failure_threshold", 4, "greater than 0 and at most 1 (got 0)"},
-      {"failure_threshold = 1.5\n", "circuit_breaker.failure_threshold", 4, "(got 1.5)"},
-      {"success_threshold = -0.1\n", "circuit_breaker.success_threshold", 4, "(got -0.1)"},
-      {"success_threshold = nan\n", "circuit_breaker.success_threshold", 4, "at most 1"},
-      {"success_threshold = \"high\"\n", "circuit_breaker.success_threshold", 4, "expected a number"},
-      {"sample_size = 0\n", "circuit_breaker.sample_size", 4, "between 1 and 10000 (got 0)"},
-      {"half_open_probes = 0\n", "circuit_breaker.half_open_probes", 4, "between 1 and 1000"},
-      {"timeout_ms = 0\n", "circuit_breaker.timeout_ms", 4, "between 1 and 86400000"},
-      {"enabled = 1\n", "circuit_breaker.enabled", 4, "expected a boolean"},
-      {"timeout_secs = 3\n", "circuit_breaker.timeout_secs", 4, "unknown key"},
-      {"failure_ratio = 0.3\n", "circuit_breaker.failure_ratio", 4, "valid keys in [circuit_breaker]: enabled"},
+        {"failure_threshold = 0\n", "circuit_breaker.failure_threshold", 4,
+         "greater than 0 and at most 1 (got 0)"},
+        {"failure_threshold = 1.5\n", "circuit_breaker.failure_threshold", 4, "(got 1.5)"},
+        {"success_threshold = -0.1\n", "circuit_breaker.success_threshold", 4, "(got -0.1)"},
+        {"success_threshold = nan\n", "circuit_breaker.success_threshold", 4, "at most 1"},
+        {"success_threshold = \"high\"\n", "circuit_breaker.success_threshold", 4,
+         "expected a number"},
+        {"sample_size = 0\n", "circuit_breaker.sample_size", 4, "between 1 and 10000 (got 0)"},
+        {"half_open_probes = 0\n", "circuit_breaker.half_open_probes", 4, "between 1 and 1000"},
+        {"timeout_ms = 0\n", "circuit_breaker.timeout_ms", 4, "between 1 and 86400000"},
+        {"enabled = 1\n", "circuit_breaker.enabled", 4, "expected a boolean"},
+        {"timeout_secs = 3\n", "circuit_breaker.timeout_secs", 4, "unknown key"},
+        {"failure_ratio = 0.3\n", "circuit_breaker.failure_ratio", 4,
+         "valid keys in [circuit_breaker]: enabled"},
     };
     for (const auto& c : cases) {
       CAPTURE(c.body);

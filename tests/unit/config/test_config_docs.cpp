@@ -119,11 +119,16 @@ doc_model parse_doc(std::istream& in) {
 
 std::string type_word(option_type t) {
   switch (t) {
-    case option_type::boolean: return "boolean";
-    case option_type::u32: return "uint32";
-    case option_type::number: return "number";
-    case option_type::string: return "string";
-    case option_type::choice: return "string";
+    case option_type::boolean:
+      return "boolean";
+    case option_type::u32:
+      return "uint32";
+    case option_type::number:
+      return "number";
+    case option_type::string:
+      return "string";
+    case option_type::choice:
+      return "string";
   }
   return "?";
 }
@@ -144,8 +149,9 @@ std::string doc_default(const std::string& cell) {
 }
 
 std::string bounds_text(uint64_t min, uint64_t max) {
-  return max >= std::numeric_limits<uint32_t>::max() ? "≥ " + std::to_string(min)
-                                                     : std::to_string(min) + " – " + std::to_string(max);
+  return max >= std::numeric_limits<uint32_t>::max()
+             ? "≥ " + std::to_string(min)
+             : std::to_string(min) + " – " + std::to_string(max);
 }
 
 std::string join(const std::set<std::string>& s) {
@@ -164,17 +170,25 @@ std::optional<std::string> check_allowed(const option_info& o, const std::string
   static const std::regex exclusive(R"(^> (\d+(?:\.\d+)?) and ≤ (\d+(?:\.\d+)?)\b.*)");
   if (s.type == option_type::u32) {
     std::string doc;
-    if (std::regex_match(allowed, m, range)) doc = std::string(m[1]) + " – " + std::string(m[2]);
-    else if (std::regex_match(allowed, m, at_least)) doc = "≥ " + std::string(m[1]);
-    else return std::nullopt;  // no bound stated (e.g. "≥ `initial_delay_ms`")
-    if (doc != bounds_text(s.min, s.max)) return "bounds: doc " + doc + ", descriptors " + bounds_text(s.min, s.max);
+    if (std::regex_match(allowed, m, range))
+      doc = std::string(m[1]) + " – " + std::string(m[2]);
+    else if (std::regex_match(allowed, m, at_least))
+      doc = "≥ " + std::string(m[1]);
+    else
+      return std::nullopt;  // no bound stated (e.g. "≥ `initial_delay_ms`")
+    if (doc != bounds_text(s.min, s.max))
+      return "bounds: doc " + doc + ", descriptors " + bounds_text(s.min, s.max);
   } else if (s.type == option_type::number) {
     std::string doc;
-    if (std::regex_match(allowed, m, exclusive)) doc = "> " + std::string(m[1]) + " and ≤ " + std::string(m[2]);
-    else if (std::regex_match(allowed, m, range)) doc = std::string(m[1]) + " – " + std::string(m[2]);
-    else return std::nullopt;
+    if (std::regex_match(allowed, m, exclusive))
+      doc = "> " + std::string(m[1]) + " and ≤ " + std::string(m[2]);
+    else if (std::regex_match(allowed, m, range))
+      doc = std::string(m[1]) + " – " + std::string(m[2]);
+    else
+      return std::nullopt;
     std::ostringstream code;
-    code << (s.low_exclusive ? "> " : "") << s.low << (s.low_exclusive ? " and ≤ " : " – ") << s.high;
+    code << (s.low_exclusive ? "> " : "") << s.low << (s.low_exclusive ? " and ≤ " : " – ")
+         << s.high;
     if (doc != code.str()) return "bounds: doc " + doc + ", descriptors " + code.str();
   } else if (s.type == option_type::choice) {
     const auto spans = code_spans(allowed);
@@ -189,7 +203,8 @@ std::optional<std::string> check_allowed(const option_info& o, const std::string
 std::optional<std::string> check_env_bounds(const option_info& o, const std::string& accepted) {
   static const std::regex integer(R"(^integer (\d+) – (\d+)\b.*)");
   std::smatch m;
-  if (o.spec->type != option_type::u32 || !std::regex_match(accepted, m, integer)) return std::nullopt;
+  if (o.spec->type != option_type::u32 || !std::regex_match(accepted, m, integer))
+    return std::nullopt;
   const std::string doc = std::string(m[1]) + " – " + std::string(m[2]);
   if (doc == bounds_text(o.spec->min, o.spec->max)) return std::nullopt;
   return "bounds: doc " + doc + ", descriptors " + bounds_text(o.spec->min, o.spec->max);
@@ -204,7 +219,8 @@ TEST_SUITE("config") {
     const doc_model doc = parse_doc(in);
     const std::vector<option_info> options = list_options();
     REQUIRE(options.size() > 50);
-    REQUIRE_MESSAGE(doc.env.size() >= 20, "the environment table of " << doc_path << " was not found");
+    REQUIRE_MESSAGE(doc.env.size() >= 20,
+                    "the environment table of " << doc_path << " was not found");
 
     std::map<std::string, std::set<std::string>> described;  // section -> keys
     std::map<std::string, std::set<std::string>> vars;       // "section.key" -> its variables
@@ -218,10 +234,12 @@ TEST_SUITE("config") {
     // Sections, both ways.
     for (const auto& [name, keys] : described) {
       if (doc.sections.count(name) == 0)
-        FAIL_CHECK("[" << name << "]: described, but " << doc_path << " has no '### `[" << name << "]`'");
+        FAIL_CHECK("[" << name << "]: described, but " << doc_path << " has no '### `[" << name
+                       << "]`'");
     }
     for (const auto& [name, rows] : doc.sections) {
-      if (described.count(name) == 0) FAIL_CHECK("[" << name << "]: documented, but no descriptor table has it");
+      if (described.count(name) == 0)
+        FAIL_CHECK("[" << name << "]: documented, but no descriptor table has it");
     }
 
     // Keys, types, defaults, bounds.
@@ -237,12 +255,13 @@ TEST_SUITE("config") {
       }
       const doc_row& r = row->second;
       if (normalise_type(r.type) != type_word(o.spec->type))
-        FAIL_CHECK("[" << o.section << "] " << key << ": type: doc '" << r.type << "', descriptors '"
-                       << type_word(o.spec->type) << "'");
+        FAIL_CHECK("[" << o.section << "] " << key << ": type: doc '" << r.type
+                       << "', descriptors '" << type_word(o.spec->type) << "'");
       if (doc_default(r.default_cell) != o.default_text)
-        FAIL_CHECK("[" << o.section << "] " << key << ": default: doc '" << r.default_cell << "', descriptors '"
-                       << o.default_text << "'");
-      if (auto why = check_allowed(o, r.allowed)) FAIL_CHECK("[" << o.section << "] " << key << ": " << *why);
+        FAIL_CHECK("[" << o.section << "] " << key << ": default: doc '" << r.default_cell
+                       << "', descriptors '" << o.default_text << "'");
+      if (auto why = check_allowed(o, r.allowed))
+        FAIL_CHECK("[" << o.section << "] " << key << ": " << *why);
     }
     for (const auto& [name, rows] : doc.sections) {
       const auto keys = described.find(name);
@@ -263,28 +282,33 @@ TEST_SUITE("config") {
           FAIL_CHECK("[" << o.section << "] " << o.spec->key << ": variable " << std::string(var)
                          << " is in the descriptors but not in the doc's environment table");
         } else if (row->second.first != full) {
-          FAIL_CHECK("[" << o.section << "] " << o.spec->key << ": variable " << std::string(var) << " overrides '"
-                         << row->second.first << "' in the doc, '" << full << "' in the descriptors");
+          FAIL_CHECK("[" << o.section << "] " << o.spec->key << ": variable " << std::string(var)
+                         << " overrides '" << row->second.first << "' in the doc, '" << full
+                         << "' in the descriptors");
         } else if (auto why = check_env_bounds(o, row->second.second)) {
-          FAIL_CHECK("[" << o.section << "] " << o.spec->key << ": variable " << std::string(var) << ": " << *why);
+          FAIL_CHECK("[" << o.section << "] " << o.spec->key << ": variable " << std::string(var)
+                         << ": " << *why);
         }
       }
     }
     for (const auto& [var, row] : doc.env) {
       const std::string& full = row.first;
       const size_t dot = full.rfind('.');
-      if (dot == std::string::npos || described.count(full.substr(0, dot)) == 0) continue;  // FRAISEQL_NATS_URL
+      if (dot == std::string::npos || described.count(full.substr(0, dot)) == 0)
+        continue;  // FRAISEQL_NATS_URL
       const auto v = vars.find(full);
       if (v == vars.end() || v->second.count(var) == 0)
-        FAIL_CHECK("[" << full.substr(0, dot) << "] " << full.substr(dot + 1) << ": the doc lists variable " << var
-                       << ", the descriptors have {" << (v == vars.end() ? "" : join(v->second)) << "}");
+        FAIL_CHECK("[" << full.substr(0, dot) << "] " << full.substr(dot + 1)
+                       << ": the doc lists variable " << var << ", the descriptors have {"
+                       << (v == vars.end() ? "" : join(v->second)) << "}");
     }
   }
 
   TEST_CASE("descriptor defaults are the model's") {
     // The defaults the docs check come from default-constructed structs.
     std::map<std::string, std::string> defaults;
-    for (const auto& o : list_options()) defaults[o.section + "." + std::string(o.spec->key)] = o.default_text;
+    for (const auto& o : list_options())
+      defaults[o.section + "." + std::string(o.spec->key)] = o.default_text;
     CHECK(defaults["listener.batch_size"] == "1000");
     CHECK(defaults["listener.listener_id"] == "\"default\"");
     CHECK(defaults["transport.run_executors"] == "true");

@@ -3,8 +3,8 @@
 // reference model (plain lists, no ring arithmetic) under random calls,
 // outcomes, interleavings and clock jumps.
 
-#include "runtime/core/circuit_breaker.hpp"
 #include "messages/breaker.hpp"
+#include "runtime/core/circuit_breaker.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidcheck.h>
@@ -75,8 +75,9 @@ TEST_SUITE("circuit_breaker") {
 
     circuit_breaker c(settings(0.5, 1.0, 4, 1, ms(100)));
     // F S S S S F S: every window of 4 holds at most 1 failure: never opens.
-    for (auto r : {call_result::failure, call_result::success, call_result::success, call_result::success,
-                   call_result::success, call_result::failure, call_result::success}) {
+    for (auto r :
+         {call_result::failure, call_result::success, call_result::success, call_result::success,
+          call_result::success, call_result::failure, call_result::success}) {
       CHECK(call(c, t, r));
       CHECK(c.state(t) == breaker_state::closed);
     }
@@ -92,7 +93,9 @@ TEST_SUITE("circuit_breaker") {
     CHECK(b.state(t) == breaker_state::closed);
   }
 
-  TEST_CASE("half-open: bounded probes, closes on the success ratio, re-opens when it cannot be reached") {
+  TEST_CASE(
+      "half-open: bounded probes, closes on the success ratio, re-opens when it cannot be "
+      "reached") {
     // 5 probes, 0.6 => 3 successes close it, 3 failures re-open it.
     circuit_breaker b(settings(1.0, 0.6, 1, 5, ms(1000)));
     tp t{};
@@ -213,7 +216,7 @@ TEST_SUITE("circuit_breaker") {
     breaker_registry r(settings(1.0, 1.0, 1, 1, ms(1000)), 1);
     tp t{};
     auto old = r.allow("http://a:80", t);
-    r.allow("http://b:80", t);  // evicts a
+    r.allow("http://b:80", t);               // evicts a
     auto fresh = r.allow("http://a:80", t);  // evicts b, a new breaker for a
     r.record("http://a:80", t, old.t, call_result::failure);
     CHECK(r.state("http://a:80", t) == breaker_state::closed);
@@ -222,12 +225,14 @@ TEST_SUITE("circuit_breaker") {
   }
 
   TEST_CASE("http_endpoint: scheme://host:port, credentials and path dropped") {
-    CHECK(http_endpoint("http://Example.COM/hook?x=1") == std::optional<std::string>("http://example.com:80"));
+    CHECK(http_endpoint("http://Example.COM/hook?x=1") ==
+          std::optional<std::string>("http://example.com:80"));
     CHECK(http_endpoint("HTTPS://user:secret@api.example.com:8443/a#b") ==
           std::optional<std::string>("https://api.example.com:8443"));
     CHECK(http_endpoint("https://h") == std::optional<std::string>("https://h:443"));
     CHECK(http_endpoint("http://[::1]:9000/x") == std::optional<std::string>("http://[::1]:9000"));
-    CHECK(http_endpoint("http://127.0.0.1:8080") == std::optional<std::string>("http://127.0.0.1:8080"));
+    CHECK(http_endpoint("http://127.0.0.1:8080") ==
+          std::optional<std::string>("http://127.0.0.1:8080"));
     CHECK_FALSE(http_endpoint("ftp://h/x"));
     CHECK_FALSE(http_endpoint("no url"));
     CHECK_FALSE(http_endpoint("http:///path"));
@@ -289,8 +294,10 @@ TEST_SUITE("circuit_breaker") {
             return;
           }
           (r == call_result::success ? ok : bad)++;
-          if (ok >= need()) to_closed();
-          else if (bad > s.half_open_probes - need()) to_open(now);
+          if (ok >= need())
+            to_closed();
+          else if (bad > s.half_open_probes - need())
+            to_open(now);
           return;
         }
         if (st != breaker_state::closed || r == call_result::neutral) return;
@@ -345,9 +352,11 @@ TEST_SUITE("circuit_breaker") {
           }
         } else if (!flying.empty()) {
           const size_t k = *rc::gen::inRange<size_t>(0, flying.size());
-          const auto r = *rc::gen::element(call_result::success, call_result::failure, call_result::neutral);
+          const auto r =
+              *rc::gen::element(call_result::success, call_result::failure, call_result::neutral);
           const auto before = b.state(now);
-          const uint32_t successes_before = b.state(now) == breaker_state::half_open ? b.calls() - b.failures() : 0;
+          const uint32_t successes_before =
+              b.state(now) == breaker_state::half_open ? b.calls() - b.failures() : 0;
           b.record(now, flying[k].t, r);
           m.record(now, flying[k].model_phase, flying[k].model_probe, r);
           // Half-open closes only with enough successful probes.
@@ -357,8 +366,9 @@ TEST_SUITE("circuit_breaker") {
           }
           flying.erase(flying.begin() + static_cast<std::ptrdiff_t>(k));
         }
-        RC_ASSERT(b.state(now) ==
-                  (m.st == breaker_state::open && now >= m.until ? breaker_state::half_open : m.st));
+        RC_ASSERT(
+            b.state(now) ==
+            (m.st == breaker_state::open && now >= m.until ? breaker_state::half_open : m.st));
         RC_ASSERT(b.probes_in_flight() <= s.half_open_probes);
         if (m.st == breaker_state::half_open) RC_ASSERT(b.probes_in_flight() == m.in_flight);
         if (m.st == breaker_state::closed) RC_ASSERT(b.calls() == m.window.size());

@@ -112,7 +112,7 @@ void run_ops(model& m, reader& rd, bool restarts) {
       m.txns[run[*rc::gen::inRange<size_t>(0, run.size())]].st = model::state::committed;
     } else if (op == 6) {
       m.txns[run[*rc::gen::inRange<size_t>(0, run.size())]].st =
-        *rc::gen::inRange(0, 4) == 0 ? model::state::aborted : model::state::committed;
+          *rc::gen::inRange(0, 4) == 0 ? model::state::aborted : model::state::committed;
     } else if (op == 8 && *rc::gen::inRange(0, 3) == 0) {
       // Server crash: running transactions vanish and their txids, never
       // logged, are handed out again.

@@ -2,8 +2,8 @@
 // the Redis outage policy, all in simulated time; and a RapidCheck property of
 // the protocol under any interleaving of two owners.
 #include "runtime/core/dedup.hpp"
-#include "runtime/core/result_cache.hpp"
 #include "runtime/core/outage.hpp"
+#include "runtime/core/result_cache.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidcheck.h>

@@ -1,7 +1,7 @@
 #include "runtime/core/envelope.hpp"
 
-#include <boost/json.hpp>
 #include <doctest/doctest.h>
+#include <boost/json.hpp>
 
 using namespace fraiseql;
 namespace json = boost::json;
@@ -39,9 +39,8 @@ TEST_SUITE("envelope") {
   }
 
   TEST_CASE("strings are escaped, so no field can break the envelope") {
-    auto ev = make_event(1, position{1, 1}, "e-3", "CUSTOM", "We\"ird\\", "a\nb",
-                         R"({"k": "v"})", "", "ts", std::string("t\"x"), std::nullopt,
-                         std::nullopt);
+    auto ev = make_event(1, position{1, 1}, "e-3", "CUSTOM", "We\"ird\\", "a\nb", R"({"k": "v"})",
+                         "", "ts", std::string("t\"x"), std::nullopt, std::nullopt);
     auto v = json::parse(ev->envelope_json);
     CHECK(v.at("entity_type") == "We\"ird\\");
     CHECK(v.at("entity_id") == "a\nb");

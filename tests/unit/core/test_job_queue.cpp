@@ -2,14 +2,14 @@
 // and the envelope round trip (the PostgreSQL side is covered by
 // tests/integration/test_jobs.py).
 
+#include "messages/attempt.hpp"
 #include "runtime/config/loader.hpp"
 #include "runtime/config/model.hpp"
-#include "runtime/core/job_rules.hpp"
 #include "runtime/core/envelope.hpp"
-#include "messages/attempt.hpp"
+#include "runtime/core/job_rules.hpp"
 
-#include <boost/json.hpp>
 #include <doctest/doctest.h>
+#include <boost/json.hpp>
 
 #include <string>
 
@@ -17,7 +17,9 @@ using namespace fraiseql;
 
 namespace {
 
-std::optional<std::string> no_env(const char*) { return std::nullopt; }
+std::optional<std::string> no_env(const char*) {
+  return std::nullopt;
+}
 
 const char* const db = "[database]\nurl = \"postgresql://localhost/app\"\n";
 
@@ -33,9 +35,8 @@ config_result load(const std::string& text) {
 
 std::string webhook_observer(const std::string& action_extra) {
   return "[[observers]]\nname = \"o\"\nevent_type = \"INSERT\"\nentity = \"Order\"\n"
-         "[[observers.actions]]\ntype = \"webhook\"\nurl = \"http://h/x\"\n"
-         + action_extra
-         + "[[observers.actions]]\ntype = \"log\"\n";
+         "[[observers.actions]]\ntype = \"webhook\"\nurl = \"http://h/x\"\n" +
+         action_extra + "[[observers.actions]]\ntype = \"log\"\n";
 }
 
 }  // namespace
@@ -55,9 +56,10 @@ TEST_SUITE("job_queue") {
   }
 
   TEST_CASE("every [job_queue] key is read; async is per action") {
-    auto r = load("[job_queue]\nenabled = true\nworkers = 16\npoll_interval_ms = 250\n"
-                  "batch_size = 500\nlease_ms = 5000\n"
-                  + webhook_observer("async = true\n"));
+    auto r = load(
+        "[job_queue]\nenabled = true\nworkers = 16\npoll_interval_ms = 250\n"
+        "batch_size = 500\nlease_ms = 5000\n" +
+        webhook_observer("async = true\n"));
     REQUIRE_MESSAGE(r, errors_of(r));
     const auto& q = r.value->job_queue;
     CHECK(q.enabled);
@@ -92,20 +94,22 @@ TEST_SUITE("job_queue") {
     };
     // `db` takes lines 1-2.
     const bad cases[] = {
-      {"[job_queue]\nenabled = \"yes\"\n", "job_queue.enabled", 4, "expected a boolean"},
-      {"[job_queue]\nworkers = 0\n", "job_queue.workers", 4, "between 1 and 10000 (got 0)"},
-      {"[job_queue]\nworkers = 10001\n", "job_queue.workers", 4, "between 1 and 10000"},
-      {"[job_queue]\npoll_interval_ms = 0\n", "job_queue.poll_interval_ms", 4, "between 1 and 3600000"},
-      {"[job_queue]\nbatch_size = 10001\n", "job_queue.batch_size", 4, "between 1 and 10000"},
-      {"[job_queue]\nlease_ms = 999\n", "job_queue.lease_ms", 4, "between 1000 and 86400000"},
-      {"[job_queue]\nlease = 5000\n", "job_queue.lease", 4, "did you mean 'lease_ms'"},
-      {"[job_queue]\nvisibility_timeout_ms = 5\n", "job_queue.visibility_timeout_ms", 4, "unknown key"},
-      {webhook_observer("async = true\n"), "observers[0].actions[0].async", 10,
-       "needs the job queue: set enabled = true in [job_queue]"},
-      {"[job_queue]\nenabled = true\n" + webhook_observer("async = \"yes\"\n"),
-       "observers[0].actions[0].async", 12, "expected a boolean"},
-      {"[job_queue]\nenabled = false\n" + webhook_observer("async = true\n"),
-       "observers[0].actions[0].async", 12, "needs the job queue"},
+        {"[job_queue]\nenabled = \"yes\"\n", "job_queue.enabled", 4, "expected a boolean"},
+        {"[job_queue]\nworkers = 0\n", "job_queue.workers", 4, "between 1 and 10000 (got 0)"},
+        {"[job_queue]\nworkers = 10001\n", "job_queue.workers", 4, "between 1 and 10000"},
+        {"[job_queue]\npoll_interval_ms = 0\n", "job_queue.poll_interval_ms", 4,
+         "between 1 and 3600000"},
+        {"[job_queue]\nbatch_size = 10001\n", "job_queue.batch_size", 4, "between 1 and 10000"},
+        {"[job_queue]\nlease_ms = 999\n", "job_queue.lease_ms", 4, "between 1000 and 86400000"},
+        {"[job_queue]\nlease = 5000\n", "job_queue.lease", 4, "did you mean 'lease_ms'"},
+        {"[job_queue]\nvisibility_timeout_ms = 5\n", "job_queue.visibility_timeout_ms", 4,
+         "unknown key"},
+        {webhook_observer("async = true\n"), "observers[0].actions[0].async", 10,
+         "needs the job queue: set enabled = true in [job_queue]"},
+        {"[job_queue]\nenabled = true\n" + webhook_observer("async = \"yes\"\n"),
+         "observers[0].actions[0].async", 12, "expected a boolean"},
+        {"[job_queue]\nenabled = false\n" + webhook_observer("async = true\n"),
+         "observers[0].actions[0].async", 12, "needs the job queue"},
     };
     for (const auto& c : cases) {
       CAPTURE(c.toml);
@@ -119,8 +123,9 @@ TEST_SUITE("job_queue") {
   }
 
   TEST_CASE("async on a log action is accepted (any action type may be queued)") {
-    auto r = load("[job_queue]\nenabled = true\n[[observers]]\nevent_type = \"INSERT\"\n"
-                  "entity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\nasync = true\n");
+    auto r = load(
+        "[job_queue]\nenabled = true\n[[observers]]\nevent_type = \"INSERT\"\n"
+        "entity = \"Order\"\n[[observers.actions]]\ntype = \"log\"\nasync = true\n");
     REQUIRE_MESSAGE(r, errors_of(r));
     CHECK(r.value->observers[0].actions[0].async);
   }
@@ -131,7 +136,8 @@ TEST_SUITE("job_queue") {
     CHECK(decide_job(attempt_outcome::success(), 3, 3, rc, 0.0).kind == job_decision::complete);
   }
 
-  TEST_CASE("decide_job: retryable failures back off per the observer's policy until the last attempt") {
+  TEST_CASE(
+      "decide_job: retryable failures back off per the observer's policy until the last attempt") {
     retry_config rc;
     rc.max_attempts = 4;
     rc.initial_delay_ms = 100;
@@ -153,8 +159,8 @@ TEST_SUITE("job_queue") {
   TEST_CASE("decide_job: final failures go to the DLQ at once, Retry-After stretches a delay") {
     retry_config rc;
     rc.max_attempts = 5;
-    CHECK(decide_job(attempt_outcome::failure("HTTP 422", false), 1, 5, rc, 0.0).kind
-          == job_decision::dead_letter);
+    CHECK(decide_job(attempt_outcome::failure("HTTP 422", false), 1, 5, rc, 0.0).kind ==
+          job_decision::dead_letter);
     auto o = attempt_outcome::failure("HTTP 429", true);
     o.retry_after = std::chrono::milliseconds(7000);
     auto d = decide_job(o, 1, 5, rc, 0.0);
@@ -167,11 +173,11 @@ TEST_SUITE("job_queue") {
   }
 
   TEST_CASE("event_from_envelope rebuilds the event the enqueue path stored") {
-    auto ev = make_event(3, position{987654321, 42}, "0b7e7c1e-0000-4000-8000-000000000001", "UPDATE",
-                         "Order", "17", R"({"id": 17, "status": "shipped", "total": 10.50})",
-                         R"({"id": 17, "status": "new", "total": 10.50})",
-                         "2026-11-22T10:00:00.000001Z", std::string("acme"), std::nullopt,
-                         std::nullopt);
+    auto ev =
+        make_event(3, position{987654321, 42}, "0b7e7c1e-0000-4000-8000-000000000001", "UPDATE",
+                   "Order", "17", R"({"id": 17, "status": "shipped", "total": 10.50})",
+                   R"({"id": 17, "status": "new", "total": 10.50})", "2026-11-22T10:00:00.000001Z",
+                   std::string("acme"), std::nullopt, std::nullopt);
     // PostgreSQL hands jsonb back re-serialized; any equivalent text must do.
     const std::string stored = boost::json::serialize(boost::json::parse(ev->envelope_json));
     auto back = event_from_envelope(stored, 9);
@@ -196,13 +202,12 @@ TEST_SUITE("job_queue") {
     };
     CHECK(msg("{").find("not JSON") != std::string::npos);
     CHECK(msg("[1]").find("not a JSON object") != std::string::npos);
-    CHECK(msg(R"({"event_type":"INSERT","entity_type":"A","entity_id":"1"})").find("'id'")
-          != std::string::npos);
-    CHECK(msg(R"({"id":"x","event_type":1,"entity_type":"A","entity_id":"1"})").find("'event_type'")
-          != std::string::npos);
+    CHECK(msg(R"({"event_type":"INSERT","entity_type":"A","entity_id":"1"})").find("'id'") !=
+          std::string::npos);
+    CHECK(msg(R"({"id":"x","event_type":1,"entity_type":"A","entity_id":"1"})")
+              .find("'event_type'") != std::string::npos);
     CHECK(msg(R"({"id":"x","event_type":"INSERT","entity_type":"A","entity_id":"1",
                   "position":{"txid":"abc","pk":1}})")
-            .find("malformed position")
-          != std::string::npos);
+              .find("malformed position") != std::string::npos);
   }
 }

@@ -19,7 +19,9 @@ namespace {
 
 /// The listener's defaults: 500 µs pause, 50 ms linger, 1 s poll interval,
 /// reconnect backoff 100 ms .. 5 s.
-wakeup_settings defaults() { return wakeup_settings{}; }
+wakeup_settings defaults() {
+  return wakeup_settings{};
+}
 
 bool read_after(const wakeup_decision& d, us delay, bool wake = false) {
   return d.step == wakeup_step::read_after && d.delay == delay && d.wake == wake;
@@ -83,7 +85,9 @@ TEST_SUITE("wakeup") {
     CHECK(p.in_flight() == 2000);
   }
 
-  TEST_CASE("empty reads with remembered running transactions: 0.5, 1, 2 ... capped at 64 ms, never asleep") {
+  TEST_CASE(
+      "empty reads with remembered running transactions: 0.5, 1, 2 ... capped at 64 ms, never "
+      "asleep") {
     wakeup_policy p(defaults());
     tp t{};
     std::vector<us> delays;
@@ -131,7 +135,8 @@ TEST_SUITE("wakeup") {
     CHECK(last.step == wakeup_step::try_sleep);
   }
 
-  TEST_CASE("sleep refused -> keep polling with the running backoff, one counter for both reasons") {
+  TEST_CASE(
+      "sleep refused -> keep polling with the running backoff, one counter for both reasons") {
     wakeup_policy p(defaults());
     tp t{};
     linger_to_try_sleep(p, t);
@@ -221,7 +226,9 @@ TEST_SUITE("wakeup") {
     CHECK(read_after(p.on_read(t, 1000, 1000, false), us(0), true));
   }
 
-  TEST_CASE("database errors: reconnect after 100, 200, 400 ... 5000 ms; the mark is gone; a read resets") {
+  TEST_CASE(
+      "database errors: reconnect after 100, 200, 400 ... 5000 ms; the mark is gone; a read "
+      "resets") {
     wakeup_policy p(defaults());
     tp t{};
     fall_asleep(p, t);
@@ -291,7 +298,8 @@ TEST_SUITE("wakeup") {
     CHECK_FALSE(p.read_pending());
   }
 
-  TEST_CASE("property: delays bounded, no sleep while transactions run, mark and window consistent") {
+  TEST_CASE(
+      "property: delays bounded, no sleep while transactions run, mark and window consistent") {
     bool ok = rc::check("random reads, sleeps, NOTIFYs, credits, errors and stops", [] {
       wakeup_settings s;
       s.batch_size = *rc::gen::inRange<uint32_t>(1, 6);
@@ -327,7 +335,8 @@ TEST_SUITE("wakeup") {
       const auto drive = [&](wakeup_decision d) {
         for (;;) {
           // Any database call may fail: the wake, the read, try_sleep, the wait.
-          const bool io = d.wake || (d.step != wakeup_step::none && d.step != wakeup_step::read_after);
+          const bool io =
+              d.wake || (d.step != wakeup_step::none && d.step != wakeup_step::read_after);
           const bool fail = io && *rc::gen::inRange(0, 12) == 0;
           if (d.wake) {
             RC_ASSERT(mark);  // released only when held
@@ -365,8 +374,8 @@ TEST_SUITE("wakeup") {
               RC_ASSERT(d.limit <= s.batch_size);
               RC_ASSERT(in_flight + d.limit <= s.max_in_flight);
               const auto rows = *rc::gen::inRange(0, 100) < rows_pct
-                                  ? *rc::gen::inRange<uint32_t>(1, d.limit + 1)
-                                  : 0u;
+                                    ? *rc::gen::inRange<uint32_t>(1, d.limit + 1)
+                                    : 0u;
               const bool running = *rc::gen::inRange(0, 100) < running_pct;
               in_flight += rows;
               now += us(*rc::gen::inRange(0, 200));

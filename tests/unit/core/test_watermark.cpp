@@ -40,7 +40,7 @@ TEST_SUITE("watermark") {
     watermark_tracker w{position{10, 5}, 1, {{8, 0}}};
     CHECK(w.cursor() == fraiseql::read_cursor{{10, 5}, {{8, 0}}});
     auto c1 = std::make_shared<const fraiseql::read_cursor>(
-      fraiseql::read_cursor{{11, 7}, {{8, 0}, {10, 0}}});
+        fraiseql::read_cursor{{11, 7}, {{8, 0}, {10, 0}}});
     auto c2 = std::make_shared<const fraiseql::read_cursor>(fraiseql::read_cursor{{12, 0}, {}});
     w.admit(1, {11, 7}, c1);
     w.admit(2, {8, 9}, c2);  // a pending transaction's row: lower txid, later

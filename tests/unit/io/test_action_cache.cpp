@@ -1,17 +1,17 @@
 // The action-result cache around executors: hits skip the call and are
 // counted, only successes are stored, per-action TTLs, the webhook cache key,
 // and the threaded (Redis-style) path through a blocking_runner.
-#include "runtime/exec/caching.hpp"
-#include "runtime/ops/metrics.hpp"
+#include "messages/attempt.hpp"
+#include "runtime/core/dedup.hpp"
 #include "runtime/core/observers.hpp"
 #include "runtime/core/redis_url.hpp"
-#include "runtime/core/dedup.hpp"
 #include "runtime/core/result_cache.hpp"
-#include "messages/attempt.hpp"
+#include "runtime/exec/caching.hpp"
 #include "runtime/exec/executor.hpp"
+#include "runtime/ops/metrics.hpp"
 
-#include <boost/json.hpp>
 #include <doctest/doctest.h>
+#include <boost/json.hpp>
 
 #include <atomic>
 #include <future>
@@ -158,7 +158,8 @@ TEST_SUITE("action_cache") {
       std::optional<std::string> do_get(const std::string&) override {
         throw redis_unavailable("redis at 127.0.0.1:1: Connection refused");
       }
-      std::vector<std::optional<std::string>> do_get_many(const std::vector<std::string>&) override {
+      std::vector<std::optional<std::string>> do_get_many(
+          const std::vector<std::string>&) override {
         throw redis_unavailable("down");
       }
       void do_put(const std::string&, const std::string&, std::chrono::milliseconds) override {
@@ -217,8 +218,8 @@ TEST_SUITE("action_cache") {
     REQUIRE(k1);
     CHECK(k1->key.rfind("webhook:", 0) == 0);
     CHECK(k1->key.size() == 8 + 64);
-    CHECK(key(0, "2", "e2")->key == k1->key);      // same rendered request, other event
-    CHECK_FALSE(key(1, "1", "e1").has_value());   // cache = false
+    CHECK(key(0, "2", "e2")->key == k1->key);                 // same rendered request, other event
+    CHECK_FALSE(key(1, "1", "e1").has_value());               // cache = false
     CHECK(key(2, "1", "e1")->key != key(2, "2", "e1")->key);  // the body differs
   }
 

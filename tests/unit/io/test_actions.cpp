@@ -1,17 +1,17 @@
 // Action executors without servers: HMAC signatures, outcome classification,
 // Slack payloads, email formatting and database params rendering.
 
-#include "runtime/exec/executor.hpp"
 #include "runtime/config/loader.hpp"
 #include "runtime/config/model.hpp"
-#include "runtime/io/net/http_client.hpp"
-#include "runtime/core/observers.hpp"
 #include "runtime/core/envelope.hpp"
-#include "runtime/io/pg/call_pool.hpp"
+#include "runtime/core/observers.hpp"
+#include "runtime/exec/executor.hpp"
+#include "runtime/io/net/http_client.hpp"
 #include "runtime/io/net/smtp_client.hpp"
+#include "runtime/io/pg/call_pool.hpp"
 
-#include <boost/json.hpp>
 #include <doctest/doctest.h>
+#include <boost/json.hpp>
 
 #include <string>
 
@@ -19,12 +19,15 @@ using namespace fraiseql;
 
 namespace {
 
-std::optional<std::string> no_env(const char*) { return std::nullopt; }
+std::optional<std::string> no_env(const char*) {
+  return std::nullopt;
+}
 
 std::shared_ptr<const observer_registry> registry_of(const std::string& actions) {
-  const std::string text = "[database]\nurl = \"postgresql://localhost/app\"\n"
-                           "[[observers]]\nname = \"o\"\nevent_type = \"*\"\nentity = \"*\"\n" +
-                           actions;
+  const std::string text =
+      "[database]\nurl = \"postgresql://localhost/app\"\n"
+      "[[observers]]\nname = \"o\"\nevent_type = \"*\"\nentity = \"*\"\n" +
+      actions;
   auto r = load_config_string(text, "t.toml", no_env);
   std::string errs;
   for (const auto& e : r.errors) errs += e.to_string() + "\n";
@@ -170,14 +173,16 @@ TEST_SUITE("actions") {
     CHECK(m.find("\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHello\r\nWorld\r\n") !=
           std::string::npos);
     p.subject = "Commande n\xc2\xb0 17";
-    CHECK(format_email(p).find("Subject: =?UTF-8?B?Q29tbWFuZGUgbsKwIDE3?=\r\n") != std::string::npos);
+    CHECK(format_email(p).find("Subject: =?UTF-8?B?Q29tbWFuZGUgbsKwIDE3?=\r\n") !=
+          std::string::npos);
     CHECK(rfc5322_date_now().find(" +0000") != std::string::npos);
   }
 
   TEST_CASE("slack payload from the message template") {
-    auto reg = registry_of("[[observers.actions]]\ntype = \"slack\"\nwebhook_url = \"http://h/x\"\n"
-                           "channel = \"#orders\"\nusername = \"bot\"\nicon_emoji = \":package:\"\n"
-                           "message = \"New order {{ data.id }} for {{ data.customer }}\"\n");
+    auto reg = registry_of(
+        "[[observers.actions]]\ntype = \"slack\"\nwebhook_url = \"http://h/x\"\n"
+        "channel = \"#orders\"\nusername = \"bot\"\nicon_emoji = \":package:\"\n"
+        "message = \"New order {{ data.id }} for {{ data.customer }}\"\n");
     auto ev = order_event();
     std::string payload;
     REQUIRE_FALSE(reg->render_slack(0, 0, *ev, payload));
@@ -187,33 +192,37 @@ TEST_SUITE("actions") {
     CHECK(v.at("username") == "bot");
     CHECK(v.at("icon_emoji") == ":package:");
 
-    auto plain = registry_of("[[observers.actions]]\ntype = \"slack\"\nwebhook_url = \"http://h/x\"\n"
-                             "message = \"\\\"quoted\\\" text\"\n");
+    auto plain = registry_of(
+        "[[observers.actions]]\ntype = \"slack\"\nwebhook_url = \"http://h/x\"\n"
+        "message = \"\\\"quoted\\\" text\"\n");
     REQUIRE_FALSE(plain->render_slack(0, 0, *ev, payload));
     CHECK(boost::json::parse(payload) == boost::json::parse(R"({"text": "\"quoted\" text"})"));
   }
 
   TEST_CASE("email subject and body templates") {
-    auto reg = registry_of("[[observers.actions]]\ntype = \"email\"\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n"
-                           "from = \"o@example.com\"\nto = \"a@example.com\"\n"
-                           "subject = \"Order {{ data.id }}\"\nbody = \"Total: {{ data.total }}\"\n");
+    auto reg = registry_of(
+        "[[observers.actions]]\ntype = \"email\"\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n"
+        "from = \"o@example.com\"\nto = \"a@example.com\"\n"
+        "subject = \"Order {{ data.id }}\"\nbody = \"Total: {{ data.total }}\"\n");
     auto ev = order_event();
     std::string subject, body;
     REQUIRE_FALSE(reg->render_email(0, 0, *ev, subject, body));
     CHECK(subject == "Order 17");
     CHECK(body == "Total: 9.5");
-    auto no_body = registry_of("[[observers.actions]]\ntype = \"email\"\nhost = \"mail\"\n"
-                               "from = \"o@example.com\"\nto = [\"a@example.com\"]\nsubject = \"s\"\n");
+    auto no_body = registry_of(
+        "[[observers.actions]]\ntype = \"email\"\nhost = \"mail\"\n"
+        "from = \"o@example.com\"\nto = [\"a@example.com\"]\nsubject = \"s\"\n");
     REQUIRE_FALSE(no_body->render_email(0, 0, *ev, subject, body));
     CHECK(body == ev->envelope_json);
     CHECK(no_body->config(0).actions[0].email->url() == "smtp://mail:587");
   }
 
   TEST_CASE("database params: literals and templates, nested") {
-    auto reg = registry_of("[[observers.actions]]\ntype = \"database\"\nfunction = \"app.on_order\"\n"
-                           "[observers.actions.params]\nsource = \"observer\"\nlimit = 3\n"
-                           "id = \"{{ data.id }}\"\nlabel = \"order {{ data.id }}\"\n"
-                           "nested = { tags = [\"a\", \"{{ entity_type }}\"], \"we/ird~\" = \"{{ data.total }}\" }\n");
+    auto reg = registry_of(
+        "[[observers.actions]]\ntype = \"database\"\nfunction = \"app.on_order\"\n"
+        "[observers.actions.params]\nsource = \"observer\"\nlimit = 3\n"
+        "id = \"{{ data.id }}\"\nlabel = \"order {{ data.id }}\"\n"
+        "nested = { tags = [\"a\", \"{{ entity_type }}\"], \"we/ird~\" = \"{{ data.total }}\" }\n");
     auto ev = order_event();
     std::string params;
     REQUIRE_FALSE(reg->render_database_params(0, 0, *ev, params));
@@ -227,15 +236,16 @@ TEST_SUITE("actions") {
   }
 
   TEST_CASE("template errors are reported at build, naming observer, action and key") {
-    auto r = load_config_string("[database]\nurl = \"postgresql://localhost/app\"\n"
-                                "[[observers]]\nname = \"o\"\nevent_type = \"*\"\nentity = \"*\"\n"
-                                "[[observers.actions]]\ntype = \"email\"\nhost = \"mail\"\n"
-                                "from = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"{{ data.( }}\"\n"
-                                "[[observers.actions]]\ntype = \"database\"\nfunction = \"f\"\n"
-                                "params = { x = \"{{ ]] }}\" }\n"
-                                "[[observers.actions]]\ntype = \"slack\"\nwebhook_url = \"http://h/\"\n"
-                                "message = \"{{ }}\"\n",
-                                "t.toml", no_env);
+    auto r = load_config_string(
+        "[database]\nurl = \"postgresql://localhost/app\"\n"
+        "[[observers]]\nname = \"o\"\nevent_type = \"*\"\nentity = \"*\"\n"
+        "[[observers.actions]]\ntype = \"email\"\nhost = \"mail\"\n"
+        "from = \"o@example.com\"\nto = \"a@example.com\"\nsubject = \"{{ data.( }}\"\n"
+        "[[observers.actions]]\ntype = \"database\"\nfunction = \"f\"\n"
+        "params = { x = \"{{ ]] }}\" }\n"
+        "[[observers.actions]]\ntype = \"slack\"\nwebhook_url = \"http://h/\"\n"
+        "message = \"{{ }}\"\n",
+        "t.toml", no_env);
     REQUIRE(r);
     std::vector<std::string> errors;
     observer_registry::build(r.value->observers, errors);

@@ -1,6 +1,6 @@
 #include "runtime/core/health.hpp"
-#include "runtime/ops/metrics.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/ops/metrics.hpp"
 
 #include <doctest/doctest.h>
 
@@ -95,8 +95,7 @@ TEST_SUITE("health") {
     CHECK(text.find("observer_events_read_total{listener_id=\"l1\"} 3") != std::string::npos);
     CHECK(text.find("observer_checkpoint_txid{listener_id=\"l1\"} 42") != std::string::npos);
     CHECK(text.find("observer_checkpoint_event_id{listener_id=\"l1\"} 7") != std::string::npos);
-    CHECK(text.find(std::string("observer_build_info{version=\"") + fraiseql::observer_version()
-                    + "\"} 1")
-          != std::string::npos);
+    CHECK(text.find(std::string("observer_build_info{version=\"") + fraiseql::observer_version() +
+                    "\"} 1") != std::string::npos);
   }
 }
