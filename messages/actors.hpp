@@ -10,9 +10,12 @@
 // - An event is finished (finish_atom) only when every matched action either
 //   succeeded or was durably written to the DLQ.
 // - The checkpoint saved is the position of the longest finished prefix in
-//   fence order: a crash re-delivers at most the events in flight.
+//   fence order: a crash re-delivers the events read after it (those in
+//   flight, and those finished behind a slower one), never fewer.
 // - The listener reads only while fewer than max_in_flight events are
-//   unfinished (credits flow back from the checkpointer): memory is bounded.
+//   unfinished (credits flow back from the checkpointer as events finish):
+//   events held in memory are bounded; the watermark's entries between the
+//   saved position and the read head are not, while one event stays slow.
 //
 // Wiring. Each actor holds the narrowest handle it sends to (admission_sink,
 // run_sink, finish_sink, credit_sink below); a full handle converts to a

@@ -6,8 +6,9 @@
 // change-log position, and finish in any order. The watermark is the position
 // of the last event of the longest finished prefix: every event at or before it
 // is finished, so saving it as the checkpoint can never skip an unfinished
-// event. Memory is bounded by the in-flight window (finished prefix entries are
-// dropped as the watermark passes them).
+// event. Finished prefix entries are dropped as the watermark passes them; the
+// entries behind an unfinished event stay until it finishes (one small entry
+// per event: the listener's window bounds unfinished events, not this span).
 
 #include "messages/event.hpp"
 
