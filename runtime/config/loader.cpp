@@ -97,27 +97,22 @@ void loader::walk_root(const toml::table& root) {
     report_key(k, v, quote_key(name), std::move(msg));
   }
   const config_schema::tables& d = config_schema::options();
+  // Table by table; [database], [redis] and [control] have rules beyond their scalar keys.
+  auto section = [&](const char* name, const auto& options, auto& model) {
+    if (const auto* t = read_table(root, name, "")) read_section(*t, name, options, model);
+  };
   if (const auto* t = read_table(root, "database", "")) walk_database(*t);
-  if (const auto* t = read_table(root, "transport", ""))
-    read_section(*t, "transport", d.transport, cfg_.transport);
-  if (const auto* t = read_table(root, "listener", ""))
-    read_section(*t, "listener", d.listener, cfg_.listener);
-  if (const auto* t = read_table(root, "checkpoint", ""))
-    read_section(*t, "checkpoint", d.checkpoint, cfg_.checkpoint);
-  if (const auto* t = read_table(root, "performance", ""))
-    read_section(*t, "performance", d.performance, cfg_.performance);
-  if (const auto* t = read_table(root, "circuit_breaker", ""))
-    read_section(*t, "circuit_breaker", d.circuit_breaker, cfg_.circuit_breaker);
+  section("transport", d.transport, cfg_.transport);
+  section("listener", d.listener, cfg_.listener);
+  section("checkpoint", d.checkpoint, cfg_.checkpoint);
+  section("performance", d.performance, cfg_.performance);
+  section("circuit_breaker", d.circuit_breaker, cfg_.circuit_breaker);
   if (const auto* t = read_table(root, "redis", "")) walk_redis(*t);
-  if (const auto* t = read_table(root, "shutdown", ""))
-    read_section(*t, "shutdown", d.shutdown, cfg_.shutdown);
-  if (const auto* t = read_table(root, "logging", ""))
-    read_section(*t, "logging", d.logging, cfg_.logging);
-  if (const auto* t = read_table(root, "metrics", ""))
-    read_section(*t, "metrics", d.metrics, cfg_.metrics);
+  section("shutdown", d.shutdown, cfg_.shutdown);
+  section("logging", d.logging, cfg_.logging);
+  section("metrics", d.metrics, cfg_.metrics);
   if (const auto* t = read_table(root, "control", "")) walk_control(*t);
-  if (const auto* t = read_table(root, "job_queue", ""))
-    read_section(*t, "job_queue", d.job_queue, cfg_.job_queue);
+  section("job_queue", d.job_queue, cfg_.job_queue);
   if (const toml::node* n = root.get("observers")) walk_observers(*n);
 }
 
