@@ -14,6 +14,64 @@ class FailoverTest(IntegrationTest):
         for i in range(n):
             self.sql("INSERT INTO orders (customer, status, total) VALUES (%s, 'new', 1)", (f"{prefix}{i}",))
 
+    def backends(self, node=None):
+        """Client backends of this test's database (of one node: by the
+        fallback application name every connection of a node carries)."""
+        if node is None:
+            return self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()")[0][0]
+        return self.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                        (f"fraiseql-observer {node.proc.pid}",))[0][0]
+
+    def sample_connections(self, leader, standby, seconds):
+        """Samples once a second: (leader's, standby's, the database's total)."""
+        out = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            out.append((self.backends(leader), self.backends(standby), self.backends()))
+            time.sleep(1)
+        return out
+
+    def assert_flat(self, samples, what):
+        leader = [s[0] for s in samples]
+        standby = [s[1] for s in samples]
+        total = [s[2] for s in samples]
+        # The leader's connections are fixed once it runs; a standby holds none
+        # between its attempts and at most two during one (schema check, lease);
+        # nothing else connects to this database meanwhile.
+        self.assertGreater(min(leader), 0, what)
+        self.assertEqual(min(leader), max(leader), f"{what}: leader's connections moved: {leader}")
+        self.assertLessEqual(max(standby), 2, f"{what}: standby's connections: {standby}")
+        self.assertLessEqual(max(total) - min(total), 2, f"{what}: database's connections: {total}")
+        self.assertLessEqual(max(total), max(leader) + 2, f"{what}: unnamed connections: {total}")
+
+    def test_standby_connections_stay_flat_over_60_s_and_across_failovers(self):
+        sink = self.sink()
+        a = self.node(self.observers(sink))
+        self.setup_orders(a)
+        a.start()
+        wait_until(lambda: "leading listener" in a.output(), what="a leads")
+        b = self.node(self.observers(sink))
+        b.start()
+        wait_until(lambda: "standing by" in b.output(), what="b stands by")
+        self.insert(20, "a")
+        wait_until(lambda: len(sink.delivered()) >= 20, what="20 deliveries")
+        # The harness's poll_interval_ms is 200: the standby tries 300 times.
+        self.assert_flat(self.sample_connections(a, b, 60), "a leads, b stands by for 60 s")
+        a.kill9()
+        wait_until(lambda: "leading listener" in b.output(), timeout=20, what="b takes over")
+        c = self.node(self.observers(sink))
+        c.start()
+        wait_until(lambda: "standing by" in c.output(), what="c stands by")
+        self.insert(20, "b")
+        self.assert_flat(self.sample_connections(b, c, 10), "b leads after a's kill, c stands by")
+        b.kill9()
+        wait_until(lambda: "leading listener" in c.output(), timeout=20, what="c takes over")
+        ids = set(self.change_log_ids())
+        wait_until(lambda: set(deliveries_by_id(sink.delivered())) >= ids, timeout=30,
+                   what="all 40 delivered")
+        self.assertEqual(c.stop(), 0)
+
     def test_standby_takes_over_after_kill_9_without_loss_or_double_delivery(self):
         sink = self.sink()
         a = self.node(self.observers(sink))

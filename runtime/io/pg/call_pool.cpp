@@ -2,6 +2,7 @@
 
 #include "runtime/config/model.hpp"
 #include "runtime/config/redact.hpp"
+#include "runtime/io/pg/session.hpp"
 
 #include <pqxx/pqxx>
 
@@ -41,7 +42,8 @@ struct pg_call_pool::impl {
     try {
       if (!conn || !conn->is_open()) {
         conn.reset();
-        conn = std::make_unique<pqxx::connection>(c.url);
+        conn = std::make_unique<pqxx::connection>(
+            with_fallback_application_name(c.url, process_application_name()));
       }
       pqxx::work w{*conn};
       // statement_timeout cancels the function on the server when the attempt

@@ -25,6 +25,21 @@ struct pg_unavailable : std::runtime_error {
 /// (libpq accepts both; this only validates it is non-empty).
 std::string normalize_dsn(const std::string& dsn);
 
+/// `dsn` with libpq's `fallback_application_name` set to `name` (URL or
+/// keyword form), so that pg_stat_activity names the process behind each
+/// connection unless the DSN sets `application_name` itself.
+std::string with_fallback_application_name(const std::string& dsn, const std::string& name);
+
+/// "fraiseql-observer <pid>": the fallback application name of every
+/// connection this process opens.
+const std::string& process_application_name();
+
+/// Deletes a connection through its real type (pqxx::connection_base has no
+/// virtual destructor: deleting through it would skip closing the socket).
+struct pg_connection_deleter {
+  void operator()(pqxx::connection_base* c) const noexcept;
+};
+
 /// A lazily (re)connected connection.
 class pg_session {
  public:
@@ -41,7 +56,7 @@ class pg_session {
 
  private:
   std::string dsn_;
-  std::unique_ptr<pqxx::connection_base> conn_;
+  std::unique_ptr<pqxx::connection_base, pg_connection_deleter> conn_;
 };
 
 }  // namespace fraiseql
