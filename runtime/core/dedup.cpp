@@ -1,5 +1,7 @@
 #include "runtime/core/dedup.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <random>
 #include <stdexcept>
 
@@ -49,6 +51,37 @@ const char* to_string(confirm_status s) {
 
 std::string dedup_key(const std::string& event_id) {
   return "event:" + event_id;
+}
+
+std::string make_owner_token(const std::string& name, const std::string& family,
+                             uint64_t generation) {
+  if (family.empty()) throw std::invalid_argument("redis dedup: empty owner family");
+  // The unique part sits between two '|': keep the separator out of it.
+  std::string unique = make_owner_token(name);
+  std::replace(unique.begin(), unique.end(), '|', '_');
+  return "e" + std::to_string(generation) + "|" + unique + "|" + family;
+}
+
+std::optional<owner_lineage> parse_owner_lineage(const std::string& token) {
+  // The same rule as the Redis takeover script: ^e(%d+)|[^|]*|(.+)$
+  if (token.size() < 2 || token[0] != 'e') return std::nullopt;
+  size_t i = 1;
+  uint64_t generation = 0;
+  while (i < token.size() && token[i] >= '0' && token[i] <= '9') {
+    if (generation > (UINT64_MAX - 9) / 10) return std::nullopt;
+    generation = generation * 10 + static_cast<uint64_t>(token[i] - '0');
+    ++i;
+  }
+  if (i == 1 || i >= token.size() || token[i] != '|') return std::nullopt;
+  const size_t second = token.find('|', i + 1);
+  if (second == std::string::npos || second + 1 >= token.size()) return std::nullopt;
+  return owner_lineage{token.substr(second + 1), generation};
+}
+
+bool supersedes(const std::string& mine, const std::string& theirs) {
+  const auto m = parse_owner_lineage(mine);
+  const auto t = parse_owner_lineage(theirs);
+  return m && t && m->family == t->family && t->generation < m->generation;
 }
 
 std::string make_owner_token(const std::string& name) {
@@ -132,6 +165,9 @@ std::vector<claim_status> memory_dedup::claim(const std::vector<std::string>& ev
       out.push_back(claim_status::done);
     } else if (e->value == owner) {
       out.push_back(claim_status::claimed);  // like Redis: the TTL is not refreshed
+    } else if (supersedes(owner, e->value)) {
+      *e = entry{owner, now + claim_ttl};  // an earlier generation's claim: taken over
+      out.push_back(claim_status::claimed);
     } else {
       out.push_back(claim_status::busy);
     }

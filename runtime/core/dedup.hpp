@@ -15,8 +15,11 @@
 //   claim(ids, owner, ttl)  SET event:<id> <owner> NX PX <ttl>, pipelined per
 //                           batch. Set -> claimed. Not set -> GET: "done" ->
 //                           done (skip the event), <owner> -> claimed (our own
-//                           earlier claim, e.g. a retried pipeline), anything
-//                           else or gone -> busy (retry later).
+//                           earlier claim, e.g. a retried pipeline), a claim
+//                           of an earlier generation of our own lineage ->
+//                           taken over (Lua, atomically: SET <owner> PX
+//                           <ttl>) -> claimed; anything else or gone -> busy
+//                           (retry later).
 //   extend(ids, owner, ttl) PEXPIRE only while the value is still <owner> (Lua).
 //   confirm(id, owner)      after the side effects succeeded. Lua,
 //                           atomically: value is <owner> -> SET "done" PX
@@ -37,7 +40,10 @@
 //      once.
 //   2. A node dies after a side effect and its confirm, before its checkpoint:
 //      the redelivered event finds "done" and is skipped for the dedup window.
-//   3. A node dies before the side effect: its claim expires after claim_ttl;
+//   3. A node dies before the side effect and its successor belongs to the
+//      same lineage (same listener id, a newer lease epoch: the lease says
+//      the dead node is gone or fenced): the successor takes the claims over
+//      at once. Any other worker waits: the claim expires after claim_ttl;
 //      until then the redelivery gets busy (retries later), afterwards it
 //      claims and runs the event. Delay bounded by claim_ttl.
 //
@@ -65,6 +71,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +104,25 @@ std::string dedup_key(const std::string& event_id);
 
 /// A token unique to this worker incarnation: `<name>:<pid>:<16 random hex digits>`.
 std::string make_owner_token(const std::string& name);
+
+/// A token that also names its lineage: `e<generation>|<name>:<pid>:<hex>|<family>`.
+/// Its claims may take over those of earlier generations of the same family
+/// (see supersedes). The engine uses the listener id as family and the lease
+/// epoch as generation: a leader of epoch N knows that every holder of an
+/// epoch below N is dead or fenced. `family` must not be empty.
+std::string make_owner_token(const std::string& name, const std::string& family,
+                             uint64_t generation);
+
+/// The lineage a token names, if any.
+struct owner_lineage {
+  std::string family;
+  uint64_t generation = 0;
+};
+std::optional<owner_lineage> parse_owner_lineage(const std::string& token);
+
+/// True when a claim held by `theirs` may be taken over by `mine`: both name a
+/// lineage, the same family, and theirs is of an earlier generation.
+bool supersedes(const std::string& mine, const std::string& theirs);
 
 /// The protocol's interface (see the top of this file). Batch calls return one
 /// entry per id, in order. Ids must be non-empty; owner tokens non-empty and

@@ -470,6 +470,34 @@ TEST_SUITE("redis") {
     CHECK(d.claim({}, a, 1000ms).empty());
   }
 
+  TEST_CASE(
+      "dedup: a newer lease epoch of the same listener takes a dead leader's claims at once") {
+    redis_pool pool{options_for(fixture_url()), 2};
+    redis_dedup d{pool, 60000ms};
+    auto c = pool.acquire();
+    const std::string p = unique_prefix("takeover");
+    const std::vector<std::string> ids{p + "1", p + "2", p + "3", p + "4"};
+    const std::string family = p + "listener";
+    const auto dead = make_owner_token("dead", family, 3);
+    const auto next = make_owner_token("next", family, 4);
+    const auto stranger = make_owner_token("stranger", p + "other", 9);
+    CHECK(d.claim(ids, dead, 30000ms) == std::vector<claim_status>(4, claim_status::claimed));
+    CHECK(d.confirm(ids[3], dead) == confirm_status::confirmed);
+    CHECK(d.claim({ids[0]}, stranger, 5000ms)[0] == claim_status::busy);
+    CHECK(d.claim({ids[0]}, make_owner_token("plain"), 5000ms)[0] == claim_status::busy);
+    // The successor of the dead leader does not wait out the 30 s claims.
+    CHECK(d.claim(ids, next, 5000ms) ==
+          std::vector<claim_status>{claim_status::claimed, claim_status::claimed,
+                                    claim_status::claimed, claim_status::done});
+    CHECK(c->command({"GET", dedup_key(ids[0])}).str == next);
+    const long long pttl = c->command({"PTTL", dedup_key(ids[0])}).integer;
+    CHECK(pttl > 0);
+    CHECK(pttl <= 5000);  // the successor's own claim TTL
+    CHECK(d.claim({ids[1]}, dead, 5000ms)[0] == claim_status::busy);  // never back to an older one
+    CHECK(d.confirm(ids[0], dead) == confirm_status::lost);           // the old leader, thawed
+    CHECK(d.confirm(ids[0], next) == confirm_status::confirmed);
+  }
+
   TEST_CASE("dedup: batches larger than one script chunk keep their order, survive SCRIPT FLUSH") {
     redis_pool pool{options_for(fixture_url()), 2};
     redis_dedup d{pool, 60000ms};

@@ -56,11 +56,36 @@ end
 return out
 )lua";
 
+// Claims of an earlier generation of the caller's lineage (runtime/core/dedup.hpp,
+// supersedes) become the caller's; the caller's own claim stays; 1 = claimed.
+// "done", no value (the retry takes it) and other owners' claims: 0.
+constexpr const char* takeover_lua = R"lua(
+local function lineage(t)
+  local g, f = string.match(t, '^e(%d+)|[^|]*|(.+)$')
+  if g then return tonumber(g), f end
+end
+local mg, mf = lineage(ARGV[1])
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  out[i] = 0
+  if v == ARGV[1] then
+    out[i] = 1
+  elseif v and v ~= 'done' and mg then
+    local g, f = lineage(v)
+    if g and f == mf and g < mg then
+      redis.call('SET', k, ARGV[1], 'PX', ARGV[2]); out[i] = 1
+    end
+  end
+end
+return out
+)lua";
+
 /// Keys per script run: bounds how long one run holds the server (~0.2 ms).
 constexpr size_t script_chunk = 256;
 
-constexpr const char* script_bodies[] = {confirm_lua, release_lua, extend_lua};
-constexpr const char* script_names[] = {"confirm", "release", "extend"};
+constexpr const char* script_bodies[] = {confirm_lua, release_lua, extend_lua, takeover_lua};
+constexpr const char* script_names[] = {"confirm", "release", "extend", "takeover"};
 
 }  // namespace
 
@@ -79,39 +104,53 @@ std::vector<claim_status> redis_dedup::claim(const std::vector<std::string>& eve
   std::vector<std::vector<std::string>> cmds;
   cmds.reserve(event_ids.size());
   for (const auto& id : event_ids) cmds.push_back({"SET", dedup_key(id), owner, "NX", "PX", px});
-  auto c = pool_.acquire();
-  // Resending is harmless: a SET NX that already took effect shows up below
-  // as our own token.
-  const auto replies = c->pipeline(cmds, true);
-  std::vector<size_t> look;
-  for (size_t i = 0; i < replies.size(); ++i) {
-    if (replies[i].is_ok())
-      out[i] = claim_status::claimed;
-    else if (replies[i].is_nil())
-      look.push_back(i);
-    else
-      throw redis_error("redis dedup: SET NX of " + dedup_key(event_ids[i]) + " answered " +
-                        describe(replies[i]));
-  }
-  if (look.empty()) return out;
-  cmds.clear();
-  for (size_t i : look) cmds.push_back({"GET", dedup_key(event_ids[i])});
-  const auto values = c->pipeline(cmds, true);
-  for (size_t k = 0; k < look.size(); ++k) {
-    const redis_reply& v = values[k];
-    if (v.type == redis_reply::kind::string) {
-      if (v.str == done_value)
-        out[look[k]] = claim_status::done;
-      else if (v.str == owner)
-        out[look[k]] = claim_status::claimed;
-      // another owner: busy
-    } else if (!v.is_nil()) {
-      throw redis_error("redis dedup: GET of " + dedup_key(event_ids[look[k]]) + " answered " +
-                        describe(v));
+  std::vector<size_t> takeover;  // held by an earlier generation of our lineage
+  {
+    auto c = pool_.acquire();
+    // Resending is harmless: a SET NX that already took effect shows up below
+    // as our own token.
+    const auto replies = c->pipeline(cmds, true);
+    std::vector<size_t> look;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].is_ok())
+        out[i] = claim_status::claimed;
+      else if (replies[i].is_nil())
+        look.push_back(i);
+      else
+        throw redis_error("redis dedup: SET NX of " + dedup_key(event_ids[i]) + " answered " +
+                          describe(replies[i]));
     }
-    // nil: the claim vanished between SET and GET (expired or released): busy,
-    // the retry will take it.
+    if (look.empty()) return out;
+    cmds.clear();
+    for (size_t i : look) cmds.push_back({"GET", dedup_key(event_ids[i])});
+    const auto values = c->pipeline(cmds, true);
+    for (size_t k = 0; k < look.size(); ++k) {
+      const redis_reply& v = values[k];
+      if (v.type == redis_reply::kind::string) {
+        if (v.str == done_value)
+          out[look[k]] = claim_status::done;
+        else if (v.str == owner)
+          out[look[k]] = claim_status::claimed;
+        else if (supersedes(owner, v.str))
+          takeover.push_back(look[k]);
+        // another owner: busy
+      } else if (!v.is_nil()) {
+        throw redis_error("redis dedup: GET of " + dedup_key(event_ids[look[k]]) + " answered " +
+                          describe(v));
+      }
+      // nil: the claim vanished between SET and GET (expired or released): busy,
+      // the retry will take it.
+    }
   }
+  if (takeover.empty()) return out;
+  // One more round trip, only after a predecessor died holding claims: the
+  // script re-checks each value atomically (it may have changed since the GET).
+  std::vector<std::string> ids;
+  ids.reserve(takeover.size());
+  for (size_t i : takeover) ids.push_back(event_ids[i]);
+  const auto taken = run_script(takeover_script, ids, owner, px);
+  for (size_t k = 0; k < takeover.size(); ++k)
+    if (taken[k] == 1) out[takeover[k]] = claim_status::claimed;
   return out;
 }
 

@@ -12,7 +12,8 @@
 namespace fraiseql {
 
 /// The protocol on Redis: one pipeline per batch call (claims needing a
-/// second look cost one more round trip); confirm, release and extend run Lua
+/// second look cost one more round trip, and taking over a predecessor's
+/// claims one more); confirm, release and extend run Lua
 /// scripts through EVALSHA, one script run per chunk of 256 events (reloaded
 /// after NOSCRIPT, e.g. after a restart). A script run touches many keys: this
 /// needs a standalone Redis (or one whose keys all live on one node), not
@@ -33,7 +34,13 @@ class redis_dedup final : public dedup_store {
                                 const std::string& owner) override;
 
  private:
-  enum script_id : size_t { confirm_script, release_script, extend_script, script_count };
+  enum script_id : size_t {
+    confirm_script,
+    release_script,
+    extend_script,
+    takeover_script,
+    script_count
+  };
   /// Runs script `id` once per event id (KEYS[1] = event key, ARGV = owner, arg).
   std::vector<long long> run_script(script_id id, const std::vector<std::string>& event_ids,
                                     const std::string& owner, const std::string& arg);

@@ -98,6 +98,44 @@ TEST_SUITE("dedup") {
     CHECK(action_result_key("k") == "action_result:k");
   }
 
+  TEST_CASE("lineage tokens: a newer generation of the same family takes claims over") {
+    const auto e1 = make_owner_token("orders@h1", "orders", 1);
+    const auto e2 = make_owner_token("orders@h2", "orders", 2);
+    const auto other = make_owner_token("billing@h1", "billing", 9);
+    const auto plain = make_owner_token("orders@h3");
+    REQUIRE(parse_owner_lineage(e2));
+    CHECK(parse_owner_lineage(e2)->family == "orders");
+    CHECK(parse_owner_lineage(e2)->generation == 2);
+    CHECK_FALSE(parse_owner_lineage(plain));
+    CHECK_FALSE(parse_owner_lineage("done"));
+    CHECK_FALSE(parse_owner_lineage("e|x|f"));               // no generation
+    CHECK_FALSE(parse_owner_lineage("e1|x|"));               // no family
+    CHECK_FALSE(parse_owner_lineage("e1|x"));                // no family separator
+    CHECK(parse_owner_lineage("e7||a|b")->family == "a|b");  // the family may hold '|'
+    CHECK(supersedes(e2, e1));
+    CHECK_FALSE(supersedes(e1, e2));                                          // never an older one
+    CHECK_FALSE(supersedes(e2, make_owner_token("orders@h4", "orders", 2)));  // same epoch
+    CHECK_FALSE(supersedes(other, e1));                                       // another listener
+    CHECK_FALSE(supersedes(e2, plain));
+    CHECK_FALSE(supersedes(plain, e1));
+
+    sim_clock clk;
+    memory_dedup d{60000ms, clk.fn()};
+    d.claim({"x", "y", "z"}, e1, 30000ms);
+    CHECK(d.confirm("z", e1) == confirm_status::confirmed);
+    CHECK(d.claim({"x"}, other, 1000ms)[0] == claim_status::busy);
+    CHECK(d.claim({"x"}, plain, 1000ms)[0] == claim_status::busy);
+    // The successor does not wait out the 30 s claim TTL, and "done" stays done.
+    CHECK(d.claim({"x", "y", "z"}, e2, 1000ms) == std::vector<claim_status>{claim_status::claimed,
+                                                                            claim_status::claimed,
+                                                                            claim_status::done});
+    CHECK(d.confirm("x", e1) == confirm_status::lost);  // the old leader, thawed
+    CHECK(d.confirm("x", e2) == confirm_status::confirmed);
+    CHECK(d.claim({"y"}, e1, 1000ms)[0] == claim_status::busy);  // no way back
+    clk.advance(1000ms);                                         // e2's claim on y expires
+    CHECK(d.claim({"y"}, e1, 1000ms)[0] == claim_status::claimed);
+  }
+
   TEST_CASE("lru_ttl_cache: least recently used goes first, entries expire") {
     sim_clock clk;
     lru_ttl_cache c{3, 1000ms, clk.fn()};
