@@ -130,6 +130,8 @@ using action_pool_actor = caf::typed_actor<
     /// The backoff delay of attempt `id` (one action of one event, retried in
     /// place) elapsed: it is tried again.
     caf::reacts_to<retry_atom, uint64_t>,
+    /// The leader lease's deadline had passed with attempts waiting: look again.
+    caf::reacts_to<wake_atom>,
     /// Sends the finished events collected so far to the checkpointer (self-sent
     /// behind the messages already queued, so a burst becomes one message).
     caf::reacts_to<flush_atom>,

@@ -24,8 +24,9 @@ void require_schema(const std::string& dsn, const std::string& config_source) {
 
 std::shared_ptr<leader_lease> take_leadership(const std::string& dsn,
                                               const std::string& listener_id,
+                                              std::chrono::milliseconds ttl,
                                               checkpoint_store& store) {
-  auto lease = std::make_shared<leader_lease>(dsn, listener_id, node_identity());
+  auto lease = std::make_shared<leader_lease>(dsn, listener_id, node_identity(), ttl);
   auto epoch = lease->try_acquire();
   if (!epoch)
     throw node::standby("listener '" + listener_id + "' is led by another node; standing by");

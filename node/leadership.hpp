@@ -5,6 +5,7 @@
 
 #include "messages/checkpoint.hpp"
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,7 @@ void require_schema(const std::string& dsn, const std::string& config_source);
 /// `store` with its epoch. Throws node::standby when another node leads.
 std::shared_ptr<leader_lease> take_leadership(const std::string& dsn,
                                               const std::string& listener_id,
+                                              std::chrono::milliseconds ttl,
                                               checkpoint_store& store);
 
 /// The saved checkpoint of `listener_id` (the start of the log when none).

@@ -54,6 +54,8 @@ struct node::impl {
   std::shared_ptr<metrics> stats;
   std::unique_ptr<monitoring_server> server;
   std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
+  // Leadership (null in a dry run); released at the end of a graceful stop.
+  std::shared_ptr<leader_lease> lease;
   listener_actor lst;
   checkpointer_actor cp;
   router_actor rt;
@@ -186,7 +188,12 @@ void node::acquire_and_run() {
   // Leadership first, then the checkpoint: a former leader's last write either
   // committed before our takeover (we load it) or is refused (fencing).
   auto store = std::make_shared<checkpoint_store>(dsn, id);
-  auto lease = d.dry_run ? nullptr : take_leadership(dsn, id, *store);
+  auto lease =
+      d.dry_run
+          ? nullptr
+          : take_leadership(
+                dsn, id, std::chrono::milliseconds(d.cfg.failover.failover_threshold_ms), *store);
+  d.lease = lease;
   const checkpoint_record resume = load_checkpoint(*store, id);
   d.stats->checkpoint_position(resume.pos.txid, resume.pos.pk);
 
@@ -199,7 +206,8 @@ void node::acquire_and_run() {
                      d.registry,
                      d.stats,
                      d.trace->capacity() > 0 ? d.trace : nullptr,
-                     d.stopping};
+                     d.stopping,
+                     lease ? lease->deadline() : nullptr};
   d.dq = spawn_dlq(env);
   auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled && !d.dry_run) {
@@ -366,6 +374,9 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.http.reset();
   d.redis_runner.reset();
   d.rpool.reset();
+  // Last, once nothing of this node runs any more: a standby may lead at once.
+  if (d.lease) d.lease->release();
+  d.lease.reset();
   d.role = r_stopped;
   return drained;
 }

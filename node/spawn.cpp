@@ -44,6 +44,7 @@ checkpointer_actor spawn_checkpointer(const node_env& env, const checkpoint_reco
   o.dry_run = env.dry_run;
   o.sink = std::move(store);
   o.lease = std::move(lease);
+  o.renew_interval = std::chrono::milliseconds(env.cfg.failover.health_check_interval_ms);
   o.stats = env.stats;
   return spawn_checkpointer(env.sys, o);
 }
@@ -79,6 +80,7 @@ action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,
   o.concurrent_timeout_ms = perf.concurrent_timeout_ms;
   o.breakers = breaker_settings_of(env.cfg.circuit_breaker);
   o.dry_run = env.dry_run;
+  o.lease = env.lease;
   o.stats = env.stats;
   o.trace = env.trace;
   return spawn_action_pool(env.sys, o, std::move(checkpointer), std::move(dlq));

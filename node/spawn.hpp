@@ -9,6 +9,7 @@
 #include "messages/actors.hpp"
 #include "messages/checkpoint.hpp"
 #include "runtime/config/model.hpp"
+#include "runtime/core/lease_clock.hpp"
 #include "runtime/exec/executor.hpp"
 
 #include <caf/fwd.hpp>
@@ -42,6 +43,9 @@ struct node_env {
   std::shared_ptr<journal> trace;
   /// Set when the node stops (writers then give up instead of waiting forever).
   std::shared_ptr<std::atomic<bool>> stopping;
+  /// How long this node may still lead (null in a dry run): the pool starts
+  /// nothing once it has passed.
+  std::shared_ptr<const lease_clock> lease;
 };
 
 dlq_actor spawn_dlq(const node_env& env);

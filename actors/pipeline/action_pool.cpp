@@ -108,6 +108,7 @@ struct action_pool_state {
   std::unique_ptr<breaker_registry> breakers;
   std::shared_ptr<completion_inbox> inbox = std::make_shared<completion_inbox>();
   bool pumping = false;
+  bool lease_wait = false;  // a wake_atom is on its way (the lease's deadline passed)
 
   /// The actor clock: simulated under CAF's test coordinator.
   circuit_breaker::time_point now() const { return self->clock().now(); }
@@ -220,10 +221,22 @@ struct action_pool_state {
     }
   }
 
+  /// False once the leader lease's deadline has passed: start nothing more.
+  bool leading() const { return !cfg.lease || cfg.lease->valid(); }
+
+  /// Looks again shortly: a late renewal may still extend the lease (if it
+  /// does not, the checkpointer stops the node meanwhile).
+  void wait_for_lease() {
+    if (lease_wait) return;
+    lease_wait = true;
+    self->delayed_send(self, std::chrono::milliseconds(50), wake_atom::value);
+  }
+
   void pump() {
     // Synchronous outcomes (log actions, fast-failed calls) re-enter pump()
     // from execute(); the outer loop serves them, so the stack stays flat.
     if (pumping) return;
+    if (!ready.empty() && !leading()) return wait_for_lease();
     pumping = true;
     while (running < cfg.max_concurrent_actions && !ready.empty()) {
       auto id = ready.front();
@@ -376,6 +389,13 @@ struct action_pool_state {
       self->delayed_send(self, delay, retry_atom::value, id);
       return pump();
     }
+    if (!leading()) {
+      // No DLQ row from a node that may have been replaced: the event stays
+      // unfinished for the next leader. Should the lease still be renewed,
+      // the action gets one more attempt (same idempotency key).
+      self->delayed_send(self, std::chrono::milliseconds(50), retry_atom::value, id);
+      return pump();
+    }
     if (cfg.trace)
       cfg.trace->attempt(ev->id, a.observer, a.action, a.tries, "dead-lettered", o.error);
     // Exhausted or not retryable: a durable DLQ row first, then the attempt is done.
@@ -459,6 +479,10 @@ action_pool_actor::behavior_type action_pool(
       },
       [self](done_atom) { self->state.drain_completions(); },
       [self](retry_atom, uint64_t id) { self->state.retry(id); },
+      [self](wake_atom) {
+        self->state.lease_wait = false;
+        self->state.pump();
+      },
       [self](flush_atom) {
         auto& st = self->state;
         if (!st.finished.empty())

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/actors.hpp"
+#include "runtime/core/lease_clock.hpp"
 
 #include <caf/fwd.hpp>
 #include "runtime/core/circuit_breaker.hpp"
@@ -36,6 +37,10 @@ struct action_pool_options {
   std::shared_ptr<metrics> stats;
   /// Debug journal (`observerctl debug-event`); may be null.
   std::shared_ptr<journal> trace;
+  /// How long this node may still lead; null: always (dry run, tests). Once it
+  /// has passed, no attempt starts and no DLQ row is written: another node
+  /// may lead by now, and it will deliver what is left here.
+  std::shared_ptr<const lease_clock> lease;
   /// Job queue: actions with `async` set are enqueued here instead of run; the
   /// action counts as done once the job is durable. Null: queue disabled.
   job_writer_actor jobs;

@@ -25,12 +25,60 @@ struct checkpointer_state {
   uint64_t credit_batch = 1;
   std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
   bool save_failing = false;
+  std::chrono::steady_clock::time_point last_renew = std::chrono::steady_clock::now();
+  bool renew_failing = false;
+  uint64_t ticks = 0;
 
   checkpoint_record current() const {
     const auto& c = tracker->cursor();
     return {c.pos, base_total + tracker->finished_total(), c.pending};
   }
 };
+
+namespace {
+
+std::chrono::milliseconds tick_period(const checkpointer_options& cfg) {
+  return cfg.lease ? std::min(cfg.interval, cfg.renew_interval) : cfg.interval;
+}
+
+/// Renews the lease when due. Throws fenced_out when another node took over,
+/// or when the database could not be reached before the lease's deadline: a
+/// standby may lead from then on, so this node must stop first.
+void keep_lease(checkpointer_state& st, const checkpointer_options& cfg) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - st.last_renew >= cfg.renew_interval) {
+    st.last_renew = now;
+    switch (cfg.lease->renew()) {
+      case leader_lease::status::lost: {
+        fenced_out e("lost the leader lease of listener '" + cfg.listener_id +
+                     "': another node leads now");
+        spdlog::critical("checkpointer: {}", e.what());
+        throw e;
+      }
+      case leader_lease::status::unknown:
+        if (!st.renew_failing)
+          spdlog::warn(
+              "checkpointer: cannot renew the leader lease of listener '{}' (database "
+              "unreachable); this node stops leading when it expires",
+              cfg.listener_id);
+        st.renew_failing = true;
+        break;
+      case leader_lease::status::held:
+        if (st.renew_failing) spdlog::info("checkpointer: renewing the leader lease works again");
+        st.renew_failing = false;
+        break;
+    }
+  }
+  if (!cfg.lease->deadline()->valid(std::chrono::steady_clock::now())) {
+    fenced_out e("the leader lease of listener '" + cfg.listener_id +
+                 "' expired before it could be renewed: this node stops leading (another node "
+                 "may lead now)");
+    spdlog::critical("checkpointer: {}", e.what());
+    throw e;
+  }
+}
+
+}  // namespace
 
 checkpointer_actor::behavior_type checkpointer(
     checkpointer_actor::stateful_pointer<checkpointer_state> self, checkpointer_options cfg) {
@@ -76,7 +124,7 @@ checkpointer_actor::behavior_type checkpointer(
       st.credits = 0;
     }
   };
-  self->delayed_send(self, cfg.interval, tick_atom::value);
+  self->delayed_send(self, tick_period(cfg), tick_atom::value);
   return {
       [self](admit_atom, const event_batch& batch) {
         for (const auto& ev : batch) self->state.tracker->admit(ev->seq, ev->pos, ev->cursor);
@@ -95,16 +143,14 @@ checkpointer_actor::behavior_type checkpointer(
         flush_credits();
       },
       [self, cfg, save, flush_credits](tick_atom) {
-        if (cfg.lease && cfg.lease->check() == leader_lease::status::lost) {
-          fenced_out e("lost the leader lease of listener '" + cfg.listener_id +
-                       "': another node leads now");
-          spdlog::critical("checkpointer: {}", e.what());
-          throw e;
-        }
+        auto& st = self->state;
+        if (cfg.lease) keep_lease(st, cfg);
         flush_credits();
-        save(false);
+        // With a lease, ticks may come faster (every renew_interval): save at
+        // the configured pace, every ticks_per_save-th tick.
+        const auto ticks_per_save = std::max<int64_t>(1, cfg.interval / tick_period(cfg));
+        if (++st.ticks % ticks_per_save == 0) save(false);
         if (cfg.stats) {
-          auto& st = self->state;
           cfg.stats->backlog(st.tracker->in_flight());
           bool pending = st.tracker->cursor() != st.saved.cursor() || st.tracker->in_flight() > 0;
           cfg.stats->checkpoint_age(pending ? std::chrono::duration<double>(
@@ -112,7 +158,7 @@ checkpointer_actor::behavior_type checkpointer(
                                                   .count()
                                             : 0.0);
         }
-        self->delayed_send(self, cfg.interval, tick_atom::value);
+        self->delayed_send(self, tick_period(cfg), tick_atom::value);
       },
       [self, save, flush_credits](flush_atom) -> checkpoint_record {
         flush_credits();

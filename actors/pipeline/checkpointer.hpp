@@ -31,10 +31,12 @@ struct checkpointer_options {
   bool dry_run = false;
   /// Where to save; null means observer_checkpoints at `dsn`.
   std::shared_ptr<checkpoint_sink> sink;
-  /// Leadership of this listener id; checked on every tick. Losing it (its
-  /// connection, and so its advisory lock, is gone) stops the actor with an
-  /// error, which stops the node: another node may be leading by now.
+  /// Leadership of this listener id, renewed every `renew_interval`. Losing it
+  /// (another node took over), or failing to renew it before its deadline,
+  /// stops the actor with an error, which stops the node: another node may be
+  /// leading by now.
   std::shared_ptr<leader_lease> lease;
+  std::chrono::milliseconds renew_interval{1000};
   /// Backlog and checkpoint-age gauges; may be null.
   std::shared_ptr<metrics> stats;
   /// Run on an own thread (saves block). Tests turn it off to step the actor

@@ -135,6 +135,11 @@ tables build() {
       "shutdown",
       {integer("timeout_ms", &shutdown_config::timeout_ms, 0, u32_max, "Graceful stop bound.")
            .with_env("FRAISEQL_SHUTDOWN_TIMEOUT", env_form::duration)}};
+  t.failover = {"failover",
+                {integer("health_check_interval_ms", &failover_config::health_check_interval_ms,
+                         100, 60000, "Lease renewal period of the leader."),
+                 integer("failover_threshold_ms", &failover_config::failover_threshold_ms, 1000,
+                         600000, "Lease lifetime without renewal.")}};
   t.logging = {"logging",
                {choice("level", &logging_config::level, config_detail::log_levels,
                        "Minimum level logged.", true)
@@ -211,7 +216,8 @@ std::vector<option_info> list_options() {
   std::vector<option_info> out;
   auto add = [&out](const auto& sec) { list_section(sec, out); };
   add(t.database), add(t.transport), add(t.listener), add(t.checkpoint), add(t.performance);
-  add(t.circuit_breaker), add(t.redis), add(t.shutdown), add(t.logging), add(t.metrics);
+  add(t.circuit_breaker), add(t.redis), add(t.shutdown), add(t.failover), add(t.logging);
+  add(t.metrics);
   add(t.control), add(t.job_queue), add(t.retry);
   return out;
 }

@@ -184,6 +184,7 @@ struct tables {
   section<circuit_breaker_config> circuit_breaker;
   section<redis_config> redis;
   section<shutdown_config> shutdown;
+  section<failover_config> failover;
   section<logging_config> logging;
   section<metrics_config> metrics;
   section<control_config> control;

@@ -78,9 +78,10 @@ config_result loader::run(const toml::table& root) {
 // --- sections ---------------------------------------------------------------------
 
 void loader::walk_root(const toml::table& root) {
-  static const key_list top = {
-      "database", "transport", "listener", "checkpoint", "performance", "circuit_breaker", "redis",
-      "shutdown", "logging",   "metrics",  "control",    "job_queue",   "observers"};
+  static const key_list top = {"database",    "transport",       "listener", "checkpoint",
+                               "performance", "circuit_breaker", "redis",    "shutdown",
+                               "failover",    "logging",         "metrics",  "control",
+                               "job_queue",   "observers"};
   for (auto&& [k, v] : root) {
     const string_view name = k.str();
     if (contains(top, name)) continue;
@@ -109,6 +110,7 @@ void loader::walk_root(const toml::table& root) {
   section("circuit_breaker", d.circuit_breaker, cfg_.circuit_breaker);
   if (const auto* t = read_table(root, "redis", "")) walk_redis(*t);
   section("shutdown", d.shutdown, cfg_.shutdown);
+  section("failover", d.failover, cfg_.failover);
   section("logging", d.logging, cfg_.logging);
   section("metrics", d.metrics, cfg_.metrics);
   if (const auto* t = read_table(root, "control", "")) walk_control(*t);
@@ -281,6 +283,13 @@ void loader::final_checks() {
              "is required: set url (or url_env) in [database], or the FRAISEQL_DATABASE_URL or "
              "DATABASE_URL "
              "environment variable");
+  }
+  const auto& fo = cfg_.failover;
+  if (fo.failover_threshold_ms < 2 * fo.health_check_interval_ms) {
+    error_at(origin_at("failover.failover_threshold_ms"),
+             "must be at least twice health_check_interval_ms (" +
+                 std::to_string(fo.health_check_interval_ms) +
+                 "): a lease must survive one late renewal");
   }
   const string& tr = cfg_.transport.transport;
   if (tr != "postgres") {

@@ -268,6 +268,16 @@ struct shutdown_config {
   uint32_t timeout_ms = 30000;
 };
 
+/// `[failover]`: leadership of a listener id among nodes that share it.
+struct failover_config {
+  /// How often the leader renews its lease (the spec's health_check_interval).
+  uint32_t health_check_interval_ms = 1000;
+  /// How long a lease lasts without renewal (the spec's failover_threshold): a
+  /// frozen or cut-off leader is replaced this long after its last renewal,
+  /// and stops acting as leader before then.
+  uint32_t failover_threshold_ms = 5000;
+};
+
 /// `[logging]`.
 struct logging_config {
   /// trace | debug | info | warn | error. RUST_LOG / FRAISEQL_LOG override.
@@ -340,6 +350,7 @@ struct config {
   /// Present when [redis] or FRAISEQL_REDIS_URL is given.
   std::optional<redis_config> redis;
   shutdown_config shutdown;
+  failover_config failover;
   logging_config logging;
   metrics_config metrics;
   control_config control;

@@ -1,6 +1,10 @@
 """One leader per listener id: a lease (advisory lock + fencing epoch) in
 PostgreSQL. A standby takes over when the leader dies; a fenced former leader
 can never move the checkpoint again."""
+import os
+import signal
+import sys
+import threading
 import time
 
 from harness import IntegrationTest, deliveries_by_id, main, wait_until, webhook_observer
@@ -71,6 +75,52 @@ class FailoverTest(IntegrationTest):
         wait_until(lambda: set(deliveries_by_id(sink.delivered())) >= ids, timeout=30,
                    what="all 40 delivered")
         self.assertEqual(c.stop(), 0)
+
+    def test_frozen_leader_is_replaced_within_the_threshold_and_delivers_nothing_after_it_thaws(self):
+        # Default [failover]: renew every 1 s, a lease lasts 5 s. Each node posts
+        # to its own path (same observer, so the same idempotency keys).
+        sink = self.sink()
+        sink.control(delay_ms=5)
+        a = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/a", max_attempts=20))
+        self.setup_orders(a)
+        a.start()
+        wait_until(lambda: "leading listener" in a.output(), what="a leads")
+        b = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/b", max_attempts=20))
+        b.start()
+        wait_until(lambda: "standing by" in b.output(), what="b stands by")
+        # Writes flow while a freezes mid-stream.
+        writer = threading.Thread(target=self.insert, args=(150, "w"))
+        writer.start()
+        wait_until(lambda: len(sink.delivered()) >= 20, what="a delivers")
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        try:
+            wait_until(lambda: "leading listener" in b.output(), timeout=30, what="b takes over")
+            takeover = time.monotonic() - frozen_at
+            print(f"takeover {takeover:.2f} s after the freeze", file=sys.stderr)
+            # 5 s lease since a's last renewal (<= 5 s before the freeze ended
+            # it), plus b's poll interval (0.2 s) and the time to start.
+            self.assertLess(takeover, 5.0 + 0.2 + 1.5, b.output())
+            writer.join()
+            ids = set(self.change_log_ids())
+            wait_until(lambda: set(deliveries_by_id(sink.delivered())) >= ids, timeout=30,
+                       what="b delivers everything")
+        finally:
+            thawed_at = time.time()
+            os.kill(a.proc.pid, signal.SIGCONT)
+        rc = a.proc.wait(20)
+        self.assertNotEqual(rc, 0, "the thawed leader steps down")
+        self.assertRegex(a.output(), "lost the leader lease|expired before it could be renewed")
+        # A request a had handed to its HTTP client before the freeze may still
+        # go out; nothing else does (at most max_concurrent_actions = 10).
+        late = [r for r in sink.delivered() if r["path"] == "/a" and r["t"] >= thawed_at]
+        self.assertLessEqual(len(late), 10, late)
+        by_id = deliveries_by_id(sink.delivered())
+        for event_id, keys in by_id.items():
+            self.assertEqual(set(keys), {f"{event_id}:o:0"})
+        self.assertEqual(self.sql("SELECT epoch FROM observer_leases WHERE listener_id = 'test'")[0][0], 2)
+        self.assertEqual(b.stop(), 0)
+        self.assertEqual(self.checkpoint()[1], 150)
 
     def test_standby_takes_over_after_kill_9_without_loss_or_double_delivery(self):
         sink = self.sink()
