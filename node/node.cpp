@@ -207,7 +207,8 @@ void node::acquire_and_run() {
                      d.stats,
                      d.trace->capacity() > 0 ? d.trace : nullptr,
                      d.stopping,
-                     lease ? lease->deadline() : nullptr};
+                     lease ? lease->deadline() : nullptr,
+                     lease ? lease->epoch().value_or(0) : 0};
   d.dq = spawn_dlq(env);
   auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled && !d.dry_run) {

@@ -28,6 +28,10 @@ dlq_actor spawn_dlq(const node_env& env) {
   dlq_options o;
   o.dsn = env.dsn;
   o.stopping = env.stopping;
+  if (env.epoch > 0) {
+    o.listener_id = env.cfg.listener.listener_id;
+    o.epoch = env.epoch;
+  }
   return spawn_dlq(env.sys, o);
 }
 

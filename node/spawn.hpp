@@ -46,6 +46,8 @@ struct node_env {
   /// How long this node may still lead (null in a dry run): the pool starts
   /// nothing once it has passed.
   std::shared_ptr<const lease_clock> lease;
+  /// The lease epoch (0 in a dry run): fences DLQ writes as it fences checkpoints.
+  int64_t epoch = 0;
 };
 
 dlq_actor spawn_dlq(const node_env& env);

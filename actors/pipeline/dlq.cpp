@@ -1,4 +1,5 @@
 #include "actors/pipeline/dlq.hpp"
+#include "runtime/core/checkpoint_sink.hpp"
 #include "runtime/io/pg/dlq_store.hpp"
 #include "runtime/io/pg/session.hpp"
 
@@ -16,7 +17,9 @@ struct dlq_state {
 };
 
 dlq_actor::behavior_type dlq(dlq_actor::stateful_pointer<dlq_state> self, dlq_options cfg) {
-  self->state.store.emplace(cfg.dsn);
+  std::optional<dlq_store::fence> f;
+  if (cfg.listener_id) f = dlq_store::fence{*cfg.listener_id, cfg.epoch};
+  self->state.store.emplace(cfg.dsn, std::move(f));
   return {
       [self, cfg](bury_atom, const dlq_entry& e) -> caf::result<int64_t> {
         // This actor is detached: blocking here blocks only its own thread, and
@@ -29,6 +32,10 @@ dlq_actor::behavior_type dlq(dlq_actor::stateful_pointer<dlq_state> self, dlq_op
                          e.ev->id, e.observer_name, e.action_index, e.action_type, e.attempts,
                          e.last_error);
             return id;
+          } catch (const fenced_out& ex) {
+            // Another node leads: this entry is its to write, if ever.
+            spdlog::critical("dlq: {} (event {} stays unfinished)", ex.what(), e.ev->id);
+            return caf::make_error(caf::sec::runtime_error, ex.what());
           } catch (const pg_unavailable& ex) {
             spdlog::warn("dlq: database unavailable, retrying in {} ms: {}", delay.count(),
                          ex.what());

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace fraiseql {
@@ -23,6 +24,11 @@ struct dlq_options {
   /// answered with an error and its event stays unfinished (redelivered after
   /// restart) instead of blocking shutdown forever.
   std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
+  /// The leader's listener id and lease epoch: writes are fenced by them (a
+  /// refused write is answered with an error at once, not retried). Unset:
+  /// unfenced (dry run, tests).
+  std::optional<std::string> listener_id;
+  int64_t epoch = 0;
 };
 
 /// Detached: writes are blocking. Replies to `bury` only once the row is durable.

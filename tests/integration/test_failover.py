@@ -168,6 +168,27 @@ class FailoverTest(IntegrationTest):
         self.assertEqual(lease[0][0], 2)
         self.assertEqual(self.checkpoint()[1], 100)
 
+    def test_former_leader_writes_no_dlq_row(self):
+        # The leader renews rarely (60 s), so it still believes it leads when
+        # another node takes over; its DLQ writes must be refused all the same.
+        sink = self.sink(status=400)  # final failure: straight to the DLQ
+        a = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/a"),
+                      extra="[failover]\nhealth_check_interval_ms = 60000\n"
+                            "failover_threshold_ms = 600000\n")
+        self.setup_orders(a)
+        a.start()
+        wait_until(lambda: "leading listener" in a.output(), what="a leads")
+        self.insert(3, "x")
+        wait_until(lambda: self.sql("SELECT count(*) FROM observer_dlq")[0][0] == 3,
+                   what="3 DLQ rows while a leads")
+        wait_until(lambda: (self.checkpoint() or (0, 0))[1] == 3, what="checkpoint at 3")
+        self.sql("UPDATE observer_leases SET epoch = epoch + 1, holder = 'someone-else'")
+        self.insert(3, "y")
+        wait_until(lambda: a.output().count("DLQ write refused") >= 3, timeout=20,
+                   what="a's DLQ writes refused")
+        self.assertEqual(self.sql("SELECT count(*) FROM observer_dlq")[0][0], 3)
+        self.assertEqual(self.checkpoint()[1], 3)
+
     def test_fenced_leader_stops_and_never_moves_the_checkpoint(self):
         sink = self.sink()
         a = self.node(self.observers(sink))
