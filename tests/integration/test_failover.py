@@ -49,8 +49,8 @@ class FailoverTest(IntegrationTest):
         self.assertLessEqual(max(total) - min(total), 2, f"{what}: database's connections: {total}")
         self.assertLessEqual(max(total), max(leader) + 2, f"{what}: unnamed connections: {total}")
 
-    def test_standby_connections_stay_flat_over_60_s_and_across_failovers(self):
-        sink = self.sink()
+    def leader_and_standby(self, sink):
+        """Node a leads, node b stands by (same listener id, same observer)."""
         a = self.node(self.observers(sink))
         self.setup_orders(a)
         a.start()
@@ -58,6 +58,11 @@ class FailoverTest(IntegrationTest):
         b = self.node(self.observers(sink))
         b.start()
         wait_until(lambda: "standing by" in b.output(), what="b stands by")
+        return a, b
+
+    def test_standby_connections_stay_flat_over_60_s_and_across_failovers(self):
+        sink = self.sink()
+        a, b = self.leader_and_standby(sink)
         self.insert(20, "a")
         wait_until(lambda: len(sink.delivered()) >= 20, what="20 deliveries")
         # The harness's poll_interval_ms is 200: the standby tries 300 times.
@@ -124,13 +129,7 @@ class FailoverTest(IntegrationTest):
 
     def test_standby_takes_over_after_kill_9_without_loss_or_double_delivery(self):
         sink = self.sink()
-        a = self.node(self.observers(sink))
-        self.setup_orders(a)
-        a.start()
-        wait_until(lambda: "leading listener" in a.output(), what="a leads")
-        b = self.node(self.observers(sink))
-        b.start()
-        wait_until(lambda: "standing by" in b.output(), what="b stands by")
+        a, b = self.leader_and_standby(sink)
         self.insert(50, "a")
         wait_until(lambda: len(sink.delivered()) >= 50, what="50 deliveries")
         # Nothing in flight when the leader dies: all 50 finished and checkpointed.

@@ -66,17 +66,19 @@ struct world {
 
   bool lock_free() const { return !lock || !nodes[*lock].session; }
 
+  /// pg_try_advisory_lock on node i's session: true when it holds the lock.
+  bool try_lock(size_t i) {
+    if (lock != i && lock_free()) lock = i;
+    return lock == i;
+  }
+
   /// One statement sent at `now_ns`, executed `latency` later (the database
   /// clock then), answered as long after.
   void acquire(size_t i, int64_t latency_ns) {
     auto& n = nodes[i];
     const auto sent = n.local(now_ns);
     now_ns += latency_ns;
-    bool locked = lock == i;
-    if (!locked && lock_free()) {
-      lock = i;
-      locked = true;
-    }
+    const bool locked = try_lock(i);
     const bool take = !row.exists || row.expires_ns < now_ns || (locked && row.lock_held);
     if (take) {
       row.exists = true;
@@ -95,11 +97,7 @@ struct world {
     auto& n = nodes[i];
     const auto sent = n.local(now_ns);
     now_ns += latency_ns;
-    bool locked = lock == i;
-    if (!locked && lock_free()) {
-      lock = i;
-      locked = true;
-    }
+    const bool locked = try_lock(i);
     const bool held = row.exists && row.epoch == *n.epoch;
     if (held) {
       row.expires_ns = now_ns + nanoseconds(ttl).count();
