@@ -540,6 +540,36 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
+/// The first word naming no subcommand of `app` (or of the subcommand it
+/// names, and so on), skipping options and their values: what the user typed
+/// as a command that does not exist. Returns (the command that has no such
+/// subcommand, the word).
+std::optional<std::pair<const CLI::App*, std::string>> unknown_command(const CLI::App& app,
+                                                                       int argc, char** argv) {
+  const CLI::App* at = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string w = argv[i];
+    if (w == "--") return std::nullopt;
+    if (w.size() > 1 && w[0] == '-') {
+      if (w.find('=') != std::string::npos) continue;
+      // An option that takes a value consumes the next word.
+      const CLI::Option* o = nullptr;
+      for (const CLI::App* a = at; a != nullptr && o == nullptr; a = a->get_parent())
+        o = const_cast<CLI::App*>(a)->get_option_no_throw(w);
+      if (o != nullptr && o->get_expected_min() > 0) ++i;
+      continue;
+    }
+    const auto subs = at->get_subcommands([](const CLI::App*) { return true; });
+    if (subs.empty()) return std::nullopt;  // a leaf: positional arguments follow
+    const CLI::App* next = nullptr;
+    for (const CLI::App* s : subs)
+      if (s->check_name(w)) next = s;
+    if (next == nullptr) return std::make_pair(at, w);
+    at = next;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -642,6 +672,16 @@ int main(int argc, char** argv) {
     if (*de && event_id.empty() && history == 0)
       throw CLI::RequiredError("--event-id or --history");
   } catch (const CLI::ParseError& e) {
+    if (auto u = unknown_command(app, argc, argv)) {
+      const auto& [parent, word] = *u;
+      std::string known;
+      for (const CLI::App* s : parent->get_subcommands([](const CLI::App*) { return true; }))
+        known += (known.empty() ? "" : ", ") + s->get_name();
+      std::cerr << "error: unknown command '" << word << "'"
+                << (parent == &app ? "" : " for '" + parent->get_name() + "'")
+                << "; the commands are: " << known << "\n";
+      return exit_usage;
+    }
     int rc = app.exit(e);
     return rc == 0 ? exit_ok : exit_usage;
   }

@@ -54,6 +54,21 @@ class CliTest(IntegrationTest):
         self.assertEqual(run(NODE, "--no-such-flag").returncode, 2)
         self.assertEqual(run(CTL).returncode, 2)
 
+    def test_observerctl_names_an_unknown_command_and_lists_the_known_ones(self):
+        r = run(CTL, "cache-stats")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown command 'cache-stats'", r.stderr)
+        for known in ("validate-config", "eval", "status", "metrics", "dlq", "debug-event"):
+            self.assertIn(known, r.stderr)
+        r = run(CTL, "--node", "127.0.0.1:1", "dlq", "frob")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown command 'frob' for 'dlq'", r.stderr)
+        self.assertIn("retry-all", r.stderr)
+        # Known commands with bad arguments keep CLI11's own message.
+        r = run(CTL, "dlq", "show")
+        self.assertEqual(r.returncode, 2)
+        self.assertNotIn("unknown command", r.stderr)
+
     def test_migrate_is_idempotent_and_start_without_schema_fails_clearly(self):
         cfg = self.write("n.toml", f'[database]\nurl = "{self.dsn}"\n'
                          + webhook_observer("o", "INSERT", "Order", "http://127.0.0.1:9/x"))

@@ -60,6 +60,20 @@ class PipelineTest(IntegrationTest):
         self.assertEqual(node.stop(), 0)
         self.assertEqual(self.checkpoint()[1], 6)
 
+    def test_the_checkpoint_timestamp_the_spec_queries_moves(self):
+        # Spec, troubleshooting: SELECT * FROM observer_checkpoints ORDER BY
+        # created_at DESC LIMIT 1, wait, run again: a newer timestamp.
+        sink = self.sink()
+        self.start_node(sink)
+        query = "SELECT created_at, events_total FROM observer_checkpoints ORDER BY created_at DESC LIMIT 1"
+        self.sql("INSERT INTO orders (customer, status, total) VALUES ('ada', 'new', 1)")
+        wait_until(lambda: (self.sql(query) or [(None, 0)])[0][1] >= 1, what="first checkpoint")
+        first = self.sql(query)[0][0]
+        time.sleep(0.05)
+        self.sql("INSERT INTO orders (customer, status, total) VALUES ('bob', 'new', 2)")
+        wait_until(lambda: self.sql(query)[0][1] >= 2, what="second checkpoint")
+        self.assertGreater(self.sql(query)[0][0], first)
+
     def test_without_pre_image_update_has_no_old(self):
         sink = self.sink()
         self.start_node(sink, capture_before=False)
