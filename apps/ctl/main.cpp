@@ -511,6 +511,7 @@ int validate_config(const std::string& file, bool detailed) {
     return 2;
   }
   const auto& cfg = *res.value;
+  for (const auto& w : res.warnings) std::cerr << "warning: " << w.to_string() << "\n";
   std::cout << file << ": configuration is valid\n";
   if (detailed) {
     std::cout << "  transport: " << cfg.transport.transport << "\n"

@@ -37,6 +37,7 @@ std::optional<fraiseql::config> load_or_report(const std::string& path) {
               << "; nothing was started\n";
     return std::nullopt;
   }
+  for (const auto& w : res.warnings) std::cerr << "warning: " << w.to_string() << "\n";
   return std::move(*res.value);
 }
 

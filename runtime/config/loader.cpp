@@ -71,8 +71,50 @@ config_result loader::run(const toml::table& root) {
   config_result result;
   sort_errors();
   result.errors = std::move(errors_);
+  if (result.errors.empty()) {
+    collect_warnings();
+    result.warnings = std::move(warnings_);
+  }
   if (result.errors.empty()) result.value = std::move(cfg_);
   return result;
+}
+
+void loader::collect_warnings() {
+  const auto& p = cfg_.performance;
+  if (cfg_.redis && !p.enable_dedup && !p.enable_caching) {
+    origin o = set_at("redis.url") ? *set_at("redis.url") : origin{file_, 0, 0, "redis"};
+    if (redis_table_ != nullptr) {
+      o.line = redis_table_->source().begin.line;
+      o.column = redis_table_->source().begin.column;
+      o.key = "redis";
+    }
+    warn_at(o,
+            "[redis] is configured, but neither [performance] enable_dedup nor enable_caching is "
+            "on: the node would connect to Redis and use it for nothing");
+  }
+  if (const origin* o = set_at("performance.cache_capacity")) {
+    if (!p.enable_caching)
+      warn_at(*o, "has no effect while [performance] enable_caching is false");
+    else if (cfg_.redis)
+      warn_at(*o,
+              "has no effect with [redis]: the result cache lives in Redis (its entries expire "
+              "after cache_ttl_secs)");
+  }
+  if (const origin* o = set_at("performance.concurrent_timeout_ms"); o && !p.enable_concurrent)
+    warn_at(*o,
+            "has no effect while enable_concurrent is false (each action's own timeout_ms "
+            "bounds its attempts)");
+  if (const origin* o = set_at("control.journal_size"); o && !cfg_.control.enabled)
+    warn_at(*o,
+            "has no effect while [control] enabled is false (the journal only serves "
+            "observerctl debug-event)");
+  // A variable and its alias both set: the alias is ignored.
+  for (const auto& info : config_schema::list_options()) {
+    const auto& o = *info.spec;
+    if (o.env != nullptr && o.env_alias != nullptr && env(o.env) && env(o.env_alias))
+      warn_at(env_origin(o.env_alias),
+              string("is ignored: ") + o.env + " is also set and takes precedence");
+  }
 }
 
 // --- sections ---------------------------------------------------------------------

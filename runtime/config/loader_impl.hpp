@@ -68,6 +68,15 @@ class loader {
   origin origin_of(const toml::node& n, string key) const;
   static origin env_origin(const char* var) { return origin{env_source, 0, 0, var}; }
   void sort_errors();
+  /// A key that is accepted but does nothing here (config_result::warnings).
+  void warn_at(const origin& o, string message);
+  /// The keys set in this configuration (TOML or environment) that have no effect.
+  void collect_warnings();
+  /// Where `key` was set, or null when it keeps its default.
+  const origin* set_at(const string& key) const {
+    auto it = origins_.find(key);
+    return it == origins_.end() ? nullptr : &it->second;
+  }
 
   // --- generic readers (reader.cpp) ---
   void check_keys(const toml::table& t, const string& path, const key_list& known,
@@ -181,6 +190,7 @@ class loader {
   env_lookup env_;
   config cfg_;
   std::vector<config_error> errors_;
+  std::vector<config_error> warnings_;
   std::vector<size_t> observer_index_;  // array index of each cfg_.observers entry
   std::map<string, origin> origins_;    // dotted key -> where its value was set
 

@@ -371,6 +371,9 @@ struct config_error {
 
 /// Either a config or every error found (not just the first).
 struct config_result {
+  /// Accepted keys that have no effect in this configuration (each names the
+  /// key and why); the configuration is valid all the same.
+  std::vector<config_error> warnings;
   std::optional<config> value;
   std::vector<config_error> errors;
   explicit operator bool() const { return value.has_value(); }

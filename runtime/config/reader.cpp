@@ -28,6 +28,10 @@ void loader::error_at(const origin& o, string message) {
   errors_.push_back(config_error{o.file, o.line, o.column, o.key, std::move(message)});
 }
 
+void loader::warn_at(const origin& o, string message) {
+  warnings_.push_back(config_error{o.file, o.line, o.column, o.key, std::move(message)});
+}
+
 void loader::error_env(const char* var, string message) {
   errors_.push_back(config_error{env_source, 0, 0, var, std::move(message)});
 }

@@ -69,6 +69,28 @@ class CliTest(IntegrationTest):
         self.assertEqual(r.returncode, 2)
         self.assertNotIn("unknown command", r.stderr)
 
+    def test_keys_without_effect_warn_in_validate_and_at_start(self):
+        cfg = self.write("w.toml", f"""
+[database]
+url = "{self.dsn}"
+
+[performance]
+enable_concurrent = false
+concurrent_timeout_ms = 100
+""")
+        for cmd in ([NODE, "--validate", "--config", cfg], [CTL, "validate-config", cfg]):
+            r = run(*cmd)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"warning: {cfg}:7:25: performance.concurrent_timeout_ms: has no effect "
+                          "while enable_concurrent is false", r.stderr)
+        node = self.node("", extra="[performance]\nenable_concurrent = false\n"
+                                   "concurrent_timeout_ms = 100\n")
+        node.migrate()
+        node.start()
+        wait_until(lambda: "node: started" in node.output(), what="node starts")
+        self.assertIn("concurrent_timeout_ms: has no effect", node.output())
+        self.assertEqual(node.stop(), 0)
+
     def test_migrate_is_idempotent_and_start_without_schema_fails_clearly(self):
         cfg = self.write("n.toml", f'[database]\nurl = "{self.dsn}"\n'
                          + webhook_observer("o", "INSERT", "Order", "http://127.0.0.1:9/x"))
