@@ -18,21 +18,19 @@ class FailoverTest(IntegrationTest):
         for i in range(n):
             self.sql("INSERT INTO orders (customer, status, total) VALUES (%s, 'new', 1)", (f"{prefix}{i}",))
 
-    def backends(self, node=None):
-        """Client backends of this test's database (of one node: by the
-        fallback application name every connection of a node carries)."""
-        if node is None:
-            return self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()")[0][0]
-        return self.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                        (f"fraiseql-observer {node.proc.pid}",))[0][0]
-
     def sample_connections(self, leader, standby, seconds):
-        """Samples once a second: (leader's, standby's, the database's total)."""
+        """Samples once a second, in one query: (leader's, standby's, the
+        database's total) client backends. A node's carry its fallback
+        application name 'fraiseql-observer <pid>'."""
         out = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            out.append((self.backends(leader), self.backends(standby), self.backends()))
+            out.append(tuple(self.sql(
+                "SELECT count(*) FILTER (WHERE application_name = %s),"
+                " count(*) FILTER (WHERE application_name = %s), count(*)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                (f"fraiseql-observer {leader.proc.pid}", f"fraiseql-observer {standby.proc.pid}"))[0]))
             time.sleep(1)
         return out
 
