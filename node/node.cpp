@@ -228,7 +228,7 @@ void node::acquire_and_run() {
   d.cp = spawn_checkpointer(env, resume, store, lease);
   finish_sink finished = d.cp;
   if (d.cfg.performance.enable_dedup && !d.dry_run) {
-    d.dd = spawn_dedup(env, d.rpool, d.cp, lease->epoch().value_or(0));
+    d.dd = spawn_dedup(env, d.rpool, d.cp);
     finished = d.dd;
   }
   d.pool = spawn_action_pool(env, std::move(executors), d.jw, finished, d.dq);

@@ -119,14 +119,14 @@ job_queue_actors spawn_job_queue(const node_env& env, const executor_map& execut
 }
 
 dedup_actor spawn_dedup(const node_env& env, std::shared_ptr<redis_pool> redis,
-                        finish_sink checkpointer, int64_t epoch) {
+                        finish_sink checkpointer) {
   const auto& rc = *env.cfg.redis;
   dedup_options o;
   o.store = std::make_shared<redis_dedup>(*redis, std::chrono::seconds(rc.dedup_window_secs));
   // The listener id and lease epoch make this node the successor of every
   // earlier leader of the listener: it takes over their claims at once.
   o.owner = make_owner_token(env.cfg.listener.listener_id + "@" + host_name(),
-                             env.cfg.listener.listener_id, static_cast<uint64_t>(epoch));
+                             env.cfg.listener.listener_id, static_cast<uint64_t>(env.epoch));
   o.claim_ttl = std::chrono::seconds(rc.claim_ttl_secs);
   o.policy = *parse_redis_failure_policy(rc.failure_policy);
   o.stats = env.stats;

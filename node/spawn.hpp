@@ -78,10 +78,10 @@ struct job_queue_actors {
 job_queue_actors spawn_job_queue(const node_env& env, const executor_map& executors);
 
 /// enable_dedup (needs [redis]): claims in `redis`, finishes into
-/// `checkpointer`; `epoch` (the lease's) lets it take over the claims of earlier
-/// leaders of this listener. Send it its run_sink (the pool) before any event.
+/// `checkpointer`; env.epoch (the lease's) lets it take over the claims of
+/// earlier leaders of this listener. Send it its run_sink (the pool) before any event.
 dedup_actor spawn_dedup(const node_env& env, std::shared_ptr<redis_pool> redis,
-                        finish_sink checkpointer, int64_t epoch);
+                        finish_sink checkpointer);
 
 /// Crash-only: exits the process (code 70) when one of `actors` (or an actor
 /// whose address it is sent later) dies from an error, after marking `health`

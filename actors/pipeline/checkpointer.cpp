@@ -27,6 +27,7 @@ struct checkpointer_state {
   bool save_failing = false;
   std::chrono::steady_clock::time_point last_renew = std::chrono::steady_clock::now();
   bool renew_failing = false;
+  bool lease_expired = false;  // the local deadline passed without a renewal
   uint64_t ticks = 0;
 
   checkpoint_record current() const {
@@ -41,9 +42,11 @@ std::chrono::milliseconds tick_period(const checkpointer_options& cfg) {
   return cfg.lease ? std::min(cfg.interval, cfg.renew_interval) : cfg.interval;
 }
 
-/// Renews the lease when due. Throws fenced_out when another node took over,
-/// or when the database could not be reached before the lease's deadline: a
-/// standby may lead from then on, so this node must stop first.
+/// Renews the lease when due. Throws fenced_out when another node took over.
+/// While the database cannot be reached the node keeps trying: once the
+/// lease's deadline has passed, the action pool starts nothing (a standby may
+/// lead by then), and a later renewal either finds the epoch unchanged (nobody
+/// took over: leading resumes) or refused (this node stops).
 void keep_lease(checkpointer_state& st, const checkpointer_options& cfg) {
   const auto now = std::chrono::steady_clock::now();
   if (now - st.last_renew >= cfg.renew_interval) {
@@ -59,7 +62,8 @@ void keep_lease(checkpointer_state& st, const checkpointer_options& cfg) {
         if (!st.renew_failing)
           spdlog::warn(
               "checkpointer: cannot renew the leader lease of listener '{}' (database "
-              "unreachable); this node stops leading when it expires",
+              "unreachable); once it expires this node starts no action until a renewal "
+              "succeeds",
               cfg.listener_id);
         st.renew_failing = true;
         break;
@@ -69,13 +73,16 @@ void keep_lease(checkpointer_state& st, const checkpointer_options& cfg) {
         break;
     }
   }
-  if (!cfg.lease->deadline()->valid(std::chrono::steady_clock::now())) {
-    fenced_out e("the leader lease of listener '" + cfg.listener_id +
-                 "' expired before it could be renewed: this node stops leading (another node "
-                 "may lead now)");
-    spdlog::critical("checkpointer: {}", e.what());
-    throw e;
-  }
+  const bool valid = cfg.lease->deadline()->valid(std::chrono::steady_clock::now());
+  if (!valid && !st.lease_expired)
+    spdlog::warn(
+        "checkpointer: the leader lease of listener '{}' expired before it could be "
+        "renewed: no action starts until a renewal succeeds (another node may lead now)",
+        cfg.listener_id);
+  else if (valid && st.lease_expired)
+    spdlog::info("checkpointer: the leader lease of listener '{}' is renewed: nobody took over",
+                 cfg.listener_id);
+  st.lease_expired = !valid;
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ class FailoverTest(IntegrationTest):
                    what="all 40 delivered")
         self.assertEqual(c.stop(), 0)
 
-    def test_frozen_leader_is_replaced_within_the_threshold_and_delivers_nothing_after_it_thaws(self):
+    def test_frozen_leader_is_replaced_within_the_threshold_and_steps_down_when_it_thaws(self):
         # Default [failover]: renew every 1 s, a lease lasts 5 s. Each node posts
         # to its own path (same observer, so the same idempotency keys).
         sink = self.sink()

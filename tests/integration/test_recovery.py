@@ -127,6 +127,35 @@ class RecoveryTest(IntegrationTest):
         self.assertIn("database unavailable", node.output())
         self.assertEqual(self.checkpoint()[1], 150)
 
+    def test_a_database_outage_longer_than_the_lease_does_not_stop_a_lone_leader(self):
+        # The lease (1 s here) expires while PostgreSQL is down: the leader
+        # starts nothing meanwhile, and when the database is back nobody took
+        # over, so its renewal succeeds and it carries on, without a restart.
+        pg = Postgres(private_dir=os.path.join(self.workdir, "pg"))
+        self.cleanups.append(pg.stop)
+        self.dsn = pg.dsn(pg.create_database())
+        sink = self.sink()
+        node = self.make_node(sink, extra="[failover]\nhealth_check_interval_ms = 200\n"
+                                          "failover_threshold_ms = 1000\n")
+        self.setup_orders(node)
+        node.start()
+        producer(self.dsn, 20, pause=0)
+        wait_until(lambda: len(sink.delivered()) >= 20, what="first 20")
+        pg.kill()
+        wait_until(lambda: "expired before it could be renewed" in node.output(), timeout=20,
+                   what="the lease expires during the outage")
+        time.sleep(1)
+        pg.restart()
+        producer(self.dsn, 20, pause=0)
+        ids = set(self.change_log_ids())
+        self.assertEqual(len(ids), 40)
+        wait_until(lambda: set(self.delivered_ids(sink)) >= ids, timeout=60, what="all 40 delivered")
+        self.assertIsNone(node.proc.poll(), "the leader kept running")
+        self.assertIn("is renewed: nobody took over", node.output())
+        self.assertEqual(self.sql("SELECT epoch FROM observer_leases")[0][0], 1)
+        self.assertEqual(node.stop(), 0)
+        self.assertEqual(self.checkpoint()[1], 40)
+
 
 if __name__ == "__main__":
     main()

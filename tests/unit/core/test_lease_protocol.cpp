@@ -93,7 +93,8 @@ struct world {
     if (take) n.lease.renewed(sent, ttl);
   }
 
-  void renew(size_t i, int64_t latency_ns) {
+  /// False when refused (another epoch leads).
+  bool renew(size_t i, int64_t latency_ns) {
     auto& n = nodes[i];
     const auto sent = n.local(now_ns);
     now_ns += latency_ns;
@@ -108,6 +109,7 @@ struct world {
       n.lease.renewed(sent, ttl);
     else
       n.lease.revoke();
+    return held;
   }
 
   /// Nodes that believe they lead now, frozen ones included.
@@ -142,20 +144,12 @@ TEST_SUITE("lease protocol") {
           case 1:  // a standby tries (a running node that does not lead)
             if (n.alive && !n.frozen && !n.epoch) w.acquire(i, latency);
             break;
-          case 2:  // the leader renews, when it still believes it leads
-            if (n.alive && !n.frozen && n.epoch) {
-              if (!n.lease.valid(n.local(w.now_ns))) {
-                n.epoch.reset();  // it steps down (exits) instead
-                n.alive = false;
-                n.session = false;
-              } else {
-                w.renew(i, latency);
-                if (!n.lease.valid(n.local(w.now_ns))) {  // refused, or too late
-                  n.epoch.reset();
-                  n.alive = false;
-                  n.session = false;
-                }
-              }
+          case 2:  // the leader renews, also after its deadline passed (it starts
+                   // nothing meanwhile); a refused renewal stops it
+            if (n.alive && !n.frozen && n.epoch && !w.renew(i, latency)) {
+              n.epoch.reset();
+              n.alive = false;
+              n.session = false;
             }
             break;
           case 3:  // freeze or thaw
