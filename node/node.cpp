@@ -74,7 +74,8 @@ struct node::impl {
   // The control plane calls the façade from its own thread: `life`
   // keeps start/stop from tearing the actor system down under it.
   mutable std::shared_mutex life;
-  std::atomic<int> role{0};  // index into role_names
+  std::atomic<int> role{0};        // index into role_names
+  std::atomic<uint64_t> epoch{0};  // of the lease while leading
   std::shared_ptr<journal> trace;
 
   impl(config c, bool d) : cfg(std::move(c)), dry_run(d) {}
@@ -105,6 +106,19 @@ enum role_index { r_starting, r_standby, r_leader, r_dry_run, r_stopping, r_stop
 
 std::string node::role() const {
   return role_names[impl_->role.load()];
+}
+node_summary node::summary() const {
+  node_summary s;
+  s.role = role();
+  if (impl_->role == r_leader || impl_->role == r_dry_run) {
+    s.epoch = impl_->epoch;
+    s.listener_healthy = impl_->stats->own_listener_healthy();
+    s.backlog = impl_->stats->backlog_events();
+  }
+  return s;
+}
+std::shared_ptr<metrics> node::stats() const {
+  return impl_->stats;
 }
 const config& node::cfg() const {
   return impl_->cfg;
@@ -194,6 +208,7 @@ void node::acquire_and_run() {
           : take_leadership(
                 dsn, id, std::chrono::milliseconds(d.cfg.failover.failover_threshold_ms), *store);
   d.lease = lease;
+  d.epoch = lease ? lease->epoch().value_or(0) : 0;
   const checkpoint_record resume = load_checkpoint(*store, id);
   d.stats->checkpoint_position(resume.pos.txid, resume.pos.pk);
 

@@ -18,7 +18,17 @@
 namespace fraiseql {
 
 class journal;
+class metrics;
 class observer_registry;
+
+/// What the cluster coordinator reports of this node in its heartbeats;
+/// cheap (atomics only), callable from any thread.
+struct node_summary {
+  std::string role;    // as node::role()
+  uint64_t epoch = 0;  // lease epoch while it leads
+  bool listener_healthy = false;
+  std::optional<uint64_t> backlog;  // while it leads
+};
 
 struct node_status {
   uint64_t in_flight = 0;
@@ -59,6 +69,9 @@ class node {
   // --- façade for the control plane (thread-safe) ---
   /// "starting" | "standby" | "leader" | "dry-run" | "stopping" | "stopped"
   std::string role() const;
+  node_summary summary() const;
+  /// The node's metrics (they outlive leadership: a standby serves them too).
+  std::shared_ptr<metrics> stats() const;
   const config& cfg() const;
   std::shared_ptr<const observer_registry> registry() const;
   /// The debug journal (`[control] journal_size` entries).

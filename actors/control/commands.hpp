@@ -4,6 +4,8 @@
 // access to a command's JSON arguments, token comparison, and the metric
 // filters behind `observerctl metrics`. Pure; unit-tested.
 
+#include "runtime/core/token.hpp"
+
 #include <boost/json.hpp>
 
 #include <cstdint>
@@ -39,9 +41,6 @@ std::optional<double> sample_value(const std::string& text, const std::string& n
 
 /// Lines of one metric family (name, or name_bucket/_sum/_count of a histogram).
 std::string filter_metric(const std::string& text, const std::string& name);
-
-/// Token comparison in constant time in the length of the configured token `b`.
-bool same_token(const std::string& a, const std::string& b);
 
 /// Milliseconds since the epoch as ISO 8601 UTC with milliseconds.
 std::string iso_time(int64_t ms);

@@ -52,6 +52,7 @@ struct control_state {
   std::unique_ptr<control_store> store;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string node_name;
+  control_server::view_fn cluster_view;
 
   const config& cfg() const { return n->cfg(); }
 
@@ -132,6 +133,7 @@ struct control_state {
     s["uptime_seconds"] =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
             .count();
+    s["name"] = cfg().cluster.node_name.empty() ? host_name() : cfg().cluster.node_name;
     s["lease"] = store->lease(cfg().listener.listener_id);
     s["checkpoint"] = store->checkpoint(cfg().listener.listener_id);
     s["dlq"] = json::object{{"pending", store->dlq_pending_count()}};
@@ -163,6 +165,8 @@ struct control_state {
       s["events"] = nullptr;
       s["breakers"] = nullptr;
     }
+    s["cluster"] = cluster_view ? cluster_view() : json::value(nullptr);
+    s["leadership"] = leadership(s);
     if (detailed) {
       auto reg = n->registry();
       auto stats = store->dlq_stats(true, false);
@@ -192,6 +196,42 @@ struct control_state {
                        {"batch_size", cfg().listener.batch_size}};
     }
     return s;
+  }
+
+  /// Per listener id: who leads and how many of its nodes are healthy, from
+  /// the cluster's view, or from this node and the lease row without one.
+  json::array leadership(const json::object& s) const {
+    json::array rows;
+    const auto& cluster = s.at("cluster");
+    if (cluster.is_object()) {
+      for (const auto& l : cluster.at("listeners").as_array()) {
+        auto row = l.as_object();
+        row["source"] = "cluster";
+        rows.push_back(std::move(row));
+      }
+      return rows;
+    }
+    const auto role = n->role();
+    const auto sum = n->summary();
+    const bool healthy =
+        role == "leader" || role == "dry-run" ? sum.listener_healthy : role == "standby";
+    json::value leader = nullptr;
+    json::value epoch = 0;
+    if (role == "leader" || role == "dry-run") {
+      leader = s.at("name");
+      epoch = sum.epoch;
+    } else if (const auto& lease = s.at("lease"); lease.is_object()) {
+      leader = lease.at("holder");  // host:pid: without [cluster], names are not exchanged
+      epoch = lease.at("epoch");
+    }
+    rows.push_back(json::object{{"listener_id", cfg().listener.listener_id},
+                                {"leader", leader},
+                                {"epoch", epoch},
+                                {"leader_healthy", role == "leader" && sum.listener_healthy},
+                                {"healthy", healthy ? 1 : 0},
+                                {"members", 1},
+                                {"source", "node"}});
+    return rows;
   }
 
   std::string metrics(const std::optional<std::string>& metric) {
@@ -356,9 +396,11 @@ struct control_state {
 
 using control_pointer = control_actor::stateful_pointer<control_state>;
 
-control_actor::behavior_type control_behavior(control_pointer self, node* n) {
+control_actor::behavior_type control_behavior(control_pointer self, node* n,
+                                              control_server::view_fn cluster_view) {
   auto& st = self->state;
   st.n = n;
+  st.cluster_view = std::move(cluster_view);
   st.store = std::make_unique<control_store>(normalize_dsn(n->cfg().database.url));
   st.node_name = node_identity();
   return {
@@ -406,11 +448,12 @@ struct control_server::impl {
   explicit impl(const control_config& c) : acfg(c) {}
 };
 
-control_server::control_server(node& n) : impl_(std::make_unique<impl>(n.cfg().control)) {
+control_server::control_server(node& n, view_fn cluster_view)
+    : impl_(std::make_unique<impl>(n.cfg().control)) {
   const auto& c = n.cfg().control;
   auto& d = *impl_;
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
-  d.actor = d.sys->spawn<caf::detached>(control_behavior, &n);
+  d.actor = d.sys->spawn<caf::detached>(control_behavior, &n, std::move(cluster_view));
   auto port =
       c.tls() ? caf::openssl::publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(), true)
               : d.sys->middleman().publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(),

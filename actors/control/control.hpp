@@ -8,7 +8,10 @@
 // its database queries and redrives block its own thread, never the scheduler.
 // No CAF in this header.
 
+#include <boost/json/value.hpp>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace fraiseql {
@@ -17,9 +20,13 @@ class node;
 
 class control_server {
  public:
+  /// The cluster's membership view (actors/cluster/cluster.hpp); empty
+  /// without [cluster].
+  using view_fn = std::function<boost::json::value()>;
+
   /// Publishes the control actor for `n` (which must outlive this object).
   /// Throws std::runtime_error naming the address when it cannot listen.
-  explicit control_server(node& n);
+  explicit control_server(node& n, view_fn cluster_view = {});
   ~control_server();
   control_server(const control_server&) = delete;
   control_server& operator=(const control_server&) = delete;

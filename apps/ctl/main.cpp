@@ -194,7 +194,53 @@ std::string shorten(std::string s, size_t n) {
 }
 
 // Text renderings, one per command.
+/// "Leader: listener-1 (3/3 healthy)" per listener id, as the spec shows it.
+void print_leadership(const json::value& r) {
+  const auto& rows = at(r, "leadership");
+  if (!rows.is_array()) return;
+  const bool many = rows.get_array().size() > 1;
+  for (const auto& l : rows.get_array()) {
+    const auto& leader = at(l, "leader");
+    std::cout << "Leader: ";
+    if (leader.is_null())
+      std::cout << "none";
+    else
+      std::cout << str(leader)
+                << (at(l, "leader_healthy").is_bool() && !at(l, "leader_healthy").get_bool()
+                        ? ", not healthy"
+                        : "");
+    std::cout << " (" << str(at(l, "healthy")) << "/" << str(at(l, "members")) << " healthy)";
+    if (many) std::cout << "  listener id " << str(at(l, "listener_id"));
+    std::cout << "\n";
+  }
+}
+
+void print_cluster(const json::value& c) {
+  if (!at(c, "members").is_array()) return;
+  const auto& members = at(c, "members").get_array();
+  size_t healthy = 0;
+  for (const auto& m : members)
+    if (at(m, "healthy").is_bool() && at(m, "healthy").get_bool()) ++healthy;
+  std::cout << "cluster:      " << members.size() << " nodes, " << healthy << " healthy\n";
+  for (const auto& m : members) {
+    std::cout << "  " << std::left << std::setw(16) << str(at(m, "name")) << std::setw(22)
+              << str(at(m, "address")) << std::setw(9) << str(at(m, "state")) << " listener "
+              << str(at(m, "listener_id")) << ", epoch " << str(at(m, "epoch"));
+    if (at(m, "self").is_bool() && at(m, "self").get_bool())
+      std::cout << ", this node";
+    else
+      std::cout << ", heartbeat " << str(at(m, "heartbeat_age_ms")) << " ms ago";
+    if (!at(m, "backlog").is_null()) std::cout << ", backlog " << str(at(m, "backlog"));
+    if (at(m, "reachable").is_bool() && !at(m, "reachable").get_bool())
+      std::cout << ", UNREACHABLE";
+    else if (at(m, "healthy").is_bool() && !at(m, "healthy").get_bool())
+      std::cout << ", not healthy";
+    std::cout << std::right << "\n";
+  }
+}
+
 void print_status(const json::value& r) {
+  print_leadership(r);
   std::cout << "node:         " << str(at(r, "node")) << "\n"
             << "listener id:  " << str(at(r, "listener_id")) << "\n"
             << "role:         " << str(at(r, "role")) << "\n";
@@ -231,6 +277,7 @@ void print_status(const json::value& r) {
     std::cout << "events:       " << str(at(ev, "read")) << " read, " << str(at(ev, "finished"))
               << " finished since start\n";
   std::cout << "dlq:          " << str(at(at(r, "dlq"), "pending")) << " pending\n";
+  print_cluster(at(r, "cluster"));
   const auto& brk = at(r, "breakers");
   if (brk.is_array()) {
     size_t not_closed = 0;

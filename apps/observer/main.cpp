@@ -6,6 +6,7 @@
 //
 // Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
+#include "actors/cluster/cluster.hpp"
 #include "actors/control/control.hpp"
 #include "node/node.hpp"
 #include "runtime/config/loader.hpp"
@@ -62,17 +63,35 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
     std::cerr << "error: " << cfg.source << ": " << e.what() << "\n";
     return exit_config;
   }
-  // The control plane comes up first and stays up while this node stands by,
-  // so `observerctl status` can say so.
-  std::unique_ptr<fraiseql::control_server> control;
-  if (cfg.control.enabled) {
+  // The cluster coordinator and the control plane come up first and stay up
+  // while this node stands by, so `observerctl status` can say so.
+  std::unique_ptr<fraiseql::cluster_server> cluster;
+  if (cfg.cluster.enabled) {
     try {
-      control = std::make_unique<fraiseql::control_server>(*n);
+      cluster = std::make_unique<fraiseql::cluster_server>(*n);
     } catch (const std::exception& e) {
       spdlog::error("cannot start: {}", e.what());
       return exit_failure;
     }
   }
+  std::unique_ptr<fraiseql::control_server> control;
+  if (cfg.control.enabled) {
+    try {
+      fraiseql::control_server::view_fn view;
+      if (cluster) view = [c = cluster.get()] { return c->view(); };
+      control = std::make_unique<fraiseql::control_server>(*n, std::move(view));
+    } catch (const std::exception& e) {
+      spdlog::error("cannot start: {}", e.what());
+      return exit_failure;
+    }
+  }
+  // On every way out, the peers hear first that this node leaves.
+  struct leave_first {
+    fraiseql::cluster_server* c;
+    ~leave_first() {
+      if (c != nullptr) c->leave();
+    }
+  } leaving{cluster.get()};
   milliseconds backoff{100};
   bool standing_by = false;
   for (;;) {
@@ -96,6 +115,7 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
   while (!wait_for_signal(signals, seconds(3600))) {
   }
   bool drained = n->stop(milliseconds(cfg.shutdown.timeout_ms));
+  if (cluster) cluster->leave();
   control.reset();
   spdlog::info("stopped{}", drained ? "" : " (some events left in flight; redelivered on restart)");
   return exit_ok;

@@ -40,6 +40,27 @@ std::optional<string> check_control_bind(const string& bind) {
   return std::nullopt;
 }
 
+std::optional<string> check_node_name(const string& name) {
+  const bool ok = name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+                    return config_detail::is_alpha(c) || config_detail::is_digit(c) || c == '_' ||
+                           c == '.' || c == '-';
+                  });
+  if (ok) return std::nullopt;
+  return "'" + name + "' is not a valid node name (at most 64 characters A-Z a-z 0-9 _ . -)";
+}
+
+std::optional<string> check_seed(const string& seed) {
+  const auto colon = seed.rfind(':');
+  const string host = colon == string::npos ? string() : seed.substr(0, colon);
+  const string port = colon == string::npos ? string() : seed.substr(colon + 1);
+  const bool port_ok = !port.empty() && port.size() <= 5 &&
+                       std::all_of(port.begin(), port.end(), config_detail::is_digit) &&
+                       std::stoul(port) >= 1 && std::stoul(port) <= 65535;
+  if (host.empty() || host.find_first_of(" /") != string::npos || !port_ok)
+    return "'" + seed + "' is not a seed address (host:port, port 1-65535)";
+  return std::nullopt;
+}
+
 tables build() {
   using D = database_config;
   using T = transport_config;
@@ -50,6 +71,7 @@ tables build() {
   using R = redis_config;
   using Q = job_queue_config;
   using K = control_config;
+  using N = cluster_config;
   using M = metrics_config;
   using Y = retry_config;
   tables t;
@@ -162,6 +184,24 @@ tables build() {
        text("tls_key", &K::tls_key, "Its private key (PEM)."),
        text("tls_ca", &K::tls_ca, "The CA that signs peers (PEM)."),
        integer("journal_size", &K::journal_size, 0, 1000000, "Events in the debug journal.")}};
+  t.cluster = {
+      "cluster",
+      {flag("enabled", &N::enabled, "Run the failover coordinator and join the cluster."),
+       text("node_name", &N::node_name, "Unique node name; empty: the host name.")
+           .validated_by(check_node_name),
+       text("bind", &N::bind, "Listen address.").validated_by(check_control_bind),
+       integer("port", &N::port, 0, 65535, "Port; 0 picks a free one."),
+       text_list("seeds", &N::seeds, "host:port of other nodes' coordinators.")
+           .validated_by(check_seed),
+       integer("heartbeat_interval_ms", &N::heartbeat_interval_ms, 50, 60000,
+               "Heartbeats between coordinators."),
+       integer("connection_timeout_ms", &N::connection_timeout_ms, 0, 600000,
+               "Silence after which a peer is unreachable; 0: failover_threshold_ms."),
+       text("token_env", &N::token_env, "Variable holding the cluster token.").read_by_hand(),
+       text("token_file", &N::token_file, "File holding the cluster token.").read_by_hand(),
+       text("tls_certificate", &N::tls_certificate, "This node's certificate (PEM)."),
+       text("tls_key", &N::tls_key, "Its private key (PEM)."),
+       text("tls_ca", &N::tls_ca, "The CA that signs peers (PEM).")}};
   t.job_queue = {
       "job_queue",
       {flag("enabled", &Q::enabled, "Turn the queue on."),
@@ -189,6 +229,12 @@ string default_text(const option_spec& spec, const value& v) {
       return std::to_string(std::get<uint32_t>(v));
     case option_type::number:
       return config_detail::number_text(std::get<double>(v));
+    case option_type::strings: {
+      string out = "[";
+      for (const auto& s : std::get<std::vector<string>>(v))
+        out += (out.size() > 1 ? ", \"" : "\"") + s + "\"";
+      return out + "]";
+    }
     case option_type::string:
     case option_type::choice:
       break;
@@ -218,7 +264,7 @@ std::vector<option_info> list_options() {
   add(t.database), add(t.transport), add(t.listener), add(t.checkpoint), add(t.performance);
   add(t.circuit_breaker), add(t.redis), add(t.shutdown), add(t.failover), add(t.logging);
   add(t.metrics);
-  add(t.control), add(t.job_queue), add(t.retry);
+  add(t.control), add(t.cluster), add(t.job_queue), add(t.retry);
   return out;
 }
 

@@ -29,6 +29,7 @@ enum class option_type {
   number,   // TOML float or integer in [low, high] (or (low, high])
   string,   // TOML string, optionally checked by a validator
   choice,   // TOML string from a closed set
+  strings,  // TOML array of strings, each checked by the validator
 };
 
 /// How the option's environment variable is read.
@@ -40,7 +41,7 @@ enum class env_form {
 };
 
 /// A value read from the file or the environment.
-using value = std::variant<bool, uint32_t, double, std::string>;
+using value = std::variant<bool, uint32_t, double, std::string, std::vector<std::string>>;
 /// Why a string value is refused, or nullopt when it is accepted.
 using validator = std::optional<std::string> (*)(const std::string&);
 
@@ -134,6 +135,12 @@ option<S> text(std::string_view key, std::string S::*field, std::string_view doc
 }
 
 template <class S>
+option<S> text_list(std::string_view key, std::vector<std::string> S::*field,
+                    std::string_view doc) {
+  return make_option(key, option_type::strings, field, doc);
+}
+
+template <class S>
 option<S> choice(std::string_view key, std::string S::*field, std::vector<std::string_view> choices,
                  std::string_view doc, bool fold_case = false) {
   option<S> o = make_option(key, option_type::choice, field, doc);
@@ -188,6 +195,7 @@ struct tables {
   section<logging_config> logging;
   section<metrics_config> metrics;
   section<control_config> control;
+  section<cluster_config> cluster;
   section<job_queue_config> job_queue;
   section<retry_config> retry;
 };

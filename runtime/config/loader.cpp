@@ -123,7 +123,7 @@ void loader::walk_root(const toml::table& root) {
   static const key_list top = {"database",    "transport",       "listener", "checkpoint",
                                "performance", "circuit_breaker", "redis",    "shutdown",
                                "failover",    "logging",         "metrics",  "control",
-                               "job_queue",   "observers"};
+                               "cluster",     "job_queue",       "observers"};
   for (auto&& [k, v] : root) {
     const string_view name = k.str();
     if (contains(top, name)) continue;
@@ -156,6 +156,7 @@ void loader::walk_root(const toml::table& root) {
   section("logging", d.logging, cfg_.logging);
   section("metrics", d.metrics, cfg_.metrics);
   if (const auto* t = read_table(root, "control", "")) walk_control(*t);
+  if (const auto* t = read_table(root, "cluster", "")) walk_cluster(*t);
   section("job_queue", d.job_queue, cfg_.job_queue);
   if (const toml::node* n = root.get("observers")) walk_observers(*n);
 }
@@ -196,6 +197,63 @@ void loader::walk_control(const toml::table& t) {
   const string p = "control";
   auto& c = cfg_.control;
   read_section(t, p, config_schema::options().control, c);
+  read_auth(t, p, {c.token_env, c.token_file, c.token, c.tls_certificate, c.tls_key, c.tls_ca});
+  if (c.enabled && !is_loopback_address(c.bind) && (!c.tls() || c.token.empty())) {
+    const toml::node* n = t.get("bind");
+    error_at(n != nullptr ? n->source() : t.source(), p + ".bind",
+             "'" + c.bind +
+                 "' is not a loopback address: a control plane reachable from other "
+                 "hosts requires TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or "
+                 "token_file)");
+  }
+}
+
+void loader::walk_cluster(const toml::table& t) {
+  const string p = "cluster";
+  auto& c = cfg_.cluster;
+  read_section(t, p, config_schema::options().cluster, c);
+  read_auth(t, p, {c.token_env, c.token_file, c.token, c.tls_certificate, c.tls_key, c.tls_ca});
+  if (!c.enabled) {
+    for (auto&& [k, v] : t)
+      if (k.str() != "enabled")
+        warn_at(origin_of(v, p + "." + string(k.str())),
+                "has no effect while [cluster] enabled is false");
+    return;
+  }
+  if (c.tls() && c.token.empty())
+    error_at(t, p, "TLS without a token: set token_env or token_file as well");
+  if (!c.tls() || c.token.empty()) {
+    // Loopback only without both: name the first address that leaves the host.
+    if (!is_loopback_address(c.bind)) {
+      const toml::node* n = t.get("bind");
+      error_at(n != nullptr ? n->source() : t.source(), p + ".bind",
+               "'" + c.bind +
+                   "' is not a loopback address: a cluster reachable from other hosts requires "
+                   "TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or token_file)");
+    }
+    for (size_t i = 0; i < c.seeds.size(); ++i) {
+      string host = c.seeds[i].substr(0, c.seeds[i].rfind(':'));
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+      if (is_loopback_address(host)) continue;
+      const toml::node* n = t.get("seeds")->as_array()->get(i);
+      error_at(*n, p + ".seeds[" + std::to_string(i) + "]",
+               "'" + c.seeds[i] +
+                   "' is not a loopback address: joining nodes on other hosts requires TLS "
+                   "(tls_certificate, tls_key, tls_ca) and a token (token_env or token_file)");
+    }
+  }
+  if (c.connection_timeout_ms != 0 && c.connection_timeout_ms < 2 * c.heartbeat_interval_ms) {
+    const toml::node* n = t.get("connection_timeout_ms");
+    error_at(n != nullptr ? n->source() : t.source(), p + ".connection_timeout_ms",
+             std::to_string(c.connection_timeout_ms) +
+                 " is less than twice heartbeat_interval_ms (" +
+                 std::to_string(c.heartbeat_interval_ms) +
+                 "): one late heartbeat would make a peer unreachable");
+  }
+}
+
+void loader::read_auth(const toml::table& t, const string& p, auth_fields c) {
   if (read_string(t, "token_env", p, c.token_env) == got::ok) {
     const toml::node& n = *t.get("token_env");
     if (t.get("token_file") != nullptr) {
@@ -215,7 +273,7 @@ void loader::walk_control(const toml::table& t) {
     if (auto why = read_token_file(c.token_file, c.token))
       error_at(*t.get("token_file"), p + ".token_file", *why);
   }
-  const int tls_set = !c.tls_certificate.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
+  const int tls_set = !c.cert.empty() + !c.key.empty() + !c.ca.empty();
   if (tls_set != 0 && tls_set != 3)
     error_at(t, p, "TLS needs all of tls_certificate, tls_key and tls_ca (the CA verifies peers)");
   for (const char* k : {"tls_certificate", "tls_key", "tls_ca"}) {
@@ -224,14 +282,6 @@ void loader::walk_control(const toml::table& t) {
       if (!v.empty() && ::access(v.c_str(), R_OK) != 0)
         error_at(*n, p + "." + k, "cannot read '" + v + "': " + std::strerror(errno));
     }
-  }
-  if (c.enabled && !is_loopback_address(c.bind) && (!c.tls() || c.token.empty())) {
-    const toml::node* n = t.get("bind");
-    error_at(n != nullptr ? n->source() : t.source(), p + ".bind",
-             "'" + c.bind +
-                 "' is not a loopback address: a control plane reachable from other "
-                 "hosts requires TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or "
-                 "token_file)");
   }
 }
 

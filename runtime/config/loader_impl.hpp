@@ -86,6 +86,9 @@ class loader {
   got read_typed(const toml::table& t, string_view key, const string& path, string_view expected,
                  T& out);
   got read_string(const toml::table& t, string_view key, const string& path, string& out);
+  /// An array of strings, each checked by `o.check`.
+  got read_strings(const toml::table& t, const string& path, const config_schema::option_spec& o,
+                   config_schema::value& out);
   /// A string that must be present: absent is reported as missing (`what` it should be).
   got read_required(const toml::table& t, string_view key, const string& path, string_view what,
                     string& out);
@@ -164,6 +167,17 @@ class loader {
   void walk_database(const toml::table& t);
   void walk_redis(const toml::table& t);
   void walk_control(const toml::table& t);
+  void walk_cluster(const toml::table& t);
+  /// The token and TLS keys [control] and [cluster] share.
+  struct auth_fields {
+    string& token_env;
+    string& token_file;
+    string& token;
+    const string& cert;
+    const string& key;
+    const string& ca;
+  };
+  void read_auth(const toml::table& t, const string& p, auth_fields c);
   void apply_env();
   void apply_database_env();
   void apply_log_env();

@@ -322,6 +322,34 @@ struct control_config {
   uint32_t journal_size = 1000;
   bool tls() const { return !tls_certificate.empty(); }
 };
+/// `[cluster]`: this node's failover coordinator, which joins the others over
+/// CAF's middleman (actors/cluster). The membership view is advisory: who
+/// leads rests on the PostgreSQL lease and its fence.
+struct cluster_config {
+  bool enabled = false;
+  /// Unique in the cluster; empty: this host's name.
+  std::string node_name;
+  /// Loopback by default. A non-loopback bind or seed requires TLS and a token.
+  std::string bind = "127.0.0.1";
+  uint32_t port = 7466;
+  /// host:port of other nodes' coordinators (this node's own address may be
+  /// listed: one list for every node).
+  std::vector<std::string> seeds;
+  /// Heartbeats between coordinators (and CAF's middleman heartbeat).
+  uint32_t heartbeat_interval_ms = 1000;
+  /// A peer not heard from this long is unreachable (and CAF drops its
+  /// connection); 0: the [failover] failover_threshold_ms.
+  uint32_t connection_timeout_ms = 0;
+  /// As in [control]: the token is resolved at load time, never printed.
+  std::string token_env;
+  std::string token_file;
+  std::string token;
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string tls_ca;
+  bool tls() const { return !tls_certificate.empty(); }
+};
+
 /// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
 struct job_queue_config {
   bool enabled = false;
@@ -354,6 +382,7 @@ struct config {
   logging_config logging;
   metrics_config metrics;
   control_config control;
+  cluster_config cluster;
   job_queue_config job_queue;
   std::vector<observer_config> observers;
 };

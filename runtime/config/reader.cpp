@@ -239,6 +239,8 @@ got loader::read_option(const toml::table& t, const string& path, const option_s
       if (g == got::ok) out = d;
       return g;
     }
+    case option_type::strings:
+      return read_strings(t, path, o, out);
     case option_type::choice:
     case option_type::string:
       break;
@@ -255,6 +257,40 @@ got loader::read_option(const toml::table& t, const string& path, const option_s
   }
   out = std::move(s);
   return got::ok;
+}
+
+got loader::read_strings(const toml::table& t, const string& path, const option_spec& o,
+                         value& out) {
+  const toml::node* n = t.get(o.key);
+  if (n == nullptr) return got::absent;
+  const string kp = join_path(path, o.key);
+  const toml::array* a = n->as_array();
+  if (a == nullptr) {
+    type_error(*n, kp, "an array of strings");
+    return got::bad;
+  }
+  std::vector<string> items;
+  got g = got::ok;
+  for (size_t i = 0; i < a->size(); ++i) {
+    const toml::node& e = *a->get(i);
+    const string ep = kp + "[" + std::to_string(i) + "]";
+    if (!e.is_string()) {
+      type_error(e, ep, "a string");
+      g = got::bad;
+      continue;
+    }
+    string s = e.value_or(string{});
+    if (o.check != nullptr) {
+      if (auto why = o.check(s)) {
+        error_at(e, ep, *why);
+        g = got::bad;
+        continue;
+      }
+    }
+    items.push_back(std::move(s));
+  }
+  if (g == got::ok) out = std::move(items);
+  return g;
 }
 
 // --- environment ------------------------------------------------------------------

@@ -90,6 +90,18 @@ struct metrics::impl {
   };
   std::mutex breakers_mu;
   std::map<std::string, breaker_series> breakers;
+  // Listener health: this node's own signal, and the cluster's view once a
+  // coordinator reports one (then the gauge shows the view, per listener id).
+  std::string listener_id;
+  prometheus::Family<prometheus::Gauge>* listener_health_family = nullptr;
+  std::atomic<bool> own_listener_healthy{false};
+  std::atomic<bool> cluster_view{false};
+  std::atomic<uint64_t> backlog_events{0};
+  std::mutex cluster_mu;
+  std::map<std::string, prometheus::Gauge*> health_by_listener;
+  prometheus::Gauge* cluster_members = nullptr;
+  prometheus::Gauge* cluster_healthy = nullptr;
+  prometheus::Family<prometheus::Counter>* leader_changes = nullptr;
   breaker_series& breaker(const std::string& endpoint) {
     auto& b = breakers[endpoint];
     if (b.state == nullptr) {
@@ -152,11 +164,16 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                            .Help("From reading an event to finishing all its actions")
                            .Register(r)
                            .Add({}, latency_buckets);
-  impl_->listener_health = &BuildGauge()
-                                .Name("observer_listener_health")
-                                .Help("1 while the listener reads the change log without errors")
-                                .Register(r)
-                                .Add(node);
+  impl_->listener_id = listener_id;
+  impl_->listener_health_family =
+      &BuildGauge()
+           .Name("observer_listener_health")
+           .Help(
+               "1 while the listener reads the change log without errors; with [cluster], 1 "
+               "while the cluster sees a healthy leader for the listener id")
+           .Register(r);
+  impl_->listener_health = &impl_->listener_health_family->Add(node);
+  impl_->health_by_listener[listener_id] = impl_->listener_health;
   impl_->backlog = &BuildGauge()
                         .Name("observer_backlog_size")
                         .Help("Events read and not yet finished")
@@ -315,11 +332,56 @@ void metrics::event_finished(double seconds) {
   impl_->processing->Observe(seconds);
 }
 void metrics::listener_health(bool healthy) {
-  impl_->listener_health->Set(healthy ? 1 : 0);
+  impl_->own_listener_healthy = healthy;
+  if (!impl_->cluster_view) impl_->listener_health->Set(healthy ? 1 : 0);
   if (impl_->health) impl_->health->listener_connected(healthy);
 }
+bool metrics::own_listener_healthy() const {
+  return impl_->own_listener_healthy;
+}
 void metrics::backlog(uint64_t events) {
+  impl_->backlog_events = events;
   impl_->backlog->Set(static_cast<double>(events));
+}
+uint64_t metrics::backlog_events() const {
+  return impl_->backlog_events;
+}
+void metrics::cluster_listener_health(const std::string& listener_id, bool healthy) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.cluster_mu);
+  d.cluster_view = true;
+  auto& g = d.health_by_listener[listener_id];
+  if (g == nullptr) g = &d.listener_health_family->Add({{"listener_id", listener_id}});
+  g->Set(healthy ? 1 : 0);
+}
+void metrics::cluster_size(uint32_t members, uint32_t healthy) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.cluster_mu);
+  if (d.cluster_members == nullptr) {
+    using namespace prometheus;
+    d.cluster_members = &BuildGauge()
+                             .Name("observer_cluster_members")
+                             .Help("Nodes in this node's cluster view, itself included")
+                             .Register(*d.registry)
+                             .Add({});
+    d.cluster_healthy = &BuildGauge()
+                             .Name("observer_cluster_members_healthy")
+                             .Help("Nodes of the view that are reachable and healthy")
+                             .Register(*d.registry)
+                             .Add({});
+    d.leader_changes = &BuildCounter()
+                            .Name("observer_cluster_leader_changes_total")
+                            .Help("Times the cluster saw a new leader (lease epoch) take over")
+                            .Register(*d.registry);
+  }
+  d.cluster_members->Set(members);
+  d.cluster_healthy->Set(healthy);
+}
+void metrics::leader_change(const std::string& listener_id) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.cluster_mu);
+  if (d.leader_changes != nullptr)
+    d.leader_changes->Add({{"listener_id", listener_id}}).Increment();
 }
 void metrics::checkpoint_age(double seconds) {
   impl_->checkpoint_age->Set(seconds);

@@ -55,6 +55,17 @@ class metrics {
   void listener_health(bool healthy);
   /// Events read and not yet finished.
   void backlog(uint64_t events);
+  /// What this node last reported of itself (the coordinator's heartbeat).
+  bool own_listener_healthy() const;
+  uint64_t backlog_events() const;
+  // The cluster view ([cluster]; the series appear with the first report).
+  /// From now on observer_listener_health shows the cluster's view: 1 while
+  /// it sees a healthy leader for `listener_id`.
+  void cluster_listener_health(const std::string& listener_id, bool healthy);
+  /// observer_cluster_members and observer_cluster_members_healthy.
+  void cluster_size(uint32_t members, uint32_t healthy);
+  /// observer_cluster_leader_changes_total{listener_id}.
+  void leader_change(const std::string& listener_id);
   /// Seconds since the checkpoint was last saved (0 when nothing is pending).
   void checkpoint_age(double seconds);
   /// The breaker of `endpoint` changed state: 0 closed, 1 open, 2 half-open.

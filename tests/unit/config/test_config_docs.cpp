@@ -129,6 +129,8 @@ std::string type_word(option_type t) {
       return "string";
     case option_type::choice:
       return "string";
+    case option_type::strings:
+      return "array of strings";
   }
   return "?";
 }
