@@ -331,7 +331,7 @@ struct cluster_config {
   std::string node_name;
   /// Loopback by default. A non-loopback bind or seed requires TLS and a token.
   std::string bind = "127.0.0.1";
-  uint32_t port = 7466;
+  uint32_t port = 7480;
   /// host:port of other nodes' coordinators (this node's own address may be
   /// listed: one list for every node).
   std::vector<std::string> seeds;

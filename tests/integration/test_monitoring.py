@@ -97,7 +97,9 @@ class MonitoringTest(IntegrationTest):
     def busy_node(self):
         """A leading node that has processed, failed, dead-lettered and mis-evaluated."""
         ok, bad = self.sink(), self.sink(status=500)
-        node = self.node(OBSERVERS(ok, bad), extra=METRICS)
+        # A one-node cluster, so that the cluster's series are exported too.
+        cluster = "\n[cluster]\nenabled = true\nnode_name = \"solo\"\nport = 0\n"
+        node = self.node(OBSERVERS(ok, bad), extra=METRICS + cluster)
         self.setup_orders(node)
         node.start()
         port = metrics_port(node)
@@ -132,7 +134,8 @@ class MonitoringTest(IntegrationTest):
         # Series that exist only once something happened: a breaker leaving
         # closed (they are tested in test_circuit_breaker).
         conditional = {"observer_circuit_breaker_state", "observer_circuit_breaker_rejected_total",
-                       "observer_redis_health"}  # only with [redis]
+                       "observer_redis_health",  # only with [redis]
+                       "observer_cluster_leader_changes_total"}  # once a leader changed
         for title, expr in exprs:
             used = promql_metric_names(expr)
             self.assertTrue(used, f"panel {title} uses no observer_* metric")

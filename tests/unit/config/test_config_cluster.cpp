@@ -27,7 +27,7 @@ TEST_SUITE("config cluster") {
     const auto off = load_config_string(db, "c.toml", fake_env);
     REQUIRE(off);
     CHECK_FALSE(off.value->cluster.enabled);
-    CHECK(off.value->cluster.port == 7466);
+    CHECK(off.value->cluster.port == 7480);
     CHECK(off.value->cluster.seeds.empty());
     const auto r = load(
         "enabled = true\nnode_name = \"listener-1\"\nport = 7501\n"
