@@ -2,12 +2,88 @@
 PostgreSQL. A standby takes over when the leader dies; a fenced former leader
 can never move the checkpoint again."""
 import os
+import re
+import select
 import signal
+import socket
 import sys
 import threading
 import time
 
-from harness import IntegrationTest, deliveries_by_id, main, wait_until, webhook_observer
+from harness import IntegrationTest, Node, deliveries_by_id, main, wait_until, webhook_observer
+
+
+class BlackholeProxy:
+    """A TCP proxy in front of PostgreSQL that can cut the path without closing
+    anything: while cut, it moves no byte either way and holds new connections
+    unanswered, as a network partition does. PostgreSQL keeps the sessions (and
+    their advisory locks) alive; the client's calls hang. heal() resumes."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.stopped = False
+        self.pairs = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(client,), daemon=True).start()
+
+    def _pump(self, client):
+        self.flowing.wait()
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        self.pairs.append((client, upstream))
+        peer = {client: upstream, upstream: client}
+        try:
+            while not self.stopped:
+                if not self.flowing.is_set():
+                    self.flowing.wait(0.1)
+                    continue
+                ready, _, _ = select.select([client, upstream], [], [], 0.1)
+                for s in ready:
+                    if not self.flowing.is_set():
+                        break
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    peer[s].sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+    def cut(self):
+        self.flowing.clear()
+
+    def heal(self):
+        self.flowing.set()
+
+    def stop(self):
+        self.stopped = True
+        self.flowing.set()
+        self.listener.close()
+        for a, b in self.pairs:
+            for x in (a, b):
+                try:
+                    x.close()
+                except OSError:
+                    pass
 
 
 class FailoverTest(IntegrationTest):
@@ -164,6 +240,65 @@ class FailoverTest(IntegrationTest):
         lease = self.sql("SELECT epoch FROM observer_leases WHERE listener_id = 'test'")
         self.assertEqual(lease[0][0], 2)
         self.assertEqual(self.checkpoint()[1], 100)
+
+    def test_leader_cut_off_from_postgres_stops_acting_and_is_replaced(self):
+        # A partition between the leader and PostgreSQL (not a crash): the
+        # server keeps the leader's sessions, so only the lease's deadline can
+        # end its leadership. Default [failover]: renew every 1 s, 5 s lease.
+        sink = self.sink()
+        sink.control(delay_ms=5)
+        m = re.match(r"postgresql://([^@]+)@([^:/]+):(\d+)/(.+)", self.dsn)
+        proxy = BlackholeProxy(m.group(2), int(m.group(3)))
+        self.cleanups.append(proxy.stop)
+        a = Node(self.workdir, f"postgresql://{m.group(1)}@127.0.0.1:{proxy.port}/{m.group(4)}",
+                 webhook_observer("o", "INSERT", "Order", sink.url + "/a", max_attempts=20))
+        self.cleanups.append(a.kill9)
+        self.setup_orders(a)
+        a.start()
+        wait_until(lambda: "leading listener" in a.output(), what="a leads")
+        b = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/b", max_attempts=20))
+        b.start()
+        wait_until(lambda: "standing by" in b.output(), what="b stands by")
+        writer = threading.Thread(target=self.insert, args=(150, "w"))
+        writer.start()
+        wait_until(lambda: len(sink.delivered()) >= 20, what="a delivers")
+        proxy.cut()
+        cut_at = time.time()
+        # a can save nothing from now on: this is its last checkpoint.
+        saved_by_a = (self.checkpoint() or (0, 0))[1]
+        wait_until(lambda: "leading listener" in b.output(), timeout=30, what="b takes over")
+        took_over = time.time() - cut_at
+        print(f"takeover {took_over:.2f} s after the cut", file=sys.stderr)
+        self.assertLess(took_over, 5.0 + 0.2 + 1.5, b.output())
+        writer.join()
+        ids = set(self.change_log_ids())
+        wait_until(lambda: set(deliveries_by_id(sink.delivered())) >= ids, timeout=30,
+                   what="b delivers everything")
+        # a started nothing after its lease's deadline, which passed before b
+        # could take the lease: a's last delivery precedes b's first.
+        by_a = [r["t"] for r in sink.delivered() if r["path"] == "/a"]
+        by_b = [r["t"] for r in sink.delivered() if r["path"] == "/b"]
+        self.assertLess(max(by_a), min(by_b), "a delivered after b started")
+        self.assertLess(max(by_a) - cut_at, 5.0)
+        # No double side effect beyond what a had delivered and could not
+        # checkpoint; every delivery of an event carries its one key.
+        again = set(deliveries_by_id([r for r in sink.delivered() if r["path"] == "/a"])) & \
+            set(deliveries_by_id([r for r in sink.delivered() if r["path"] == "/b"]))
+        print(f"{len(again)} event(s) delivered by both (a could not checkpoint them)", file=sys.stderr)
+        for event_id, keys in deliveries_by_id(sink.delivered()).items():
+            self.assertEqual(set(keys), {f"{event_id}:o:0"})
+        pk = dict(self.sql("SELECT id::text, pk_entity_change_log FROM core.tb_entity_change_log"))
+        self.assertEqual([i for i in again if pk[i] <= saved_by_a], [],
+                         f"delivered again although a had checkpointed them (up to pk {saved_by_a})")
+        # The path heals: a finds itself fenced and exits, having written nothing.
+        proxy.heal()
+        rc = a.proc.wait(30)
+        self.assertNotEqual(rc, 0, "the cut-off leader steps down")
+        self.assertRegex(a.output(), "lost the leader lease|epoch 1 is no longer current")
+        self.assertEqual(self.sql("SELECT count(*) FROM observer_dlq")[0][0], 0)
+        self.assertEqual(self.sql("SELECT epoch FROM observer_leases WHERE listener_id = 'test'")[0][0], 2)
+        self.assertEqual(b.stop(), 0)
+        self.assertEqual(self.checkpoint()[1], 150)
 
     def test_former_leader_writes_no_dlq_row(self):
         # The leader renews rarely (60 s), so it still believes it leads when
