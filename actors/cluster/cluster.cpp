@@ -510,6 +510,10 @@ void cluster_server::leave() {
 cluster_server::~cluster_server() {
   auto& d = *impl_;
   leave();
+  // A system keeps its logger alive while any thread's "current logger"
+  // points at it, and its destructor waits for the logger to go: this thread
+  // (which created it) lets go first, or the reset below never finishes.
+  caf::logger::set_current_actor_system(nullptr);
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
   std::thread([sys = std::shared_ptr<caf::actor_system>(std::move(d.sys)), done]() mutable {

@@ -478,6 +478,10 @@ control_server::~control_server() {
   d.actor = nullptr;
   // The process is exiting when this runs: do not let a peer connection that
   // CAF is still tearing down hold the exit up. Wait a bounded time, then go.
+  // A system keeps its logger alive while any thread's "current logger"
+  // points at it, and its destructor waits for the logger to go: this thread
+  // (which created it) lets go first, or the reset below never finishes.
+  caf::logger::set_current_actor_system(nullptr);
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
   std::thread([sys = std::shared_ptr<caf::actor_system>(std::move(d.sys)), done]() mutable {
