@@ -288,6 +288,24 @@ timeout_ms = 10000
             return ""
 
 
+def make_pki(workdir, name):
+    """A CA and two certificates it signs ("node", "client") under `workdir`:
+    {"ca.pem", "node.pem", "node.key", "client.pem", "client.key"} -> paths."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, cwd=workdir,
+                       stdin=subprocess.DEVNULL)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+            f"/CN={name}-ca", "-keyout", f"{name}-ca.key", "-out", f"{name}-ca.pem")
+    for who in ("node", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}-{who}",
+                "-keyout", f"{name}-{who}.key", "-out", f"{name}-{who}.csr")
+        openssl("x509", "-req", "-in", f"{name}-{who}.csr", "-CA", f"{name}-ca.pem",
+                "-CAkey", f"{name}-ca.key", "-CAcreateserial", "-days", "1",
+                "-out", f"{name}-{who}.pem")
+    return {k: os.path.join(workdir, f"{name}-{k}") for k in
+            ("ca.pem", "node.pem", "node.key", "client.pem", "client.key")}
+
+
 def deliveries_by_id(records):
     """{event id: [Idempotency-Key of each delivery, in arrival order]} of sink records."""
     out = {}

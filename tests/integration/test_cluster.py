@@ -14,8 +14,8 @@ import subprocess
 import time
 from datetime import datetime
 
-from harness import (CTL, IntegrationTest, deliveries_by_id, main, metric, metrics_port,
-                     wait_until, webhook_observer)
+from harness import (CTL, IntegrationTest, deliveries_by_id, main, make_pki, metric,
+                     metrics_port, wait_until, webhook_observer)
 
 HEARTBEAT_MS = 500
 TOKEN = "cluster-token-for-tests"
@@ -241,6 +241,33 @@ token_file = "{token_file}"
         for n in (b, c, d):
             self.assertEqual(n.stop(), 0)
         self.assertEqual(a.stop(), 0)
+
+    def test_tls_cluster_joins_peers_of_its_ca_only(self):
+        sink = self.sink()
+        good, evil = make_pki(self.workdir, "good"), make_pki(self.workdir, "evil")
+        tls = lambda pki: (f'tls_certificate = "{pki["node.pem"]}"\n'
+                           f'tls_key = "{pki["node.key"]}"\ntls_ca = "{pki["ca.pem"]}"\n')
+        p1, p2, p3 = free_ports(3)
+        seeds = [f"127.0.0.1:{p1}", f"127.0.0.1:{p2}"]
+        a = self.cluster_node(sink, "tls-a", p1, seeds, extra_cluster=tls(good))
+        self.setup_orders(a)
+        a.start()
+        wait_until(lambda: "leading listener" in a.output(), what="tls-a leads")
+        self.assertIn("TLS, peers verified", a.output())
+        b = self.cluster_node(sink, "tls-b", p2, seeds, extra_cluster=tls(good))
+        b.start()
+        wait_until(lambda: "Leader: tls-a (2/2 healthy)" in self.status(b), timeout=20,
+                   what="tls-b sees tls-a over TLS")
+        # A node whose certificate another CA signed never gets in.
+        c = self.cluster_node(sink, "tls-c", p3, seeds, extra_cluster=tls(evil))
+        c.start()
+        wait_until(lambda: f"cannot join seed 127.0.0.1:{p1}" in c.output(), timeout=20,
+                   what="tls-c refused")
+        time.sleep(1)
+        self.assertEqual(set(self.members(a)), {"tls-a", "tls-b"})
+        self.assertEqual(set(self.members(c)), {"tls-c"})
+        for n in (c, b, a):
+            self.assertEqual(n.stop(), 0)
 
 
 if __name__ == "__main__":

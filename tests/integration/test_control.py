@@ -7,7 +7,7 @@ import re
 import subprocess
 import time
 
-from harness import CTL, NODE, IntegrationTest, main, wait_until, webhook_observer
+from harness import CTL, NODE, IntegrationTest, main, make_pki, wait_until, webhook_observer
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -305,22 +305,8 @@ port = 0
 
     # --- TLS --------------------------------------------------------------------
 
-    def openssl(self, *args):
-        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, cwd=self.workdir,
-                       stdin=subprocess.DEVNULL)
-
     def make_pki(self, name):
-        w = self.workdir
-        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                     f"/CN={name}-ca", "-keyout", f"{name}-ca.key", "-out", f"{name}-ca.pem")
-        for who in ("node", "client"):
-            self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}-{who}",
-                         "-keyout", f"{name}-{who}.key", "-out", f"{name}-{who}.csr")
-            self.openssl("x509", "-req", "-in", f"{name}-{who}.csr", "-CA", f"{name}-ca.pem",
-                         "-CAkey", f"{name}-ca.key", "-CAcreateserial", "-days", "1",
-                         "-out", f"{name}-{who}.pem")
-        return {k: os.path.join(w, f"{name}-{k}") for k in
-                ("ca.pem", "node.pem", "node.key", "client.pem", "client.key")}
+        return make_pki(self.workdir, name)
 
     def test_tls_required_off_loopback_and_tls_node_reached_with_the_right_ca(self):
         # Without TLS: refused at load time, exit 2, nothing started.
