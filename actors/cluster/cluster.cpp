@@ -111,6 +111,7 @@ struct coordinator_state {
     clock_type::time_point next;
     std::string last_error;
     clock_type::time_point logged;
+    std::string process;  // who answered there last
   };
   std::map<std::string, dial> dials;  // by canonical address
 
@@ -139,6 +140,9 @@ struct coordinator_state {
   }
 
   bool connected_to(const std::string& address) const {
+    auto d = dials.find(address);
+    if (d != dials.end() && !d->second.process.empty() && peers.count(d->second.process) != 0)
+      return true;
     for (const auto& [process, p] : peers)
       if (canonical(p.address) == address) return true;
     return false;
@@ -243,6 +247,7 @@ void on_join_reply(coordinator_pointer self, const std::string& address, coordin
   d.backoff = milliseconds(0);
   d.last_error.clear();
   const auto now = clock_type::now();
+  const auto* responder = v.as_object().if_contains("self");
   const auto* members = v.as_object().if_contains("view");
   if (members == nullptr || !members->is_array())
     return dial_failed(self, address, "join reply without 'view'");
@@ -257,7 +262,8 @@ void on_join_reply(coordinator_pointer self, const std::string& address, coordin
     }
     if (m.process == st.view->self().process) continue;
     // Only the answering node is known to be alive; the rest we dial.
-    if (canonical(m.address) == address) {
+    if (responder != nullptr && responder->is_string() ? m.process == responder->get_string()
+                                                       : canonical(m.address) == address) {
       auto verdict = st.view->observe(m, now);
       if (!verdict.accepted) {
         if (st.log_now("join:" + address))
@@ -265,6 +271,7 @@ void on_join_reply(coordinator_pointer self, const std::string& address, coordin
         return;
       }
       add_peer(self, h, m);
+      st.dials[address].process = m.process;
     }
     st.learn({m.address});
     st.learn(m.peers);
@@ -404,7 +411,8 @@ coordinator_actor::behavior_type coordinator(coordinator_pointer self, node* n,
         for (const auto& [name, e] : st.view->members())
           if (e.reachable) members.push_back(to_json(e.self ? st.self_info() : e.info));
         st.publish(clock_type::now());
-        return json::serialize(json::object{{"ok", true}, {"view", std::move(members)}});
+        return json::serialize(json::object{
+            {"ok", true}, {"self", st.view->self().process}, {"view", std::move(members)}});
       },
       [self](heartbeat_atom, const std::string& token, const std::string& body) {
         std::string why;
@@ -472,7 +480,9 @@ cluster_server::cluster_server(node& n) : impl_(std::make_unique<impl>(n.cfg()))
   me.role = "all";
   me.state = n.role();
   me.listener_id = n.cfg().listener.listener_id;
-  me.address = c.bind + ":" + std::to_string(c.port);
+  // Peers dial what a member advertises: a wildcard bind advertises the host name.
+  const bool wildcard = c.bind == "0.0.0.0" || c.bind == "::" || c.bind == "[::]";
+  me.address = (wildcard ? host_name() : c.bind) + ":" + std::to_string(c.port);
   d.actor = d.sys->spawn(coordinator, &n, d.out, me);
   const auto port = static_cast<uint16_t>(c.port);
   auto published = c.tls() ? caf::openssl::publish(d.actor, port, c.bind.c_str(), true)
