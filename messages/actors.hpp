@@ -120,6 +120,10 @@ using checkpointer_actor = caf::typed_actor<
 /// Writes exhausted actions to the DLQ; replies with the row id once durable.
 using dlq_actor = caf::typed_actor<caf::replies_to<bury_atom, dlq_entry>::with<int64_t>>;
 
+/// Change-log retention (actors/history/pruner): prunes on its own timer; a
+/// tick from outside only brings the next round forward.
+using pruner_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
+
 /// Runs the actions of matched observers for events.
 using action_pool_actor = caf::typed_actor<
     /// Runs the listed observers (indices into the registry) for the event.

@@ -61,7 +61,8 @@ struct node::impl {
   router_actor rt;
   action_pool_actor pool;
   dlq_actor dq;
-  dedup_actor dd;  // null unless enable_dedup
+  dedup_actor dd;   // null unless enable_dedup
+  pruner_actor pr;  // change-log retention; null in a dry run
   // [redis] and the action-result cache (null when not configured). The pool
   // outlives everything that borrows it; the runner stops before the actors.
   std::shared_ptr<redis_pool> rpool;
@@ -261,6 +262,7 @@ void node::acquire_and_run() {
   d.watchdog = spawn_watchdog(*d.sys, d.health,
                               {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
                                d.dq.address(), d.dd.address(), d.jr.address(), d.jw.address()});
+  if (!d.dry_run) d.pr = spawn_pruner(env);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   d.role = d.dry_run ? r_dry_run : r_leader;
@@ -373,6 +375,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
          {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(), d.dq.address()})
       self->send_exit(a, caf::exit_reason::user_shutdown);
     if (d.dd) self->send_exit(d.dd, caf::exit_reason::user_shutdown);
+    if (d.pr) self->send_exit(d.pr, caf::exit_reason::user_shutdown);
   }
   // Cache tasks use the executors the pool owns: stop them first.
   if (d.redis_runner) d.redis_runner->shutdown();
@@ -382,6 +385,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.cp = nullptr;
   d.dq = nullptr;
   d.dd = nullptr;
+  d.pr = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
   d.watchdog = nullptr;

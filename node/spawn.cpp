@@ -1,5 +1,6 @@
 #include "node/spawn.hpp"
 
+#include "actors/history/pruner.hpp"
 #include "actors/jobs/job_runner.hpp"
 #include "actors/jobs/job_writer.hpp"
 #include "actors/pipeline/action_pool.hpp"
@@ -33,6 +34,17 @@ dlq_actor spawn_dlq(const node_env& env) {
     o.epoch = env.epoch;
   }
   return spawn_dlq(env.sys, o);
+}
+
+pruner_actor spawn_pruner(const node_env& env) {
+  pruner_options o;
+  o.dsn = env.dsn;
+  o.prune = env.cfg.change_log.prune;
+  o.retention = std::chrono::hours(env.cfg.change_log.retention_hours);
+  o.interval = std::chrono::seconds(env.cfg.change_log.prune_interval_secs);
+  o.batch_size = env.cfg.change_log.prune_batch_size;
+  o.stats = env.stats;
+  return spawn_pruner(env.sys, std::move(o));
 }
 
 checkpointer_actor spawn_checkpointer(const node_env& env, const checkpoint_record& resume,

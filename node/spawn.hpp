@@ -87,6 +87,10 @@ dedup_actor spawn_dedup(const node_env& env, std::shared_ptr<redis_pool> redis,
 /// whose address it is sent later) dies from an error, after marking `health`
 /// failed. The caller keeps them alive (it holds their handles); null
 /// addresses (actors not spawned) are skipped.
+/// Change-log retention ([change_log]); reports the log's figures even when
+/// pruning is off.
+pruner_actor spawn_pruner(const node_env& env);
+
 caf::actor spawn_watchdog(caf::actor_system& sys, std::shared_ptr<health_state> health,
                           std::vector<caf::actor_addr> actors);
 

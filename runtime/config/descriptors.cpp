@@ -202,6 +202,15 @@ tables build() {
        text("tls_certificate", &N::tls_certificate, "This node's certificate (PEM)."),
        text("tls_key", &N::tls_key, "Its private key (PEM)."),
        text("tls_ca", &N::tls_ca, "The CA that signs peers (PEM).")}};
+  t.change_log = {
+      "change_log",
+      {flag("prune", &change_log_config::prune, "Delete rows every checkpoint has passed."),
+       integer("retention_hours", &change_log_config::retention_hours, 1, 87600,
+               "...once they are older than this."),
+       integer("prune_interval_secs", &change_log_config::prune_interval_secs, 1, 86400,
+               "Pruning rounds this often."),
+       integer("prune_batch_size", &change_log_config::prune_batch_size, 100, 100000,
+               "Rows per DELETE transaction.")}};
   t.job_queue = {
       "job_queue",
       {flag("enabled", &Q::enabled, "Turn the queue on."),
@@ -264,7 +273,7 @@ std::vector<option_info> list_options() {
   add(t.database), add(t.transport), add(t.listener), add(t.checkpoint), add(t.performance);
   add(t.circuit_breaker), add(t.redis), add(t.shutdown), add(t.failover), add(t.logging);
   add(t.metrics);
-  add(t.control), add(t.cluster), add(t.job_queue), add(t.retry);
+  add(t.control), add(t.cluster), add(t.change_log), add(t.job_queue), add(t.retry);
   return out;
 }
 

@@ -196,6 +196,7 @@ struct tables {
   section<metrics_config> metrics;
   section<control_config> control;
   section<cluster_config> cluster;
+  section<change_log_config> change_log;
   section<job_queue_config> job_queue;
   section<retry_config> retry;
 };

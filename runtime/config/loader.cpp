@@ -120,10 +120,10 @@ void loader::collect_warnings() {
 // --- sections ---------------------------------------------------------------------
 
 void loader::walk_root(const toml::table& root) {
-  static const key_list top = {"database",    "transport",       "listener", "checkpoint",
-                               "performance", "circuit_breaker", "redis",    "shutdown",
-                               "failover",    "logging",         "metrics",  "control",
-                               "cluster",     "job_queue",       "observers"};
+  static const key_list top = {"database",    "transport",       "listener",  "checkpoint",
+                               "performance", "circuit_breaker", "redis",     "shutdown",
+                               "failover",    "logging",         "metrics",   "control",
+                               "cluster",     "change_log",      "job_queue", "observers"};
   for (auto&& [k, v] : root) {
     const string_view name = k.str();
     if (contains(top, name)) continue;
@@ -157,6 +157,7 @@ void loader::walk_root(const toml::table& root) {
   section("metrics", d.metrics, cfg_.metrics);
   if (const auto* t = read_table(root, "control", "")) walk_control(*t);
   if (const auto* t = read_table(root, "cluster", "")) walk_cluster(*t);
+  section("change_log", d.change_log, cfg_.change_log);
   section("job_queue", d.job_queue, cfg_.job_queue);
   if (const toml::node* n = root.get("observers")) walk_observers(*n);
 }

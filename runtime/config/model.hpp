@@ -350,6 +350,16 @@ struct cluster_config {
   bool tls() const { return !tls_certificate.empty(); }
 };
 
+/// `[change_log]`: retention of core.tb_entity_change_log (actors/history/pruner).
+struct change_log_config {
+  /// Delete rows every checkpoint has passed once they are older than
+  /// retention_hours. Off: the log grows until someone deletes rows.
+  bool prune = true;
+  uint32_t retention_hours = 168;
+  uint32_t prune_interval_secs = 60;
+  uint32_t prune_batch_size = 5000;
+};
+
 /// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
 struct job_queue_config {
   bool enabled = false;
@@ -383,6 +393,7 @@ struct config {
   metrics_config metrics;
   control_config control;
   cluster_config cluster;
+  change_log_config change_log;
   job_queue_config job_queue;
   std::vector<observer_config> observers;
 };

@@ -102,6 +102,11 @@ struct metrics::impl {
   prometheus::Gauge* cluster_members = nullptr;
   prometheus::Gauge* cluster_healthy = nullptr;
   prometheus::Family<prometheus::Counter>* leader_changes = nullptr;
+  prometheus::Counter* change_log_pruned = nullptr;
+  prometheus::Gauge* change_log_rows = nullptr;
+  prometheus::Gauge* change_log_bytes = nullptr;
+  prometheus::Gauge* change_log_oldest = nullptr;
+  prometheus::Gauge* change_log_overdue = nullptr;
   breaker_series& breaker(const std::string& endpoint) {
     auto& b = breakers[endpoint];
     if (b.state == nullptr) {
@@ -188,6 +193,20 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
   auto counter = [&r](const char* name, const char* help) {
     return &BuildCounter().Name(name).Help(help).Register(r).Add({});
   };
+  auto gauge = [&r](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(r).Add({});
+  };
+  impl_->change_log_pruned = counter("observer_change_log_pruned_total",
+                                     "Change-log rows deleted by retention ([change_log])");
+  impl_->change_log_rows =
+      gauge("observer_change_log_rows", "Rows in the change log (the planner's estimate)");
+  impl_->change_log_bytes =
+      gauge("observer_change_log_bytes", "Size of the change log with its indexes and TOAST");
+  impl_->change_log_oldest = gauge("observer_change_log_oldest_age_seconds",
+                                   "Age of the change log's first row in read order");
+  impl_->change_log_overdue =
+      gauge("observer_change_log_prune_overdue_seconds",
+            "How far the oldest row is past the retention period (0 while pruning keeps up)");
   impl_->cache_hits =
       counter("observer_cache_hits_total",
               "Action-result cache lookups that found a result (the call was skipped)");
@@ -345,6 +364,16 @@ void metrics::backlog(uint64_t events) {
 }
 uint64_t metrics::backlog_events() const {
   return impl_->backlog_events;
+}
+void metrics::change_log_pruned(uint64_t rows) {
+  impl_->change_log_pruned->Increment(static_cast<double>(rows));
+}
+void metrics::change_log_figures(int64_t rows, int64_t bytes, double oldest_age_seconds,
+                                 double overdue_seconds) {
+  impl_->change_log_rows->Set(static_cast<double>(rows));
+  impl_->change_log_bytes->Set(static_cast<double>(bytes));
+  impl_->change_log_oldest->Set(oldest_age_seconds);
+  impl_->change_log_overdue->Set(overdue_seconds);
 }
 void metrics::cluster_listener_health(const std::string& listener_id, bool healthy) {
   auto& d = *impl_;

@@ -66,6 +66,12 @@ class metrics {
   void cluster_size(uint32_t members, uint32_t healthy);
   /// observer_cluster_leader_changes_total{listener_id}.
   void leader_change(const std::string& listener_id);
+  // Change-log retention (actors/history/pruner).
+  void change_log_pruned(uint64_t rows);
+  /// Rows (planner estimate), bytes, age of the oldest row, and how far past
+  /// the retention period it is (0 while pruning keeps up or is off).
+  void change_log_figures(int64_t rows, int64_t bytes, double oldest_age_seconds,
+                          double overdue_seconds);
   /// Seconds since the checkpoint was last saved (0 when nothing is pending).
   void checkpoint_age(double seconds);
   /// The breaker of `endpoint` changed state: 0 closed, 1 open, 2 half-open.
