@@ -127,14 +127,25 @@ std::optional<std::string> node::scrape_metrics() {
 
 std::optional<cache_status> node::cache_stats() {
   auto& d = *impl_;
-  std::shared_lock<std::shared_mutex> lock(d.life);
-  if (!d.started || d.stopped || !d.stats) return std::nullopt;
+  // Copies under the lock; the Redis calls below (up to its timeouts) run
+  // without it, so they never hold up a stop. The copies keep the pool and
+  // the cache alive meanwhile.
+  std::shared_ptr<result_cache> cache;
+  std::shared_ptr<redis_pool> rpool;
+  std::shared_ptr<metrics> stats;
+  {
+    std::shared_lock<std::shared_mutex> lock(d.life);
+    if (!d.started || d.stopped || !d.stats) return std::nullopt;
+    cache = d.cache;
+    rpool = d.rpool;
+    stats = d.stats;
+  }
   cache_status s;
-  if (d.cache) {
-    s.backend = d.rpool ? "redis" : "memory";
-    s.ttl_ms = static_cast<uint64_t>(d.cache->ttl().count());
+  if (cache) {
+    s.backend = rpool ? "redis" : "memory";
+    s.ttl_ms = static_cast<uint64_t>(cache->ttl().count());
     try {
-      const auto u = d.cache->usage();
+      const auto u = cache->usage();
       s.entries = u.entries;
       s.capacity = u.capacity;
       s.evictions = u.evictions;
@@ -147,17 +158,17 @@ std::optional<cache_status> node::cache_stats() {
     cache_status::observer o;
     const auto& oc = d.registry->config(i);
     o.name = oc.name;
-    std::tie(o.hits, o.misses) = d.stats->cache_lookups(i);
+    std::tie(o.hits, o.misses) = stats->cache_lookups(i);
     for (const auto& ac : oc.actions)
       if (ac.webhook && ac.webhook->cache) ++o.cached_actions;
     s.hits += o.hits;
     s.misses += o.misses;
     s.observers.push_back(std::move(o));
   }
-  if (d.rpool) {
+  if (rpool) {
     s.redis_url = redact_url(d.cfg.redis->url);
     try {
-      d.rpool->check();
+      rpool->check();
       s.redis_ok = true;
     } catch (const std::exception& e) {
       s.redis_ok = false;
