@@ -18,6 +18,8 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <cstdio>
+#include <optional>
 #include <string>
 
 namespace fraiseql {
@@ -30,5 +32,26 @@ using control_atom = caf::atom_constant<caf::atom("control")>;
 using control_actor = caf::typed_actor<
     caf::replies_to<hello_atom, uint32_t>::with<uint32_t, std::string>,
     caf::replies_to<control_atom, std::string, std::string, std::string>::with<std::string>>;
+
+/// How operators see a DLQ id: `dlq-001` (the spec's form, at least three
+/// digits). On the wire ids stay integers.
+inline std::string dlq_ref(int64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "dlq-%03lld", static_cast<long long>(id));
+  return buf;
+}
+
+/// `dlq-001`, `DLQ-1` or `1` -> 1; nullopt when `s` is neither form.
+inline std::optional<int64_t> parse_dlq_ref(std::string s) {
+  if (s.size() > 4 && (s.compare(0, 4, "dlq-") == 0 || s.compare(0, 4, "DLQ-") == 0))
+    s = s.substr(4);
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
 
 }  // namespace fraiseql

@@ -3,9 +3,11 @@
 #include "node/leadership.hpp"
 #include "node/services.hpp"
 #include "node/spawn.hpp"
+#include "runtime/config/redact.hpp"
 #include "runtime/core/health.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/core/result_cache.hpp"
 #include "runtime/exec/caching.hpp"
 #include "runtime/io/net/http_client.hpp"
 #include "runtime/io/pg/checkpoint_store.hpp"
@@ -67,9 +69,10 @@ struct node::impl {
   // outlives everything that borrows it; the runner stops before the actors.
   std::shared_ptr<redis_pool> rpool;
   std::shared_ptr<blocking_runner> redis_runner;
-  job_runner_actor jr;  // job queue; null when disabled
-  job_writer_actor jw;  // job queue; null when disabled
-  caf::actor watchdog;  // exits the process when an actor fails
+  std::shared_ptr<result_cache> cache;  // null unless enable_caching
+  job_runner_actor jr;                  // job queue; null when disabled
+  job_writer_actor jw;                  // job queue; null when disabled
+  caf::actor watchdog;                  // exits the process when an actor fails
   bool started = false;
   bool stopped = false;
   // The control plane calls the façade from its own thread: `life`
@@ -135,6 +138,59 @@ std::optional<std::string> node::scrape_metrics() {
   std::shared_lock<std::shared_mutex> lock(impl_->life);
   if (!impl_->started || impl_->stopped || !impl_->stats) return std::nullopt;
   return impl_->stats->scrape();
+}
+
+std::optional<cache_status> node::cache_stats() {
+  auto& d = *impl_;
+  // Copies under the lock; the Redis calls below (up to its timeouts) run
+  // without it, so they never hold up a stop. The copies keep the pool and
+  // the cache alive meanwhile.
+  std::shared_ptr<result_cache> cache;
+  std::shared_ptr<redis_pool> rpool;
+  std::shared_ptr<metrics> stats;
+  {
+    std::shared_lock<std::shared_mutex> lock(d.life);
+    if (!d.started || d.stopped || !d.stats) return std::nullopt;
+    cache = d.cache;
+    rpool = d.rpool;
+    stats = d.stats;
+  }
+  cache_status s;
+  if (cache) {
+    s.backend = rpool ? "redis" : "memory";
+    s.ttl_ms = static_cast<uint64_t>(cache->ttl().count());
+    try {
+      const auto u = cache->usage();
+      s.entries = u.entries;
+      s.capacity = u.capacity;
+      s.evictions = u.evictions;
+      s.expired = u.expired;
+    } catch (const std::exception& e) {
+      s.usage_error = e.what();
+    }
+  }
+  for (uint32_t i = 0; i < d.registry->size(); ++i) {
+    cache_status::observer o;
+    const auto& oc = d.registry->config(i);
+    o.name = oc.name;
+    std::tie(o.hits, o.misses) = stats->cache_lookups(i);
+    for (const auto& ac : oc.actions)
+      if (ac.webhook && ac.webhook->cache) ++o.cached_actions;
+    s.hits += o.hits;
+    s.misses += o.misses;
+    s.observers.push_back(std::move(o));
+  }
+  if (rpool) {
+    s.redis_url = redact_url(d.cfg.redis->url);
+    try {
+      rpool->check();
+      s.redis_ok = true;
+    } catch (const std::exception& e) {
+      s.redis_ok = false;
+      s.redis_error = e.what();
+    }
+  }
+  return s;
 }
 
 node::redrive_result node::redrive(event_ptr ev, uint32_t observer, uint32_t action,
@@ -235,7 +291,7 @@ void node::acquire_and_run() {
   }
   d.rpool = make_redis_pool(d.cfg, *d.stats);
   if (d.cfg.performance.enable_caching && !d.dry_run)
-    d.redis_runner = add_result_cache(d.cfg, d.rpool, executors, d.stats);
+    d.redis_runner = add_result_cache(d.cfg, d.rpool, executors, d.stats, d.cache);
   warn_uncached_webhooks(d.cfg);
 
   // listener -> router -> [dedup ->] pool -> [dedup ->] checkpointer. The two
@@ -393,6 +449,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.stats->leader(false);
   d.http.reset();
   d.redis_runner.reset();
+  d.cache.reset();
   d.rpool.reset();
   // Last, once nothing of this node runs any more: a standby may lead at once.
   if (d.lease) d.lease->release();

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace fraiseql {
 
@@ -38,6 +39,31 @@ struct node_status {
   uint64_t attempts_in_flight = 0;
   /// Circuit breakers the pool knows, sorted by endpoint.
   std::vector<breaker_status> breakers;
+};
+
+/// The action-result cache as `observerctl cache-stats` reports it.
+struct cache_status {
+  /// "off" (enable_caching false), "memory" or "redis".
+  std::string backend = "off";
+  uint64_t ttl_ms = 0;
+  /// What the store holds; empty where it cannot tell (see result_cache.hpp).
+  std::optional<uint64_t> entries, capacity, evictions, expired;
+  /// Why the store could not be asked (Redis down), if it could not.
+  std::string usage_error;
+  /// Lookups since start: hits skipped the call.
+  uint64_t hits = 0, misses = 0;
+  /// Redis (dedup and/or cache): nullopt without [redis]; else whether it
+  /// answered a PING just now, and the error when it did not.
+  std::optional<bool> redis_ok;
+  std::string redis_url;  // password masked
+  std::string redis_error;
+  struct observer {
+    std::string name;
+    uint64_t hits = 0, misses = 0;
+    /// Actions whose results are cached (webhooks with cache = true).
+    uint32_t cached_actions = 0;
+  };
+  std::vector<observer> observers;
 };
 
 class node {
@@ -78,6 +104,9 @@ class node {
   std::shared_ptr<journal> trace() const;
   /// Prometheus text exposition; nullopt until the pipeline runs.
   std::optional<std::string> scrape_metrics();
+  /// The result cache and Redis (may block on Redis for up to its timeouts);
+  /// nullopt until the pipeline runs.
+  std::optional<cache_status> cache_stats();
   struct redrive_result {
     bool ok = false;
     uint32_t attempts = 0;

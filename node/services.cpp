@@ -36,7 +36,7 @@ std::shared_ptr<redis_pool> make_redis_pool(const config& cfg, metrics& stats) {
   try {
     pool->check();
     stats.redis_health(true);
-    spdlog::info("node: Redis at {} answers (pool of {})", ro.url.to_string(), rc.pool_size);
+    spdlog::info("node: Redis connected at {} (pool of {})", ro.url.to_string(), rc.pool_size);
   } catch (const redis_unavailable& e) {
     stats.redis_health(false);
     // Not fatal: the failure policy applies while it stays down.
@@ -49,8 +49,8 @@ std::shared_ptr<redis_pool> make_redis_pool(const config& cfg, metrics& stats) {
 std::shared_ptr<blocking_runner> add_result_cache(const config& cfg,
                                                   std::shared_ptr<redis_pool> redis,
                                                   executor_map& executors,
-                                                  std::shared_ptr<metrics> stats) {
-  std::shared_ptr<result_cache> cache;
+                                                  std::shared_ptr<metrics> stats,
+                                                  std::shared_ptr<result_cache>& cache) {
   std::shared_ptr<blocking_runner> runner;
   std::chrono::milliseconds ttl = std::chrono::seconds(redis_config{}.cache_ttl_secs);
   if (redis) {

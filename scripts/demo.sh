@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quick-start demo: a private PostgreSQL, the schema, an `orders` table with the
 # capture trigger, a local webhook sink, observer-node --role all, and some
-# inserts/updates/deletes whose deliveries are printed. Cleans up on every exit.
+# inserts/updates/deletes whose deliveries are printed; ends with `observerctl
+# status` and `observerctl dlq stats` against the running node. Cleans up on
+# every exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -76,10 +78,20 @@ for line in open(sys.argv[1]):
           f' key={r["idempotency_key"]}{extra}')
 PY
 got=$(wc -l <"$work/sink.jsonl")
-kill -TERM "$node_pid"; wait "$node_pid" || true; node_pid=""
 echo "== observer-node log"
 sed 's/^/  /' "$work/node.log"
 psql -q -At -c "SELECT 'checkpoint: listener=' || listener_id || ' event_id=' || event_id || ' events=' || events_total FROM observer_checkpoints"
+# The control plane is on by default (loopback, 127.0.0.1:7465); observerctl
+# reads the token the node wrote to its runtime directory. Another node on this
+# host may hold 7465: then this one took a free port, named in its log.
+ctl=$root/build/apps/ctl/observerctl
+ctl_port=$(sed -n 's/.*control: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/node.log" | head -1)
+export FRAISEQL_CONTROL_NODE=127.0.0.1:${ctl_port:-7465}
+echo "== observerctl status"
+"$ctl" status | sed 's/^/  /'
+echo "== observerctl dlq stats"
+"$ctl" dlq stats | sed 's/^/  /'
+kill -TERM "$node_pid"; wait "$node_pid" || true; node_pid=""
 if [ "$got" -ge "$expected" ]; then
   echo "demo OK: $got of $expected deliveries"
 else

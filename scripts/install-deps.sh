@@ -8,6 +8,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-ps
   postgresql-15 postgresql-client-15 redis-server libhiredis-dev libcivetweb-dev
   libssl-dev openssl python3-aiosmtpd
   clang-format  # scripts/check-format.sh
+  dpkg-dev systemd  # scripts/check-deb.sh: dpkg-shlibdeps (cpack), systemd-analyze
   prometheus)  # prometheus: only for promtool (tests check rules and a live scrape)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,6 +4,7 @@
 #include "messages/control.hpp"
 #include "node/identity.hpp"
 #include "node/node.hpp"
+#include "runtime/config/control_token.hpp"
 #include "runtime/core/envelope.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
@@ -21,6 +22,8 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 namespace fraiseql {
 
@@ -53,6 +56,8 @@ struct control_state {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string node_name;
   control_server::view_fn cluster_view;
+  /// The token requests must carry: configured, or generated at start.
+  std::string token;
 
   const config& cfg() const { return n->cfg(); }
 
@@ -88,29 +93,29 @@ struct control_state {
     if (command == "dlq.show") {
       auto id = args.required_num("id");
       auto row = store->dlq_show(id);
-      if (!row) return error_reply("failed", "no DLQ entry with id " + std::to_string(id));
+      if (!row) return error_reply("failed", "no DLQ entry " + dlq_ref(id));
       return ok_reply(std::move(*row));
     }
     if (command == "dlq.stats")
       return ok_reply(store->dlq_stats(args.flag("by_observer"), args.flag("by_error")));
     if (command == "dlq.remove") {
       auto id = args.required_num("id");
-      if (!store->dlq_remove(id))
-        return error_reply("failed", "no DLQ entry with id " + std::to_string(id));
-      spdlog::info("control: DLQ entry {} removed", id);
+      if (!store->dlq_remove(id)) return error_reply("failed", "no DLQ entry " + dlq_ref(id));
+      spdlog::info("control: DLQ entry {} removed", dlq_ref(id));
       return ok_reply(json::object{{"id", id}, {"status", "removed"}});
     }
     if (command == "dlq.retry") {
       auto r = redrive(args.required_num("id"));
       if (r.at("outcome") != "resolved") {
-        auto msg = "redrive of DLQ entry " + std::to_string(r.at("id").as_int64()) +
-                   " failed after " + std::to_string(r.at("attempts").to_number<int64_t>()) +
+        auto msg = "redrive of DLQ entry " + dlq_ref(r.at("id").as_int64()) + " failed after " +
+                   std::to_string(r.at("attempts").to_number<int64_t>()) +
                    " attempt(s): " + std::string(r.at("error").as_string());
         return error_reply("failed", msg, std::move(r));
       }
       return ok_reply(std::move(r));
     }
     if (command == "dlq.retry-all") return retry_all(args.str("observer"), args.flag("dry_run"));
+    if (command == "cache-stats") return cache_stats();
     if (command == "debug-event") {
       if (auto h = args.num("history")) {
         if (*h < 1) throw usage_error("history must be >= 1");
@@ -253,9 +258,9 @@ struct control_state {
                                cfg().listener.listener_id + "'");
     bool claimed = false;
     auto row = store->dlq_claim(id, claimed);
-    if (!row) throw std::runtime_error("no DLQ entry with id " + std::to_string(id));
+    if (!row) throw std::runtime_error("no DLQ entry " + dlq_ref(id));
     if (!claimed)
-      throw std::runtime_error("DLQ entry " + std::to_string(id) + " is " + row->status +
+      throw std::runtime_error("DLQ entry " + dlq_ref(id) + " is " + row->status +
                                "; only pending entries can be retried");
     json::object out{{"id", id}, {"observer", row->observer_name}, {"action", row->action_index}};
     auto fail = [&](const std::string& why) {
@@ -286,9 +291,10 @@ struct control_state {
     if (r.ok) {
       store->dlq_resolved(id, r.attempts);
       out["outcome"] = "resolved";
-      spdlog::info("control: DLQ entry {} redriven: delivered after {} attempt(s)", id, r.attempts);
+      spdlog::info("control: DLQ entry {} redriven: delivered after {} attempt(s)", dlq_ref(id),
+                   r.attempts);
     } else {
-      std::string why = "redrive of DLQ entry " + std::to_string(id) + " failed after " +
+      std::string why = "redrive of DLQ entry " + dlq_ref(id) + " failed after " +
                         std::to_string(r.attempts) + " attempt(s): " + r.error;
       store->dlq_failed_again(id, r.attempts, r.error);
       out["outcome"] = "failed";
@@ -296,6 +302,47 @@ struct control_state {
       spdlog::warn("control: {}", why);
     }
     return out;
+  }
+
+  std::string cache_stats() {
+    auto cs = n->cache_stats();
+    if (!cs)
+      return error_reply(
+          "failed", "this node is " + n->role() + ": the result cache exists only while it leads");
+    auto opt = [](const std::optional<uint64_t>& v) {
+      return v ? json::value(*v) : json::value(nullptr);
+    };
+    auto rate = [](uint64_t hits, uint64_t misses) {
+      return hits + misses > 0
+                 ? json::value(static_cast<double>(hits) / static_cast<double>(hits + misses))
+                 : json::value(nullptr);
+    };
+    json::array observers;
+    for (const auto& o : cs->observers)
+      observers.push_back(json::object{{"observer", o.name},
+                                       {"cached_actions", o.cached_actions},
+                                       {"hits", o.hits},
+                                       {"misses", o.misses},
+                                       {"hit_rate", rate(o.hits, o.misses)}});
+    json::object out{{"backend", cs->backend},
+                     {"ttl_ms", cs->ttl_ms},
+                     {"hits", cs->hits},
+                     {"misses", cs->misses},
+                     {"hit_rate", rate(cs->hits, cs->misses)},
+                     {"entries", opt(cs->entries)},
+                     {"capacity", opt(cs->capacity)},
+                     {"evictions", opt(cs->evictions)},
+                     {"expired", opt(cs->expired)},
+                     {"observers", std::move(observers)}};
+    if (!cs->usage_error.empty()) out["usage_error"] = cs->usage_error;
+    if (cs->redis_ok)
+      out["redis"] = json::object{
+          {"url", cs->redis_url},
+          {"healthy", *cs->redis_ok},
+          {"error", cs->redis_error.empty() ? json::value(nullptr) : json::value(cs->redis_error)}};
+    else
+      out["redis"] = nullptr;
+    return ok_reply(std::move(out));
   }
 
   std::string retry_all(const std::optional<std::string>& observer, bool dry_run) {
@@ -396,10 +443,11 @@ struct control_state {
 
 using control_pointer = control_actor::stateful_pointer<control_state>;
 
-control_actor::behavior_type control_behavior(control_pointer self, node* n,
+control_actor::behavior_type control_behavior(control_pointer self, node* n, std::string token,
                                               control_server::view_fn cluster_view) {
   auto& st = self->state;
   st.n = n;
+  st.token = std::move(token);
   st.cluster_view = std::move(cluster_view);
   st.store = std::make_unique<control_store>(normalize_dsn(n->cfg().database.url));
   st.node_name = node_identity();
@@ -416,8 +464,7 @@ control_actor::behavior_type control_behavior(control_pointer self, node* n,
       [self](control_atom, const std::string& token, const std::string& command,
              const std::string& args) -> std::string {
         auto& st = self->state;
-        const auto& expected = st.cfg().control.token;
-        if (!expected.empty() && !same_token(token, expected)) {
+        if (!same_token(token, st.token)) {
           auto sender = self->current_sender();
           spdlog::warn("control: rejected '{}' request from {}: {} token", command,
                        sender ? caf::to_string(sender->node()) : std::string("unknown peer"),
@@ -445,6 +492,8 @@ struct control_server::impl {
   std::unique_ptr<caf::actor_system> sys;
   control_actor actor;
   uint16_t port = 0;
+  /// The token file this node wrote (removed at stop), if any.
+  std::string token_file;
   explicit impl(const control_config& c) : acfg(c) {}
 };
 
@@ -452,12 +501,27 @@ control_server::control_server(node& n, view_fn cluster_view)
     : impl_(std::make_unique<impl>(n.cfg().control)) {
   const auto& c = n.cfg().control;
   auto& d = *impl_;
+  // Without a configured token the node makes one and publishes it to the
+  // runtime directory, owner-only, for observerctl on this host.
+  const bool generated = c.token.empty();
+  const std::string token = generated ? random_token() : c.token;
   d.sys = std::make_unique<caf::actor_system>(d.acfg);
-  d.actor = d.sys->spawn<caf::detached>(control_behavior, &n, std::move(cluster_view));
-  auto port =
-      c.tls() ? caf::openssl::publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(), true)
-              : d.sys->middleman().publish(d.actor, static_cast<uint16_t>(c.port), c.bind.c_str(),
-                                           true);
+  d.actor = d.sys->spawn<caf::detached>(control_behavior, &n, token, std::move(cluster_view));
+  auto publish = [&](uint16_t p) {
+    return c.tls() ? caf::openssl::publish(d.actor, p, c.bind.c_str(), true)
+                   : d.sys->middleman().publish(d.actor, p, c.bind.c_str(), true);
+  };
+  auto port = publish(static_cast<uint16_t>(c.port));
+  if (!port && !c.port_configured && c.port != 0) {
+    // The default port is taken (another node on this host): any free one.
+    auto why = d.sys->render(port.error());
+    port = publish(0);
+    if (port)
+      spdlog::warn(
+          "control: {}:{} is in use ({}); listening on {}:{} instead (observerctl --node "
+          "{}:{}; set [control] port to choose)",
+          c.bind, c.port, why, c.bind, *port, c.bind, *port);
+  }
   if (!port) {
     auto why = d.sys->render(port.error());
     caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
@@ -467,13 +531,30 @@ control_server::control_server(node& n, view_fn cluster_view)
                              std::to_string(c.port) + ": " + why);
   }
   d.port = *port;
-  spdlog::info("control: listening on {}:{} ({}{}, protocol {})", c.bind, d.port,
-               c.tls() ? "TLS, peers verified" : "plain, loopback",
-               c.token.empty() ? ", no token" : ", token required", control_protocol_version);
+  std::string auth = "token required";
+  if (generated) {
+    const auto dir = control_runtime_dir(c.runtime_dir);
+    const auto path = control_token_path(dir, d.port);
+    auto problem = prepare_runtime_dir(dir);
+    if (!problem) problem = write_token_file(path, token);
+    if (problem) {
+      spdlog::warn(
+          "control: {}; observerctl cannot authenticate to this node (set [control] runtime_dir, "
+          "or token_file / token_env)",
+          *problem);
+      auth = "token required, not published";
+    } else {
+      d.token_file = path;
+      auth = "token in " + path;
+    }
+  }
+  spdlog::info("control: listening on {}:{} ({}, {}, protocol {})", c.bind, d.port,
+               c.tls() ? "TLS, peers verified" : "plain, loopback", auth, control_protocol_version);
 }
 
 control_server::~control_server() {
   auto& d = *impl_;
+  if (!d.token_file.empty()) ::unlink(d.token_file.c_str());
   if (d.actor) caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
   d.actor = nullptr;
   // The process is exiting when this runs: do not let a peer connection that

@@ -87,7 +87,8 @@ struct dedup_state {
 
   void on_redis_ok() {
     if (tracker->on_success()) {
-      spdlog::info("dedup: Redis answers again ({} outages so far)", tracker->outages_total());
+      spdlog::info("dedup: Redis answers again (Redis connected; {} outages so far)",
+                   tracker->outages_total());
       if (cfg.stats) cfg.stats->redis_health(true);
     }
   }

@@ -1,5 +1,8 @@
 // observerctl: operator tool for FraiseQL observer nodes.
 //
+// Installed also as `fraiseql-observers` (a symlink, the spec's name): help
+// and --version name the program as it was invoked.
+//
 // Offline: `validate-config FILE [--detailed]`, `eval`. Live (over the node's
 // CAF control plane, messages/control.hpp): status, metrics, dlq ..., debug-event.
 //
@@ -11,7 +14,9 @@
 //   4  the node rejected the control token
 
 #include "messages/control.hpp"
+#include "runtime/config/control_token.hpp"
 #include "runtime/config/loader.hpp"
+#include "runtime/config/loopback.hpp"
 #include "runtime/config/model.hpp"
 #include "runtime/core/observers.hpp"
 #include "runtime/expr/jmespath.hpp"
@@ -23,13 +28,18 @@
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 namespace {
 
@@ -107,6 +117,12 @@ int run_eval(const std::string& event_file, const std::string& condition,
 struct connection_options {
   std::string node = "127.0.0.1:7465";
   std::string token;
+  /// Where nodes on this host publish their generated tokens (empty: default).
+  std::string runtime_dir;
+  /// The token file the token came from, if it came from one.
+  std::string token_file;
+  /// Token files looked for in vain.
+  std::vector<std::string> searched;
   std::string tls_cert, tls_key, tls_ca;
   std::string format = "text";
   double timeout_s = 30;
@@ -184,6 +200,13 @@ const json::value& at(const json::value& v, const char* k) {
   if (!v.is_object()) return null_value;
   auto* p = v.get_object().if_contains(k);
   return p != nullptr ? *p : null_value;
+}
+
+/// A DLQ id as operators see it (`dlq-001`).
+std::string ref(const json::value& v) {
+  if (v.is_int64()) return fraiseql::dlq_ref(v.get_int64());
+  if (v.is_uint64()) return fraiseql::dlq_ref(static_cast<int64_t>(v.get_uint64()));
+  return str(v);
 }
 
 std::string shorten(std::string s, size_t n) {
@@ -320,12 +343,12 @@ void print_dlq_list(const json::value& r) {
     std::cout << "no DLQ entries\n";
     return;
   }
-  std::cout << std::left << std::setw(6) << "ID" << std::setw(10) << "STATUS" << std::setw(20)
+  std::cout << std::left << std::setw(10) << "ID" << std::setw(10) << "STATUS" << std::setw(20)
             << "OBSERVER" << std::setw(12) << "ACTION" << std::setw(10) << "ATTEMPTS"
             << std::setw(34) << "CREATED"
             << "LAST ERROR\n";
   for (const auto& row : r.get_array())
-    std::cout << std::left << std::setw(6) << str(at(row, "id")) << std::setw(10)
+    std::cout << std::left << std::setw(10) << ref(at(row, "id")) << std::setw(10)
               << str(at(row, "status")) << std::setw(20) << str(at(row, "observer_name"))
               << std::setw(12) << (str(at(row, "action_index")) + ":" + str(at(row, "action_type")))
               << std::setw(10) << str(at(row, "attempts")) << std::setw(34)
@@ -336,14 +359,15 @@ void print_dlq_show(const json::value& r) {
   for (const char* k : {"id", "status", "event_id", "observer_name", "action_index", "action_type",
                         "attempts", "retry_count", "idempotency_key", "first_attempt_at",
                         "last_attempt_at", "created_at", "updated_at", "last_error"})
-    std::cout << std::left << std::setw(18) << (std::string(k) + ":") << str(at(r, k)) << "\n";
+    std::cout << std::left << std::setw(18) << (std::string(k) + ":")
+              << (std::string(k) == "id" ? ref(at(r, k)) : str(at(r, k))) << "\n";
   std::cout << "event:\n";
   pretty(std::cout, at(r, "event"), 0);
   std::cout << "\n";
 }
 
 void print_redrive(const json::value& r) {
-  std::cout << "DLQ entry " << str(at(r, "id")) << " (observer " << str(at(r, "observer"))
+  std::cout << "DLQ entry " << ref(at(r, "id")) << " (observer " << str(at(r, "observer"))
             << ", action " << str(at(r, "action")) << "): " << str(at(r, "outcome")) << " after "
             << str(at(r, "attempts")) << " attempt(s)";
   if (!at(r, "error").is_null()) std::cout << ": " << str(at(r, "error"));
@@ -355,7 +379,7 @@ void print_retry_all(const json::value& r) {
     const auto& ids = at(r, "would_retry").get_array();
     std::cout << "dry run: would retry " << ids.size() << " pending DLQ entr"
               << (ids.size() == 1 ? "y" : "ies");
-    for (const auto& id : ids) std::cout << " " << str(id);
+    for (const auto& id : ids) std::cout << " " << ref(id);
     std::cout << "\n";
     return;
   }
@@ -382,6 +406,54 @@ void print_dlq_stats(const json::value& r) {
     for (const auto& x : at(r, "by_error").get_array())
       std::cout << "  " << std::right << std::setw(6) << str(at(x, "pending")) << "  "
                 << shorten(str(at(x, "error")), 100) << "\n";
+  }
+}
+
+std::string percent(const json::value& rate) {
+  if (!rate.is_double()) return "- (no lookups yet)";
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1) << rate.get_double() * 100 << "%";
+  return os.str();
+}
+
+void print_cache_stats(const json::value& r) {
+  const auto backend = str(at(r, "backend"));
+  if (backend == "off") {
+    std::cout << "result cache: off ([performance] enable_caching = false)\n";
+  } else {
+    std::cout << "result cache: " << (backend == "redis" ? "Redis" : "process memory (LRU)")
+              << ", default TTL " << at(r, "ttl_ms").to_number<int64_t>() / 1000 << " s\n"
+              << "hit rate:     " << percent(at(r, "hit_rate")) << " (" << str(at(r, "hits"))
+              << " hits, " << str(at(r, "misses")) << " misses since start)\n"
+              << "size:         " << str(at(r, "entries")) << " entries";
+    if (!at(r, "capacity").is_null()) std::cout << " of " << str(at(r, "capacity"));
+    std::cout << "\n"
+              << "evictions:    " << str(at(r, "evictions"))
+              << (backend == "redis" ? " (Redis server, all keys)" : "") << "\n"
+              << "expired:      " << str(at(r, "expired"))
+              << (backend == "redis" ? " (Redis server, all keys)" : "") << "\n";
+    if (!at(r, "usage_error").is_null())
+      std::cout << "              (size unknown: " << str(at(r, "usage_error")) << ")\n";
+  }
+  const auto& redis = at(r, "redis");
+  if (redis.is_null())
+    std::cout << "redis:        not configured\n";
+  else
+    std::cout << "redis:        " << str(at(redis, "url")) << ": "
+              << (at(redis, "healthy").is_bool() && at(redis, "healthy").get_bool()
+                      ? std::string("healthy (answers PING)")
+                      : "unavailable: " + str(at(redis, "error")))
+              << "\n";
+  if (backend == "off") return;
+  std::cout << "per observer:\n";
+  for (const auto& o : at(r, "observers").get_array()) {
+    std::cout << "  " << std::left << std::setw(24) << str(at(o, "observer"));
+    if (at(o, "cached_actions").to_number<int64_t>() == 0)
+      std::cout << "no cached actions\n";
+    else
+      std::cout << percent(at(o, "hit_rate")) << " (" << str(at(o, "hits")) << " hits, "
+                << str(at(o, "misses")) << " misses; " << str(at(o, "cached_actions"))
+                << " cached action(s))\n";
   }
 }
 
@@ -420,7 +492,7 @@ void print_debug_event(const json::value& r) {
   const auto& dlq = at(r, "dlq").get_array();
   std::cout << "dlq:" << (dlq.empty() ? " no entries" : "") << "\n";
   for (const auto& d : dlq)
-    std::cout << "  #" << str(at(d, "id")) << " " << str(at(d, "status")) << " "
+    std::cout << "  " << ref(at(d, "id")) << " " << str(at(d, "status")) << " "
               << str(at(d, "observer_name")) << " action " << str(at(d, "action_index")) << ", "
               << str(at(d, "attempts")) << " attempts: " << shorten(str(at(d, "last_error")), 80)
               << "\n";
@@ -446,8 +518,35 @@ void print_history(const json::value& r) {
   }
 }
 
+/// No token given and the node on this host: the token the node generated and
+/// wrote, owner-only, to its runtime directory (control-PORT.token). Returns an
+/// exit code when such a file exists but cannot be read.
+std::optional<int> discover_token(connection_options& o, const std::string& host, uint16_t port) {
+  if (!o.token.empty() || !fraiseql::is_loopback_address(host)) return std::nullopt;
+  for (const auto& dir : fraiseql::control_runtime_dirs(o.runtime_dir)) {
+    const auto path = fraiseql::control_token_path(dir, port);
+    if (::access(path.c_str(), F_OK) != 0) {
+      o.searched.push_back(path);
+      continue;
+    }
+    std::ifstream in(path);
+    std::string token;
+    if (!in || !std::getline(in, token) || token.empty())
+      return fail(o, exit_auth, "auth",
+                  "cannot read the node's token file " + path + ": " +
+                      (::access(path.c_str(), R_OK) != 0 ? std::string(std::strerror(errno))
+                                                         : std::string("empty")) +
+                      " (run as the node's user or root, or set FRAISEQL_CONTROL_TOKEN)");
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    o.token = token;
+    o.token_file = path;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 /// Connects, checks the protocol version, sends one command, renders the reply.
-int run_remote(const connection_options& o, const std::string& command, const json::object& args) {
+int run_remote(connection_options o, const std::string& command, const json::object& args) {
   auto colon = o.node.rfind(':');
   if (colon == std::string::npos || colon == 0)
     return fail(o, exit_usage, "usage", "--node must be HOST:PORT (got '" + o.node + "')");
@@ -464,6 +563,7 @@ int run_remote(const connection_options& o, const std::string& command, const js
   }
   if (o.tls() && (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()))
     return fail(o, exit_usage, "usage", "TLS needs --tls-cert, --tls-key and --tls-ca together");
+  if (auto rc = discover_token(o, host, static_cast<uint16_t>(port))) return *rc;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
   // A peer that never answers (a TLS node reached without TLS, a firewall)
   // would block CAF's connect forever: give up after the timeout.
@@ -528,9 +628,11 @@ int run_remote(const connection_options& o, const std::string& command, const js
     else if (command == "dlq.retry-all")
       print_retry_all(res);
     else if (command == "dlq.remove")
-      std::cout << "DLQ entry " << str(at(res, "id")) << " removed\n";
+      std::cout << "DLQ entry " << ref(at(res, "id")) << " removed\n";
     else if (command == "dlq.stats")
       print_dlq_stats(res);
+    else if (command == "cache-stats")
+      print_cache_stats(res);
     else if (command == "debug-event" && res.is_array())
       print_history(res);
     else if (command == "debug-event")
@@ -539,6 +641,15 @@ int run_remote(const connection_options& o, const std::string& command, const js
   if (ok) return exit_ok;
   const auto code = str(at(r, "code"));
   std::cerr << "error: " << str(at(r, "error")) << "\n";
+  if (code == "auth" && !o.token_file.empty())
+    std::cerr << "(the token came from " << o.token_file
+              << ", written by the node that listened on this port: is that node still running?)\n";
+  else if (code == "auth" && o.token.empty()) {
+    std::cerr << "(no token given, and no token file found:";
+    for (const auto& p : o.searched) std::cerr << " " << p;
+    std::cerr << "; set FRAISEQL_CONTROL_TOKEN, or FRAISEQL_RUNTIME_DIR to the node's [control] "
+                 "runtime_dir)\n";
+  }
   if (code == "auth") return exit_auth;
   if (code == "usage") return exit_usage;
   return exit_failed;
@@ -621,8 +732,10 @@ std::optional<std::pair<const CLI::App*, std::string>> unknown_command(const CLI
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"observerctl: operate FraiseQL observer nodes"};
-  app.set_version_flag("--version", "observerctl 0.1.0 (control protocol " +
+  const std::string program =
+      argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "observerctl";
+  CLI::App app{program + ": operate FraiseQL observer nodes", program};
+  app.set_version_flag("--version", program + " " FRAISEQL_VERSION " (control protocol " +
                                         std::to_string(fraiseql::control_protocol_version) + ")");
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
@@ -630,6 +743,7 @@ int main(int argc, char** argv) {
   connection_options conn;
   conn.node = env_or("FRAISEQL_CONTROL_NODE", conn.node);
   conn.token = env_or("FRAISEQL_CONTROL_TOKEN", "");
+  conn.runtime_dir = env_or("FRAISEQL_RUNTIME_DIR", "");
   conn.tls_cert = env_or("FRAISEQL_CONTROL_TLS_CERT", "");
   conn.tls_key = env_or("FRAISEQL_CONTROL_TLS_KEY", "");
   conn.tls_ca = env_or("FRAISEQL_CONTROL_TLS_CA", "");
@@ -637,6 +751,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--token", conn.token,
                  "Control token (env FRAISEQL_CONTROL_TOKEN, preferred: not visible in ps)");
+  app.add_option("--runtime-dir", conn.runtime_dir,
+                 "Where the node wrote its generated token, control-PORT.token (env "
+                 "FRAISEQL_RUNTIME_DIR; default $XDG_RUNTIME_DIR/fraiseql, /run/fraiseql as root, "
+                 "else /tmp/fraiseql-UID)");
   app.add_option("--tls-cert", conn.tls_cert,
                  "Client certificate PEM (env FRAISEQL_CONTROL_TLS_CERT)");
   app.add_option("--tls-key", conn.tls_key, "Client key PEM (env FRAISEQL_CONTROL_TLS_KEY)");
@@ -654,7 +772,7 @@ int main(int argc, char** argv) {
   auto* vc = app.add_subcommand("validate-config", "Validate a configuration file");
   std::string file;
   bool detailed = false;
-  vc->add_option("file", file, "TOML configuration file")->required();
+  vc->add_option("file", file, "TOML configuration file");
   vc->add_flag("--detailed", detailed, "Print the observers and actions found");
   auto* ev = app.add_subcommand("eval", "Evaluate a condition or render a template offline");
   std::string event_file, condition, templ;
@@ -687,22 +805,24 @@ int main(int argc, char** argv) {
   dl->add_option("--status", status_filter, "pending, retrying, resolved, removed or all")
       ->check(CLI::IsMember({"pending", "retrying", "resolved", "removed", "all"}))
       ->capture_default_str();
-  int64_t id = 0;
+  std::string id_text;
   auto* ds = dlq->add_subcommand("show", "One DLQ entry with its event");
-  ds->add_option("id", id, "DLQ entry id")->required();
+  ds->add_option("id", id_text, "DLQ entry id (dlq-001 or 1)")->required();
   auto* dr = dlq->add_subcommand("retry", "Redrive one entry through the action pool");
-  dr->add_option("id", id, "DLQ entry id")->required();
+  dr->add_option("id", id_text, "DLQ entry id (dlq-001 or 1)")->required();
   auto* da = dlq->add_subcommand("retry-all", "Redrive every pending entry");
   bool dry_run = false;
   da->add_option("--observer", observer, "Only this observer's entries");
   da->add_flag("--dry-run", dry_run, "List what would be retried, retry nothing");
   auto* dm = dlq->add_subcommand("remove", "Mark an entry removed (kept for audit)");
-  dm->add_option("id", id, "DLQ entry id")->required();
+  dm->add_option("id", id_text, "DLQ entry id (dlq-001 or 1)")->required();
   auto* dt = dlq->add_subcommand("stats", "Counts by status, observer, error");
   bool by_observer = false, by_error = false;
   dt->add_flag("--by-observer", by_observer, "Break down by observer");
   dt->add_flag("--by-error", by_error, "Break down by error");
 
+  auto* cs = app.add_subcommand(
+      "cache-stats", "Result cache: hit rate, size, evictions, Redis health, per observer");
   auto* de = app.add_subcommand("debug-event", "Why an event did (not) trigger what");
   std::string event_id;
   int64_t history = 0;
@@ -713,6 +833,14 @@ int main(int argc, char** argv) {
   de->add_flag("--detailed", de_detailed, "Also observers whose filter does not match");
   eid->excludes(hist);
 
+  // The spec's `fraiseql-observers start --config FILE`: nodes are started by
+  // observer-node; answered with one sentence saying so.
+  if (auto u = unknown_command(app, argc, argv); u && u->first == &app && u->second == "start") {
+    std::cerr << "error: " << program
+              << " does not start nodes: run `fraiseql-observer --config FILE.toml` "
+                 "(observer-node; example configurations in config/examples/)\n";
+    return exit_usage;
+  }
   try {
     app.parse(argc, argv);
     if (*ev && condition.empty() && templ.empty())
@@ -734,6 +862,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
   if (*ev) return run_eval(event_file, condition, templ);
+  if (*vc && file.empty()) {
+    std::cerr << "error: validate-config needs the configuration file to check: " << program
+              << " validate-config FILE.toml [--detailed]\n";
+    return exit_usage;
+  }
   if (*vc) return validate_config(file, detailed);
   if (*st) {
     command = "status";
@@ -750,7 +883,11 @@ int main(int argc, char** argv) {
     if (!after.empty()) args["after"] = after;
   } else if (*ds || *dr || *dm) {
     command = *ds ? "dlq.show" : *dr ? "dlq.retry" : "dlq.remove";
-    args["id"] = id;
+    auto id = fraiseql::parse_dlq_ref(id_text);
+    if (!id)
+      return fail(conn, exit_usage, "usage",
+                  "'" + id_text + "' is not a DLQ id (dlq-001 or 1, as `dlq list` shows them)");
+    args["id"] = *id;
   } else if (*da) {
     command = "dlq.retry-all";
     if (!observer.empty()) args["observer"] = observer;
@@ -759,6 +896,8 @@ int main(int argc, char** argv) {
     command = "dlq.stats";
     args["by_observer"] = by_observer;
     args["by_error"] = by_error;
+  } else if (*cs) {
+    command = "cache-stats";
   } else if (*de) {
     command = "debug-event";
     if (history > 0)

@@ -4,6 +4,9 @@
 //   observer-node --config FILE --validate                  check the config, exit
 //   observer-node migrate --config FILE                     install/upgrade the schema
 //
+// Installed also as `fraiseql-observer` (a symlink, the spec's name): help and
+// --version name the program as it was invoked.
+//
 // Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
 #include "actors/cluster/cluster.hpp"
@@ -22,6 +25,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 namespace {
@@ -134,8 +138,11 @@ int main(int argc, char** argv) {
   fraiseql::http_global_init();
   fraiseql::init_logging("info", "text");
 
-  CLI::App app{"FraiseQL observer node: turns committed PostgreSQL changes into side effects"};
-  app.set_version_flag("--version", "observer-node 0.1.0");
+  const std::string program =
+      argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "observer-node";
+  CLI::App app{"FraiseQL observer node: turns committed PostgreSQL changes into side effects",
+               program};
+  app.set_version_flag("--version", program + " " FRAISEQL_VERSION);
   std::string config_path;
   std::string role = "all";
   bool validate = false;

@@ -61,6 +61,11 @@ std::optional<string> check_seed(const string& seed) {
   return std::nullopt;
 }
 
+std::optional<string> check_runtime_dir(const string& dir) {
+  if (dir.empty() || dir.front() != '/') return "'" + dir + "' is not an absolute path";
+  return std::nullopt;
+}
+
 tables build() {
   using D = database_config;
   using T = transport_config;
@@ -178,6 +183,9 @@ tables build() {
       {flag("enabled", &K::enabled, "Publish the control actor."),
        text("bind", &K::bind, "Listen address.").validated_by(check_control_bind),
        integer("port", &K::port, 0, 65535, "Port; 0 picks a free one."),
+       text("runtime_dir", &K::runtime_dir, "Directory of the generated token file.")
+           .validated_by(check_runtime_dir)
+           .with_env("FRAISEQL_RUNTIME_DIR"),
        text("token_env", &K::token_env, "Variable holding the auth token.").read_by_hand(),
        text("token_file", &K::token_file, "File holding the auth token.").read_by_hand(),
        text("tls_certificate", &K::tls_certificate, "This node's certificate (PEM)."),

@@ -198,6 +198,7 @@ void loader::walk_control(const toml::table& t) {
   const string p = "control";
   auto& c = cfg_.control;
   read_section(t, p, config_schema::options().control, c);
+  c.port_configured = t.get("port") != nullptr;
   read_auth(t, p, {c.token_env, c.token_file, c.token, c.tls_certificate, c.tls_key, c.tls_ca});
   if (c.enabled && !is_loopback_address(c.bind) && (!c.tls() || c.token.empty())) {
     const toml::node* n = t.get("bind");
@@ -295,6 +296,7 @@ void loader::apply_env() {
   apply_env_section(d.performance, &cfg_.performance);
   apply_env_section(d.listener, &cfg_.listener);
   apply_env_section(d.shutdown, &cfg_.shutdown);
+  apply_env_section(d.control, &cfg_.control);
   apply_log_env();
   if (env("FRAISEQL_NATS_URL"))
     error_env(
@@ -434,6 +436,11 @@ config_result load_config_file(const std::string& path, env_lookup env) {
     r.errors.push_back(config_error{path, 0, 0, "", std::move(message)});
     return r;
   };
+  const auto ext = std::filesystem::path(path).extension().string();
+  if (ext == ".yaml" || ext == ".yml")
+    return fail(
+        "YAML configuration is not supported: this node reads TOML (start from "
+        "config/examples/01-postgresql-only.toml; every key is in docs/configuration.md)");
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     return fail("cannot read configuration file: is a directory");

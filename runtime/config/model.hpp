@@ -300,18 +300,28 @@ struct metrics_config {
 };
 
 /// `[control]`: the typed control actor published over CAF's middleman.
+/// On by default, on loopback; without a configured token the node generates
+/// one and writes it, owner-only, to the runtime directory
+/// (runtime/config/control_token.hpp), where observerctl reads it.
 struct control_config {
-  bool enabled = false;
+  bool enabled = true;
   /// Loopback by default. Any other address requires TLS and a token.
   std::string bind = "127.0.0.1";
   /// 0 picks a free port (logged at start).
   uint32_t port = 7465;
+  /// Whether `port` was set (file): when it was not and the default port is
+  /// taken (another node on this host), the node listens on a free port.
+  bool port_configured = false;
+  /// Directory of the generated token file; empty: the default
+  /// (control_runtime_dir()).
+  std::string runtime_dir;
   /// Name of the environment variable holding the auth token (as configured).
   std::string token_env;
   /// File holding the auth token (as configured; must not be group/other readable).
   std::string token_file;
   /// The token itself, resolved at load time from token_env or token_file;
-  /// never read from the config file, never printed. Empty: no token required.
+  /// never read from the config file, never printed. Empty: the node
+  /// generates one at start and writes it to the runtime directory.
   std::string token;
   /// PEM files for CAF's OpenSSL module: this node's certificate and key and
   /// the CA that signs peers (observerctl's client certificate is verified).

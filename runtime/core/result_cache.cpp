@@ -27,6 +27,7 @@ std::optional<std::string> lru_ttl_cache::get_locked(const std::string& key,
     lru_.erase(it->second);
     index_.erase(it);
     ++misses_;
+    ++expired_;
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
@@ -66,6 +67,7 @@ void lru_ttl_cache::do_put(const std::string& key, const std::string& value,
   while (lru_.size() > capacity_) {
     index_.erase(lru_.back().key);
     lru_.pop_back();
+    ++evictions_;
   }
 }
 
@@ -77,6 +79,16 @@ size_t lru_ttl_cache::size() {
 uint64_t lru_ttl_cache::hits() {
   std::lock_guard<std::mutex> lk(mtx_);
   return hits_;
+}
+
+cache_usage lru_ttl_cache::usage() {
+  std::lock_guard<std::mutex> lk(mtx_);
+  cache_usage u;
+  u.entries = lru_.size();
+  u.capacity = capacity_;
+  u.evictions = evictions_;
+  u.expired = expired_;
+  return u;
 }
 
 uint64_t lru_ttl_cache::misses() {

@@ -20,10 +20,24 @@ namespace fraiseql {
 /// `action_result:<key>`.
 std::string action_result_key(const std::string& key);
 
+/// What a cache holds now, as far as its store can tell (`observerctl
+/// cache-stats`); unknown figures stay empty.
+struct cache_usage {
+  std::optional<uint64_t> entries;
+  std::optional<uint64_t> capacity;
+  /// Entries dropped to make room (memory: least recently used; Redis: the
+  /// server's evicted_keys, all keys of its databases).
+  std::optional<uint64_t> evictions;
+  /// Entries dropped because their TTL passed (Redis: the server's expired_keys).
+  std::optional<uint64_t> expired;
+};
+
 /// Values are opaque (binary-safe) strings that expire after a TTL. Thread-safe.
 class result_cache {
  public:
   virtual ~result_cache() = default;
+  /// May block (Redis) and throw like the other calls.
+  virtual cache_usage usage() { return {}; }
   std::optional<std::string> get(const std::string& key) { return do_get(key); }
   /// One round trip for many keys.
   std::vector<std::optional<std::string>> get_many(const std::vector<std::string>& keys) {
@@ -56,6 +70,7 @@ class lru_ttl_cache final : public result_cache {
   size_t size();
   uint64_t hits();
   uint64_t misses();
+  cache_usage usage() override;
 
  private:
   std::optional<std::string> do_get(const std::string& key) override;
@@ -78,6 +93,8 @@ class lru_ttl_cache final : public result_cache {
   std::unordered_map<std::string, std::list<node>::iterator> index_;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
+  uint64_t evictions_ = 0;
+  uint64_t expired_ = 0;
 };
 
 }  // namespace fraiseql

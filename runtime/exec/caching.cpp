@@ -108,7 +108,7 @@ class caching_executor final : public action_executor,
     const auto ttl = key->ttl.count() > 0 ? key->ttl : ttl_;
     if (!runner_) {
       // In memory: a lookup costs well under a microsecond, do it inline.
-      if (lookup(key->key)) return attempt_outcome::success();
+      if (lookup(key->key, req.observer)) return attempt_outcome::success();
       auto sync = inner_->start(req, [self = shared_from_this(), k = key->key, ttl,
                                       done = std::move(done)](attempt_outcome o) {
         if (o.ok) self->store(k, ttl);
@@ -123,7 +123,7 @@ class caching_executor final : public action_executor,
     // pool keeps the event and the configs until the attempt's outcome.
     runner_->post([self = shared_from_this(), req, k = std::move(key->key), ttl,
                    done = std::move(done)]() mutable {
-      if (self->lookup(k)) return done(attempt_outcome::success());
+      if (self->lookup(k, req.observer)) return done(attempt_outcome::success());
       // A success is stored before it is reported: the attempt that follows
       // (an identical request, say) then finds it. Costs one round trip, on
       // the runner, not on the executor's thread.
@@ -141,7 +141,7 @@ class caching_executor final : public action_executor,
   }
 
  private:
-  bool lookup(const std::string& key) {
+  bool lookup(const std::string& key, uint32_t observer) {
     bool hit = false;
     try {
       hit = cache_->get(key).has_value();
@@ -152,9 +152,9 @@ class caching_executor final : public action_executor,
     }
     if (stats_) {
       if (hit)
-        stats_->cache_hit();
+        stats_->cache_hit(observer);
       else
-        stats_->cache_miss();
+        stats_->cache_miss(observer);
     }
     return hit;
   }

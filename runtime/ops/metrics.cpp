@@ -50,6 +50,9 @@ struct metrics::impl {
   prometheus::Counter* cache_hits = nullptr;
   prometheus::Counter* cache_misses = nullptr;
   prometheus::Gauge* cache_hit_rate = nullptr;
+  // Per observer: [2 * observer] hits, [2 * observer + 1] misses.
+  std::unique_ptr<std::atomic<uint64_t>[]> cache_lookups;
+  size_t observers = 0;
   prometheus::Counter* dedup_hits = nullptr;
   prometheus::Counter* dedup_misses = nullptr;
   prometheus::Counter* dedup_busy = nullptr;
@@ -121,6 +124,9 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                  std::shared_ptr<health_state> health)
     : impl_(std::make_unique<impl>()) {
   impl_->health = std::move(health);
+  impl_->observers = reg.size();
+  impl_->cache_lookups = std::make_unique<std::atomic<uint64_t>[]>(2 * reg.size());
+  for (size_t i = 0; i < 2 * reg.size(); ++i) impl_->cache_lookups[i] = 0;
   auto& r = *impl_->registry;
   using namespace prometheus;
   const Labels node{{"listener_id", listener_id}};
@@ -433,13 +439,19 @@ void metrics::breaker_forget(const std::string& endpoint) {
   impl_->breakers.erase(it);
 }
 
-void metrics::cache_hit() {
+void metrics::cache_hit(uint32_t observer) {
   impl_->cache_hits->Increment();
+  if (observer < impl_->observers) impl_->cache_lookups[2 * observer].fetch_add(1);
   update_hit_rate();
 }
-void metrics::cache_miss() {
+void metrics::cache_miss(uint32_t observer) {
   impl_->cache_misses->Increment();
+  if (observer < impl_->observers) impl_->cache_lookups[2 * observer + 1].fetch_add(1);
   update_hit_rate();
+}
+std::pair<uint64_t, uint64_t> metrics::cache_lookups(uint32_t observer) const {
+  if (observer >= impl_->observers) return {0, 0};
+  return {impl_->cache_lookups[2 * observer].load(), impl_->cache_lookups[2 * observer + 1].load()};
 }
 void metrics::update_hit_rate() {
   // Two counters read without a lock: the rate may lag by a lookup in flight.

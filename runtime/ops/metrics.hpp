@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace fraiseql {
 
@@ -81,10 +82,14 @@ class metrics {
   /// The breaker of `endpoint` was forgotten (bounded registry): its series go.
   void breaker_forget(const std::string& endpoint);
 
-  /// The action-result cache answered a lookup (hit: the call was skipped).
-  /// Also keeps observer_cache_hit_rate = hits / (hits + misses).
-  void cache_hit();
-  void cache_miss();
+  /// The action-result cache answered a lookup for an action of `observer`
+  /// (hit: the call was skipped). Also keeps observer_cache_hit_rate =
+  /// hits / (hits + misses), and per-observer counts for cache_lookups().
+  void cache_hit(uint32_t observer);
+  void cache_miss(uint32_t observer);
+  /// (hits, misses) of `observer`'s actions since start (not exported: the
+  /// control plane's `cache-stats` reads them).
+  std::pair<uint64_t, uint64_t> cache_lookups(uint32_t observer) const;
   /// Dedup: an event was found already done and skipped (hit), or claimed to
   /// run (miss).
   void dedup_hits(uint64_t n);

@@ -129,6 +129,25 @@ class Redis:
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
+def control_port(node, timeout=20):
+    """The port the node's control plane listens on (from its log)."""
+    import re
+    m = wait_until(lambda: re.search(r"control: listening on [^:]+:(\d+)", node.output()),
+                   timeout=timeout, what="control plane port in the node log")
+    return int(m.group(1))
+
+
+def ctl(port, *args, env=None, prog=None, timeout=60):
+    """observerctl (or `prog`, e.g. the fraiseql-observers alias) against the
+    node on 127.0.0.1:port, authenticated by the token file the node wrote."""
+    e = dict(os.environ)
+    e.pop("FRAISEQL_CONTROL_TOKEN", None)
+    e.update(env or {})
+    return subprocess.run([prog or CTL, "--node", f"127.0.0.1:{port}"] + list(args),
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=e)
+
+
 def metrics_port(node, timeout=20):
     import re
     m = wait_until(lambda: re.search(r"metrics on http://127.0.0.1:(\d+)/metrics", node.output()),
@@ -327,6 +346,10 @@ class IntegrationTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory(prefix="fraiseql-it-")
         self.workdir = self.tmp.name
         os.chmod(self.workdir, 0o755)  # a private cluster here runs as user postgres
+        # Nodes publish their generated control tokens here (not in the
+        # host's /run/fraiseql); observerctl run by a test reads them here.
+        self.runtime_dir = os.path.join(self.workdir, "run")
+        os.environ["FRAISEQL_RUNTIME_DIR"] = self.runtime_dir
         self.db = self.pg.create_database()
         self.dsn = self.pg.dsn(self.db)
         self.cleanups = []

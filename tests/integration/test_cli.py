@@ -55,10 +55,11 @@ class CliTest(IntegrationTest):
         self.assertEqual(run(CTL).returncode, 2)
 
     def test_observerctl_names_an_unknown_command_and_lists_the_known_ones(self):
-        r = run(CTL, "cache-stats")
+        r = run(CTL, "cache-statz")
         self.assertEqual(r.returncode, 2)
-        self.assertIn("unknown command 'cache-stats'", r.stderr)
-        for known in ("validate-config", "eval", "status", "metrics", "dlq", "debug-event"):
+        self.assertIn("unknown command 'cache-statz'", r.stderr)
+        for known in ("validate-config", "eval", "status", "metrics", "dlq", "cache-stats",
+                      "debug-event"):
             self.assertIn(known, r.stderr)
         r = run(CTL, "--node", "127.0.0.1:1", "dlq", "frob")
         self.assertEqual(r.returncode, 2)

@@ -4,10 +4,12 @@ TLS requirement (refused without, reached with the right CA), DLQ redrive."""
 import json
 import os
 import re
+import stat
 import subprocess
 import time
 
-from harness import CTL, NODE, IntegrationTest, main, make_pki, wait_until, webhook_observer
+from harness import (CTL, NODE, IntegrationTest, control_port, ctl, main, make_pki, wait_until,
+                     webhook_observer)
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -229,7 +231,7 @@ port = 0
 
         dry = self.ctl(p, "dlq", "retry-all", "--dry-run")
         self.assertEqual(dry.returncode, 0, dry.stderr)
-        self.assertIn(f"would retry 1 pending DLQ entry {ids[1]}", dry.stdout)
+        self.assertIn(f"would retry 1 pending DLQ entry dlq-{ids[1]:03d}", dry.stdout)
         self.assertEqual(self.ctl_json(p, "dlq", "retry-all", "--observer", "flaky", "--dry-run")["result"]
                          ["would_retry"], [ids[1]])
         ra = self.ctl_json(p, "dlq", "retry-all", "--observer", "flaky")["result"]
@@ -238,7 +240,7 @@ port = 0
 
         rm = self.ctl(p, "dlq", "remove", str(ids[1]))
         self.assertEqual(rm.returncode, 0, rm.stderr)
-        self.assertIn(f"DLQ entry {ids[1]} removed", rm.stdout)
+        self.assertIn(f"DLQ entry dlq-{ids[1]:03d} removed", rm.stdout)
         self.assertEqual(self.ctl_json(p, "dlq", "remove", str(ids[0]))["result"]["status"], "removed")
         self.assertEqual([r[1] for r in self.dlq()], ["removed", "removed"])
         self.assertEqual(self.ctl(p, "dlq", "remove", "999999").returncode, 1)
@@ -347,6 +349,58 @@ port = 0
         r = self.ctl(p, "status", extra=good[:2])
         self.assertEqual(r.returncode, 2)
         self.assertEqual(node.stop(), 0)
+
+    def test_on_by_default_with_a_generated_token_observerctl_finds(self):
+        # No [control] table at all: the control plane is up on loopback,
+        # with a token nobody typed, published owner-only for observerctl.
+        a = self.node("", listener_id="one")
+        self.setup_orders(a)
+        a.start()
+        pa = control_port(a)
+        wait_until(lambda: "node: started" in a.output(), what="node start")
+        token_file = os.path.join(self.runtime_dir, f"control-{pa}.token")
+        self.assertIn(f"plain, loopback, token in {token_file}", a.output())
+        self.assertEqual(stat.S_IMODE(os.stat(self.runtime_dir).st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(os.stat(token_file).st_mode), 0o600)
+        token = open(token_file).read().strip()
+        self.assertRegex(token, r"^[0-9a-f]{64}$")
+        # Typed as the spec shows it, under the spec's name: no token given.
+        alias = os.path.join(os.path.dirname(CTL), "fraiseql-observers")
+        for args in (["status"], ["dlq", "stats"]):
+            r = ctl(pa, *args, prog=alias)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("role:         leader", ctl(pa, "status").stdout)
+        # A wrong token is still refused; no token and no file: refused, with a hint.
+        r = ctl(pa, "status", env={"FRAISEQL_CONTROL_TOKEN": "wrong"})
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        elsewhere = os.path.join(self.workdir, "elsewhere")
+        r = ctl(pa, "status", env={"FRAISEQL_RUNTIME_DIR": elsewhere})
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn(f"no token given, and no token file found: {elsewhere}/control-{pa}.token",
+                      r.stderr)
+        # A second node on this host: its own port (the default one is taken
+        # by `a` or another node) and its own token file.
+        b = self.node("", listener_id="two")
+        b.start()
+        pb = control_port(b)
+        wait_until(lambda: "node: started" in b.output(), what="second node start")
+        self.assertNotEqual(pa, pb)
+        other = os.path.join(self.runtime_dir, f"control-{pb}.token")
+        self.assertNotEqual(open(other).read().strip(), token)
+        self.assertIn("listener id:  two", ctl(pb, "status").stdout)
+        self.assertIn("listener id:  one", ctl(pa, "status").stdout)
+        # A graceful stop removes the file.
+        self.assertEqual(b.stop(), 0)
+        self.assertFalse(os.path.exists(other))
+        self.assertEqual(a.stop(), 0)
+        self.assertFalse(os.path.exists(token_file))
+        # Explicitly off: nothing listens, nothing is written.
+        off = self.node("", listener_id="off", extra="[control]\nenabled = false\n")
+        off.start()
+        wait_until(lambda: "node: started" in off.output(), what="node start")
+        self.assertNotIn("control: listening", off.output())
+        self.assertEqual(os.listdir(self.runtime_dir), [])
+        self.assertEqual(off.stop(), 0)
 
     def test_config_errors(self):
         n = self.control_node("", token=False, extra_control='token_env = "FRAISEQL_TEST_UNSET_TOKEN"')

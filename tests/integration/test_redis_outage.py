@@ -1,12 +1,14 @@
 """Redis stopped (kill -9) mid-stream under both failure policies: no event is
 lost either way. fail_open keeps running events without dedup (counted);
-fail_closed stops running them until Redis answers again."""
+fail_closed stops running them until Redis answers again. `observerctl
+cache-stats` reports Redis unavailable during the outage and healthy after."""
 import json
 import os
 import threading
 import time
 
-from harness import IntegrationTest, Redis, main, metric, metrics_port, wait_until, webhook_observer
+from harness import (IntegrationTest, Redis, control_port, ctl, main, metric, metrics_port,
+                     wait_until, webhook_observer)
 
 
 def producer(dsn, n, pause=0.01):
@@ -60,6 +62,7 @@ port = 0
                            what="deliveries go on without Redis")
                 self.assertGreater(metric(port, "observer_dedup_bypassed_total"), 0)
                 self.assertEqual(metric(port, "observer_redis_health"), 0)
+                self.assertEqual(self.redis_seen_by_ctl(node)[0], False)
             else:
                 # Nothing new starts; at most the events already claimed finish.
                 time.sleep(1.0)
@@ -75,12 +78,23 @@ port = 0
         wait_until(lambda: {json.loads(r["body"])["id"] for r in sink.delivered()} >= ids, timeout=90,
                    what="all 300 delivered")
         wait_until(lambda: metric(port, "observer_redis_health") == 1, timeout=10, what="redis healthy")
+        self.assertEqual(self.redis_seen_by_ctl(node), (True, None))
         wait_until(lambda: (self.checkpoint() or (0, 0))[1] == 300, timeout=30, what="checkpoint at 300")
         self.assertEqual(node.stop(), 0)
         self.assertIn("Redis answers again", node.output())
+        self.assertIn("node: Redis connected at redis://", node.output())
         got = [json.loads(r["body"])["id"] for r in sink.delivered()]
         print(f"{policy}: {len(got)} deliveries of 300 events, killed after {killed_at}")
         self.assertEqual(set(got), ids)
+
+    def redis_seen_by_ctl(self, node):
+        """(healthy, error) of Redis in `observerctl cache-stats`."""
+        r = ctl(control_port(node), "--format", "json", "cache-stats")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        redis = json.loads(r.stdout)["result"]["redis"]
+        if not redis["healthy"]:
+            self.assertIn("redis at", redis["error"])
+        return redis["healthy"], redis["error"]
 
     def test_fail_open_runs_without_dedup_and_loses_nothing(self):
         self.run_outage("fail_open")

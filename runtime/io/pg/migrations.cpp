@@ -32,7 +32,23 @@ std::set<int> applied_versions(pqxx::transaction_base& tx) {
   return out;
 }
 
+/// Throws when the connected server is older than PostgreSQL 13.
+void require_server_version(pqxx::connection_base& c) {
+  const int num = c.server_version();
+  pqxx::nontransaction tx{c};
+  const auto text = tx.exec("SHOW server_version")[0][0].as<std::string>();
+  if (auto why = server_version_problem(num, text)) throw std::runtime_error(*why);
+}
+
 }  // namespace
+
+std::optional<std::string> server_version_problem(int version_num, const std::string& version) {
+  if (version_num >= min_server_version_num) return std::nullopt;
+  return "the server runs PostgreSQL " + version + " (server_version_num " +
+         std::to_string(version_num) +
+         "); this product needs PostgreSQL 13 or newer (the schema uses xid8 and "
+         "pg_current_snapshot())";
+}
 
 int latest_schema_version() {
   const auto& all = embedded_migrations();
@@ -41,6 +57,7 @@ int latest_schema_version() {
 
 int current_schema_version(const std::string& dsn) {
   pg_session session{dsn};
+  require_server_version(session.get());
   pqxx::nontransaction tx{session.get()};
   auto r = tx.exec("SELECT to_regclass('observer_schema_migrations') IS NOT NULL");
   if (!r[0][0].as<bool>()) return 0;
@@ -58,6 +75,7 @@ int current_schema_version(const std::string& dsn) {
 migrate_report apply_migrations(const std::string& dsn) {
   pg_session session{dsn};  // throws pg_unavailable, password redacted
   auto* c = &session.get();
+  require_server_version(*c);
   migrate_report report;
   {
     pqxx::nontransaction tx{*c};

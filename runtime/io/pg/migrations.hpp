@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,19 @@ struct migrate_report {
 
 /// Applies the missing migrations in order, each in its own transaction, under
 /// an advisory lock so concurrent `migrate` runs serialize. Idempotent.
-/// Throws std::runtime_error naming the migration that failed.
+/// Throws std::runtime_error naming the migration that failed, or the server
+/// version when it is older than PostgreSQL 13 (nothing applied).
 migrate_report apply_migrations(const std::string& dsn);
 
-/// Version recorded in observer_schema_migrations (0 when absent).
+/// Version recorded in observer_schema_migrations (0 when absent). Throws
+/// std::runtime_error when the server is older than PostgreSQL 13.
 int current_schema_version(const std::string& dsn);
+
+/// The oldest PostgreSQL the schema runs on (xid8, pg_current_snapshot()).
+constexpr int min_server_version_num = 130000;
+
+/// Why a server of this `server_version_num` (and `server_version` text, for
+/// the message) cannot hold the schema; nullopt when it can.
+std::optional<std::string> server_version_problem(int version_num, const std::string& version);
 
 }  // namespace fraiseql

@@ -3,6 +3,8 @@
 #include "runtime/core/result_cache.hpp"
 #include "runtime/io/redis/connection.hpp"
 
+#include <string>
+
 namespace fraiseql {
 
 redis_result_cache::redis_result_cache(redis_pool& pool, std::chrono::milliseconds ttl)
@@ -39,6 +41,37 @@ void redis_result_cache::do_put(const std::string& key, const std::string& value
       c->command({"SET", action_result_key(key), value, "PX", std::to_string(ttl.count())}, true);
   if (!r.is_ok())
     throw redis_error("redis cache: SET of " + action_result_key(key) + " answered " + describe(r));
+}
+
+cache_usage redis_result_cache::usage() {
+  cache_usage u;
+  auto c = pool_.acquire();
+  uint64_t entries = 0;
+  std::string cursor = "0";
+  do {
+    const redis_reply r =
+        c->command({"SCAN", cursor, "MATCH", action_result_key("*"), "COUNT", "1000"}, true);
+    if (r.type != redis_reply::kind::array || r.elements.size() != 2)
+      throw redis_error("redis cache: SCAN answered " + describe(r));
+    cursor = r.elements[0].str;
+    entries += r.elements[1].elements.size();
+  } while (cursor != "0" && entries < 1000000);
+  u.entries = entries;
+  const redis_reply info = c->command({"INFO", "stats"}, true);
+  if (info.type == redis_reply::kind::string) {
+    auto field = [&](const std::string& name) -> std::optional<uint64_t> {
+      const auto at = info.str.find("\n" + name + ":");
+      if (at == std::string::npos) return std::nullopt;
+      try {
+        return std::stoull(info.str.substr(at + name.size() + 2));
+      } catch (const std::exception&) {
+        return std::nullopt;
+      }
+    };
+    u.evictions = field("evicted_keys");
+    u.expired = field("expired_keys");
+  }
+  return u;
 }
 
 }  // namespace fraiseql

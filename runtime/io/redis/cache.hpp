@@ -16,6 +16,9 @@ namespace fraiseql {
 class redis_result_cache final : public result_cache {
  public:
   redis_result_cache(redis_pool& pool, std::chrono::milliseconds ttl);
+  /// entries: `action_result:*` keys (SCAN, counted up to 1000000);
+  /// evictions / expired: the server's INFO stats.
+  cache_usage usage() override;
 
  private:
   std::optional<std::string> do_get(const std::string& key) override;

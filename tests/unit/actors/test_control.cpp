@@ -123,16 +123,31 @@ TEST_CASE("explain gives each observer's verdict as match() decides") {
 TEST_CASE("[control] defaults, token from the environment, loopback rule") {
   auto r = load_config_string(base, "t.toml", control_env);
   REQUIRE(r);
-  CHECK_FALSE(r.value->control.enabled);
+  CHECK(r.value->control.enabled);  // on by default, on loopback
   CHECK(r.value->control.bind == "127.0.0.1");
   CHECK(r.value->control.port == 7465);
+  CHECK_FALSE(r.value->control.port_configured);
+  CHECK(r.value->control.runtime_dir.empty());
+  CHECK(r.value->control.token.empty());  // generated at start
   CHECK(r.value->control.journal_size == 1000);
+
+  r = load_config_string(std::string(base) + "[control]\nenabled = false\n", "t.toml", control_env);
+  REQUIRE(r);
+  CHECK_FALSE(r.value->control.enabled);
 
   r = load_config_string(
       std::string(base) + "[control]\nenabled = true\nport = 0\ntoken_env = \"CTL_TOKEN\"\n",
       "t.toml", control_env);
   REQUIRE(r);
   CHECK(r.value->control.token == "t0ken");
+  CHECK(r.value->control.port_configured);
+
+  // Off loopback the default-on control plane needs TLS and a token too.
+  r = load_config_string(std::string(base) + "[control]\nbind = \"0.0.0.0\"\n", "t.toml",
+                         control_env);
+  REQUIRE_FALSE(r);
+  CHECK(r.errors[0].to_string().find("control.bind: '0.0.0.0' is not a loopback address") !=
+        std::string::npos);
 
   r = load_config_string(std::string(base) + "[control]\nenabled = true\nbind = \"0.0.0.0\"\n",
                          "t.toml", control_env);

@@ -1,6 +1,8 @@
 // The control plane's command layer: reply envelopes, argument access,
-// token comparison and metric filters (no actor system, no sockets).
+// token comparison, metric filters and the DLQ id form operators type (no
+// actor system, no sockets).
 #include "actors/control/commands.hpp"
+#include "messages/control.hpp"
 
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
@@ -70,5 +72,19 @@ TEST_SUITE("control commands") {
   TEST_CASE("times are ISO 8601 UTC with milliseconds") {
     CHECK(iso_time(0) == "1970-01-01T00:00:00.000Z");
     CHECK(iso_time(1700000000123) == "2023-11-14T22:13:20.123Z");
+  }
+
+  TEST_CASE("DLQ ids: dlq-001 as shown, dlq-NNN or a number as typed") {
+    CHECK(dlq_ref(1) == "dlq-001");
+    CHECK(dlq_ref(42) == "dlq-042");
+    CHECK(dlq_ref(12345) == "dlq-12345");
+    CHECK(parse_dlq_ref("dlq-001") == 1);
+    CHECK(parse_dlq_ref("DLQ-17") == 17);
+    CHECK(parse_dlq_ref("17") == 17);
+    CHECK_FALSE(parse_dlq_ref("dlq-"));
+    CHECK_FALSE(parse_dlq_ref("abc"));
+    CHECK_FALSE(parse_dlq_ref("dlq-1x"));
+    CHECK_FALSE(parse_dlq_ref(""));
+    CHECK_FALSE(parse_dlq_ref("-1"));
   }
 }

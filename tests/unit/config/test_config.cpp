@@ -321,6 +321,13 @@ TEST_SUITE("config") {
     }
   }
 
+  TEST_CASE("a YAML file name gets one sentence saying the node reads TOML") {
+    const config_result r = load_config_file("observers.yaml", no_env);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].to_string().find("observers.yaml: YAML configuration is not supported: this "
+                                       "node reads TOML") != std::string::npos);
+  }
+
   TEST_CASE("demo config: one webhook observer per event type on Order") {
     const config_result r = load_config_file("config/demo.toml", no_env);
     REQUIRE(r);

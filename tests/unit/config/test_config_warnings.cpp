@@ -76,13 +76,14 @@ TEST_SUITE("config warnings") {
     const auto r =
         load_config_string(std::string(db) +
                                "[performance]\nenable_concurrent = false\n"
-                               "concurrent_timeout_ms = 100\n[control]\njournal_size = 5\n",
+                               "concurrent_timeout_ms = 100\n[control]\nenabled = false\n"
+                               "journal_size = 5\n",
                            "w.toml", no_env);
     REQUIRE(r);
     const auto w = all_warnings(r);
     CHECK(w.find("w.toml:5:25: performance.concurrent_timeout_ms: has no effect while "
                  "enable_concurrent is false") != std::string::npos);
-    CHECK(w.find("w.toml:7:16: control.journal_size: has no effect while [control] enabled is "
+    CHECK(w.find("w.toml:8:16: control.journal_size: has no effect while [control] enabled is "
                  "false") != std::string::npos);
   }
 

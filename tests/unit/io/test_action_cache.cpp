@@ -115,6 +115,54 @@ TEST_SUITE("action_cache") {
     }
   }
 
+  TEST_CASE("the in-memory cache reports entries, capacity, evictions and expirations") {
+    sim_clock clk;
+    lru_ttl_cache cache(2, 60s, clk.fn());
+    cache.put("a", "ok");
+    cache.put("b", "ok");
+    auto u = cache.usage();
+    CHECK(u.entries == 2u);
+    CHECK(u.capacity == 2u);
+    CHECK(u.evictions == 0u);
+    cache.put("c", "ok");  // a is the least recently used: evicted
+    u = cache.usage();
+    CHECK(u.entries == 2u);
+    CHECK(u.evictions == 1u);
+    CHECK_FALSE(cache.get("a"));
+    clk.now += 61s;
+    CHECK_FALSE(cache.get("b"));  // expired, dropped on lookup
+    u = cache.usage();
+    CHECK(u.entries == 1u);
+    CHECK(u.expired == 1u);
+  }
+
+  TEST_CASE("lookups are counted per observer for cache-stats") {
+    std::vector<observer_config> obs(2);
+    for (size_t i = 0; i < obs.size(); ++i) {
+      obs[i].name = "o" + std::to_string(i);
+      obs[i].event_type = "INSERT";
+      obs[i].entity = "Order";
+      action_config a;
+      a.type = "log";
+      a.log = log_action_config{};
+      obs[i].actions.push_back(a);
+    }
+    std::vector<std::string> errors;
+    auto reg = observer_registry::build(obs, errors);
+    REQUIRE(errors.empty());
+    metrics stats(*reg, "test");
+    stats.cache_hit(1);
+    stats.cache_hit(1);
+    stats.cache_miss(1);
+    stats.cache_miss(0);
+    stats.cache_hit(7);  // no such observer: counted in the totals only
+    CHECK(stats.cache_lookups(0) == std::make_pair(uint64_t{0}, uint64_t{1}));
+    CHECK(stats.cache_lookups(1) == std::make_pair(uint64_t{2}, uint64_t{1}));
+    CHECK(stats.cache_lookups(7) == std::make_pair(uint64_t{0}, uint64_t{0}));
+    CHECK(metric(stats, "observer_cache_hits_total") == 3);
+    CHECK(metric(stats, "observer_cache_hit_rate") == doctest::Approx(0.6));
+  }
+
   TEST_CASE("a per-action TTL overrides the cache's default") {
     sim_clock clk;
     auto cache = std::make_shared<lru_ttl_cache>(100, 60s, clk.fn());
