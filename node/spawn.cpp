@@ -44,6 +44,7 @@ pruner_actor spawn_pruner(const node_env& env) {
   o.interval = std::chrono::seconds(env.cfg.change_log.prune_interval_secs);
   o.batch_size = env.cfg.change_log.prune_batch_size;
   o.stats = env.stats;
+  o.listener_id = env.cfg.listener.listener_id;
   return spawn_pruner(env.sys, std::move(o));
 }
 

@@ -37,7 +37,7 @@ void round(pruner_pointer self, const pruner_options& o) {
   if (o.prune && cut) {
     const auto until = std::chrono::steady_clock::now() + o.max_round;
     while (std::chrono::steady_clock::now() < until) {
-      const auto r = store.prune(cut->txid, o.retention, o.batch_size);
+      const auto r = store.prune(*cut, o.retention, o.batch_size);
       if (!r.locked) break;  // another node's pruner is at it
       deleted += r.deleted;
       if (o.stats) o.stats->change_log_pruned(r.deleted);
@@ -67,6 +67,14 @@ void round(pruner_pointer self, const pruner_options& o) {
           "change log: the oldest row is {:.0f} h old, past the retention period, and no "
           "checkpoint exists yet: nothing can be pruned before a listener has saved one",
           *f.oldest_age_seconds / 3600);
+      return;
+    }
+    if (cut->held_by == o.listener_id) {
+      spdlog::warn(
+          "change log: rows {:.0f} h past the retention period remain because this node's "
+          "listener '{}' has not finished them (backlog, retries or a stalled action; see "
+          "observerctl status)",
+          overdue / 3600, o.listener_id);
       return;
     }
     const auto age = store.checkpoint_age_seconds(cut->held_by);

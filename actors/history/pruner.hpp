@@ -33,6 +33,8 @@ struct pruner_options {
   /// A pause between batches: autovacuum and the writers get their turn.
   std::chrono::milliseconds pause{std::chrono::milliseconds(20)};
   std::shared_ptr<metrics> stats;
+  /// This node's listener id (a blocked pruning held by it is a backlog).
+  std::string listener_id;
 };
 
 /// Detached: its queries block its own thread only.

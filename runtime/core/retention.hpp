@@ -7,10 +7,12 @@
 // iff (t, pk) <= (hi, hpk) and t is not pending, or t is pending and pk <=
 // its pending pk (runtime/core/cursor.hpp). Every transaction below hi that
 // was still running when the position passed it is in the pending list, so
-// every row whose txid is below both hi and the smallest pending txid has been
-// read, and (the checkpoint only covers finished events) handled. The cutoff
-// is the minimum of that bound over every checkpoint of the database: rows
-// with a txid below it may go, whoever they were for.
+// every row before (hi, hpk + 1) in (txid, pk) order whose txid is below the
+// smallest pending txid has been read, and (the checkpoint only covers
+// finished events) handled. The cutoff is the minimum of that bound over every
+// checkpoint of the database: rows before it may go, whoever they were for.
+
+#include "messages/event.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -22,13 +24,15 @@ namespace fraiseql {
 struct checkpoint_bound {
   std::string listener_id;
   uint64_t txid = 0;
+  int64_t pk = 0;
   /// As stored: "txid:pk,txid:pk" (runtime/core/cursor.hpp).
   std::string pending_txids;
 };
 
 struct retention_cutoff {
-  /// Rows with txid < this are read by every checkpoint.
+  /// Rows before (txid, pk) in (txid, pk) order are read by every checkpoint.
   uint64_t txid = 0;
+  int64_t pk = 0;
   /// The checkpoint that sets it (the one holding retention back).
   std::string held_by;
 };

@@ -22,15 +22,16 @@ std::vector<checkpoint_bound> change_log_retention::checkpoints() {
   return run([](pqxx::connection_base& c) {
     pqxx::read_transaction tx{c};
     std::vector<checkpoint_bound> out;
-    for (const auto& row :
-         tx.exec("SELECT listener_id, txid::text, pending_txids FROM observer_checkpoints"))
-      out.push_back(checkpoint_bound{row[0].c_str(), row[1].as<uint64_t>(), row[2].c_str()});
+    for (const auto& row : tx.exec(
+             "SELECT listener_id, txid::text, event_id, pending_txids FROM observer_checkpoints"))
+      out.push_back(checkpoint_bound{row[0].c_str(), row[1].as<uint64_t>(), row[2].as<int64_t>(),
+                                     row[3].c_str()});
     return out;
   });
 }
 
-prune_batch_result change_log_retention::prune(uint64_t cutoff, std::chrono::seconds keep,
-                                               uint32_t batch) {
+prune_batch_result change_log_retention::prune(const retention_cutoff& cutoff,
+                                               std::chrono::seconds keep, uint32_t batch) {
   return run([&](pqxx::connection_base& c) {
     pqxx::work tx{c};
     prune_batch_result out;
@@ -44,13 +45,14 @@ prune_batch_result change_log_retention::prune(uint64_t cutoff, std::chrono::sec
     auto r = tx.exec_params1(
         "WITH head AS ("
         "  SELECT ctid, created_at FROM core.tb_entity_change_log"
-        "  WHERE txid < $1::text::xid8 ORDER BY txid, pk_entity_change_log LIMIT $3),"
+        "  WHERE (txid, pk_entity_change_log) < ($1::text::xid8, $4::bigint)"
+        "  ORDER BY txid, pk_entity_change_log LIMIT $3),"
         " victims AS (SELECT ctid FROM head WHERE created_at < clock_timestamp() - "
         "  make_interval(secs => $2)),"
         " gone AS (DELETE FROM core.tb_entity_change_log c USING victims v"
         "  WHERE c.ctid = v.ctid RETURNING 1)"
         " SELECT (SELECT count(*) FROM head), (SELECT count(*) FROM gone)",
-        std::to_string(cutoff), static_cast<double>(keep.count()), batch);
+        std::to_string(cutoff.txid), static_cast<double>(keep.count()), batch, cutoff.pk);
     out.examined = r[0].as<uint64_t>();
     out.deleted = r[1].as<uint64_t>();
     tx.commit();

@@ -39,10 +39,11 @@ class change_log_retention {
 
   /// Every checkpoint of this database (listeners, and later bridges).
   std::vector<checkpoint_bound> checkpoints();
-  /// Deletes, among the first `batch` rows (read order) with txid < cutoff,
+  /// Deletes, among the first `batch` rows (read order) before the cutoff,
   /// those older than `keep`, in one short transaction. Serialized across
   /// nodes by a transaction-level advisory lock.
-  prune_batch_result prune(uint64_t cutoff, std::chrono::seconds keep, uint32_t batch);
+  prune_batch_result prune(const retention_cutoff& cutoff, std::chrono::seconds keep,
+                           uint32_t batch);
   change_log_figures figures();
   /// When the checkpoint of `listener_id` was last saved (seconds ago).
   std::optional<double> checkpoint_age_seconds(const std::string& listener_id);

@@ -17,19 +17,21 @@ TEST_SUITE("retention") {
   }
 
   TEST_CASE("the lowest bound over every checkpoint, pending transactions included") {
-    auto c = change_log_cutoff({{"fast", 900, ""}, {"slow", 500, ""}});
+    auto c = change_log_cutoff({{"fast", 900, 70, ""}, {"slow", 500, 40, ""}});
     REQUIRE(c);
     CHECK(c->txid == 500);
+    CHECK(c->pk == 41);  // exclusive: the checkpoint's own row is read
     CHECK(c->held_by == "slow");
     // A transaction that was running when the fast one passed it holds it back.
-    c = change_log_cutoff({{"fast", 900, "420:17,610:3"}, {"slow", 500, ""}});
+    c = change_log_cutoff({{"fast", 900, 70, "420:17,610:3"}, {"slow", 500, 40, ""}});
     REQUIRE(c);
     CHECK(c->txid == 420);
+    CHECK(c->pk == 0);
     CHECK(c->held_by == "fast");
   }
 
   TEST_CASE("a pending list that cannot be read is an error naming the checkpoint") {
-    CHECK_THROWS_WITH_AS(change_log_cutoff({{"x", 10, "garbage"}}),
+    CHECK_THROWS_WITH_AS(change_log_cutoff({{"x", 10, 1, "garbage"}}),
                          doctest::Contains("checkpoint of listener 'x': pending_txids"),
                          std::invalid_argument);
   }
@@ -50,7 +52,7 @@ TEST_SUITE("retention") {
         txids.erase(std::unique(txids.begin(), txids.end()), txids.end());
         for (auto t : txids)
           if (t < c.pos.txid) c.pending.push_back({t, *rc::gen::inRange<int64_t>(0, 1000)});
-        bounds.push_back({"l" + std::to_string(i), c.pos.txid, pending_text(c.pending)});
+        bounds.push_back({"l" + std::to_string(i), c.pos.txid, c.pos.pk, pending_text(c.pending)});
         cursors.push_back(c);
       }
       const auto cut = change_log_cutoff(bounds);
@@ -58,7 +60,7 @@ TEST_SUITE("retention") {
       // Any row (t, pk) with t below the cutoff...
       const auto t = *rc::gen::inRange<uint64_t>(0, 201);
       const auto pk = *rc::gen::inRange<int64_t>(0, 2000);
-      if (t >= cut->txid) return;
+      if (!(position{t, pk} < position{cut->txid, cut->pk})) return;
       for (const auto& c : cursors) {
         // ...is read by c (the definition in runtime/core/cursor.hpp).
         const int64_t p = pending_pk(c, t);
