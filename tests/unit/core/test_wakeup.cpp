@@ -283,6 +283,48 @@ TEST_SUITE("wakeup") {
     CHECK(p.in_flight() == 0);
   }
 
+  TEST_CASE("bytes: a read asks for at most the budget's room; spent -> re-check, not read") {
+    auto s = defaults();
+    s.max_bytes_in_flight = 1000;
+    wakeup_policy p(s);
+    tp t{};
+    auto d = p.on_due(300);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK(d.limit == 1000);
+    CHECK(d.byte_room == 700);
+    CHECK(read_after(p.on_read(t, 10, 10, false), us(0)));
+    // Events in flight hold the whole budget: no read; look again shortly
+    // (their bytes go with their last reference, which may follow the credit).
+    CHECK(read_after(p.on_due(1000), s.byte_recheck));
+    CHECK(p.waiting_bytes());
+    CHECK_FALSE(p.waiting_credit());
+    CHECK(p.on_credit(3).step == wakeup_step::none);  // the re-check is scheduled already
+    d = p.on_due(400);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK_FALSE(p.waiting_bytes());
+    CHECK(d.byte_room == 600);
+    CHECK(d.limit == 1000);
+  }
+
+  TEST_CASE("bytes: with nothing in flight a read always asks for at least one event") {
+    auto s = defaults();
+    s.max_bytes_in_flight = 1000;
+    wakeup_policy p(s);
+    // Over the budget with nothing in flight (the debug journal, or references
+    // not yet dropped): one event's worth, so a huge event still moves.
+    auto d = p.on_due(5000);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK(d.byte_room == 1);
+    CHECK(d.limit == 1000);
+  }
+
+  TEST_CASE("bytes: unbounded by default") {
+    wakeup_policy p(defaults());
+    auto d = p.on_due(uint64_t{1} << 40);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK(d.byte_room == std::numeric_limits<uint64_t>::max());
+  }
+
   TEST_CASE("one read at a time, nothing after stop") {
     wakeup_policy p(defaults());
     tp t{};
