@@ -225,6 +225,19 @@ struct control_state {
       out["error"] = why;
       return out;
     };
+    if (row->observer_name == "(listener)") {
+      // An oversize event (written by the router): its body was never read,
+      // so nothing can be redriven. The entry keeps its reason, sizes included.
+      std::string why = "an oversize event";
+      try {
+        const auto ev = boost::json::parse(row->event_json);
+        const auto& o = ev.at("oversize");
+        why = oversize_reason(o.at("bytes").to_number<uint64_t>(),
+                              o.at("limit").to_number<uint64_t>());
+      } catch (const std::exception&) {
+      }
+      return fail(why + "; a redrive cannot deliver it (its body was never read)");
+    }
     auto obs = observer_index(row->observer_name);
     if (!obs) return fail("observer '" + row->observer_name + "' is not configured on this node");
     if (row->action_index >= n->registry()->config(*obs).actions.size())

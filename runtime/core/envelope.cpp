@@ -209,6 +209,7 @@ event_ptr event_from_envelope(const std::string& json, uint64_t seq) {
   ev->envelope = std::move(v);
   ev->envelope_json = json;
   ev->read_at = std::chrono::steady_clock::now();
+  ev->footprint = event_footprint(*ev);
   return ev;
 }
 

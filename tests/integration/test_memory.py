@@ -14,11 +14,14 @@ lifted, as before the byte budget existed); see docs/operations.md, "Memory".
 OVERHEAD_MB = 64 is the issue's goal (<= 128 MB with a 64 MB budget) applied
 to the smaller budget the test uses to stay fast."""
 import json
+import os
 import re
+import subprocess
 
-from harness import IntegrationTest, main, metric, metrics_port, wait_until, webhook_observer
+from harness import CTL, IntegrationTest, main, metric, metrics_port, wait_until, webhook_observer
 
 MB = 1 << 20
+TOKEN = "memory-test-token"
 OVERHEAD_MB = 64
 
 
@@ -91,9 +94,14 @@ class MemoryTest(IntegrationTest):
     def test_oversize_event_goes_to_the_dlq_and_those_behind_it_are_delivered(self):
         sink = self.sink(ids_only=True)
         limit = 64 * 1024
+        token_file = os.path.join(self.workdir, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(token_file, 0o600)
         n = self.node(webhook_observer("hook", "INSERT", "Doc", sink.url + "/docs"),
                       listener=f"max_event_bytes = {limit}",
-                      extra="[metrics]\nenabled = true\nport = 0\n")
+                      extra="[metrics]\nenabled = true\nport = 0\n"
+                            f"[control]\nenabled = true\nport = 0\ntoken_file = \"{token_file}\"\n")
         self.setup_docs(n)
         self.sql("INSERT INTO docs (body) VALUES ('small before')")
         self.insert_docs(1, 100 * 1024)  # ~100 KB: over the limit
@@ -120,7 +128,30 @@ class MemoryTest(IntegrationTest):
         port = metrics_port(n)
         self.assertEqual(metric(port, 'observer_oversize_events_total{listener_id="test"}'), 1)
         self.assertEqual(metric(port, 'observer_largest_event_bytes{listener_id="test"}'), size)
+        # `observerctl dlq show` says why; a redrive cannot deliver it and the
+        # entry keeps its reason.
+        cport = int(wait_until(lambda: re.search(r"control: listening on [^:]+:(\d+)", n.output()),
+                               what="control plane port").group(1))
+        dlq_id = str(self.sql("SELECT id FROM observer_dlq")[0][0])
+        show = self.ctl(cport, "dlq", "show", dlq_id)
+        self.assertEqual(show.returncode, 0, show.stderr)
+        self.assertIn("observer_name:    (listener)", show.stdout)
+        self.assertIn("action_type:      oversize", show.stdout)
+        self.assertIn(f"event of {size} bytes exceeds the per-event limit of {limit} bytes", show.stdout)
+        retry = self.ctl(cport, "dlq", "retry", dlq_id)
+        self.assertEqual(retry.returncode, 1, retry.stdout + retry.stderr)
+        self.assertIn("a redrive cannot deliver it", retry.stderr)
+        status, error = self.sql("SELECT status, last_error FROM observer_dlq")[0]
+        self.assertEqual(status, "pending")
+        self.assertIn(f"event of {size} bytes exceeds the per-event limit of {limit} bytes", error)
+        self.assertEqual(len(sink.delivered()), 6, "a failed redrive delivers nothing")
         self.assertEqual(n.stop(), 0, n.output()[-3000:])
+
+    def ctl(self, port, *args):
+        env = dict(os.environ, FRAISEQL_CONTROL_TOKEN=TOKEN)
+        return subprocess.run([CTL, "--node", f"127.0.0.1:{port}", "--timeout", "20"] + list(args),
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                              env=env)
 
 
 if __name__ == "__main__":
