@@ -143,7 +143,11 @@ struct control_state {
           json::object{{"healthy", health ? json::value(*health >= 1) : json::value(nullptr)}};
       auto backlog = sample_value(*scrape, "observer_backlog_size");
       s["backlog"] = backlog ? json::value(static_cast<int64_t>(*backlog)) : json::value(nullptr);
-      s["in_flight"] = json::object{{"events", st.in_flight}, {"attempts", st.attempts_in_flight}};
+      auto bytes = sample_value(*scrape, "observer_bytes_in_flight");
+      s["in_flight"] = json::object{
+          {"events", st.in_flight},
+          {"bytes", bytes ? json::value(static_cast<int64_t>(*bytes)) : json::value(nullptr)},
+          {"attempts", st.attempts_in_flight}};
       s["events"] = json::object{{"read", st.read}, {"finished", st.finished}};
       json::array breakers;
       for (const auto& b : st.breakers)
@@ -188,6 +192,8 @@ struct control_state {
       s["journal"] = json::object{{"entries", tr->size()}, {"capacity", tr->capacity()}};
       s["limits"] =
           json::object{{"max_in_flight", cfg().listener.max_in_flight},
+                       {"max_bytes_in_flight", cfg().listener.max_bytes_in_flight},
+                       {"max_event_bytes", cfg().listener.max_event_bytes},
                        {"max_concurrent_actions", cfg().performance.max_concurrent_actions},
                        {"batch_size", cfg().listener.batch_size}};
     }
