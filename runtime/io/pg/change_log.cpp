@@ -113,9 +113,8 @@ struct change_log_reader::impl {
   pg_session session;
   std::unique_ptr<wake_receiver> receiver;
   uint64_t seen = 0;
-  bool holds_mark = false;
-  uint64_t row_bytes_seen = 0;  // mean body size of the rows of the last read  // this session
-                                // holds the wake-up mark (asleep)
+  bool holds_mark = false;      // this session holds the wake-up mark (asleep)
+  uint64_t row_bytes_seen = 0;  // mean body size of the rows of the last read
 
   pqxx::connection_base& conn() {
     if (!session.connected() || !receiver) {
