@@ -8,7 +8,7 @@ OVERHEAD_MB is the node's fixed memory beside the budget: code, CAF's and
 libpq's buffers, executor threads and their HTTP clients, the watermark, and
 what a read holds in transit (a read transfers at most an eighth of the
 budget), and what the allocator keeps. Measured while writing this test (2
-cores, PostgreSQL 16): the 4,000 x 200 KB drain peaked at 56 MB with a 16 MB
+cores, PostgreSQL 15): the 4,000 x 200 KB drain peaked at 56 MB with a 16 MB
 budget and 120 MB with the default 64 MB one (1,197 MB with the budget
 lifted, as before the byte budget existed); see docs/operations.md, "Memory".
 OVERHEAD_MB = 64 is the issue's goal (<= 128 MB with a 64 MB budget) applied
