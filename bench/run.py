@@ -14,7 +14,10 @@ PostgreSQL and the C++ sink on loopback, then measures, on the same producer
 
 Workloads: burst-1 / burst-8 (N single-row transactions from 1 / 8 clients),
 batch-100 (rows in transactions of 100), steady-R (R events/s for T s) and
-backlog (rows written while the consumer is stopped, then drained).
+backlog (rows written while the consumer is stopped, then drained) and
+backlog-large (the same with BENCH_LARGE_EVENTS rows of BENCH_LARGE_KB KB
+each: peak RSS under the byte budget, listener.max_bytes_in_flight, beside
+the small-event backlog's).
 
 Latency = sink receive time - capture time (change-log created_at, which is
 clock_timestamp(); for the peer, clock_timestamp() in its trigger).
@@ -46,6 +49,11 @@ SINGLE_SQL = "INSERT INTO items (name, qty) VALUES ('item', 1);\n"
 BATCH_SQL = "INSERT INTO items (name, qty) SELECT 'item', g FROM generate_series(1, 100) g;\n"
 BACKLOG_CHUNK = 10000
 BACKLOG_SQL = "INSERT INTO items (name, qty) SELECT 'item', g FROM generate_series(1, %d) g;\n"
+# Large payloads (issue 18): each row's name is BENCH_LARGE_KB KB of md5 text,
+# so every event's body is that large (the change log stores it compressed).
+LARGE_CHUNK = 200
+LARGE_SQL = ("INSERT INTO items (name, qty) SELECT left(repeat(md5(g::text), {kb} * 32), {kb} * 1024), g"
+             " FROM generate_series(1, %d) g;\n")
 
 ITEMS_DDL = "CREATE TABLE items (id bigserial PRIMARY KEY, name text, qty int);"
 
@@ -462,12 +470,16 @@ timeout_ms = 10000
                    "cpu_s": round(proc_cpu_s(pid) - cpu0, 2)})
 
     def backlog(self, system, db, n, start_consumer, stop_consumer, mode_extra="",
-                change_log=True):
+                change_log=True, large_kb=0):
         stop_consumer()
         self.reset_tables(db, change_log=change_log)
         self.sink("POST", "/_reset")
-        chunk = min(n, BACKLOG_CHUNK)
-        script = self.write_script("backlog.sql", BACKLOG_SQL % chunk)
+        if large_kb:
+            chunk = min(n, LARGE_CHUNK)
+            script = self.write_script("backlog-large.sql", LARGE_SQL.format(kb=large_kb) % chunk)
+        else:
+            chunk = min(n, BACKLOG_CHUNK)
+            script = self.write_script("backlog.sql", BACKLOG_SQL % chunk)
         log(f"{system}: writing a backlog of {n} events with the consumer stopped")
         t0 = time.time()
         self.pgbench(db, script, 1, transactions=max(1, n // chunk))
@@ -481,8 +493,10 @@ timeout_ms = 10000
         st = self.wait_delivered(n, self.o.stall, poll_s=0.5)
         self.perf_stop(perf)
         drain_s = st["last_recv_us"] / 1e6 - start if st["last_recv_us"] else 0
-        row = {"system": system, "topology": "pg-only", "mode": f"backlog {n // 1000}k{mode_extra}",
-               "workload": "backlog", "events": n,
+        mode = (f"backlog-large {n:,} x {large_kb} KB{mode_extra}" if large_kb
+                else f"backlog {n // 1000}k{mode_extra}")
+        row = {"system": system, "topology": "pg-only", "mode": mode,
+               "workload": "backlog-large" if large_kb else "backlog", "events": n,
                "events_per_s": round(st["unique_entities"] / drain_s, 1) if drain_s > 0 else 0,
                "write_s": round(write_s, 2), "drain_s": round(drain_s, 2),
                "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None,
@@ -559,6 +573,11 @@ timeout_ms = 10000
         if "fraiseql" in ph and self.o.backlog > 0 and self.want("backlog"):
             self.backlog("fraiseql", "bench", self.o.backlog,
                          lambda: self.start_engine(c0), lambda: self.stop_proc("engine"))
+            self.stop_proc("engine")
+        if "fraiseql" in ph and self.o.large_events > 0 and self.want("backlog-large"):
+            self.backlog("fraiseql", "bench", self.o.large_events,
+                         lambda: self.start_engine(c0), lambda: self.stop_proc("engine"),
+                         large_kb=self.o.large_kb)
             self.stop_proc("engine")
         if "peer" in ph and self.o.peer_backlog > 0 and self.want("backlog"):
             self.backlog("graphile-worker", "peer", self.o.peer_backlog, self.start_peer,
@@ -675,6 +694,12 @@ timeout_ms = 10000
         if fb:
             check("RSS <= 256 MB draining the backlog", fb[0]["rss_peak_mb"] <= 256,
                   f"{fb[0]['rss_peak_mb']} MB peak ({fb[0]['events']:,} events)")
+        fl = [r for r in self.results if r["system"] == "fraiseql" and r.get("workload") == "backlog-large"]
+        if fl:
+            # Issue 18: the default 64 MB byte budget plus a fixed overhead.
+            check("RSS <= 128 MB draining large events (64 MB budget)", fl[0]["rss_peak_mb"] <= 128,
+                  f"{fl[0]['rss_peak_mb']} MB peak ({fl[0]['mode']}; small-event backlog: "
+                  f"{fb[0]['rss_peak_mb'] if fb else '-'} MB)")
         return out, checks
 
     def report(self):
@@ -750,7 +775,8 @@ def main():
     ap.add_argument("--phases", default=os.environ.get("BENCH_PHASES", "sink,producer,fraiseql,peer"),
                     help="comma list of sink,producer,fraiseql,peer")
     ap.add_argument("--workloads", default=os.environ.get("BENCH_WORKLOADS", ""),
-                    help="comma list of burst-1,burst-8,batch-100,steady-R,backlog (default: all)")
+                    help="comma list of burst-1,burst-8,batch-100,steady-R,backlog,backlog-large"
+                         " (default: all)")
     a = ap.parse_args()
     a.workloads = set(x for x in a.workloads.split(",") if x)
     q = a.quick
@@ -764,6 +790,8 @@ def main():
     a.steady_secs = env_int("BENCH_STEADY_SECS", 5 if q else 10)
     a.backlog = env_int("BENCH_BACKLOG", 50000 if q else 1000000)
     a.peer_backlog = env_int("BENCH_PEER_BACKLOG", 2000 if q else 10000)
+    a.large_events = env_int("BENCH_LARGE_EVENTS", 1000 if q else 4000)
+    a.large_kb = env_int("BENCH_LARGE_KB", 200)
     a.concurrency = [int(x) for x in os.environ.get("BENCH_CONCURRENCY", "10" if q else "10,64").split(",") if x]
     a.peer_concurrency = env_int("BENCH_PEER_CONCURRENCY", 10)
     a.sink_requests = env_int("BENCH_SINK_REQUESTS", 100000 if q else 300000)

@@ -74,6 +74,16 @@ struct event {
   std::shared_ptr<const read_cursor> cursor;
   /// When the listener read it (for the processing-duration metric).
   std::chrono::steady_clock::time_point read_at;
+  /// Size of the change-log row's body as stored: the text of object_data plus
+  /// object_data_before, in bytes (what `listener.max_event_bytes` limits).
+  uint64_t row_bytes = 0;
+  /// Nonzero: the row was larger than this limit (`listener.max_event_bytes`),
+  /// so its body was not read (`data` and `old` are null, the envelope says
+  /// why under `oversize`); the event goes to the DLQ instead of being routed.
+  uint64_t oversize_limit = 0;
+  /// Memory this event holds (envelope tree and text, strings), approximate:
+  /// what it counts against the listener's byte budget while referenced.
+  uint64_t footprint = 0;
 };
 
 using event_ptr = std::shared_ptr<const event>;

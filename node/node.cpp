@@ -4,6 +4,7 @@
 #include "node/services.hpp"
 #include "node/spawn.hpp"
 #include "runtime/config/redact.hpp"
+#include "runtime/core/byte_budget.hpp"
 #include "runtime/core/health.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
@@ -81,6 +82,7 @@ struct node::impl {
   std::atomic<int> role{0};        // index into role_names
   std::atomic<uint64_t> epoch{0};  // of the lease while leading
   std::shared_ptr<journal> trace;
+  std::shared_ptr<byte_budget> budget;
 
   impl(config c, bool d) : cfg(std::move(c)), dry_run(d) {}
 };
@@ -97,9 +99,13 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
   d.health = std::make_shared<health_state>(
       std::chrono::milliseconds(d.cfg.metrics.readiness_max_checkpoint_age_ms));
   d.stats = std::make_shared<metrics>(*d.registry, d.cfg.listener.listener_id, d.health);
+  d.budget = std::make_shared<byte_budget>(d.cfg.listener.max_bytes_in_flight);
   // The journal only serves the control plane: without it, record nothing.
+  // The events it keeps count against the byte budget, so it keeps at most
+  // an eighth of it.
   impl_->trace =
-      std::make_shared<journal>(impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0);
+      std::make_shared<journal>(impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0,
+                                d.cfg.listener.max_bytes_in_flight / 8);
 }
 
 namespace {
@@ -280,7 +286,8 @@ void node::acquire_and_run() {
                      d.trace->capacity() > 0 ? d.trace : nullptr,
                      d.stopping,
                      lease ? lease->deadline() : nullptr,
-                     lease ? lease->epoch().value_or(0) : 0};
+                     lease ? lease->epoch().value_or(0) : 0,
+                     d.budget};
   d.dq = spawn_dlq(env);
   auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled && !d.dry_run) {
@@ -309,7 +316,7 @@ void node::acquire_and_run() {
     caf::anon_send(d.dd, runs);  // claimed events run in the pool
     runs = d.dd;
   }
-  d.rt = spawn_router(env, runs, d.cp);
+  d.rt = spawn_router(env, runs, d.cp, d.dq);
   d.lst = spawn_listener(env, resume, d.cp, d.rt);
   caf::anon_send(d.cp, credit_sink{d.lst});
   // Crash-only: an actor that dies from an error takes the process down with a

@@ -73,15 +73,24 @@ listener_actor spawn_listener(const node_env& env, const checkpoint_record& resu
   o.batch_size = env.cfg.listener.batch_size;
   o.poll_interval = std::chrono::milliseconds(env.cfg.listener.poll_interval_ms);
   o.max_in_flight = env.cfg.listener.max_in_flight;
+  o.max_bytes_in_flight = env.cfg.listener.max_bytes_in_flight;
+  o.max_event_bytes = env.cfg.listener.max_event_bytes;
+  o.budget = env.budget;
   o.resume = resume.cursor();
   o.max_backoff = std::chrono::milliseconds(env.cfg.database.reconnect_max_delay_ms);
   o.stats = env.stats;
   return spawn_listener(env.sys, o, std::move(checkpointer), std::move(router));
 }
 
-router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkpointer) {
-  return spawn_router(env.sys, router_options{env.registry, env.stats, env.trace}, std::move(pool),
-                      std::move(checkpointer));
+router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkpointer,
+                          dlq_actor dlq) {
+  router_options o;
+  o.registry = env.registry;
+  o.stats = env.stats;
+  o.trace = env.trace;
+  o.dlq = std::move(dlq);
+  o.dry_run = env.dry_run;
+  return spawn_router(env.sys, o, std::move(pool), std::move(checkpointer));
 }
 
 action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,

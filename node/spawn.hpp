@@ -21,6 +21,7 @@
 
 namespace fraiseql {
 
+class byte_budget;
 class checkpoint_sink;
 class health_state;
 class journal;
@@ -48,6 +49,9 @@ struct node_env {
   std::shared_ptr<const lease_clock> lease;
   /// The lease epoch (0 in a dry run): fences DLQ writes as it fences checkpoints.
   int64_t epoch = 0;
+  /// The listener's byte budget (listener.max_bytes_in_flight): what events
+  /// hold while referenced anywhere in the node.
+  std::shared_ptr<byte_budget> budget;
 };
 
 dlq_actor spawn_dlq(const node_env& env);
@@ -62,7 +66,9 @@ checkpointer_actor spawn_checkpointer(const node_env& env, const checkpoint_reco
 listener_actor spawn_listener(const node_env& env, const checkpoint_record& resume,
                               admission_sink checkpointer, router_actor router);
 
-router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkpointer);
+/// Oversize events go to `dlq`.
+router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkpointer,
+                          dlq_actor dlq);
 
 /// `jobs`: the job queue's writer (null when the queue is off).
 action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,

@@ -150,7 +150,11 @@ struct control_state {
           json::object{{"healthy", health ? json::value(*health >= 1) : json::value(nullptr)}};
       auto backlog = sample_value(*scrape, "observer_backlog_size");
       s["backlog"] = backlog ? json::value(static_cast<int64_t>(*backlog)) : json::value(nullptr);
-      s["in_flight"] = json::object{{"events", st.in_flight}, {"attempts", st.attempts_in_flight}};
+      auto bytes = sample_value(*scrape, "observer_bytes_in_flight");
+      s["in_flight"] = json::object{
+          {"events", st.in_flight},
+          {"bytes", bytes ? json::value(static_cast<int64_t>(*bytes)) : json::value(nullptr)},
+          {"attempts", st.attempts_in_flight}};
       s["events"] = json::object{{"read", st.read}, {"finished", st.finished}};
       json::array breakers;
       for (const auto& b : st.breakers)
@@ -197,6 +201,8 @@ struct control_state {
       s["journal"] = json::object{{"entries", tr->size()}, {"capacity", tr->capacity()}};
       s["limits"] =
           json::object{{"max_in_flight", cfg().listener.max_in_flight},
+                       {"max_bytes_in_flight", cfg().listener.max_bytes_in_flight},
+                       {"max_event_bytes", cfg().listener.max_event_bytes},
                        {"max_concurrent_actions", cfg().performance.max_concurrent_actions},
                        {"batch_size", cfg().listener.batch_size}};
     }
@@ -270,6 +276,19 @@ struct control_state {
       out["error"] = why;
       return out;
     };
+    if (row->observer_name == "(listener)") {
+      // An oversize event (written by the router): its body was never read,
+      // so nothing can be redriven. The entry keeps its reason, sizes included.
+      std::string why = "an oversize event";
+      try {
+        const auto ev = boost::json::parse(row->event_json);
+        const auto& o = ev.at("oversize");
+        why = oversize_reason(o.at("bytes").to_number<uint64_t>(),
+                              o.at("limit").to_number<uint64_t>());
+      } catch (const std::exception&) {
+      }
+      return fail(why + "; a redrive cannot deliver it (its body was never read)");
+    }
     auto obs = observer_index(row->observer_name);
     if (!obs) return fail("observer '" + row->observer_name + "' is not configured on this node");
     if (row->action_index >= n->registry()->config(*obs).actions.size())

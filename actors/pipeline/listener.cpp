@@ -18,6 +18,7 @@ wakeup_settings wakeup_settings_of(const listener_options& cfg) {
   wakeup_settings s;
   s.batch_size = cfg.batch_size;
   s.max_in_flight = cfg.max_in_flight;
+  s.max_bytes_in_flight = cfg.max_bytes_in_flight;
   s.linger_poll = cfg.linger_poll;
   s.idle_linger = cfg.idle_linger;
   s.poll_interval = cfg.poll_interval;
@@ -37,7 +38,25 @@ struct listener_state {
   read_cursor cursor;     // what has been read (runtime/core/cursor.hpp)
   uint64_t next_seq = 1;  // sequence of the next event read
   uint64_t read_total = 0;
+  std::shared_ptr<byte_budget> budget;
+  /// Footprint per row-body byte of recent events (how much a byte read
+  /// holds once it is an event); starts at 3, follows the reads.
+  double footprint_ratio = 3.0;
+  uint64_t largest_row = 0;  // largest row body read so far
 };
+
+namespace {
+
+/// Body bytes a read may transfer for `byte_room` of budget: the room over
+/// the footprint ratio, at most an eighth of the budget (at least 64 KiB).
+uint64_t body_room(uint64_t byte_room, double ratio, uint64_t budget) {
+  if (budget == 0) return byte_room;
+  auto room = static_cast<uint64_t>(static_cast<double>(byte_room) / std::max(ratio, 1.0));
+  room = std::min(room, std::max<uint64_t>(budget / 8, 64 * 1024));
+  return std::max<uint64_t>(room, 1);
+}
+
+}  // namespace
 
 listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener_state> self,
                                        listener_options cfg, admission_sink checkpointer,
@@ -46,9 +65,10 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
   st.reader.emplace(cfg.dsn);
   st.policy.emplace(wakeup_settings_of(cfg));
   st.cursor = cfg.resume;
+  st.budget = cfg.budget ? cfg.budget : std::make_shared<byte_budget>(cfg.max_bytes_in_flight);
   // Blocks up to `timeout` for a NOTIFY, in slices, so that stop and credit
   // messages are not held back for a whole poll interval.
-  auto wait = [self](std::chrono::microseconds timeout) -> bool {
+  auto wait = [self, stats = cfg.stats](std::chrono::microseconds timeout) -> bool {
     auto& st = self->state;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const auto slice = std::min<std::chrono::milliseconds>(
@@ -57,6 +77,8 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
     while (std::chrono::steady_clock::now() < deadline) {
       if (st.reader->wait(slice)) return true;
       if (!self->mailbox().empty()) return false;
+      // Events finish while the listener sleeps: keep the gauge current.
+      if (stats) stats->bytes_in_flight(st.budget->in_use());
     }
     return false;
   };
@@ -67,9 +89,15 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
       self->delayed_send(self, delay, read_atom::value);
   };
   // Reads once, hands the rows on, returns the policy's next decision.
-  auto read = [self, stats = cfg.stats, checkpointer, router](uint32_t limit) -> wakeup_decision {
+  auto read = [self, stats = cfg.stats, checkpointer, router,
+               budget_limit = cfg.max_bytes_in_flight, max_event = cfg.max_event_bytes](
+                  uint32_t limit, uint64_t byte_room) -> wakeup_decision {
     auto& st = self->state;
-    auto batch = st.reader->read(st.cursor, limit, st.next_seq);
+    read_bounds bounds;
+    bounds.max_bytes = body_room(byte_room, st.footprint_ratio, budget_limit);
+    bounds.max_event_bytes = max_event;
+    read_stats rs;
+    auto batch = st.reader->read(st.cursor, limit, st.next_seq, bounds, &rs);
     const bool degraded = st.policy->degraded();
     if (degraded) spdlog::info("listener: connected to the database again");
     if (degraded || st.read_total == 0)
@@ -77,13 +105,31 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
     const auto rows = static_cast<uint32_t>(batch.size());
     if (rows > 0) {
       st.read_total += rows;
-      if (stats) stats->events_read(rows);
+      uint64_t body = 0, held = 0;
+      for (auto& ev : batch) {
+        if (ev->oversize_limit == 0) {
+          body += ev->row_bytes;
+          held += ev->footprint;
+        }
+        st.largest_row = std::max(st.largest_row, ev->row_bytes);
+        ev = charge_event(std::move(ev), st.budget);
+      }
+      // Large batches say best what a body byte costs once it is an event.
+      if (body >= 64 * 1024)
+        st.footprint_ratio = static_cast<double>(held) / static_cast<double>(body);
+      if (stats) {
+        stats->events_read(rows);
+        stats->largest_event(st.largest_row);
+        stats->bytes_in_flight(st.budget->in_use());
+      }
       // Admission first: the checkpointer must know an event before anyone
       // can finish it.
       self->send(checkpointer, admit_atom::value, batch);
       self->send(router, route_atom::value, std::move(batch));
     }
-    return st.policy->on_read(std::chrono::steady_clock::now(), rows, limit,
+    // A read the byte room ended is a full one: more rows are waiting.
+    return st.policy->on_read(std::chrono::steady_clock::now(), rows,
+                              rs.cut_by_bytes ? rows : std::min(limit, rs.rows_asked),
                               !st.cursor.pending.empty());
   };
   // A database call failed: a fresh connection (the mark ends with the old
@@ -117,7 +163,7 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
             schedule(d.delay);
             return;
           case wakeup_step::read:
-            d = read(d.limit);
+            d = read(d.limit, d.byte_room);
             break;
           case wakeup_step::try_sleep:
             d = st.policy->on_try_sleep(st.reader->try_sleep());
@@ -134,8 +180,16 @@ listener_actor::behavior_type listener(listener_actor::stateful_pointer<listener
     }
   };
   return {
-      [self, follow](read_atom) { follow(self->state.policy->on_due()); },
-      [self, follow](credit_atom, uint64_t n) { follow(self->state.policy->on_credit(n)); },
+      [self, follow, stats = cfg.stats](read_atom) {
+        auto& st = self->state;
+        if (stats) stats->bytes_in_flight(st.budget->in_use());
+        follow(st.policy->on_due(st.budget->in_use()));
+      },
+      [self, follow, stats = cfg.stats](credit_atom, uint64_t n) {
+        auto& st = self->state;
+        if (stats) stats->bytes_in_flight(st.budget->in_use());
+        follow(st.policy->on_credit(n));
+      },
       [self](stop_atom) {
         self->state.policy->on_stop();
         return true;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/actors.hpp"
+#include "runtime/core/byte_budget.hpp"
 #include "runtime/ops/metrics.hpp"
 
 #include <caf/fwd.hpp>
@@ -19,6 +20,15 @@ struct listener_options {
   std::chrono::milliseconds poll_interval{1000};
   /// Bound on events read and not yet finished.
   uint32_t max_in_flight = 10000;
+  /// Bound on the bytes events hold while referenced anywhere in the node
+  /// (runtime/core/byte_budget.hpp); 0: unbounded. At least one event is read
+  /// when none is in flight.
+  uint64_t max_bytes_in_flight = 0;
+  /// Rows whose body is larger go to the DLQ unread (0: no limit).
+  uint64_t max_event_bytes = 0;
+  /// The budget events are charged to (created from max_bytes_in_flight when
+  /// null); shared with whoever reports it.
+  std::shared_ptr<byte_budget> budget;
   /// Where reading starts (the loaded checkpoint).
   read_cursor resume;
   /// After the log runs dry, keep polling (every `linger_poll`) for this long
@@ -49,6 +59,13 @@ struct listener_options {
 /// or killed listener never leaves writers notifying. The decisions (when to
 /// read, back off, sleep, wake, reconnect) are runtime/core/wakeup.hpp's; the
 /// actor performs the I/O they ask for.
+///
+/// Memory: each read asks for at most the byte budget's room (at least one
+/// event when none is in flight), converted to row-body bytes with the
+/// footprint per body byte of recent events, and at most an eighth of the
+/// budget per query (so the rows' text held while the events are built stays
+/// small beside the budget); each event is charged its footprint until its
+/// last reference goes (byte_budget.hpp).
 listener_actor spawn_listener(caf::actor_system& sys, listener_options cfg,
                               admission_sink checkpointer, router_actor router);
 

@@ -293,8 +293,8 @@ void print_status(const json::value& r) {
   std::cout << "backlog:      " << str(at(r, "backlog")) << "\n";
   const auto& inf = at(r, "in_flight");
   if (!inf.is_null())
-    std::cout << "in flight:    " << str(at(inf, "events")) << " events, "
-              << str(at(inf, "attempts")) << " action attempts\n";
+    std::cout << "in flight:    " << str(at(inf, "events")) << " events (" << str(at(inf, "bytes"))
+              << " bytes), " << str(at(inf, "attempts")) << " action attempts\n";
   const auto& ev = at(r, "events");
   if (!ev.is_null())
     std::cout << "events:       " << str(at(ev, "read")) << " read, " << str(at(ev, "finished"))
@@ -333,6 +333,8 @@ void print_status(const json::value& r) {
               << " events\n";
     const auto& lim = at(r, "limits");
     std::cout << "limits:       max_in_flight " << str(at(lim, "max_in_flight"))
+              << ", max_bytes_in_flight " << str(at(lim, "max_bytes_in_flight"))
+              << ", max_event_bytes " << str(at(lim, "max_event_bytes"))
               << ", max_concurrent_actions " << str(at(lim, "max_concurrent_actions"))
               << ", batch_size " << str(at(lim, "batch_size")) << "\n";
   }
@@ -675,7 +677,9 @@ int validate_config(const std::string& file, bool detailed) {
     std::cout << "  transport: " << cfg.transport.transport << "\n"
               << "  listener: id=" << cfg.listener.listener_id
               << " batch_size=" << cfg.listener.batch_size
-              << " max_in_flight=" << cfg.listener.max_in_flight << "\n"
+              << " max_in_flight=" << cfg.listener.max_in_flight
+              << " max_bytes_in_flight=" << cfg.listener.max_bytes_in_flight
+              << " max_event_bytes=" << cfg.listener.max_event_bytes << "\n"
               << "  observers: " << cfg.observers.size() << "\n";
     for (const auto& o : cfg.observers) {
       std::cout << "    - " << o.name << ": " << o.event_type << " " << o.entity

@@ -104,7 +104,11 @@ tables build() {
        integer("batch_size", &L::batch_size, 1, 100000, "Change-log rows read per query."),
        integer("poll_interval_ms", &L::poll_interval_ms, 1, 3600000, "Poll interval while idle."),
        integer("max_in_flight", &L::max_in_flight, 1, 10000000, "Events read but not finished.")
-           .with_env("FRAISEQL_CHANNEL_CAPACITY")}};
+           .with_env("FRAISEQL_CHANNEL_CAPACITY"),
+       integer("max_bytes_in_flight", &L::max_bytes_in_flight, 1u << 20, u32_max,
+               "Bytes events hold while referenced in the node."),
+       integer("max_event_bytes", &L::max_event_bytes, 1024, u32_max,
+               "Larger change-log rows go to the DLQ unread.")}};
   t.checkpoint = {
       "checkpoint",
       {integer("batch_size", &C::batch_size, 1, u32_max, "Save after this many finished events."),

@@ -200,6 +200,12 @@ struct listener_config {
   uint32_t poll_interval_ms = 1000;
   /// Bound on events read but not yet finished (backpressure window).
   uint32_t max_in_flight = 10000;
+  /// Bound on the bytes events hold while anything in the node references
+  /// them (the byte budget); at least one event is read when none is in flight.
+  uint32_t max_bytes_in_flight = 64u << 20;
+  /// A change-log row whose body (object_data plus object_data_before, as
+  /// text) is larger goes to the DLQ unread, with its size and this limit.
+  uint32_t max_event_bytes = 16u << 20;
 };
 
 /// `[checkpoint]`.

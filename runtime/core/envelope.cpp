@@ -11,8 +11,8 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
                      std::string entity_type, std::string entity_id, const std::string& object_data,
                      const std::string& object_data_before, std::string timestamp,
                      std::optional<std::string> tenant_id, std::optional<std::string> user_id,
-                     std::optional<std::string> trace_id,
-                     std::shared_ptr<const read_cursor> cursor) {
+                     std::optional<std::string> trace_id, std::shared_ptr<const read_cursor> cursor,
+                     uint64_t row_bytes, uint64_t oversize_limit) {
   namespace json = boost::json;
   auto ev = std::make_shared<event>();
   ev->seq = seq;
@@ -56,6 +56,9 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
   env["user_id"] = opt(user_id);
   env["trace_id"] = opt(trace_id);
   env["position"] = json::object{{"txid", std::to_string(pos.txid)}, {"pk", pos.pk}};
+  if (row_bytes == 0) row_bytes = object_data.size() + object_data_before.size();
+  if (oversize_limit > 0)
+    env["oversize"] = json::object{{"bytes", row_bytes}, {"limit", oversize_limit}};
   ev->envelope = std::move(env);
   // The serialized envelope splices PostgreSQL's own JSON text for `data` and
   // `old`, so webhook bodies carry numbers exactly as stored (a numeric(30,10)
@@ -99,13 +102,73 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
   out += std::to_string(pos.txid);
   out += "\",\"pk\":";
   out += std::to_string(pos.pk);
-  out += "}}";
+  out += '}';
+  if (oversize_limit > 0) {
+    out += ",\"oversize\":{\"bytes\":";
+    out += std::to_string(row_bytes);
+    out += ",\"limit\":";
+    out += std::to_string(oversize_limit);
+    out += '}';
+  }
+  out += '}';
   ev->id = std::move(id);
   ev->event_type = std::move(event_type);
   ev->entity_type = std::move(entity_type);
   ev->entity_id = std::move(entity_id);
   ev->envelope_json = std::move(out);
+  ev->row_bytes = row_bytes;
+  ev->oversize_limit = oversize_limit;
+  ev->footprint = event_footprint(*ev);
   return ev;
+}
+
+namespace {
+
+uint64_t string_bytes(size_t size) {
+  // Short strings live inside their owner (SSO); longer ones are allocated.
+  return size > 15 ? size + 1 : 0;
+}
+
+uint64_t json_bytes(const boost::json::value& v) {
+  namespace json = boost::json;
+  uint64_t n = 0;
+  switch (v.kind()) {
+    case json::kind::string:
+      n += string_bytes(v.get_string().size());
+      break;
+    case json::kind::array: {
+      const auto& a = v.get_array();
+      n += 16 + a.capacity() * sizeof(json::value);
+      for (const auto& x : a) n += json_bytes(x);
+      break;
+    }
+    case json::kind::object: {
+      const auto& o = v.get_object();
+      // Entries, plus the hash index Boost.JSON keeps for larger objects.
+      n += 32 + o.capacity() * (sizeof(json::key_value_pair) + sizeof(uint32_t));
+      for (const auto& kv : o) n += kv.key().size() + 1 + json_bytes(kv.value());
+      break;
+    }
+    default:
+      break;
+  }
+  return n;
+}
+
+}  // namespace
+
+uint64_t event_footprint(const event& ev) {
+  return sizeof(event) + sizeof(boost::json::value) + json_bytes(ev.envelope) +
+         string_bytes(ev.id.size()) + string_bytes(ev.event_type.size()) +
+         string_bytes(ev.entity_type.size()) + string_bytes(ev.entity_id.size()) +
+         ev.envelope_json.capacity() + 1;
+}
+
+std::string oversize_reason(uint64_t bytes, uint64_t limit) {
+  return "event of " + std::to_string(bytes) + " bytes exceeds the per-event limit of " +
+         std::to_string(limit) +
+         " bytes (listener.max_event_bytes): not routed, no action ran; raise the limit and "
+         "replay the event to deliver it";
 }
 
 event_ptr event_from_envelope(const std::string& json, uint64_t seq) {
@@ -146,6 +209,7 @@ event_ptr event_from_envelope(const std::string& json, uint64_t seq) {
   ev->envelope = std::move(v);
   ev->envelope_json = json;
   ev->read_at = std::chrono::steady_clock::now();
+  ev->footprint = event_footprint(*ev);
   return ev;
 }
 

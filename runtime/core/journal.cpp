@@ -15,15 +15,25 @@ void journal::routed(const event_ptr& ev, const std::vector<uint32_t>& matched,
   e.matched = matched;
   e.condition_errors = std::move(condition_errors);
   std::lock_guard<std::mutex> lock(mu_);
-  if (ring_.size() == capacity_) {
-    auto it = index_.find(ring_.front().ev->id);
-    if (it != index_.end() && it->second == evicted_) index_.erase(it);
-    ring_.pop_front();
-    ++evicted_;
-  }
+  if (ring_.size() == capacity_) evict_front();
+  bytes_ += ev->footprint;
+  while (max_bytes_ > 0 && bytes_ > max_bytes_ && !ring_.empty()) evict_front();
   // A redelivered event (restart) gets a fresh entry; the index points to it.
   index_[ev->id] = evicted_ + ring_.size();
   ring_.push_back(std::move(e));
+}
+
+void journal::evict_front() {
+  auto it = index_.find(ring_.front().ev->id);
+  if (it != index_.end() && it->second == evicted_) index_.erase(it);
+  bytes_ -= ring_.front().ev->footprint;
+  ring_.pop_front();
+  ++evicted_;
+}
+
+uint64_t journal::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
 }
 
 void journal::attempt(const std::string& event_id, uint32_t observer, uint32_t action,

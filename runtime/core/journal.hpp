@@ -4,8 +4,10 @@
 // which observers fired (or whose condition failed to evaluate) and how each of
 // their actions went, attempt by attempt. It feeds `observerctl debug-event`.
 // The router and the action pool write; the control plane reads. Entries hold
-// the event by shared pointer (no copy of the envelope); the oldest entry is
-// evicted when `capacity` is reached. Capacity 0 disables recording.
+// the event by shared pointer (no copy of the envelope), which keeps it alive
+// and charged to the listener's byte budget: the oldest entry is evicted when
+// `capacity` entries are kept or their events' footprints pass `max_bytes`
+// (the newest entry is always kept). Capacity 0 disables recording.
 
 #include "messages/event.hpp"
 
@@ -41,8 +43,13 @@ struct journal_entry {
 
 class journal {
  public:
-  explicit journal(size_t capacity) : capacity_(capacity) {}
+  /// `max_bytes` 0: bounded by entries only.
+  explicit journal(size_t capacity, uint64_t max_bytes = 0)
+      : capacity_(capacity), max_bytes_(max_bytes) {}
   size_t capacity() const { return capacity_; }
+  uint64_t max_bytes() const { return max_bytes_; }
+  /// Footprint of the events the entries hold.
+  uint64_t bytes() const;
 
   /// The router matched `ev`.
   void routed(const event_ptr& ev, const std::vector<uint32_t>& matched,
@@ -57,7 +64,10 @@ class journal {
   size_t size() const;
 
  private:
+  void evict_front();
   size_t capacity_;
+  uint64_t max_bytes_;
+  uint64_t bytes_ = 0;
   mutable std::mutex mu_;
   std::deque<journal_entry> ring_;  // oldest first
   uint64_t evicted_ = 0;            // entries dropped from the front so far

@@ -17,8 +17,9 @@ std::chrono::microseconds wakeup_policy::poll_delay(uint32_t& counter, uint32_t 
   return s_.linger_poll * (1 << std::min<uint32_t>(counter++, cap));
 }
 
-wakeup_decision wakeup_policy::on_due() {
+wakeup_decision wakeup_policy::on_due(uint64_t bytes_in_use) {
   read_pending_ = false;
+  waiting_bytes_ = false;
   if (stopped_) return {};
   const uint64_t room = s_.max_in_flight > in_flight_ ? s_.max_in_flight - in_flight_ : 0;
   if (room == 0) {
@@ -26,6 +27,17 @@ wakeup_decision wakeup_policy::on_due() {
     return {};
   }
   wakeup_decision d;
+  if (s_.max_bytes_in_flight > 0) {
+    const uint64_t bytes_room =
+        s_.max_bytes_in_flight > bytes_in_use ? s_.max_bytes_in_flight - bytes_in_use : 0;
+    if (bytes_room == 0 && in_flight_ > 0) {
+      // Events in flight will release their bytes as they finish.
+      waiting_bytes_ = true;
+      return schedule(s_.byte_recheck);
+    }
+    // Nothing in flight: at least one event, whatever it holds.
+    d.byte_room = std::max<uint64_t>(bytes_room, 1);
+  }
   d.step = wakeup_step::read;
   d.limit = static_cast<uint32_t>(std::min<uint64_t>(room, s_.batch_size));
   return d;

@@ -32,9 +32,17 @@
 // batch_size rows and the room left in the in-flight window (max_in_flight
 // events read and not yet credited back); with no room, the next credit
 // schedules the read; after stop, nothing is read.
+//
+// Bytes: a read also asks for at most the bytes left in the byte budget
+// (max_bytes_in_flight, what events still referenced hold: byte_budget.hpp),
+// and at least one event's worth whenever no event is in flight, so an event
+// larger than the whole budget still moves. With events in flight and the
+// budget spent, the policy re-checks after `byte_recheck` (memory is released
+// when the last reference to an event goes, which may be after its credit).
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 
 namespace fraiseql {
 
@@ -43,6 +51,10 @@ struct wakeup_settings {
   uint32_t batch_size = 1000;
   /// Bound on events read and not yet credited back.
   uint64_t max_in_flight = 10000;
+  /// Bound on the bytes events hold (0: unbounded).
+  uint64_t max_bytes_in_flight = 0;
+  /// Re-check of a spent byte budget while events are in flight.
+  std::chrono::microseconds byte_recheck{2000};
   /// Pause after a partial batch; unit of the polling backoffs.
   std::chrono::microseconds linger_poll{500};
   /// Empty polls (nothing running) last this long before trying to sleep.
@@ -77,6 +89,9 @@ struct wakeup_decision {
   std::chrono::microseconds delay{0};
   /// read: the rows to ask for.
   uint32_t limit = 0;
+  /// read: the bytes the rows may hold (the first row is read whatever its
+  /// size; UINT64_MAX: unbounded).
+  uint64_t byte_room = std::numeric_limits<uint64_t>::max();
   /// Release the wake-up mark before the step (writers stop notifying).
   bool wake = false;
 };
@@ -92,9 +107,11 @@ class wakeup_policy {
 
   explicit wakeup_policy(wakeup_settings s) : s_(s) {}
 
-  /// A scheduled read came due (also the first one, sent from outside):
-  /// read (limit > 0) or none (stopped, or the window is full).
-  wakeup_decision on_due();
+  /// A scheduled read came due (also the first one, sent from outside), with
+  /// `bytes_in_use` held by events now: read (limit > 0), none (stopped, or
+  /// the window is full), or read_after(byte_recheck) (the byte budget is
+  /// spent while events are in flight).
+  wakeup_decision on_due(uint64_t bytes_in_use = 0);
   /// A read asked for `limit` rows and returned `rows` at `now`; `running`:
   /// the cursor remembers running transactions (after this read).
   wakeup_decision on_read(time_point now, uint32_t rows, uint32_t limit, bool running);
@@ -119,6 +136,9 @@ class wakeup_policy {
   bool read_pending() const { return read_pending_; }
   /// The window was full when a read came due: a credit schedules the next.
   bool waiting_credit() const { return waiting_credit_; }
+  /// The last read that came due found the byte budget spent (a re-check is
+  /// scheduled).
+  bool waiting_bytes() const { return waiting_bytes_; }
   bool stopped() const { return stopped_; }
   /// Events read and not yet credited back.
   uint64_t in_flight() const { return in_flight_; }
@@ -135,6 +155,7 @@ class wakeup_policy {
   uint64_t in_flight_ = 0;
   bool read_pending_ = false;
   bool waiting_credit_ = false;
+  bool waiting_bytes_ = false;
   bool asleep_ = false;
   bool stopped_ = false;
   bool degraded_ = false;

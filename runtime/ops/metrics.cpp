@@ -46,6 +46,9 @@ struct metrics::impl {
   prometheus::Histogram* processing = nullptr;
   prometheus::Gauge* listener_health = nullptr;
   prometheus::Gauge* backlog = nullptr;
+  prometheus::Gauge* bytes_in_flight = nullptr;
+  prometheus::Gauge* largest_event = nullptr;
+  prometheus::Counter* oversize = nullptr;
   prometheus::Gauge* checkpoint_age = nullptr;
   prometheus::Counter* cache_hits = nullptr;
   prometheus::Counter* cache_misses = nullptr;
@@ -190,6 +193,23 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                         .Help("Events read and not yet finished")
                         .Register(r)
                         .Add(node);
+  impl_->bytes_in_flight =
+      &BuildGauge()
+           .Name("observer_bytes_in_flight")
+           .Help("Bytes held by events read and still referenced (listener.max_bytes_in_flight)")
+           .Register(r)
+           .Add(node);
+  impl_->largest_event = &BuildGauge()
+                              .Name("observer_largest_event_bytes")
+                              .Help("Largest change-log row body read since start, in bytes")
+                              .Register(r)
+                              .Add(node);
+  impl_->oversize =
+      &BuildCounter()
+           .Name("observer_oversize_events_total")
+           .Help("Events over listener.max_event_bytes written to the DLQ without their body")
+           .Register(r)
+           .Add(node);
   impl_->checkpoint_age =
       &BuildGauge()
            .Name("observer_checkpoint_age_seconds")
@@ -364,6 +384,18 @@ void metrics::listener_health(bool healthy) {
 bool metrics::own_listener_healthy() const {
   return impl_->own_listener_healthy;
 }
+void metrics::bytes_in_flight(uint64_t bytes) {
+  impl_->bytes_in_flight->Set(static_cast<double>(bytes));
+}
+
+void metrics::largest_event(uint64_t bytes) {
+  impl_->largest_event->Set(static_cast<double>(bytes));
+}
+
+void metrics::oversize_event() {
+  impl_->oversize->Increment();
+}
+
 void metrics::backlog(uint64_t events) {
   impl_->backlog_events = events;
   impl_->backlog->Set(static_cast<double>(events));

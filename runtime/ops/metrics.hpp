@@ -73,6 +73,12 @@ class metrics {
   /// the retention period it is (0 while pruning keeps up or is off).
   void change_log_figures(int64_t rows, int64_t bytes, double oldest_age_seconds,
                           double overdue_seconds);
+  /// Bytes the events still referenced in the node hold (the byte budget's use).
+  void bytes_in_flight(uint64_t bytes);
+  /// The largest change-log row body read so far, in bytes.
+  void largest_event(uint64_t bytes);
+  /// An event over listener.max_event_bytes was written to the DLQ unread.
+  void oversize_event();
   /// Seconds since the checkpoint was last saved (0 when nothing is pending).
   void checkpoint_age(double seconds);
   /// The breaker of `endpoint` changed state: 0 closed, 1 open, 2 half-open.

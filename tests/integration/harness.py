@@ -166,14 +166,14 @@ def metric(port, name):
 
 
 class Sink:
-    def __init__(self, workdir, status=200):
+    def __init__(self, workdir, status=200, ids_only=False):
         self.port_file = os.path.join(workdir, f"sink-{uuid.uuid4().hex[:6]}.port")
         self.log = self.port_file.replace(".port", ".jsonl")
         self.bad_lines = []
         open(self.log, "w").close()
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(REPO, "scripts/sink.py"), "--port-file", self.port_file,
-             "--log", self.log, "--status", str(status)],
+             "--log", self.log, "--status", str(status)] + (["--ids-only"] if ids_only else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: os.path.exists(self.port_file), what="sink port")
         self.port = int(open(self.port_file).read())
@@ -241,7 +241,7 @@ backoff_strategy = "exponential"
 
 class Node:
     def __init__(self, workdir, dsn, observers, listener_id="test", extra="", args=(),
-                 checkpoint="interval_ms = 50", poll_interval_ms=200):
+                 checkpoint="interval_ms = 50", poll_interval_ms=200, listener=""):
         self.workdir = workdir
         self.config = os.path.join(workdir, f"node-{uuid.uuid4().hex[:6]}.toml")
         with open(self.config, "w") as f:
@@ -253,6 +253,7 @@ reconnect_max_delay_ms = 500
 [listener]
 listener_id = "{listener_id}"
 poll_interval_ms = {poll_interval_ms}
+{listener}
 
 [checkpoint]
 {checkpoint}
@@ -363,8 +364,8 @@ class IntegrationTest(unittest.TestCase):
                 print("cleanup error:", e, file=sys.stderr)
         self.tmp.cleanup()
 
-    def sink(self, status=200):
-        s = Sink(self.workdir, status)
+    def sink(self, status=200, ids_only=False):
+        s = Sink(self.workdir, status, ids_only)
         self.cleanups.append(s.stop)
         return s
 

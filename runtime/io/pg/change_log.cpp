@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <limits>
 
 namespace fraiseql {
 
@@ -38,33 +39,57 @@ struct wake_receiver final : pqxx::notification_receiver {
 // row a statement sees is committed, so nothing waits for older transactions.
 // Output columns carry distinct aliases: an ORDER BY name matching an output
 // column would sort by that column (txid::text sorts "1003" before "999").
-#define OBSERVER_ROW_COLUMNS                                                                   \
-  " c.pk_entity_change_log AS pk_value, c.txid::text AS txid_text, c.id::text AS id_text,"     \
-  " c.object_type::text AS type_text, c.modification_type::text AS mod_text,"                  \
-  " coalesce(c.object_id::text, '') AS object_id_text,"                                        \
-  " coalesce(c.object_data::text, '') AS data_text,"                                           \
-  " coalesce(c.object_data_before::text, '') AS before_text,"                                  \
-  " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text," \
-  " c.tenant_id::text AS tenant_text, c.user_id::text AS user_text,"                           \
-  " c.trace_id::text AS trace_text, NULL::text AS snap_text"
+// Each row branch is bounded in bytes as well as in rows: the innermost query
+// takes up to $3 rows in fence order and turns their bodies into text once;
+// the next level sizes them (object_data plus object_data_before, as text:
+// what the node receives) and keeps a running total; the outer level returns
+// the rows that start within the byte room (ROOM; the first row always does,
+// so one row larger than the room still moves), and for a row over the
+// per-event limit (MAX) its size without its body (it goes to the DLQ). So a
+// read never transfers more than the room plus one row of at most MAX bytes,
+// whatever batch_size is. Text is built once per row on the server; the rows
+// cut by the room cost that conversion, which the listener keeps small by
+// asking for fewer rows when rows are large (change_log_reader::read).
+#define OBSERVER_SIZED_ROWS(PART, WHERE, ROOM, MAX)                                            \
+  "SELECT " PART                                                                               \
+  ", s.pk AS pk_value, s.txid::text AS txid_text, s.id::text AS id_text,"                      \
+  " s.object_type::text AS type_text, s.modification_type::text AS mod_text,"                  \
+  " coalesce(s.object_id::text, '') AS object_id_text,"                                        \
+  " CASE WHEN s.sz > " MAX                                                                     \
+  " THEN '' ELSE coalesce(s.d, '') END AS data_text,"                                          \
+  " CASE WHEN s.sz > " MAX                                                                     \
+  " THEN '' ELSE coalesce(s.b, '') END AS before_text,"                                        \
+  " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text," \
+  " s.tenant_id::text AS tenant_text, s.user_id::text AS user_text,"                           \
+  " s.trace_id::text AS trace_text, NULL::text AS snap_text, s.sz AS size_bytes"               \
+  " FROM (SELECT w.*, sum(CASE WHEN w.sz > " MAX                                               \
+  " THEN 0 ELSE w.sz END)"                                                                     \
+  "   OVER (ORDER BY w.txid, w.pk ROWS UNBOUNDED PRECEDING) AS run"                            \
+  "   FROM (SELECT x.*, coalesce(octet_length(x.d), 0) + coalesce(octet_length(x.b), 0) AS sz" \
+  "     FROM (SELECT c.pk_entity_change_log AS pk, c.txid, c.id, c.object_type,"               \
+  "       c.modification_type, c.object_id, c.object_data::text AS d,"                         \
+  "       c.object_data_before::text AS b, c.created_at, c.tenant_id, c.user_id, c.trace_id"   \
+  "       " WHERE                                                                              \
+  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3) x) w) s"                                 \
+  " WHERE s.run - (CASE WHEN s.sz > " MAX " THEN 0 ELSE s.sz END) < " ROOM
 #define OBSERVER_SNAPSHOT_ROW                                                            \
   "SELECT 0 AS part, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,"      \
   " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text," \
-  " pg_current_snapshot()::text"
-#define OBSERVER_MAIN_ROWS                                                 \
-  " UNION ALL (SELECT 1," OBSERVER_ROW_COLUMNS                             \
-  " FROM core.tb_entity_change_log c"                                      \
-  " WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)" \
-  " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)"
+  " pg_current_snapshot()::text, NULL::bigint"
+#define OBSERVER_MAIN_WHERE                                                                    \
+  "FROM core.tb_entity_change_log c WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8," \
+  " $2::bigint)"
+#define OBSERVER_PENDING_WHERE                                                         \
+  "FROM core.tb_entity_change_log c JOIN unnest($4::text::xid8[], $5::text::bigint[])" \
+  " AS u(t, k) ON c.txid = u.t AND c.pk_entity_change_log > u.k"
 
-constexpr const char* read_sql = OBSERVER_SNAPSHOT_ROW OBSERVER_MAIN_ROWS;
+constexpr const char* read_sql = OBSERVER_SNAPSHOT_ROW
+    " UNION ALL (" OBSERVER_SIZED_ROWS("1", OBSERVER_MAIN_WHERE, "$4::bigint", "$5::bigint") ")";
 
-constexpr const char* read_pending_sql =
-    OBSERVER_SNAPSHOT_ROW " UNION ALL (SELECT 2," OBSERVER_ROW_COLUMNS
-                          " FROM core.tb_entity_change_log c"
-                          " JOIN unnest($4::text::xid8[], $5::text::bigint[]) AS u(t, k)"
-                          "   ON c.txid = u.t AND c.pk_entity_change_log > u.k"
-                          " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3)" OBSERVER_MAIN_ROWS;
+constexpr const char* read_pending_sql = OBSERVER_SNAPSHOT_ROW " UNION ALL (" OBSERVER_SIZED_ROWS(
+    "2", OBSERVER_PENDING_WHERE, "$6::bigint",
+    "$7::bigint") ") UNION ALL (" OBSERVER_SIZED_ROWS("1", OBSERVER_MAIN_WHERE, "$6::bigint",
+                                                      "$7::bigint") ")";
 
 // The wake-up mark (sql/0005_wakeup_lock.sql): held exclusively by a sleeping
 // listener's session; capture triggers probe it in shared mode.
@@ -88,7 +113,8 @@ struct change_log_reader::impl {
   pg_session session;
   std::unique_ptr<wake_receiver> receiver;
   uint64_t seen = 0;
-  bool holds_mark = false;  // this session holds the wake-up mark (asleep)
+  bool holds_mark = false;      // this session holds the wake-up mark (asleep)
+  uint64_t row_bytes_seen = 0;  // mean body size of the rows of the last read
 
   pqxx::connection_base& conn() {
     if (!session.connected() || !receiver) {
@@ -137,7 +163,22 @@ void change_log_reader::reset() {
 }
 
 std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t limit,
-                                               uint64_t& next_seq) {
+                                               uint64_t& next_seq, read_bounds bounds,
+                                               read_stats* stats) {
+  const uint64_t room = std::max<uint64_t>(bounds.max_bytes, 1);
+  const uint64_t max_event = bounds.max_event_bytes == 0
+                                 ? static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                                 : bounds.max_event_bytes;
+  // Rows cut by the byte room were converted to text on the server for
+  // nothing: when recent rows were large, ask for about twice the rows the
+  // room holds.
+  uint32_t rows = limit;
+  if (impl_->row_bytes_seen > 0 && room < std::numeric_limits<int64_t>::max()) {
+    const uint64_t fit = 2 * (room / impl_->row_bytes_seen) + 2;
+    if (fit < rows) rows = static_cast<uint32_t>(fit);
+  }
+  const auto room_param = static_cast<int64_t>(std::min<uint64_t>(room, INT64_MAX));
+  const auto max_param = static_cast<int64_t>(std::min<uint64_t>(max_event, INT64_MAX));
   auto r = guarded(
       impl_->session,
       [&](pqxx::connection_base&) {
@@ -145,7 +186,7 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
         pqxx::nontransaction tx{c};
         if (cursor.pending.empty())
           return tx.exec_prepared("observer_read", std::to_string(cursor.pos.txid), cursor.pos.pk,
-                                  static_cast<int64_t>(limit));
+                                  static_cast<int64_t>(rows), room_param, max_param);
         std::string txids = "{", pks = "{";
         for (const auto& p : cursor.pending) {
           if (txids.size() > 1) {
@@ -158,7 +199,8 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
         txids += '}';
         pks += '}';
         return tx.exec_prepared("observer_read_pending", std::to_string(cursor.pos.txid),
-                                cursor.pos.pk, static_cast<int64_t>(limit), txids, pks);
+                                cursor.pos.pk, static_cast<int64_t>(rows), txids, pks, room_param,
+                                max_param);
       },
       [this] { impl_->drop(); });
   // Bucket the rows by branch; each branch is ordered (sorted again in case a
@@ -181,37 +223,68 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
     std::sort(pending_rows.begin(), pending_rows.end(), by_pos);
   if (!std::is_sorted(main_rows.begin(), main_rows.end(), by_pos))
     std::sort(main_rows.begin(), main_rows.end(), by_pos);
+  auto size_of = [](const pqxx::row& row) { return row[14].as<uint64_t>(); };
+  // What a row holds against the room: nothing when its body is not read.
+  auto charged = [&](const pqxx::row& row) {
+    const auto n = size_of(row);
+    return n > max_event ? uint64_t{0} : n;
+  };
   read_result rr;
   rr.pending_rows.reserve(pending_rows.size());
   rr.main_rows.reserve(main_rows.size());
   for (const auto& row : pending_rows) rr.pending_rows.push_back(pos_of(row));
   for (const auto& row : main_rows) rr.main_rows.push_back(pos_of(row));
-  rr.pending_exhausted = pending_rows.size() < limit;
-  const size_t take = std::min<size_t>(limit, pending_rows.size() + main_rows.size());
+  // A pending branch cut by the room (its running total reached it) may have
+  // more rows: not exhausted, whatever its row count.
+  uint64_t pending_total = 0;
+  for (const auto& row : pending_rows) pending_total += charged(row);
+  rr.pending_exhausted = pending_rows.size() < rows && pending_total < room;
+  // Both branches were bounded separately: take rows in order while they
+  // start within the room (at least one).
+  const size_t available = std::min<size_t>(rows, pending_rows.size() + main_rows.size());
+  size_t take = 0;
+  uint64_t taken_bytes = 0;
+  const auto row_at = [&](size_t i) -> const pqxx::row& {
+    return i < pending_rows.size() ? pending_rows[i] : main_rows[i - pending_rows.size()];
+  };
+  while (take < available && (take == 0 || taken_bytes < room)) {
+    taken_bytes += charged(row_at(take));
+    ++take;
+  }
+  // Cut by bytes: the row limit was not what stopped this read.
+  const bool cut =
+      take < rows && (taken_bytes >= room || main_rows.size() + pending_rows.size() > take);
+  if (take > 0) impl_->row_bytes_seen = std::max<uint64_t>(1, taken_bytes / take);
   // Advance a copy: if building an event fails, the caller retries the same rows.
   read_cursor next = cursor;
   auto cursors = advance_cursor(next, *snap, rr, take);
   std::vector<event_ptr> out;
   out.reserve(take);
   for (size_t i = 0; i < take; ++i) {
-    const auto& row =
-        i < pending_rows.size() ? pending_rows[i] : main_rows[i - pending_rows.size()];
+    const auto& row = row_at(i);
     auto pos = i < pending_rows.size() ? rr.pending_rows[i] : rr.main_rows[i - pending_rows.size()];
     auto opt = [&](int col) -> std::optional<std::string> {
       if (row[col].is_null()) return std::nullopt;
       return std::string(row[col].c_str());
     };
+    const auto bytes = size_of(row);
     event_ptr ev;
     try {
       ev = make_event(next_seq + i, pos, row[3].c_str(), row[5].c_str(), row[4].c_str(),
                       row[6].c_str(), row[7].c_str(), row[8].c_str(), row[9].c_str(), opt(10),
-                      opt(11), opt(12), std::make_shared<const read_cursor>(std::move(cursors[i])));
+                      opt(11), opt(12), std::make_shared<const read_cursor>(std::move(cursors[i])),
+                      bytes, bytes > max_event ? max_event : 0);
     } catch (const std::exception& e) {
       // jsonb always holds valid JSON; reaching this means corruption we must not hide.
       throw std::runtime_error("change log row pk=" + std::to_string(pos.pk) +
                                " cannot be turned into an event: " + e.what());
     }
     out.push_back(std::move(ev));
+  }
+  if (stats) {
+    stats->rows_asked = rows;
+    stats->bytes = taken_bytes;
+    stats->cut_by_bytes = cut;
   }
   next_seq += take;
   cursor = std::move(next);

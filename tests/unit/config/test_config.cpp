@@ -89,6 +89,12 @@ const bad_case bad_cases[] = {
      "expected an integer, got a floating-point number"},
     {"[listener]\nmax_in_flight = 10000001\n", "listener.max_in_flight", 2,
      "between 1 and 10000000"},
+    {"[listener]\nmax_bytes_in_flight = 1000\n", "listener.max_bytes_in_flight", 2,
+     "must be at least 1048576 (got 1000)"},
+    {"[listener]\nmax_bytes_in_flight = 4294967296\n", "listener.max_bytes_in_flight", 2,
+     "does not fit in 32 bits"},
+    {"[listener]\nmax_event_bytes = 10\n", "listener.max_event_bytes", 2,
+     "must be at least 1024 (got 10)"},
     // [checkpoint]
     {"[checkpoint]\nbatch_size = 0\n", "checkpoint.batch_size", 2, "must be at least 1"},
     {"[checkpoint]\ninterval_ms = -5\n", "checkpoint.interval_ms", 2,
@@ -384,6 +390,8 @@ TEST_SUITE("config") {
     CHECK(c.listener.batch_size == 1000);
     CHECK(c.listener.poll_interval_ms == 1000);
     CHECK(c.listener.max_in_flight == 10000);
+    CHECK(c.listener.max_bytes_in_flight == 64u << 20);
+    CHECK(c.listener.max_event_bytes == 16u << 20);
     CHECK(c.checkpoint.batch_size == 100);
     CHECK(c.checkpoint.interval_ms == 200);
     CHECK_FALSE(c.performance.enable_dedup);

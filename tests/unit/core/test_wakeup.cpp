@@ -1,13 +1,16 @@
 // The listener's wake-up policy in simulated time: example-based tests that
 // walk it step by step (each decision asserted), and a RapidCheck property
 // that drives it with random read results, sleeps, NOTIFYs, credits, errors
-// and stops against a model of the wake-up mark and the window.
+// and stops against a model of the wake-up mark, the window and the bytes
+// its events hold.
 
 #include "runtime/core/wakeup.hpp"
 
 #include <doctest/doctest.h>
 #include <rapidcheck.h>
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 using namespace fraiseql;
@@ -283,6 +286,48 @@ TEST_SUITE("wakeup") {
     CHECK(p.in_flight() == 0);
   }
 
+  TEST_CASE("bytes: a read asks for at most the budget's room; spent -> re-check, not read") {
+    auto s = defaults();
+    s.max_bytes_in_flight = 1000;
+    wakeup_policy p(s);
+    tp t{};
+    auto d = p.on_due(300);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK(d.limit == 1000);
+    CHECK(d.byte_room == 700);
+    CHECK(read_after(p.on_read(t, 10, 10, false), us(0)));
+    // Events in flight hold the whole budget: no read; look again shortly
+    // (their bytes go with their last reference, which may follow the credit).
+    CHECK(read_after(p.on_due(1000), s.byte_recheck));
+    CHECK(p.waiting_bytes());
+    CHECK_FALSE(p.waiting_credit());
+    CHECK(p.on_credit(3).step == wakeup_step::none);  // the re-check is scheduled already
+    d = p.on_due(400);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK_FALSE(p.waiting_bytes());
+    CHECK(d.byte_room == 600);
+    CHECK(d.limit == 1000);
+  }
+
+  TEST_CASE("bytes: with nothing in flight a read always asks for at least one event") {
+    auto s = defaults();
+    s.max_bytes_in_flight = 1000;
+    wakeup_policy p(s);
+    // Over the budget with nothing in flight (the debug journal, or references
+    // not yet dropped): one event's worth, so a huge event still moves.
+    auto d = p.on_due(5000);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK(d.byte_room == 1);
+    CHECK(d.limit == 1000);
+  }
+
+  TEST_CASE("bytes: unbounded by default") {
+    wakeup_policy p(defaults());
+    auto d = p.on_due(uint64_t{1} << 40);
+    REQUIRE(d.step == wakeup_step::read);
+    CHECK(d.byte_room == std::numeric_limits<uint64_t>::max());
+  }
+
   TEST_CASE("one read at a time, nothing after stop") {
     wakeup_policy p(defaults());
     tp t{};
@@ -300,7 +345,7 @@ TEST_SUITE("wakeup") {
 
   TEST_CASE(
       "property: delays bounded, no sleep while transactions run, mark and window consistent") {
-    bool ok = rc::check("random reads, sleeps, NOTIFYs, credits, errors and stops", [] {
+    bool ok = rc::check("random reads, sleeps, NOTIFYs, credits, errors, stops and bytes", [] {
       wakeup_settings s;
       s.batch_size = *rc::gen::inRange<uint32_t>(1, 6);
       s.max_in_flight = *rc::gen::inRange<uint64_t>(1, 13);
@@ -309,6 +354,10 @@ TEST_SUITE("wakeup") {
       s.poll_interval = ms(*rc::gen::inRange(1, 2001));
       s.min_backoff = ms(*rc::gen::inRange(1, 201));
       s.max_backoff = s.min_backoff + ms(*rc::gen::inRange(0, 5001));
+      // Half the runs also bound the bytes events hold; rows hold 1..max_row.
+      const uint64_t max_row = 2000;
+      s.max_bytes_in_flight =
+          *rc::gen::arbitrary<bool>() ? *rc::gen::inRange<uint64_t>(1, 6000) : 0;
       const us max_poll = s.linger_poll * (1 << wakeup_running_cap);
       // How busy the log is in this run: quiet runs reach sleep, busy ones
       // fill the window.
@@ -321,11 +370,14 @@ TEST_SUITE("wakeup") {
       bool pending = false;
       bool stopped = false;
       uint64_t in_flight = 0;
+      std::vector<uint64_t> held;  // bytes of each event in flight
+      uint64_t bytes = 0;
       tp now{};
       tp due_at{};
 
       const auto delay_ok = [&](us d) {
         if (d == us(0) || (d >= s.min_backoff && d <= s.max_backoff)) return true;
+        if (s.max_bytes_in_flight > 0 && d == s.byte_recheck) return true;
         for (uint32_t k = 0; k <= wakeup_running_cap; ++k)
           if (d == s.linger_poll * (1 << k)) return true;
         return false;
@@ -364,7 +416,7 @@ TEST_SUITE("wakeup") {
               RC_ASSERT(!pending);  // one read at a time
               RC_ASSERT(!stopped);
               RC_ASSERT(delay_ok(d.delay));
-              RC_ASSERT(d.delay <= std::max<us>(max_poll, s.max_backoff));
+              RC_ASSERT(d.delay <= std::max({max_poll, us(s.max_backoff), s.byte_recheck}));
               pending = true;
               due_at = now + d.delay;
               return;
@@ -373,13 +425,34 @@ TEST_SUITE("wakeup") {
               RC_ASSERT(d.limit >= 1);
               RC_ASSERT(d.limit <= s.batch_size);
               RC_ASSERT(in_flight + d.limit <= s.max_in_flight);
-              const auto rows = *rc::gen::inRange(0, 100) < rows_pct
-                                    ? *rc::gen::inRange<uint32_t>(1, d.limit + 1)
-                                    : 0u;
+              if (s.max_bytes_in_flight == 0) {
+                RC_ASSERT(d.byte_room == std::numeric_limits<uint64_t>::max());
+              } else if (in_flight > 0) {
+                // Room left, and the read asks for no more than that.
+                RC_ASSERT(bytes < s.max_bytes_in_flight);
+                RC_ASSERT(d.byte_room == s.max_bytes_in_flight - bytes);
+              } else {
+                RC_ASSERT(d.byte_room >= 1);  // at least one event, whatever it holds
+              }
+              const auto found = *rc::gen::inRange(0, 100) < rows_pct
+                                     ? *rc::gen::inRange<uint32_t>(1, d.limit + 1)
+                                     : 0u;
+              // The reader takes rows while they start within the byte room.
+              uint32_t rows = 0;
+              uint64_t taken = 0;
+              while (rows < found && (rows == 0 || taken < d.byte_room)) {
+                const auto n = *rc::gen::inRange<uint64_t>(1, max_row + 1);
+                held.push_back(n);
+                taken += n;
+                ++rows;
+              }
+              const bool cut = rows < found;
               const bool running = *rc::gen::inRange(0, 100) < running_pct;
               in_flight += rows;
+              bytes += taken;
+              if (s.max_bytes_in_flight > 0) RC_ASSERT(bytes < s.max_bytes_in_flight + max_row);
               now += us(*rc::gen::inRange(0, 200));
-              d = p.on_read(now, rows, d.limit, running);
+              d = p.on_read(now, rows, cut ? rows : d.limit, running);
               RC_ASSERT(!p.degraded());
               RC_ASSERT(p.backoff() == ms(0));
               // Never sleep while transactions remembered as running may
@@ -410,7 +483,7 @@ TEST_SUITE("wakeup") {
         }
       };
 
-      drive(p.on_due());  // the first read, sent by the node
+      drive(p.on_due(bytes));  // the first read, sent by the node
       const int steps = *rc::gen::inRange(1, 200);
       for (int i = 0; i < steps; ++i) {
         const int op = *rc::gen::inRange(0, 40);
@@ -420,11 +493,15 @@ TEST_SUITE("wakeup") {
         } else if (op < 10 && in_flight > 0) {
           const auto n = *rc::gen::inRange<uint64_t>(1, in_flight + 1);
           in_flight -= n;
+          for (uint64_t k = 0; k < n; ++k) {
+            bytes -= held.back();
+            held.pop_back();
+          }
           drive(p.on_credit(n));
         } else if (pending) {
           now = std::max(now, due_at);
           pending = false;
-          drive(p.on_due());
+          drive(p.on_due(bytes));
         }
         RC_ASSERT(p.in_flight() == in_flight);
         RC_ASSERT(in_flight <= s.max_in_flight);
@@ -434,6 +511,9 @@ TEST_SUITE("wakeup") {
         // credit will schedule one, or the listener stopped.
         RC_ASSERT(stopped || pending || p.waiting_credit());
         if (p.waiting_credit()) RC_ASSERT(in_flight == s.max_in_flight);
+        // Waiting for bytes (events in flight held the budget) never stalls:
+        // a re-check is scheduled.
+        if (p.waiting_bytes() && !stopped) RC_ASSERT(pending);
       }
     });
     CHECK(ok);
