@@ -5,12 +5,13 @@
 //
 // A checkpoint (txid hi, pk hpk, pending transactions) has read a row (t, pk)
 // iff (t, pk) <= (hi, hpk) and t is not pending, or t is pending and pk <=
-// its pending pk (runtime/core/cursor.hpp). Every transaction below hi that
-// was still running when the position passed it is in the pending list, so
-// every row before (hi, hpk + 1) in (txid, pk) order whose txid is below the
-// smallest pending txid has been read, and (the checkpoint only covers
-// finished events) handled. The cutoff is the minimum of that bound over every
-// checkpoint of the database: rows before it may go, whoever they were for.
+// its pending pk (runtime/core/cursor.hpp), and (the checkpoint only covers
+// finished events) handled it. So a row is done for every reader iff it comes
+// before the lowest (hi, hpk + 1) of all checkpoints, and for each pending
+// transaction of any checkpoint, its pk is at most that checkpoint's pending
+// pk. The pending lists stay in the rule rather than lowering the bound:
+// txids are cluster-wide, and a long transaction in another database (which
+// writes nothing here) must not hold this database's retention back.
 
 #include "messages/event.hpp"
 
@@ -30,11 +31,16 @@ struct checkpoint_bound {
 };
 
 struct retention_cutoff {
-  /// Rows before (txid, pk) in (txid, pk) order are read by every checkpoint.
+  /// Only rows before (txid, pk) in (txid, pk) order may go...
   uint64_t txid = 0;
   int64_t pk = 0;
-  /// The checkpoint that sets it (the one holding retention back).
+  /// ...and of these transactions only rows up to pk (the lowest pending pk
+  /// any checkpoint holds for it; 0: none).
+  std::vector<pending_txid> pending;
+  /// The checkpoint that sets the bound (the one holding retention back).
   std::string held_by;
+  /// Whether the rule lets row (txid, pk) go.
+  bool allows(uint64_t txid, int64_t pk) const;
 };
 
 /// nullopt when there is no checkpoint (nothing may go: a reader may start

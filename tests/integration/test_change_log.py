@@ -5,6 +5,8 @@ in the log; the figures reach the metrics."""
 import re
 import time
 
+import psycopg2
+
 from harness import IntegrationTest, main, metric, metrics_port, wait_until, webhook_observer
 
 # One hour is the shortest retention: the tests age rows by moving created_at back.
@@ -43,6 +45,12 @@ class ChangeLogTest(IntegrationTest):
         node.start()
         wait_until(lambda: "leading listener" in node.output(), what="leads")
         port = metrics_port(node)
+        # A long transaction in another database of the cluster (txids are
+        # cluster-wide): it is in every read's snapshot, so in the checkpoint's
+        # pending list, and must not hold this database's retention back.
+        other = psycopg2.connect(self.pg.dsn("postgres"))
+        self.cleanups.append(other.close)
+        other.cursor().execute("SELECT pg_current_xact_id()")
         self.insert(250, "a")
         wait_until(lambda: len(sink.delivered()) >= 250, what="250 delivered")
         wait_until(lambda: (self.checkpoint() or (0, 0))[1] == 250, what="checkpoint at 250")
@@ -54,6 +62,8 @@ class ChangeLogTest(IntegrationTest):
         wait_until(lambda: self.rows() == 50, timeout=20, what="200 pruned")
         wait_until(lambda: metric(port, "observer_change_log_pruned_total") == 200,
                    what="200 counted")
+        pending = self.sql("SELECT pending_txids FROM observer_checkpoints")[0][0]
+        self.assertNotEqual(pending, "", "the other database's transaction is pending")
         left = [r[0] for r in self.sql("SELECT pk_entity_change_log FROM core.tb_entity_change_log")]
         self.assertEqual(sorted(left), list(range(201, 251)))
         wait_until(lambda: metric(port, "observer_change_log_bytes") > 0, what="size reported")

@@ -7,6 +7,14 @@
 namespace fraiseql {
 
 namespace {
+/// "{a,b,c}": a PostgreSQL array literal of numbers.
+template <class F>
+std::string array_text(const std::vector<pending_txid>& v, F f) {
+  std::string out = "{";
+  for (const auto& x : v) out += (out.size() > 1 ? "," : "") + f(x);
+  return out + "}";
+}
+
 /// One key for every pruner of a database (any node, any listener id).
 constexpr int64_t prune_lock_key = 0x6672707275;  // "frpru"
 }  // namespace
@@ -46,13 +54,18 @@ prune_batch_result change_log_retention::prune(const retention_cutoff& cutoff,
         "WITH head AS ("
         "  SELECT ctid, created_at FROM core.tb_entity_change_log"
         "  WHERE (txid, pk_entity_change_log) < ($1::text::xid8, $4::bigint)"
+        // Of a transaction some checkpoint has pending, only what it has read.
+        "  AND NOT EXISTS (SELECT 1 FROM unnest($5::text::xid8[], $6::text::bigint[]) p(t, k)"
+        "   WHERE p.t = txid AND pk_entity_change_log > p.k)"
         "  ORDER BY txid, pk_entity_change_log LIMIT $3),"
         " victims AS (SELECT ctid FROM head WHERE created_at < clock_timestamp() - "
         "  make_interval(secs => $2)),"
         " gone AS (DELETE FROM core.tb_entity_change_log c USING victims v"
         "  WHERE c.ctid = v.ctid RETURNING 1)"
         " SELECT (SELECT count(*) FROM head), (SELECT count(*) FROM gone)",
-        std::to_string(cutoff.txid), static_cast<double>(keep.count()), batch, cutoff.pk);
+        std::to_string(cutoff.txid), static_cast<double>(keep.count()), batch, cutoff.pk,
+        array_text(cutoff.pending, [](const pending_txid& p) { return std::to_string(p.txid); }),
+        array_text(cutoff.pending, [](const pending_txid& p) { return std::to_string(p.pk); }));
     out.examined = r[0].as<uint64_t>();
     out.deleted = r[1].as<uint64_t>();
     tx.commit();
