@@ -321,8 +321,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "publisher: with max_pending publishes unacknowledged publish returns full at once - "
-    "the window reopens as acks complete") {
+    "publisher: with max_pending publishes unacknowledged publish returns full at once and "
+    "wait_room waits - the window reopens as acks complete") {
   auto conn = connect_fixture();
   scoped_stream stream(conn, unique_name("full"));
   // The first completion blocks nats.c's reply thread until released, so no
@@ -347,11 +347,13 @@ TEST_CASE(
   CHECK(r.status == async_publisher::submit::full);
   CHECK(steady_clock::now() - t0 < 1s);  // returns, does not block until acks arrive
   CHECK(pub.pending() == 4);
+  CHECK_FALSE(pub.wait_room(100ms));
   {
     std::lock_guard<std::mutex> lock(mu);
     release = true;
   }
   cv.notify_all();
+  CHECK(pub.wait_room(10s));
   CHECK(pub.wait_all(10s));
   CHECK(completed == 4);
   CHECK(pub.publish(stream.subject("x"), "p", "m4", 4).accepted());

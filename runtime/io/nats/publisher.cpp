@@ -176,7 +176,13 @@ void async_publisher::complete(natsMsg* msg, publish_result r) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   --outstanding_;
-  if (outstanding_ == 0) idle_cv_.notify_all();
+  // Wakes wait_all (at 0) and wait_room (when the window opens up again).
+  if (outstanding_ == 0 || outstanding_ + 1 == opts_.max_pending) idle_cv_.notify_all();
+}
+
+bool async_publisher::wait_room(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [&] { return outstanding_ < opts_.max_pending; });
 }
 
 bool async_publisher::wait_all(std::chrono::milliseconds timeout) {

@@ -100,6 +100,11 @@ class async_publisher {
   submit_result publish(const std::string& subject, std::string_view payload,
                         const std::string& msg_id, uint64_t token);
 
+  /// Waits until the window has room for one more publish (true) or the
+  /// timeout passed (false): what a producer does after `full`, instead of
+  /// spinning.
+  bool wait_room(std::chrono::milliseconds timeout);
+
   /// Waits until every accepted publish has completed (true) or the timeout
   /// passed (false).
   bool wait_all(std::chrono::milliseconds timeout);
