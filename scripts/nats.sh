@@ -18,8 +18,12 @@
 #   NATS_<i>_PORT, NATS_<i>_MONITOR_PORT, NATS_<i>_CLUSTER_PORT, NATS_<i>_PID.
 # Server i lives in DIR/n<i>: server.conf, js/ (the JetStream store), nats.log,
 # nats.pid. Env in: NATS_PORT (single server: fixed client port, default a free
-# one), NATS_MAX_PAYLOAD (bytes, default the server's 1 MB), NATS_SERVER (the
-# binary, default nats-server), NATS_WAIT_SECS (health wait bound, default 20).
+# one), NATS_MAX_PAYLOAD (bytes, default the server's 1 MB), NATS_USER and
+# NATS_PASSWORD (clients must authenticate; both go into DIR/env, not into
+# the URLs), NATS_TLS=1 (clients must use TLS: a throw-away CA and a server
+# certificate for 127.0.0.1 / localhost are made in DIR/tls with openssl;
+# DIR/env gets tls:// URLs and NATS_TLS_CA), NATS_SERVER (the binary, default nats-server), NATS_WAIT_SECS
+# (health wait bound, default 20).
 # Every port binds to 127.0.0.1. Works as root and with no stdin.
 set -euo pipefail
 usage="usage: nats.sh start|start-cluster|stop|kill|restart|status DIR [N]"
@@ -61,6 +65,12 @@ write_conf() {
     echo "pid_file: \"$dir/n$i/nats.pid\""
     echo "log_file: \"$dir/n$i/nats.log\""
     [ -n "${NATS_MAX_PAYLOAD:-}" ] && echo "max_payload: $NATS_MAX_PAYLOAD"
+    if [ "${NATS_TLS:-}" = 1 ]; then
+      echo "tls { cert_file: \"$dir/tls/server.pem\", key_file: \"$dir/tls/server.key\", timeout: 2 }"
+    fi
+    if [ -n "${NATS_USER:-}" ]; then
+      echo "authorization { user: \"$NATS_USER\", password: \"${NATS_PASSWORD:-}\" }"
+    fi
     echo "jetstream { store_dir: \"$dir/n$i/js\" }"
     if [ "$n" -gt 1 ]; then
       for ((j = 1; j <= n; j++)); do
@@ -132,21 +142,38 @@ count_servers() {
   echo "$n"
 }
 
+# A CA and a server certificate (127.0.0.1, localhost) in DIR/tls, valid 2 days.
+make_tls() {
+  local t=$dir/tls
+  mkdir -p "$t"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$t/ca.key" -out "$t/ca.pem" -subj "/CN=fraiseql test CA" >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$t/server.key" -out "$t/server.csr" -subj "/CN=127.0.0.1" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+    -days 2 -extfile "$t/ext" -out "$t/server.pem" >/dev/null 2>&1
+}
+
 write_env() {
-  local n=$1 i urls=""
+  local n=$1 i urls="" scheme=nats
+  [ -d "$dir/tls" ] && scheme=tls
   for ((i = 1; i <= n; i++)); do
     load_ports "$i"
-    urls+="nats://127.0.0.1:$PORT,"
+    urls+="$scheme://127.0.0.1:$PORT,"
   done
   urls=${urls%,}
   {
     echo "NATS_SERVERS=$n"
     load_ports 1
-    echo "NATS_URL=nats://127.0.0.1:$PORT"
+    echo "NATS_URL=$scheme://127.0.0.1:$PORT"
     echo "NATS_URLS=$urls"
     echo "FRAISEQL_NATS_URL=$urls"
     echo "NATS_PORT=$PORT"
     echo "NATS_MONITOR_PORT=$MONITOR_PORT"
+    echo "NATS_USER=${NATS_USER:-}"
+    echo "NATS_PASSWORD=${NATS_PASSWORD:-}"
+    if [ -d "$dir/tls" ]; then echo "NATS_TLS_CA=$dir/tls/ca.pem"; else echo "NATS_TLS_CA="; fi
     for ((i = 1; i <= n; i++)); do
       load_ports "$i"
       echo "NATS_${i}_PORT=$PORT"
@@ -181,6 +208,9 @@ start_fresh() {
   for attempt in 1 2 3 4 5; do
     rm -rf "$dir"
     mkdir -p "$dir"
+    if [ "${NATS_TLS:-}" = 1 ]; then
+      make_tls || { echo "nats.sh: openssl could not make the test certificates" >&2; return 1; }
+    fi
     for ((i = 1; i <= n; i++)); do
       mkdir -p "$dir/n$i/js"
       {
@@ -223,6 +253,15 @@ targets() {
     seq 1 "$n"
   fi
 }
+
+# kill / restart rewrite DIR/env: keep the credentials it has.
+# (TLS: write_env sees DIR/tls; server.conf keeps the rest.)
+if [ "$cmd" = kill ] || [ "$cmd" = restart ]; then
+  if [ -f "$dir/env" ] && [ -z "${NATS_USER:-}" ]; then
+    NATS_USER=$(sed -n 's/^NATS_USER=//p' "$dir/env")
+    NATS_PASSWORD=$(sed -n 's/^NATS_PASSWORD=//p' "$dir/env")
+  fi
+fi
 
 case "$cmd" in
   start)

@@ -11,9 +11,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -62,9 +65,10 @@ std::vector<std::string> split_urls(const std::string& list) {
 struct private_nats {
   std::string dir;
 
-  explicit private_nats(const std::string& name, bool cluster = false)
+  /// `env`: assignments put before the script (e.g. "NATS_USER=u ").
+  explicit private_nats(const std::string& name, bool cluster = false, const std::string& env = "")
       : dir(std::string(NATS_SCRATCH_DIR) + "/" + name + "-" + std::to_string(getpid())) {
-    REQUIRE(sh(std::string(NATS_SH) + (cluster ? " start-cluster " : " start ") + dir) == 0);
+    REQUIRE(sh(env + NATS_SH + (cluster ? " start-cluster " : " start ") + dir) == 0);
   }
   ~private_nats() {
     if (std::getenv("NATS_TEST_KEEP") == nullptr) sh(std::string(NATS_SH) + " stop " + dir);
@@ -224,6 +228,54 @@ TEST_CASE(
   o.user = "u";
   CHECK(message_of([&] { nats_connection::connect(o); }).find("user and password") !=
         std::string::npos);
+
+  // Destroying a connection reports closed (and nothing after it).
+  std::mutex mu;
+  std::vector<nats_event> seen;
+  {
+    auto c = nats_connection::connect(options_for(fixture_urls()),
+                                      [&](nats_event e, const std::string&) {
+                                        std::lock_guard<std::mutex> lock(mu);
+                                        seen.push_back(e);
+                                      });
+    CHECK(c->connected());
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE_FALSE(seen.empty());
+  CHECK(seen.back() == nats_event::closed);
+}
+
+TEST_CASE(
+    "connection: a server requiring a user and password accepts the right ones and refuses "
+    "none or a wrong password with an error naming the URL and the refusal") {
+  private_nats server("auth", false, "NATS_USER=observer NATS_PASSWORD=s3cret ");
+  CHECK(env_value(server.dir + "/env", "NATS_USER") == "observer");
+  auto o = options_for(server.urls());
+  o.user = "observer";
+  o.password = "s3cret";
+  auto conn = nats_connection::connect(o);
+  CHECK(conn->connected());
+  stream_config sc;
+  sc.name = unique_name("auth");
+  sc.subjects = {sc.name + ".>"};
+  CHECK(ensure_stream(*conn, sc) == ensure_result::created);
+
+  o.password = "wrong";
+  std::string text;
+  bool refused = false;
+  try {
+    nats_connection::connect(o);
+  } catch (const nats_error& e) {
+    refused = true;
+    text = e.what();
+  }
+  CHECK(refused);
+  MESSAGE(text);
+  CHECK(text.find(server.urls().front()) != std::string::npos);
+  CHECK(text.find("uthoriz") != std::string::npos);
+  o.user.clear();
+  o.password.clear();
+  CHECK_THROWS_AS(nats_connection::connect(o), nats_error);
 }
 
 TEST_CASE(
@@ -404,10 +456,14 @@ TEST_CASE(
   private_nats server("restart");
   std::mutex ev_mu;
   std::vector<nats_event> events;
+  std::atomic<uint64_t> accepted{0};  // publishes accepted so far
+  uint64_t at_disconnect = 0, at_reconnect = 0;
   auto opts = options_for(server.urls());
   auto conn = nats_connection::connect(opts, [&](nats_event e, const std::string&) {
     std::lock_guard<std::mutex> lock(ev_mu);
     events.push_back(e);
+    if (e == nats_event::disconnected && at_disconnect == 0) at_disconnect = accepted;
+    if (e == nats_event::reconnected && at_reconnect == 0) at_reconnect = accepted;
   });
   scoped_stream stream(conn, unique_name("restart"));
   completions done;
@@ -419,17 +475,29 @@ TEST_CASE(
   const uint64_t n = 600;
   const std::string payload(200, 'r');
   auto id = [](uint64_t i) { return "ev-" + std::to_string(i); };
+  int kill_rc = -1, restart_rc = -1;
   std::thread outage([&] {
     std::this_thread::sleep_for(150ms);
-    server.kill(1);
+    kill_rc = sh(std::string(NATS_SH) + " kill " + server.dir);
     std::this_thread::sleep_for(300ms);
-    server.restart(1);
+    restart_rc = sh(std::string(NATS_SH) + " restart " + server.dir);
   });
   for (uint64_t i = 0; i < n; ++i) {
     publish_retrying(pub, stream.subject("e"), payload, id(i), i);
+    accepted = i + 1;
     if (i % 20 == 0) std::this_thread::sleep_for(10ms);  // spread over the outage
   }
   outage.join();
+  REQUIRE(kill_rc == 0);
+  REQUIRE(restart_rc == 0);
+  {
+    // The outage fell inside the publishing, not before or after it.
+    std::lock_guard<std::mutex> lock(ev_mu);
+    CHECK(at_disconnect > 0);
+    CHECK(at_disconnect < n);
+    MESSAGE("disconnected after " << at_disconnect << " publishes, reconnected after "
+                                  << at_reconnect);
+  }
   CHECK(pub.wait_all(30s));
 
   // Exactly one completion per token; republish what failed until stored.
@@ -675,4 +743,126 @@ TEST_CASE(
   CHECK(text.find("keeper") != std::string::npos);
   CHECK(delete_consumer(*conn, cc.stream, cc.durable));
   CHECK_FALSE(get_consumer_info(*conn, cc.stream, cc.durable));
+}
+
+TEST_CASE(
+    "consumer: with the server killed fetch returns within its bound (empty or nats_unavailable) "
+    "and after the restart the same pull_consumer delivers the rest") {
+  private_nats server("consumer-restart");
+  auto conn = nats_connection::connect(options_for(server.urls()));
+  scoped_stream stream(conn, unique_name("crestart"));
+  {
+    completions done;
+    async_publisher pub(conn, {}, done.callback());
+    for (uint64_t i = 0; i < 10; ++i) {
+      REQUIRE(pub.publish(stream.subject("e"), std::to_string(i), "r" + std::to_string(i), i)
+                  .accepted());
+    }
+    REQUIRE(pub.wait_all(10s));
+  }
+  consumer_config cc;
+  cc.stream = stream.cfg.name;
+  cc.durable = "survivor";
+  cc.ack_wait = 1000ms;
+  pull_consumer consumer(conn, cc);
+  auto first = fetch_n(consumer, 5, 5s);
+  REQUIRE(first.size() == 5);
+  for (auto& m : first) m.ack_sync();
+
+  server.kill(1);
+  const auto t0 = steady_clock::now();
+  try {
+    CHECK(consumer.fetch(5, 500ms).empty());
+  } catch (const nats_unavailable& e) {
+    MESSAGE("fetch while down: " << e.what());
+  }
+  CHECK(steady_clock::now() - t0 < 5s);
+  server.restart(1);
+
+  std::vector<uint64_t> seqs;
+  const auto deadline = steady_clock::now() + 30s;
+  while (seqs.size() < 5 && steady_clock::now() < deadline) {
+    try {
+      for (auto& m : consumer.fetch(5, 500ms)) {
+        seqs.push_back(m.metadata().stream_seq);
+        m.ack_sync();
+      }
+    } catch (const nats_unavailable&) {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  CHECK(seqs == std::vector<uint64_t>{6, 7, 8, 9, 10});
+}
+
+TEST_CASE(
+    "connection: a TLS-only server is reached with the CA file and refused without TLS or with "
+    "another CA") {
+  private_nats server("tls", false, "NATS_TLS=1 ");
+  const std::string ca = env_value(server.dir + "/env", "NATS_TLS_CA");
+  REQUIRE_FALSE(ca.empty());
+  auto o = options_for(server.urls());  // tls://127.0.0.1:port
+  CHECK(o.urls.front().rfind("tls://", 0) == 0);
+  o.tls = true;
+  o.tls_ca_file = ca;
+  auto conn = nats_connection::connect(o);
+  CHECK(conn->connected());
+  stream_config sc;
+  sc.name = unique_name("tls");
+  sc.subjects = {sc.name + ".>"};
+  CHECK(ensure_stream(*conn, sc) == ensure_result::created);
+
+  // Without TLS.
+  auto plain = o;
+  plain.tls = false;
+  plain.tls_ca_file.clear();
+  const std::string port = env_value(server.dir + "/env", "NATS_PORT");
+  plain.urls = {"nats://127.0.0.1:" + port};
+  CHECK_THROWS_AS(nats_connection::connect(plain), nats_error);
+  // A CA that did not sign the server's certificate (the system's bundle).
+  auto other = o;
+  other.tls_ca_file.clear();
+  const auto text = message_of([&] { nats_connection::connect(other); });
+  MESSAGE(text);
+  CHECK_FALSE(text.empty());
+  // A missing CA file is named.
+  other.tls_ca_file = server.dir + "/no-such-ca.pem";
+  CHECK(message_of([&] { nats_connection::connect(other); }).find("TLS CA file") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "connection: with retry_on_failed_connect a connection made before its server starts "
+    "reports connected once the server is up") {
+  // A free port: bind it and let go (the server takes it below).
+  std::string port;
+  {
+    FILE* p = popen(
+        "python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
+        "print(s.getsockname()[1])'",
+        "r");
+    REQUIRE(p != nullptr);
+    char buf[32] = {0};
+    REQUIRE(fgets(buf, sizeof buf, p) != nullptr);
+    pclose(p);
+    port = std::string(buf, strcspn(buf, "\n"));
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<nats_event> seen;
+  auto o = options_for({"nats://127.0.0.1:" + port});
+  o.retry_on_failed_connect = true;
+  auto conn = nats_connection::connect(o, [&](nats_event e, const std::string&) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(e);
+    cv.notify_all();
+  });
+  CHECK_FALSE(conn->connected());
+  private_nats server("late", false, "NATS_PORT=" + port + " ");
+  std::unique_lock<std::mutex> lock(mu);
+  CHECK(cv.wait_for(lock, 20s, [&] {
+    return std::find(seen.begin(), seen.end(), nats_event::connected) != seen.end();
+  }));
+  lock.unlock();
+  CHECK(conn->connected());
+  conn->flush(2000ms);
 }
