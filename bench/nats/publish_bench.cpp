@@ -2,7 +2,8 @@
 // stream on loopback.
 //
 // Method. A private nats-server (scripts/nats.sh: JetStream, file storage,
-// loopback) unless NATS_URL names one. A fresh R1 file stream per run
+// loopback) unless NATS_URL names one (a comma list for a cluster). A fresh
+// R1 file stream per run
 // capturing bench_<pid>.>. Each message: a 1 KB payload (size settable) on
 // subject bench_<pid>.db.<partition>.entity.op with a Nats-Msg-Id of
 // "db:<seq>" (what the bridge will send), so the server does its duplicate
@@ -17,7 +18,11 @@
 // the machine's cores (2 on the reference machine). Median of `runs`.
 // Prints figures; asserts nothing (benchmarks are never timed tests).
 //
+// replicas=3: an R3 stream on a private 3-server loopback cluster
+// (scripts/nats.sh start-cluster; all three servers on the same 2 cores).
+//
 // Usage: nats_publish_bench [events=100000] [payload_bytes=1024] [window=4096] [runs=3]
+//                           [replicas=1]
 
 #include "runtime/io/nats/connection.hpp"
 #include "runtime/io/nats/jetstream.hpp"
@@ -153,28 +158,35 @@ int main(int argc, char** argv) {
   const size_t payload_bytes = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1024;
   const size_t window = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 4096;
   const int runs = argc > 4 ? std::atoi(argv[4]) : 3;
+  const int replicas = argc > 5 ? std::atoi(argv[5]) : 1;
 
   std::string url = std::getenv("NATS_URL") != nullptr ? std::getenv("NATS_URL") : "";
   std::string own_dir;
   if (url.empty()) {
     own_dir = "/tmp/nats-bench-" + std::to_string(getpid());
-    if (std::system(
-            (std::string(NATS_SH) + " start " + own_dir + " >/dev/null </dev/null").c_str()) != 0) {
+    const std::string start = replicas > 1 ? " start-cluster " : " start ";
+    if (std::system((std::string(NATS_SH) + start + own_dir + " >/dev/null </dev/null").c_str()) !=
+        0) {
       std::fprintf(stderr, "nats_publish_bench: could not start nats-server (%s start)\n", NATS_SH);
       return 1;
     }
-    url = env_value(own_dir + "/env", "NATS_URL");
+    url = env_value(own_dir + "/env", "NATS_URLS");
   }
   int rc = 0;
   try {
     nats_connection_options co;
-    co.urls = {url};
+    for (size_t at = 0; at <= url.size();) {
+      const size_t comma = std::min(url.find(',', at), url.size());
+      if (comma > at) co.urls.push_back(url.substr(at, comma - at));
+      at = comma + 1;
+    }
     auto conn = nats_connection::connect(co);
     const std::string payload(payload_bytes, 'x');
     std::printf(
-        "# JetStream async publish, R1 file stream, %llu events of %zu bytes, window %zu, "
+        "# JetStream async publish, R%d file stream, %llu events of %zu bytes, window %zu, "
         "median of %d runs, server %s\n",
-        static_cast<unsigned long long>(events), payload_bytes, window, runs, url.c_str());
+        replicas, static_cast<unsigned long long>(events), payload_bytes, window, runs,
+        url.c_str());
     std::printf("%-16s %10s %12s %10s %8s\n", "publisher", "seconds", "events/s", "MB/s", "errors");
     for (const char* which : {"bare nats.c", "async_publisher"}) {
       std::vector<run_result> results;
@@ -182,6 +194,7 @@ int main(int argc, char** argv) {
         stream_config sc;
         sc.name = "bench_" + std::to_string(getpid()) + "_" + std::to_string(r);
         sc.subjects = {sc.name + ".>"};
+        sc.replicas = replicas;
         delete_stream(*conn, sc.name);
         ensure_stream(*conn, sc);
         run_result res =
@@ -205,10 +218,11 @@ int main(int argc, char** argv) {
                   rate * static_cast<double>(payload_bytes) / 1e6,
                   static_cast<unsigned long long>(med.errors));
       std::printf(
-          "{\"bench\":\"nats_publish\",\"publisher\":\"%s\",\"events\":%llu,\"payload_bytes\":%zu,"
+          "{\"bench\":\"nats_publish\",\"publisher\":\"%s\",\"replicas\":%d,\"events\":%llu,"
+          "\"payload_bytes\":%zu,"
           "\"window\":%zu,\"seconds\":%.3f,\"events_per_s\":%.0f,\"errors\":%llu}\n",
-          which, static_cast<unsigned long long>(events), payload_bytes, window, med.seconds, rate,
-          static_cast<unsigned long long>(med.errors));
+          which, replicas, static_cast<unsigned long long>(events), payload_bytes, window,
+          med.seconds, rate, static_cast<unsigned long long>(med.errors));
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

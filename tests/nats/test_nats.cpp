@@ -24,6 +24,8 @@
 #include <set>
 #include <thread>
 
+#include <csignal>
+
 #include <unistd.h>
 
 using namespace fraiseql;
@@ -865,4 +867,51 @@ TEST_CASE(
   lock.unlock();
   CHECK(conn->connected());
   conn->flush(2000ms);
+}
+
+TEST_CASE(
+    "publisher: with the server frozen (SIGSTOP) a publish completes with a timeout error after "
+    "ack_timeout and destroying the publisher fails every pending publish through its callback") {
+  private_nats server("frozen");
+  auto conn = nats_connection::connect(options_for(server.urls()));
+  scoped_stream stream(conn, unique_name("frozen"));
+  const pid_t pid = static_cast<pid_t>(std::stol(server.pid(1)));
+  struct thaw {
+    pid_t pid;
+    ~thaw() { ::kill(pid, SIGCONT); }
+  } thaw_on_exit{pid};
+
+  completions done;
+  {
+    publisher_options po;
+    po.ack_timeout = 300ms;
+    async_publisher pub(conn, po, done.callback());
+    REQUIRE(::kill(pid, SIGSTOP) == 0);
+    REQUIRE(pub.publish(stream.subject("e"), "p", "t1", 1).accepted());
+    REQUIRE(done.wait_for(1, 10s));
+    auto r = done.snapshot()[0];
+    CHECK(r.token == 1);
+    CHECK(r.outcome == publish_result::status::error);
+    CHECK(r.error.find("no acknowledgment within 300 ms") != std::string::npos);
+  }
+  {
+    publisher_options po;
+    po.ack_timeout = 60s;  // nothing times out: the destructor must settle them
+    async_publisher pub(conn, po, done.callback());
+    for (uint64_t i = 10; i < 20; ++i) {
+      REQUIRE(pub.publish(stream.subject("e"), "p", "t" + std::to_string(i), i).accepted());
+    }
+    CHECK(pub.pending() == 10);
+  }
+  auto all = done.snapshot();
+  REQUIRE(all.size() == 11);
+  std::set<uint64_t> tokens;
+  for (size_t k = 1; k < all.size(); ++k) {
+    tokens.insert(all[k].token);
+    CHECK(all[k].outcome == publish_result::status::error);
+    CHECK(all[k].error.find("publisher closed") != std::string::npos);
+  }
+  CHECK(tokens.size() == 10);
+  CHECK(*tokens.begin() == 10);
+  CHECK(*tokens.rbegin() == 19);
 }
