@@ -22,7 +22,11 @@
 // (scripts/nats.sh start-cluster; all three servers on the same 2 cores).
 //
 // Usage: nats_publish_bench [events=100000] [payload_bytes=1024] [window=4096] [runs=3]
-//                           [replicas=1]
+//                           [replicas=1] [ack_timeout_ms=5000]
+// ack_timeout_ms: the per-publish ack timeout (bare: jsPubOptions.MaxWait, 0 =
+// none; async_publisher: publisher_options::ack_timeout, at least 1). nats.c
+// keeps one timeout entry per publish until its deadline passes, acked or not:
+// the RSS column shows what that costs at this rate.
 
 #include "runtime/io/nats/connection.hpp"
 #include "runtime/io/nats/jetstream.hpp"
@@ -40,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace fraiseql;
@@ -60,10 +65,46 @@ std::string env_value(const std::string& file, const std::string& name) {
   return {};
 }
 
+/// Resident set size now (bytes), from /proc/self/statm.
+uint64_t rss_bytes() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+/// Samples the RSS every 20 ms while alive; peak() is the highest seen.
+class rss_sampler {
+ public:
+  rss_sampler()
+      : thread_([this] {
+          while (!stop_) {
+            uint64_t now = rss_bytes();
+            uint64_t seen = peak_.load();
+            while (now > seen && !peak_.compare_exchange_weak(seen, now)) {
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+        }) {}
+  ~rss_sampler() {
+    stop_ = true;
+    thread_.join();
+  }
+  uint64_t peak() const { return peak_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> peak_{0};
+  std::thread thread_;
+};
+
+int64_t ack_timeout_ms = 5000;
+
 struct run_result {
   double seconds = 0;
   uint64_t acked = 0;
   uint64_t errors = 0;
+  uint64_t peak_rss = 0;
 };
 
 struct bare_state {
@@ -103,7 +144,7 @@ run_result run_bare(nats_connection& conn, const std::string& prefix, uint64_t e
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = id.c_str();
-    po.MaxWait = 10000;
+    po.MaxWait = ack_timeout_ms;
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject_for(prefix, i).c_str(), nullptr, payload.data(),
                    static_cast<int>(payload.size()));
@@ -125,7 +166,7 @@ run_result run_wrapper(const std::shared_ptr<nats_connection>& conn, const std::
   std::atomic<uint64_t> acked{0}, errors{0};
   publisher_options po;
   po.max_pending = window;
-  po.ack_timeout = std::chrono::milliseconds(10000);
+  po.ack_timeout = std::chrono::milliseconds(std::max<int64_t>(1, ack_timeout_ms));
   async_publisher pub(conn, po, [&](const publish_result& r) {
     if (r.stored()) {
       acked.fetch_add(1, std::memory_order_relaxed);
@@ -151,6 +192,68 @@ run_result run_wrapper(const std::shared_ptr<nats_connection>& conn, const std::
   return {seconds_since(t0), acked.load(), errors.load()};
 }
 
+int run_phase(const char* which, const std::string& url, uint64_t events, size_t payload_bytes,
+              size_t window, int runs, int replicas) {
+  try {
+    nats_connection_options co;
+    for (size_t at = 0; at <= url.size();) {
+      const size_t comma = std::min(url.find(',', at), url.size());
+      if (comma > at) co.urls.push_back(url.substr(at, comma - at));
+      at = comma + 1;
+    }
+    auto conn = nats_connection::connect(co);
+    const std::string payload(payload_bytes, 'x');
+    {
+      std::vector<run_result> results;
+      for (int r = 0; r < runs; ++r) {
+        stream_config sc;
+        sc.name = "bench_" + std::to_string(getpid()) + "_" + std::to_string(r);
+        sc.subjects = {sc.name + ".>"};
+        sc.replicas = replicas;
+        delete_stream(*conn, sc.name);
+        ensure_stream(*conn, sc);
+        run_result res;
+        {
+          rss_sampler rss;
+          res = std::string(which) == "bare nats.c"
+                    ? run_bare(*conn, sc.name, events, payload, static_cast<int64_t>(window))
+                    : run_wrapper(conn, sc.name, events, payload, window);
+          res.peak_rss = rss.peak();
+        }
+        auto info = get_stream_info(*conn, sc.name);
+        if (info && info->messages != res.acked) {
+          std::fprintf(stderr, "note: %s run %d: %llu acked but %llu stored\n", which, r,
+                       static_cast<unsigned long long>(res.acked),
+                       static_cast<unsigned long long>(info->messages));
+        }
+        delete_stream(*conn, sc.name);
+        results.push_back(res);
+      }
+      std::sort(results.begin(), results.end(),
+                [](const run_result& a, const run_result& b) { return a.seconds < b.seconds; });
+      const run_result& med = results[results.size() / 2];
+      const double rate = static_cast<double>(med.acked) / med.seconds;
+      uint64_t peak = 0;
+      for (const auto& x : results) peak = std::max(peak, x.peak_rss);
+      std::printf("%-16s %10.2f %12.0f %10.1f %8llu %14.1f\n", which, med.seconds, rate,
+                  rate * static_cast<double>(payload_bytes) / 1e6,
+                  static_cast<unsigned long long>(med.errors), static_cast<double>(peak) / 1e6);
+      std::printf(
+          "{\"bench\":\"nats_publish\",\"publisher\":\"%s\",\"replicas\":%d,\"events\":%llu,"
+          "\"payload_bytes\":%zu,"
+          "\"window\":%zu,\"seconds\":%.3f,\"events_per_s\":%.0f,\"errors\":%llu,"
+          "\"peak_rss_bytes\":%llu}\n",
+          which, replicas, static_cast<unsigned long long>(events), payload_bytes, window,
+          med.seconds, rate, static_cast<unsigned long long>(med.errors),
+          static_cast<unsigned long long>(peak));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nats_publish_bench: %s: %s\n", which, e.what());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,6 +262,7 @@ int main(int argc, char** argv) {
   const size_t window = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 4096;
   const int runs = argc > 4 ? std::atoi(argv[4]) : 3;
   const int replicas = argc > 5 ? std::atoi(argv[5]) : 1;
+  ack_timeout_ms = argc > 6 ? std::atoll(argv[6]) : 5000;
 
   std::string url = std::getenv("NATS_URL") != nullptr ? std::getenv("NATS_URL") : "";
   std::string own_dir;
@@ -173,61 +277,34 @@ int main(int argc, char** argv) {
     url = env_value(own_dir + "/env", "NATS_URLS");
   }
   int rc = 0;
-  try {
-    nats_connection_options co;
-    for (size_t at = 0; at <= url.size();) {
-      const size_t comma = std::min(url.find(',', at), url.size());
-      if (comma > at) co.urls.push_back(url.substr(at, comma - at));
-      at = comma + 1;
+  std::printf(
+      "# JetStream async publish, R%d file stream, %llu events of %zu bytes, window %zu, "
+      "median of %d runs, ack timeout %lld ms, server %s\n",
+      replicas, static_cast<unsigned long long>(events), payload_bytes, window, runs,
+      static_cast<long long>(ack_timeout_ms), url.c_str());
+  std::printf(
+      "# peak RSS: the publisher's own process (connection, payload buffers, pending\n"
+      "# publishes and their ack-timeout entries), sampled every 20 ms during a run\n");
+  std::printf("%-16s %10s %12s %10s %8s %14s\n", "publisher", "seconds", "events/s", "MB/s",
+              "errors", "peak RSS MB");
+  // Each publisher in a process of its own: its RSS is its own (freed heap
+  // of an earlier phase would stay in the peak otherwise).
+  for (const char* which : {"bare nats.c", "async_publisher"}) {
+    std::fflush(stdout);
+    const pid_t child = fork();
+    if (child < 0) {
+      std::perror("nats_publish_bench: fork");
+      rc = 1;
+      break;
     }
-    auto conn = nats_connection::connect(co);
-    const std::string payload(payload_bytes, 'x');
-    std::printf(
-        "# JetStream async publish, R%d file stream, %llu events of %zu bytes, window %zu, "
-        "median of %d runs, server %s\n",
-        replicas, static_cast<unsigned long long>(events), payload_bytes, window, runs,
-        url.c_str());
-    std::printf("%-16s %10s %12s %10s %8s\n", "publisher", "seconds", "events/s", "MB/s", "errors");
-    for (const char* which : {"bare nats.c", "async_publisher"}) {
-      std::vector<run_result> results;
-      for (int r = 0; r < runs; ++r) {
-        stream_config sc;
-        sc.name = "bench_" + std::to_string(getpid()) + "_" + std::to_string(r);
-        sc.subjects = {sc.name + ".>"};
-        sc.replicas = replicas;
-        delete_stream(*conn, sc.name);
-        ensure_stream(*conn, sc);
-        run_result res =
-            std::string(which) == "bare nats.c"
-                ? run_bare(*conn, sc.name, events, payload, static_cast<int64_t>(window))
-                : run_wrapper(conn, sc.name, events, payload, window);
-        auto info = get_stream_info(*conn, sc.name);
-        if (info && info->messages != res.acked) {
-          std::fprintf(stderr, "note: %s run %d: %llu acked but %llu stored\n", which, r,
-                       static_cast<unsigned long long>(res.acked),
-                       static_cast<unsigned long long>(info->messages));
-        }
-        delete_stream(*conn, sc.name);
-        results.push_back(res);
-      }
-      std::sort(results.begin(), results.end(),
-                [](const run_result& a, const run_result& b) { return a.seconds < b.seconds; });
-      const run_result& med = results[results.size() / 2];
-      const double rate = static_cast<double>(med.acked) / med.seconds;
-      std::printf("%-16s %10.2f %12.0f %10.1f %8llu\n", which, med.seconds, rate,
-                  rate * static_cast<double>(payload_bytes) / 1e6,
-                  static_cast<unsigned long long>(med.errors));
-      std::printf(
-          "{\"bench\":\"nats_publish\",\"publisher\":\"%s\",\"replicas\":%d,\"events\":%llu,"
-          "\"payload_bytes\":%zu,"
-          "\"window\":%zu,\"seconds\":%.3f,\"events_per_s\":%.0f,\"errors\":%llu}\n",
-          which, replicas, static_cast<unsigned long long>(events), payload_bytes, window,
-          med.seconds, rate, static_cast<unsigned long long>(med.errors));
+    if (child == 0) {
+      const int r = run_phase(which, url, events, payload_bytes, window, runs, replicas);
       std::fflush(stdout);
+      _exit(r);
     }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "nats_publish_bench: %s\n", e.what());
-    rc = 1;
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
   }
   if (!own_dir.empty()) {
     std::system((std::string(NATS_SH) + " stop " + own_dir + " >/dev/null </dev/null").c_str());

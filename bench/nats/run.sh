@@ -2,7 +2,7 @@
 # JetStream publish throughput (bench/nats/publish_bench.cpp): builds
 # nats_publish_bench, runs it against a private nats-server it starts and
 # stops itself (or NATS_URL), prints a table and JSON lines. No assertions.
-#   bench/nats/run.sh [events=100000] [payload_bytes=1024] [window=4096] [runs=3] [replicas=1]
+#   bench/nats/run.sh [events=100000] [payload_bytes=1024] [window=4096] [runs=3] [replicas=1] [ack_timeout_ms=5000]
 # replicas=3: an R3 stream on a private 3-server loopback cluster.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

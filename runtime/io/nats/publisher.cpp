@@ -52,6 +52,7 @@ async_publisher::async_publisher(std::shared_ptr<nats_connection> conn, publishe
   o.PublishAsync.AckHandler = &on_ack;
   o.PublishAsync.AckHandlerClosure = this;
   nats_throw("JetStream publisher context", natsConnection_JetStream(&js_, conn_->raw(), &o));
+  expirer_ = std::thread([this] { expire_loop(); });
 }
 
 async_publisher::~async_publisher() {
@@ -59,6 +60,8 @@ async_publisher::~async_publisher() {
     std::lock_guard<std::mutex> lock(mu_);
     closing_ = true;
   }
+  expire_cv_.notify_all();
+  expirer_.join();
   // Take back what nats.c still waits an ack for: from now on, acks and
   // timeouts of these find nothing and invoke no handler.
   natsMsgList pending{};
@@ -116,12 +119,17 @@ async_publisher::submit_result async_publisher::publish(const std::string& subje
     if (outstanding_ >= opts_.max_pending) return {submit::full, {}};
     ++outstanding_;
     // Before the send: the ack may arrive before js_PublishMsgAsync returns.
-    tokens_[m.m] = token;
+    const uint64_t serial = ++next_serial_;
+    tokens_[m.m] = in_flight{token, serial};
+    trim_deadlines();
+    const bool was_empty = deadlines_.empty();
+    deadlines_.push_back({std::chrono::steady_clock::now() + opts_.ack_timeout, m.m, serial});
+    if (was_empty) expire_cv_.notify_all();
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MsgId = msg_id.c_str();
-  po.MaxWait = opts_.ack_timeout.count();
+  // No po.MaxWait: ack timeouts are tracked here (see publisher.hpp).
   if (!opts_.expect_stream.empty()) po.ExpectStream = opts_.expect_stream.c_str();
   natsMsg* sent = m.m;
   s = js_PublishMsgAsync(js_, &m.m, &po);  // on success nats.c owns it, m.m == nullptr
@@ -165,8 +173,8 @@ void async_publisher::complete(natsMsg* msg, publish_result r) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tokens_.find(msg);
-    if (it == tokens_.end()) return;  // not ours, or already completed
-    r.token = it->second;
+    if (it == tokens_.end()) return;  // not ours, or already completed (timed out)
+    r.token = it->second.token;
     tokens_.erase(it);
   }
   try {
@@ -178,6 +186,52 @@ void async_publisher::complete(natsMsg* msg, publish_result r) {
   --outstanding_;
   // Wakes wait_all (at 0) and wait_room (when the window opens up again).
   if (outstanding_ == 0 || outstanding_ + 1 == opts_.max_pending) idle_cv_.notify_all();
+}
+
+void async_publisher::trim_deadlines() {
+  while (!deadlines_.empty()) {
+    const auto& d = deadlines_.front();
+    auto it = tokens_.find(d.msg);
+    if (it != tokens_.end() && it->second.serial == d.serial) break;  // still waiting
+    deadlines_.pop_front();
+  }
+}
+
+void async_publisher::expire_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!closing_) {
+    trim_deadlines();
+    if (deadlines_.empty()) {
+      expire_cv_.wait(lock);
+      continue;
+    }
+    const deadline_entry d = deadlines_.front();
+    if (std::chrono::steady_clock::now() < d.at) {
+      expire_cv_.wait_until(lock, d.at);
+      continue;
+    }
+    deadlines_.pop_front();
+    auto it = tokens_.find(d.msg);
+    if (it == tokens_.end() || it->second.serial != d.serial) continue;
+    // No ack in time. nats.c keeps the message in its pending map: an ack
+    // arriving later finds no token and is dropped (the caller republishes
+    // with the same Msg-Id; the duplicate window absorbs the second copy).
+    publish_result r;
+    r.outcome = publish_result::status::error;
+    r.token = it->second.token;
+    r.nats_status = NATS_TIMEOUT;
+    r.error = "no acknowledgment within " + std::to_string(opts_.ack_timeout.count()) +
+              " ms (the message may or may not be stored: publish it again with the same Msg-Id)";
+    tokens_.erase(it);
+    lock.unlock();
+    try {
+      on_complete_(r);
+    } catch (...) {
+    }
+    lock.lock();
+    --outstanding_;
+    if (outstanding_ == 0 || outstanding_ + 1 == opts_.max_pending) idle_cv_.notify_all();
+  }
 }
 
 bool async_publisher::wait_room(std::chrono::milliseconds timeout) {
