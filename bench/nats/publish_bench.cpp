@@ -24,9 +24,9 @@
 // Usage: nats_publish_bench [events=100000] [payload_bytes=1024] [window=4096] [runs=3]
 //                           [replicas=1] [ack_timeout_ms=5000]
 // ack_timeout_ms: the per-publish ack timeout (bare: jsPubOptions.MaxWait, 0 =
-// none; async_publisher: publisher_options::ack_timeout, at least 1). nats.c
-// keeps one timeout entry per publish until its deadline passes, acked or not:
-// the RSS column shows what that costs at this rate.
+// none, at least 1000 otherwise: see run_bare; async_publisher: publisher_options::ack_timeout, at
+// least 1). nats.c keeps one timeout entry per publish until its deadline passes, acked or not: the
+// RSS column shows what that costs at this rate.
 
 #include "runtime/io/nats/connection.hpp"
 #include "runtime/io/nats/jetstream.hpp"
@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -144,7 +145,10 @@ run_result run_bare(nats_connection& conn, const std::string& prefix, uint64_t e
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = id.c_str();
-    po.MaxWait = ack_timeout_ms;
+    // nats.c 3.4.1 registers the message for its MaxWait timer before writing
+    // it: a timeout firing meanwhile lets the ack handler destroy it while
+    // js_PublishMsgAsync still copies it (SIGSEGV seen with 1 ms). Hence >= 1 s.
+    po.MaxWait = ack_timeout_ms == 0 ? 0 : std::max<int64_t>(ack_timeout_ms, 1000);
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject_for(prefix, i).c_str(), nullptr, payload.data(),
                    static_cast<int>(payload.size()));
@@ -304,6 +308,10 @@ int main(int argc, char** argv) {
     }
     int status = 0;
     waitpid(child, &status, 0);
+    if (WIFSIGNALED(status)) {
+      std::fprintf(stderr, "nats_publish_bench: the %s phase died of signal %d (%s)\n", which,
+                   WTERMSIG(status), strsignal(WTERMSIG(status)));
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
   }
   if (!own_dir.empty()) {
