@@ -7,6 +7,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-ps
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
   postgresql-15 postgresql-client-15 redis-server libhiredis-dev libcivetweb-dev
   libssl-dev openssl python3-aiosmtpd
+  libnats-dev nats-server  # NATS JetStream: nats.c 3.4.1 (libnats.pc), nats-server 2.9.10
   clang-format  # scripts/check-format.sh
   dpkg-dev systemd  # scripts/check-deb.sh: dpkg-shlibdeps (cpack), systemd-analyze
   prometheus)  # prometheus: only for promtool (tests check rules and a live scrape)
@@ -18,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
   $sudo_cmd apt-get update -q
-  # Packages with services (postgresql, redis-server, prometheus) must not start
+  # Packages with services (postgresql, redis-server, prometheus, nats-server) must not start
   # them: tests run private servers on free ports. Without a policy-rc.d (most
   # hosts; Debian containers ship one) install a temporary one that refuses
   # every start (invoke-rc.d and deb-systemd-invoke both honour it).
