@@ -3,6 +3,7 @@
 #include "messages/cluster.hpp"
 #include "node/identity.hpp"
 #include "node/node.hpp"
+#include "node/system_shutdown.hpp"
 #include "runtime/core/membership.hpp"
 #include "runtime/core/token.hpp"
 #include "runtime/ops/metrics.hpp"
@@ -520,18 +521,7 @@ void cluster_server::leave() {
 cluster_server::~cluster_server() {
   auto& d = *impl_;
   leave();
-  // A system keeps its logger alive while any thread's "current logger"
-  // points at it, and its destructor waits for the logger to go: this thread
-  // (which created it) lets go first, or the reset below never finishes.
-  caf::logger::set_current_actor_system(nullptr);
-  auto done = std::make_shared<std::promise<void>>();
-  auto finished = done->get_future();
-  std::thread([sys = std::shared_ptr<caf::actor_system>(std::move(d.sys)), done]() mutable {
-    sys.reset();
-    done->set_value();
-  }).detach();
-  if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
-    spdlog::warn("cluster: the coordinator did not stop within 5 s; exiting without it");
+  destroy_bounded(std::move(d.sys), "cluster: the coordinator");
 }
 
 uint16_t cluster_server::port() const {

@@ -4,6 +4,7 @@
 #include "messages/control.hpp"
 #include "node/identity.hpp"
 #include "node/node.hpp"
+#include "node/system_shutdown.hpp"
 #include "runtime/config/control_token.hpp"
 #include "runtime/core/envelope.hpp"
 #include "runtime/core/journal.hpp"
@@ -578,18 +579,7 @@ control_server::~control_server() {
   d.actor = nullptr;
   // The process is exiting when this runs: do not let a peer connection that
   // CAF is still tearing down hold the exit up. Wait a bounded time, then go.
-  // A system keeps its logger alive while any thread's "current logger"
-  // points at it, and its destructor waits for the logger to go: this thread
-  // (which created it) lets go first, or the reset below never finishes.
-  caf::logger::set_current_actor_system(nullptr);
-  auto done = std::make_shared<std::promise<void>>();
-  auto finished = done->get_future();
-  std::thread([sys = std::shared_ptr<caf::actor_system>(std::move(d.sys)), done]() mutable {
-    sys.reset();
-    done->set_value();
-  }).detach();
-  if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
-    spdlog::warn("control: the control plane did not stop within 5 s; exiting without it");
+  destroy_bounded(std::move(d.sys), "control: the control plane");
 }
 
 uint16_t control_server::port() const {
