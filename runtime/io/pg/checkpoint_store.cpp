@@ -50,13 +50,17 @@ std::optional<checkpoint_record> checkpoint_store::load() {
 
 void checkpoint_store::save(const checkpoint_record& rec) {
   bool written = guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::work tx{c};
+    // One statement in autocommit, never an open transaction across a round
+    // trip: a leader frozen (or cut off) between statements must not hold the
+    // lease row's lock, or a standby's takeover would wait for its session
+    // to die (TCP keepalive: hours).
+    pqxx::nontransaction tx{c};
     // No WAL flush wait: a checkpoint lost in a server crash only moves the
     // restart position back (those events are redelivered, dedup and the
     // idempotency keys absorb them); writers do not share their fsyncs with us.
-    tx.exec0("SET LOCAL synchronous_commit = off");
+    tx.exec0("SET synchronous_commit = off");
     // The lease row is read FOR SHARE: a takeover (which updates it) waits for
-    // this write to commit, then every later write of ours is refused.
+    // this statement to commit, then every later write of ours is refused.
     auto r = tx.exec_params(
         "INSERT INTO observer_checkpoints (listener_id, event_id, txid, events_total,"
         " last_processed_at, pending_txids)"
@@ -72,7 +76,6 @@ void checkpoint_store::save(const checkpoint_record& rec) {
         " created_at = DEFAULT",
         listener_id_, rec.pos.pk, std::to_string(rec.pos.txid),
         static_cast<int64_t>(rec.events_total), epoch_, pending_text(rec.pending));
-    tx.commit();
     return r.affected_rows() > 0;
   });
   if (!written)

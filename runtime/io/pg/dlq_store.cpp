@@ -17,7 +17,9 @@ void dlq_store::reset() {
 
 int64_t dlq_store::insert(const dlq_entry& e) {
   return guarded(session_, [&](pqxx::connection_base& c) {
-    pqxx::work tx{c};
+    // One statement in autocommit: a writer frozen between statements never
+    // holds the lease row's lock (checkpoint_store.cpp says why).
+    pqxx::nontransaction tx{c};
     auto r = tx.exec_params(
         "INSERT INTO observer_dlq (event_id, event, observer_name, action_index, action_type,"
         " idempotency_key, last_error, attempts, first_attempt_at, last_attempt_at)"
@@ -38,7 +40,6 @@ int64_t dlq_store::insert(const dlq_entry& e) {
     if (r.empty())
       throw fenced_out("DLQ write refused: listener '" + fence_->listener_id +
                        "' is led by a newer lease epoch than " + std::to_string(fence_->epoch));
-    tx.commit();
     return r[0][0].as<int64_t>();
   });
 }
