@@ -169,11 +169,10 @@ struct coordinator_state {
     stats->cluster_size(view->size(), view->healthy_count());
     for (const auto& l : view->listeners())
       stats->cluster_listener_health(l.listener_id, l.leader_healthy);
-    for (const auto& id : view->take_leader_changes()) {
-      stats->leader_change(id);
-      for (const auto& l : view->listeners())
-        if (l.listener_id == id)
-          spdlog::info("cluster: listener '{}' is now led by {} (epoch {})", id, l.leader, l.epoch);
+    for (const auto& c : view->take_leader_changes()) {
+      stats->leader_change(c.listener_id);
+      spdlog::info("cluster: listener '{}' is now led by {} (epoch {})", c.listener_id, c.leader,
+                   c.epoch);
     }
     auto v = view->to_json(now).as_object();
     v["name"] = view->self().name;

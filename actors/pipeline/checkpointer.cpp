@@ -131,6 +131,17 @@ checkpointer_actor::behavior_type checkpointer(
       st.credits = 0;
     }
   };
+  // Fenced out (another node leads): the actor ends with that reason, which
+  // the node's watchdog logs before it exits; not CAF's "unhandled exception".
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      return caf::make_error(caf::sec::runtime_error, e.what());
+    } catch (...) {
+      return caf::make_error(caf::sec::runtime_error, "unknown exception");
+    }
+  });
   self->delayed_send(self, tick_period(cfg), tick_atom::value);
   return {
       [self](admit_atom, const event_batch& batch) {

@@ -252,14 +252,14 @@ void membership::note_leaders() {
     if (v.leader.empty() || v.epoch == 0) continue;
     auto& last = last_epoch_[v.listener_id];
     if (v.epoch > last) {
-      if (last != 0) changes_.push_back(v.listener_id);
+      if (last != 0) changes_.push_back({v.listener_id, v.leader, v.epoch});
       last = v.epoch;
     }
   }
 }
 
-std::vector<std::string> membership::take_leader_changes() {
-  std::vector<std::string> out;
+std::vector<membership::leader_change> membership::take_leader_changes() {
+  std::vector<leader_change> out;
   out.swap(changes_);
   return out;
 }

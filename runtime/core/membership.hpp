@@ -96,9 +96,13 @@ class membership {
   std::vector<listener_view> listeners() const;
   /// Addresses of the reachable members (self included): what we gossip.
   std::vector<std::string> addresses() const;
-  /// Listener ids whose leader changed (a new epoch after a known one) since
-  /// the last call.
-  std::vector<std::string> take_leader_changes();
+  struct leader_change {
+    std::string listener_id;
+    std::string leader;  // who leads with the new epoch
+    uint64_t epoch = 0;
+  };
+  /// Leaders seen with a newer epoch than a known one, since the last call.
+  std::vector<leader_change> take_leader_changes();
 
   /// {"members": [...], "listeners": [...]} with ages relative to `now`.
   boost::json::value to_json(clock::time_point now) const;
@@ -110,7 +114,7 @@ class membership {
   std::chrono::milliseconds timeout_;
   std::chrono::milliseconds forget_after_;
   std::map<std::string, uint64_t> last_epoch_;  // per listener id
-  std::vector<std::string> changes_;
+  std::vector<leader_change> changes_;
 };
 
 }  // namespace fraiseql

@@ -101,7 +101,11 @@ TEST_SUITE("membership") {
     // b freezes: c takes over with a newer epoch; b's stale claim loses.
     v.observe(member("c", "h:3", "leader", 5), t0 + milliseconds(100));
     CHECK(v.listeners()[0].leader == "c");
-    CHECK(v.take_leader_changes() == std::vector<std::string>{"orders"});
+    auto changes = v.take_leader_changes();
+    REQUIRE(changes.size() == 1);
+    CHECK(changes[0].listener_id == "orders");
+    CHECK(changes[0].leader == "c");
+    CHECK(changes[0].epoch == 5);
     CHECK(v.take_leader_changes().empty());
     // An unreachable claim never wins over a reachable one, whatever its epoch.
     v.observe(member("d", "h:4", "leader", 9), t0 + milliseconds(150));
