@@ -293,8 +293,9 @@ void print_status(const json::value& r) {
   std::cout << "backlog:      " << str(at(r, "backlog")) << "\n";
   const auto& inf = at(r, "in_flight");
   if (!inf.is_null())
-    std::cout << "in flight:    " << str(at(inf, "events")) << " events (" << str(at(inf, "bytes"))
-              << " bytes), " << str(at(inf, "attempts")) << " action attempts\n";
+    std::cout << "in flight:    " << str(at(inf, "events")) << " events, "
+              << str(at(inf, "attempts")) << " action attempts; " << str(at(inf, "bytes"))
+              << " bytes of events held (the debug journal's included)\n";
   const auto& ev = at(r, "events");
   if (!ev.is_null())
     std::cout << "events:       " << str(at(ev, "read")) << " read, " << str(at(ev, "finished"))
