@@ -4,6 +4,7 @@
 #include "node/identity.hpp"
 #include "node/node.hpp"
 #include "node/system_shutdown.hpp"
+#include "runtime/config/loopback.hpp"
 #include "runtime/core/membership.hpp"
 #include "runtime/core/token.hpp"
 #include "runtime/ops/metrics.hpp"
@@ -59,19 +60,13 @@ struct cluster_system_config : caf::actor_system_config {
   }
 };
 
-/// "host:port" -> (host, port); the loader validated the form.
-std::pair<std::string, uint16_t> split_address(const std::string& a) {
-  const auto colon = a.rfind(':');
-  std::string host = a.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  return {host, static_cast<uint16_t>(std::stoul(a.substr(colon + 1)))};
-}
-
+/// One spelling per address (seeds are checked by the loader, peers'
+/// addresses by member_from_json; anything else stays as written).
 std::string canonical(const std::string& address) {
-  auto [host, port] = split_address(address);
-  if (host == "localhost") host = "127.0.0.1";
-  return host + ":" + std::to_string(port);
+  auto hp = parse_host_port(address);
+  if (!hp) return address;
+  if (hp->host == "localhost") hp->host = "127.0.0.1";
+  return hp->host + ":" + std::to_string(hp->port);
 }
 
 /// What the coordinator shares with the control plane's thread.
@@ -152,12 +147,7 @@ struct coordinator_state {
   void learn(const std::vector<std::string>& addresses) {
     const auto mine = canonical(view->self().address);
     for (const auto& a : addresses) {
-      std::string c;
-      try {
-        c = canonical(a);
-      } catch (const std::exception&) {
-        continue;  // a peer's malformed gossip: member_from_json bounded it; skip
-      }
+      const std::string c = canonical(a);
       if (c == mine || dials.count(c) != 0) continue;
       dials[c].next = clock_type::now();
     }
@@ -283,8 +273,9 @@ void start_dial(coordinator_pointer self, const std::string& address) {
   auto& st = self->state;
   auto& d = st.dials[address];
   d.busy = true;
-  auto [host, port] = split_address(address);
-  self->request(st.mm, st.timeout, caf::connect_atom::value, host, port)
+  const auto hp = parse_host_port(address);
+  if (!hp) return dial_failed(self, address, "not a host:port address");
+  self->request(st.mm, st.timeout, caf::connect_atom::value, hp->host, hp->port)
       .then(
           [=](const caf::node_id& nid, caf::strong_actor_ptr& ptr,
               const std::set<std::string>& ifs) {
@@ -437,7 +428,7 @@ coordinator_actor::behavior_type coordinator(coordinator_pointer self, node* n,
         if (!local(self) || st.started) return;
         st.started = true;
         auto me = st.view->self();
-        me.address = split_address(me.address).first + ":" + std::to_string(port);
+        me.address = me.address.substr(0, me.address.rfind(':') + 1) + std::to_string(port);
         st.view->update_self(me, clock_type::now());
         self->send(self, tick_atom::value);
       },
@@ -445,8 +436,9 @@ coordinator_actor::behavior_type coordinator(coordinator_pointer self, node* n,
         auto& st = self->state;
         if (!local(self)) return;  // a timer of our own, never a peer's
         const auto now = clock_type::now();
-        st.view->update_self(st.self_info(), now);
-        const auto body = st.self_json();
+        auto me = st.self_info();
+        const auto body = json::serialize(to_json(me));
+        st.view->update_self(std::move(me), now);
         for (const auto& [process, p] : st.peers)
           self->send(p.handle, heartbeat_atom::value, st.token, body);
         for (auto& [address, d] : st.dials)

@@ -4,6 +4,7 @@
 
 #include "runtime/config/descriptors.hpp"
 
+#include "runtime/config/loopback.hpp"
 #include "runtime/config/toml_util.hpp"
 
 #include <algorithm>
@@ -50,15 +51,8 @@ std::optional<string> check_node_name(const string& name) {
 }
 
 std::optional<string> check_seed(const string& seed) {
-  const auto colon = seed.rfind(':');
-  const string host = colon == string::npos ? string() : seed.substr(0, colon);
-  const string port = colon == string::npos ? string() : seed.substr(colon + 1);
-  const bool port_ok = !port.empty() && port.size() <= 5 &&
-                       std::all_of(port.begin(), port.end(), config_detail::is_digit) &&
-                       std::stoul(port) >= 1 && std::stoul(port) <= 65535;
-  if (host.empty() || host.find_first_of(" /") != string::npos || !port_ok)
-    return "'" + seed + "' is not a seed address (host:port, port 1-65535)";
-  return std::nullopt;
+  if (parse_host_port(seed)) return std::nullopt;
+  return "'" + seed + "' is not a seed address (host:port, port 1-65535)";
 }
 
 std::optional<string> check_runtime_dir(const string& dir) {

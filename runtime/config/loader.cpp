@@ -234,10 +234,8 @@ void loader::walk_cluster(const toml::table& t) {
                    "TLS (tls_certificate, tls_key, tls_ca) and a token (token_env or token_file)");
     }
     for (size_t i = 0; i < c.seeds.size(); ++i) {
-      string host = c.seeds[i].substr(0, c.seeds[i].rfind(':'));
-      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-      if (is_loopback_address(host)) continue;
+      const auto hp = parse_host_port(c.seeds[i]);  // checked by the descriptor
+      if (!hp || is_loopback_address(hp->host)) continue;
       const toml::node* n = t.get("seeds")->as_array()->get(i);
       error_at(*n, p + ".seeds[" + std::to_string(i) + "]",
                "'" + c.seeds[i] +

@@ -56,6 +56,21 @@ bool is_loopback_address(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+std::optional<host_port> parse_host_port(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string host = s.substr(0, colon);
+  const std::string port = s.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty() || host.find_first_of(" /") != std::string::npos) return std::nullopt;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const unsigned long n = std::stoul(port);
+  if (n < 1 || n > 65535) return std::nullopt;
+  return host_port{host, static_cast<uint16_t>(n)};
+}
+
 bool async_by_default(const std::string& type, bool job_queue_enabled) {
   return job_queue_enabled && type == "email";
 }

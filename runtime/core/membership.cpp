@@ -1,5 +1,7 @@
 #include "runtime/core/membership.hpp"
 
+#include "runtime/config/loopback.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -69,6 +71,8 @@ member_info member_from_json(const json::value& v) {
   member_info m;
   m.name = text_field(o, "name");
   m.address = text_field(o, "address");
+  if (!parse_host_port(m.address))
+    throw std::invalid_argument("member field 'address' is not host:port");
   m.process = text_field(o, "process");
   m.version = text_field(o, "version", false);
   m.role = text_field(o, "role", false);
@@ -87,7 +91,8 @@ member_info member_from_json(const json::value& v) {
     const auto& a = it->value().get_array();
     if (a.size() > 1024) throw std::invalid_argument("member field 'peers' has over 1024 entries");
     for (const auto& p : a) {
-      if (!p.is_string() || p.get_string().empty() || p.get_string().size() > 256)
+      if (!p.is_string() || p.get_string().size() > 256 ||
+          !parse_host_port(std::string(p.get_string())))
         throw std::invalid_argument("member field 'peers' holds an entry that is not an address");
       m.peers.emplace_back(p.get_string());
     }

@@ -134,6 +134,25 @@ class FailoverTest(IntegrationTest):
         wait_until(lambda: "standing by" in b.output(), what="b stands by")
         return a, b
 
+    def streaming_pair(self, sink, leader_dsn=None):
+        """Node a leads (through `leader_dsn` when given) and posts to /a, node b
+        stands by and posts to /b (same observer: the same idempotency keys);
+        150 inserts are being written and a has delivered 20 of them."""
+        sink.control(delay_ms=5)
+        obs = lambda path: webhook_observer("o", "INSERT", "Order", sink.url + path, max_attempts=20)
+        a = Node(self.workdir, leader_dsn or self.dsn, obs("/a"))
+        self.cleanups.append(a.kill9)
+        self.setup_orders(a)
+        a.start()
+        wait_until(lambda: "leading listener" in a.output(), what="a leads")
+        b = self.node(obs("/b"))
+        b.start()
+        wait_until(lambda: "standing by" in b.output(), what="b stands by")
+        writer = threading.Thread(target=self.insert, args=(150, "w"))
+        writer.start()
+        wait_until(lambda: len(sink.delivered()) >= 20, what="a delivers")
+        return a, b, writer
+
     def test_standby_connections_stay_flat_over_60_s_and_across_failovers(self):
         sink = self.sink()
         a, b = self.leader_and_standby(sink)
@@ -159,18 +178,8 @@ class FailoverTest(IntegrationTest):
         # Default [failover]: renew every 1 s, a lease lasts 5 s. Each node posts
         # to its own path (same observer, so the same idempotency keys).
         sink = self.sink()
-        sink.control(delay_ms=5)
-        a = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/a", max_attempts=20))
-        self.setup_orders(a)
-        a.start()
-        wait_until(lambda: "leading listener" in a.output(), what="a leads")
-        b = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/b", max_attempts=20))
-        b.start()
-        wait_until(lambda: "standing by" in b.output(), what="b stands by")
         # Writes flow while a freezes mid-stream.
-        writer = threading.Thread(target=self.insert, args=(150, "w"))
-        writer.start()
-        wait_until(lambda: len(sink.delivered()) >= 20, what="a delivers")
+        a, b, writer = self.streaming_pair(sink)
         os.kill(a.proc.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
         try:
@@ -246,22 +255,11 @@ class FailoverTest(IntegrationTest):
         # server keeps the leader's sessions, so only the lease's deadline can
         # end its leadership. Default [failover]: renew every 1 s, 5 s lease.
         sink = self.sink()
-        sink.control(delay_ms=5)
         m = re.match(r"postgresql://([^@]+)@([^:/]+):(\d+)/(.+)", self.dsn)
         proxy = BlackholeProxy(m.group(2), int(m.group(3)))
         self.cleanups.append(proxy.stop)
-        a = Node(self.workdir, f"postgresql://{m.group(1)}@127.0.0.1:{proxy.port}/{m.group(4)}",
-                 webhook_observer("o", "INSERT", "Order", sink.url + "/a", max_attempts=20))
-        self.cleanups.append(a.kill9)
-        self.setup_orders(a)
-        a.start()
-        wait_until(lambda: "leading listener" in a.output(), what="a leads")
-        b = self.node(webhook_observer("o", "INSERT", "Order", sink.url + "/b", max_attempts=20))
-        b.start()
-        wait_until(lambda: "standing by" in b.output(), what="b stands by")
-        writer = threading.Thread(target=self.insert, args=(150, "w"))
-        writer.start()
-        wait_until(lambda: len(sink.delivered()) >= 20, what="a delivers")
+        a, b, writer = self.streaming_pair(
+            sink, f"postgresql://{m.group(1)}@127.0.0.1:{proxy.port}/{m.group(4)}")
         proxy.cut()
         cut_at = time.time()
         # a can save nothing from now on: this is its last checkpoint.

@@ -165,6 +165,11 @@ TEST_SUITE("membership") {
           "member field 'name' holds a control character");
     CHECK(bad(R"({"name":"a","address":"x:1","process":"p","state":"s","peers":"x"})") ==
           "member field 'peers' is not a list");
+    // A peer's address is dialed: it must be host:port (a bad one never reaches the dialer).
+    CHECK(bad(R"({"name":"a","address":"nowhere","process":"p","state":"s"})") ==
+          "member field 'address' is not host:port");
+    CHECK(bad(R"({"name":"a","address":"x:1","process":"p","state":"s","peers":["x:99999"]})") ==
+          "member field 'peers' holds an entry that is not an address");
   }
 
   TEST_CASE("property: the view's rules hold under any sequence of heartbeats, losses, leaves") {
