@@ -184,10 +184,64 @@ struct database_config {
 
 /// `[transport]`.
 struct transport_config {
-  /// "postgres" (only this one is implemented), "nats", "in_memory".
+  /// "postgres" (listener -> executors in one process) or "nats" (bridge and/or
+  /// workers around a JetStream stream). "in_memory" is a spec name this
+  /// build refuses.
   std::string transport = "postgres";
+  /// nats: run the PostgreSQL -> NATS bridge in this process.
   bool run_bridge = false;
+  /// nats: run workers (pull consumers -> executors) in this process.
   bool run_executors = true;
+};
+
+/// `[nats]`: the JetStream bus between bridges and workers
+/// (docs/nats.md). Used only with transport = "nats".
+struct nats_config {
+  /// Server URLs, comma-separated (nats://host:port, tls://host:port).
+  std::string url = "nats://127.0.0.1:4222";
+  /// Credentials, each resolved at load time from the named variable and
+  /// never printed: user + password, or a token; or a .creds file.
+  std::string user_env;
+  std::string password_env;
+  std::string token_env;
+  std::string user, password, token;  // resolved
+  std::string credentials_file;
+  /// TLS: CA bundle (empty: the system's), client certificate and key.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// The stream and its subjects: <subject_prefix>.<source>.<partition>.<entity>.<op>
+  std::string stream = "fraiseql_events";
+  std::string subject_prefix = "fraiseql";
+  /// Stream replicas (1, or 3 on a 3-server cluster).
+  uint32_t replicas = 1;
+  /// A Msg-Id seen within this window is stored once.
+  uint32_t duplicate_window_secs = 120;
+  /// Stream retention by age (0: keep until limits).
+  uint32_t max_age_secs = 7 * 86400;
+  /// Partitions of the subject space; each has one durable consumer
+  /// (<consumer>_<p>) and one owning worker at a time.
+  uint32_t partitions = 16;
+  /// This source's name in subjects and Msg-Ids; empty: the database name of
+  /// [database] url. Unique per bridged database.
+  std::string source_name;
+  /// Bridge: a publish not acknowledged within this is sent again.
+  uint32_t publish_ack_timeout_ms = 5000;
+  /// Durable consumer name (prefix of the per-partition consumers).
+  std::string consumer = "fraiseql_observer_worker_group";
+  /// Unacked this long: redelivered (workers send in-progress while busy).
+  uint32_t ack_wait_ms = 30000;
+  /// Deliveries before an event goes to the DLQ instead of running again.
+  uint32_t max_deliver = 5;
+  /// Per partition consumer: delivered, unacked messages at most.
+  uint32_t max_ack_pending = 1000;
+  /// Messages per fetch at most (never more than free slots).
+  uint32_t fetch_batch = 100;
+  /// Partition ownership lease (KV bucket <stream>_owners); renewed every third.
+  uint32_t partition_lease_ms = 10000;
+  /// Worker name in the ownership bucket; empty: [cluster] node_name, else host:pid.
+  std::string worker_name;
 };
 
 /// `[listener]`.
@@ -392,11 +446,26 @@ struct job_queue_config {
   uint32_t lease_ms = 30000;
 };
 
+/// What one process runs: from `--role` and [transport]
+/// (resolve_roles, runtime/config/roles.hpp).
+struct process_roles {
+  /// transport "postgres": listener -> executors in one process.
+  bool pipeline = true;
+  /// transport "nats": the PostgreSQL -> NATS bridge.
+  bool bridge = false;
+  /// transport "nats": workers (pull consumers -> executors).
+  bool workers = false;
+};
+
 struct config {
   /// The file it came from (for messages).
   std::string source;
+  /// Set by resolve_roles; the default is the PostgreSQL pipeline.
+  process_roles roles;
   database_config database;
   transport_config transport;
+  /// Present when [nats] or FRAISEQL_NATS_URL is given.
+  std::optional<nats_config> nats;
   listener_config listener;
   checkpoint_config checkpoint;
   performance_config performance;
