@@ -1,5 +1,13 @@
 #include "node/node.hpp"
 
+#include "actors/bus/bridge.hpp"
+#include "actors/bus/worker.hpp"
+#include "node/identity.hpp"
+#include "runtime/core/bus.hpp"
+#include "runtime/core/lease_clock.hpp"
+#include "runtime/io/nats/connection.hpp"
+#include "runtime/io/nats/jetstream.hpp"
+
 #include "node/leadership.hpp"
 #include "node/services.hpp"
 #include "node/spawn.hpp"
@@ -74,6 +82,19 @@ struct node::impl {
   job_runner_actor jr;                  // job queue; null when disabled
   job_writer_actor jw;                  // job queue; null when disabled
   caf::actor watchdog;                  // exits the process when an actor fails
+  // Transport "nats" (null otherwise): the connection, the bridge (which
+  // stands where the router stands for a listener) with its own fenced DLQ,
+  // and the workers with the lease clock of their partitions.
+  std::shared_ptr<nats_connection> nats;
+  router_actor bridge;
+  dlq_actor bridge_dq;
+  worker_actor wk;
+  std::shared_ptr<lease_clock> ownership;
+  bool workers_started = false;
+  /// Everything this node's roles run is running (start() has nothing left
+  /// to do); `started` is already true when only part of it runs (workers
+  /// while the bridge stands by).
+  bool complete = false;
   bool started = false;
   bool stopped = false;
   // The control plane calls the façade from its own thread: `life`
@@ -96,6 +117,10 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
     throw std::runtime_error("invalid observers:" + all);
   }
   auto& d = *impl_;
+  if (dry_run && !d.cfg.roles.pipeline)
+    throw std::runtime_error(
+        "--dry-run runs the PostgreSQL pipeline only (transport \"postgres\"); this "
+        "configuration uses transport \"nats\"");
   d.health = std::make_shared<health_state>(
       std::chrono::milliseconds(d.cfg.metrics.readiness_max_checkpoint_age_ms));
   d.stats = std::make_shared<metrics>(*d.registry, d.cfg.listener.listener_id, d.health);
@@ -109,9 +134,9 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
 }
 
 namespace {
-const char* const role_names[] = {"starting", "standby",  "leader",
-                                  "dry-run",  "stopping", "stopped"};
-enum role_index { r_starting, r_standby, r_leader, r_dry_run, r_stopping, r_stopped };
+const char* const role_names[] = {"starting", "standby", "leader", "dry-run",
+                                  "stopping", "stopped", "worker"};
+enum role_index { r_starting, r_standby, r_leader, r_dry_run, r_stopping, r_stopped, r_worker };
 }  // namespace
 
 std::string node::role() const {
@@ -203,10 +228,12 @@ node::redrive_result node::redrive(event_ptr ev, uint32_t observer, uint32_t act
                                    std::chrono::milliseconds timeout) {
   auto& d = *impl_;
   std::shared_lock<std::shared_mutex> lock(d.life);
-  if (!d.started || d.stopped)
-    throw std::runtime_error("this node is " + role() +
-                             ": redrive runs on the node leading listener '" +
-                             d.cfg.listener.listener_id + "'");
+  if (!d.started || d.stopped || !d.pool)
+    throw std::runtime_error(
+        "this node is " + role() +
+        (d.cfg.roles.pipeline
+             ? ": redrive runs on the node leading listener '" + d.cfg.listener.listener_id + "'"
+             : std::string(": redrive runs on a NATS worker")));
   redrive_result out;
   std::string failure;
   // On a thread of our own: the caller runs inside another actor system's
@@ -233,7 +260,7 @@ node::~node() {
 void node::start() {
   auto& d = *impl_;
   std::unique_lock<std::shared_mutex> lock(d.life);
-  if (d.started) return;
+  if (d.complete || d.stopped) return;
   if (d.cfg.metrics.enabled && !d.server) {
     d.server = std::make_unique<monitoring_server>(
         d.cfg.metrics.bind, d.cfg.metrics.port, [s = d.stats] { return s->scrape(); }, d.health);
@@ -243,6 +270,7 @@ void node::start() {
   try {
     acquire_and_run();
   } catch (const standby& e) {
+    if (d.workers_started) throw;  // the workers run; only the bridge stands by
     d.role = r_standby;
     d.health->waiting(std::string("standby: ") + e.what());
     throw;
@@ -254,10 +282,215 @@ void node::start() {
     throw;
   }
   d.health->leading();
-  d.stats->leader(true);
+  if (d.cfg.roles.pipeline) d.stats->leader(true);
 }
 
 void node::acquire_and_run() {
+  if (impl_->cfg.roles.pipeline) return acquire_and_run_pipeline();
+  auto& d = *impl_;
+  const std::string dsn = normalize_dsn(d.cfg.database.url);
+  require_schema(dsn, d.cfg.source);
+  if (!d.sys) d.sys = std::make_unique<caf::actor_system>(d.acfg);
+  if (!d.nats) d.nats = connect_nats();
+  if (d.cfg.roles.workers && !d.workers_started) start_workers(dsn);
+  if (d.cfg.roles.bridge) {
+    try {
+      start_bridge(dsn);
+    } catch (const standby&) {
+      if (d.workers_started) d.started = true;  // the workers run; the bridge stands by
+      throw;
+    }
+  }
+  d.started = true;
+  d.complete = true;
+}
+
+std::shared_ptr<nats_connection> node::connect_nats() {
+  auto& d = *impl_;
+  const auto& n = *d.cfg.nats;
+  nats_connection_options o;
+  size_t start = 0;
+  while (start <= n.url.size()) {
+    auto end = n.url.find(',', start);
+    if (end == std::string::npos) end = n.url.size();
+    auto u = n.url.substr(start, end - start);
+    while (!u.empty() && u.front() == ' ') u.erase(0, 1);
+    while (!u.empty() && u.back() == ' ') u.pop_back();
+    if (!u.empty()) o.urls.push_back(u);
+    start = end + 1;
+  }
+  o.name = "fraiseql-observer " + node_identity();
+  o.user = n.user;
+  o.password = n.password;
+  o.token = n.token;
+  o.credentials_file = n.credentials_file;
+  o.tls = n.tls;
+  o.tls_ca_file = n.tls_ca_file;
+  o.tls_cert_file = n.tls_cert_file;
+  o.tls_key_file = n.tls_key_file;
+  // Never give up: a bridge and its workers outlive any NATS outage.
+  o.retry_on_failed_connect = true;
+  auto stats = d.stats;
+  auto conn = nats_connection::connect(o, [stats](nats_event e, const std::string& detail) {
+    switch (e) {
+      case nats_event::connected:
+      case nats_event::reconnected:
+        spdlog::info("nats: connected to {}", detail);
+        stats->nats_connected(true);
+        break;
+      case nats_event::disconnected:
+        spdlog::warn("nats: disconnected ({}); reconnecting", detail);
+        stats->nats_connected(false);
+        break;
+      case nats_event::closed:
+        stats->nats_connected(false);
+        break;
+      case nats_event::error:
+        spdlog::warn("nats: {}", detail);
+        break;
+    }
+  });
+  d.stats->nats_connected(conn->connected());
+  if (conn->connected()) spdlog::info("nats: connected to {}", conn->connected_url());
+  return conn;
+}
+
+void node::start_workers(const std::string& dsn) {
+  auto& d = *impl_;
+  const auto& n = *d.cfg.nats;
+  d.ownership = std::make_shared<lease_clock>();
+  std::string name = n.worker_name;
+  if (name.empty() && d.cfg.cluster.enabled) name = d.cfg.cluster.node_name;
+  if (name.empty()) name = node_identity();
+  for (char& c : name)
+    if (c == '.' || c == '*' || c == '>' || c == ' ') c = '_';
+  d.http = make_http_client(d.cfg.performance);
+  const node_env env{*d.sys,
+                     d.cfg,
+                     dsn,
+                     false,
+                     d.registry,
+                     d.stats,
+                     d.trace->capacity() > 0 ? d.trace : nullptr,
+                     d.stopping,
+                     d.ownership,
+                     0,
+                     d.budget};
+  d.dq = spawn_dlq(env);
+  auto executors = make_executors(d.cfg, d.registry, d.http);
+  if (d.cfg.job_queue.enabled) {
+    auto q = spawn_job_queue(env, executors);
+    d.jr = q.runner;
+    d.jw = q.writer;
+  }
+  d.rpool = make_redis_pool(d.cfg, *d.stats);
+  if (d.cfg.performance.enable_caching)
+    d.redis_runner = add_result_cache(d.cfg, d.rpool, executors, d.stats, d.cache);
+  warn_uncached_webhooks(d.cfg);
+  worker_options wo;
+  wo.conn = d.nats;
+  wo.nats = n;
+  wo.name = name;
+  wo.window = d.cfg.performance.max_concurrent_actions;
+  wo.stats = d.stats;
+  wo.ownership = d.ownership;
+  wo.dlq = d.dq;
+  // fetch -> router -> [dedup ->] pool -> [dedup ->] worker (acks)
+  d.wk = spawn_worker(*d.sys, wo);
+  finish_sink finished = d.wk;
+  if (d.cfg.performance.enable_dedup) {
+    d.dd = spawn_dedup(env, d.rpool, d.wk);
+    finished = d.dd;
+  }
+  d.pool = spawn_action_pool(env, std::move(executors), d.jw, finished, d.dq);
+  run_sink runs = d.pool;
+  if (d.dd) {
+    caf::anon_send(d.dd, runs);
+    runs = d.dd;
+  }
+  d.rt = spawn_router(env, runs, d.wk, d.dq);
+  caf::anon_send(d.wk, d.rt);
+  d.watchdog = spawn_watchdog(*d.sys, d.health,
+                              {d.wk.address(), d.rt.address(), d.pool.address(), d.dq.address(),
+                               d.dd.address(), d.jr.address(), d.jw.address()});
+  d.workers_started = true;
+  d.role = r_worker;
+  d.health->leading();
+  spdlog::info("node: workers started as '{}' (stream {}, {} partitions, window {}), {} observers",
+               name, n.stream, n.partitions, wo.window, d.registry->size());
+}
+
+void node::start_bridge(const std::string& dsn) {
+  auto& d = *impl_;
+  const auto& n = *d.cfg.nats;
+  const std::string& id = d.cfg.listener.listener_id;
+  auto store = std::make_shared<checkpoint_store>(dsn, id, "pg_to_nats");
+  auto lease = take_leadership(
+      dsn, id, std::chrono::milliseconds(d.cfg.failover.failover_threshold_ms), *store);
+  d.lease = lease;
+  d.epoch = lease->epoch().value_or(0);
+  const checkpoint_record resume = load_checkpoint(*store, id);
+  d.stats->checkpoint_position(resume.pos.txid, resume.pos.pk);
+  std::string source = n.source_name.empty() ? source_name_of_dsn(dsn) : n.source_name;
+  if (source.empty()) source = "default";
+  // The stream first: a bridge that cannot create it must not read.
+  stream_config sc;
+  sc.name = n.stream;
+  sc.subjects = {stream_subjects(n.subject_prefix)};
+  sc.replicas = static_cast<int>(n.replicas);
+  sc.duplicate_window = std::chrono::seconds(n.duplicate_window_secs);
+  sc.max_age = std::chrono::seconds(n.max_age_secs);
+  stream_info si;
+  try {
+    const auto what = ensure_stream(*d.nats, sc, &si);
+    spdlog::info("bridge: stream {} {} (subjects {}, {} replicas, {} messages)", n.stream,
+                 to_string(what), sc.subjects.front(), sc.replicas, si.messages);
+  } catch (const nats_unavailable& e) {
+    lease->release();
+    d.lease.reset();
+    throw pg_unavailable(std::string("NATS: ") + e.what());
+  }
+  const node_env env{
+      *d.sys,  d.cfg,   dsn, false, d.registry, d.stats, nullptr, d.stopping, lease->deadline(),
+      d.epoch, d.budget};
+  d.bridge_dq = spawn_dlq(env);
+  d.cp = spawn_checkpointer(env, resume, store, lease);
+  bridge_options bo;
+  bo.conn = d.nats;
+  bo.publish.max_pending = d.cfg.listener.max_in_flight;
+  bo.publish.ack_timeout = std::chrono::milliseconds(n.publish_ack_timeout_ms);
+  bo.publish.expect_stream = n.stream;
+  bo.subject_prefix = n.subject_prefix;
+  bo.source = source;
+  bo.partitions = n.partitions;
+  bo.stats = d.stats;
+  bo.dlq = d.bridge_dq;
+  d.bridge = spawn_bridge(*d.sys, bo, d.cp);
+  d.lst = spawn_listener(env, resume, d.cp, d.bridge);
+  caf::anon_send(d.cp, credit_sink{d.lst});
+  auto watch =
+      spawn_watchdog(*d.sys, d.health,
+                     {d.lst.address(), d.bridge.address(), d.cp.address(), d.bridge_dq.address()});
+  if (d.watchdog) {
+    // One watchdog for all: the workers' already runs.
+    caf::anon_send_exit(watch, caf::exit_reason::user_shutdown);
+    for (auto a : {d.lst.address(), d.bridge.address(), d.cp.address(), d.bridge_dq.address()})
+      caf::anon_send(d.watchdog, a);
+  } else {
+    d.watchdog = watch;
+  }
+  d.pr = spawn_pruner(env);
+  caf::anon_send(d.lst, read_atom::value);
+  d.role = r_leader;
+  d.health->leading();
+  d.stats->leader(true);
+  spdlog::info(
+      "node: bridge started for source '{}' (stream {}, subjects {}.{}.<partition>.<entity>.<op>, "
+      "{} partitions)",
+      source, n.stream, n.subject_prefix, source, n.partitions);
+}
+
+void node::acquire_and_run_pipeline() {
   auto& d = *impl_;
   const std::string dsn = normalize_dsn(d.cfg.database.url);
   const std::string& id = d.cfg.listener.listener_id;
@@ -328,6 +561,7 @@ void node::acquire_and_run() {
   if (!d.dry_run) d.pr = spawn_pruner(env);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
+  d.complete = true;
   d.role = d.dry_run ? r_dry_run : r_leader;
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
                d.registry->size());
@@ -346,21 +580,33 @@ node_status node::status() {
 void node::status_into(node_status& s) {
   auto& d = *impl_;
   caf::scoped_actor self{*d.sys, true};
-  self->request(d.cp, std::chrono::seconds(5), status_atom::value)
-      .receive(
-          [&](uint64_t in_flight, uint64_t finished) {
-            s.in_flight = in_flight;
-            s.finished = finished;
-          },
-          [](const caf::error&) {});
-  self->request(d.lst, std::chrono::seconds(5), status_atom::value)
-      .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
-  self->request(d.pool, std::chrono::seconds(5), status_atom::value)
-      .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
-               [](const caf::error&) {});
-  self->request(d.pool, std::chrono::seconds(5), status_atom::value, breakers_atom::value)
-      .receive([&](std::vector<breaker_status>& b) { s.breakers = std::move(b); },
-               [](const caf::error&) {});
+  if (d.cp)
+    self->request(d.cp, std::chrono::seconds(5), status_atom::value)
+        .receive(
+            [&](uint64_t in_flight, uint64_t finished) {
+              s.in_flight = in_flight;
+              s.finished = finished;
+            },
+            [](const caf::error&) {});
+  if (d.wk)  // workers: messages held and acked
+    self->request(d.wk, std::chrono::seconds(5), status_atom::value)
+        .receive(
+            [&](uint64_t held, uint64_t acked) {
+              s.in_flight += held;
+              s.finished += acked;
+            },
+            [](const caf::error&) {});
+  if (d.lst)
+    self->request(d.lst, std::chrono::seconds(5), status_atom::value)
+        .receive([&](uint64_t, uint64_t read) { s.read = read; }, [](const caf::error&) {});
+  if (d.pool) {
+    self->request(d.pool, std::chrono::seconds(5), status_atom::value)
+        .receive([&](uint64_t running, uint64_t) { s.attempts_in_flight = running; },
+                 [](const caf::error&) {});
+    self->request(d.pool, std::chrono::seconds(5), status_atom::value, breakers_atom::value)
+        .receive([&](std::vector<breaker_status>& b) { s.breakers = std::move(b); },
+                 [](const caf::error&) {});
+  }
 }
 
 bool node::stop(std::chrono::milliseconds timeout) {
@@ -375,31 +621,53 @@ bool node::stop(std::chrono::milliseconds timeout) {
   {
     caf::scoped_actor self{*d.sys};
     self->send_exit(d.watchdog, caf::exit_reason::user_shutdown);
-    // 1. Stop reading.
-    self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
-        .receive([](bool) {},
-                 [](const caf::error& e) {
-                   spdlog::warn("node: listener did not confirm stop: {}", caf::to_string(e));
-                 });
-    // 2. Drain what is in flight.
+    // 1. Stop reading (the listener of the pipeline or of the bridge).
+    if (d.lst)
+      self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
+          .receive([](bool) {},
+                   [](const caf::error& e) {
+                     spdlog::warn("node: listener did not confirm stop: {}", caf::to_string(e));
+                   });
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      uint64_t in_flight = 1;
-      self->request(d.cp, std::chrono::seconds(5), status_atom::value)
-          .receive([&](uint64_t n, uint64_t) { in_flight = n; }, [](const caf::error&) {});
-      if (in_flight == 0) {
-        drained = true;
-        break;
+    auto left = [&] {
+      auto l = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      return static_cast<uint64_t>(std::max<int64_t>(0, l.count()));
+    };
+    // 2. Drain what is in flight: the checkpointer's events (pipeline, bridge)...
+    bool cp_drained = true;
+    if (d.cp) {
+      cp_drained = false;
+      for (;;) {
+        uint64_t in_flight = 1;
+        self->request(d.cp, std::chrono::seconds(5), status_atom::value)
+            .receive([&](uint64_t n, uint64_t) { in_flight = n; }, [](const caf::error&) {});
+        if (in_flight == 0) {
+          cp_drained = true;
+          break;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          spdlog::warn(
+              "node: {} events still in flight at shutdown; they are redelivered after "
+              "restart",
+              in_flight);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        spdlog::warn(
-            "node: {} events still in flight at shutdown; they are redelivered after "
-            "restart",
-            in_flight);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    // ...and the workers' messages: fetching stops, held messages finish and
+    // are acked, then the partition leases go (the next owners start at once).
+    bool wk_drained = true;
+    if (d.wk)
+      self->request(d.wk, std::chrono::milliseconds(left()) + std::chrono::seconds(40),
+                    stop_atom::value, left())
+          .receive([&](bool ok) { wk_drained = ok; },
+                   [&](const caf::error& e) {
+                     wk_drained = false;
+                     spdlog::warn("node: workers did not confirm stop: {}", caf::to_string(e));
+                   });
+    drained = cp_drained && wk_drained;
     d.stopping->store(true);
     // Unfinished events' claims go back, so that the next node need not wait
     // out claim_ttl for them.
@@ -410,21 +678,20 @@ bool node::stop(std::chrono::milliseconds timeout) {
                      spdlog::warn("node: dedup did not release its claims: {}", caf::to_string(e));
                    });
     // 3. Flush the checkpoint last.
-    self->request(d.cp, std::chrono::seconds(30), flush_atom::value)
-        .receive(
-            [](const checkpoint_record& r) {
-              spdlog::info("node: checkpoint saved at txid {} pk {} ({} events)", r.pos.txid,
-                           r.pos.pk, r.events_total);
-            },
-            [](const caf::error& e) {
-              spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
-            });
+    if (d.cp)
+      self->request(d.cp, std::chrono::seconds(30), flush_atom::value)
+          .receive(
+              [](const checkpoint_record& r) {
+                spdlog::info("node: checkpoint saved at txid {} pk {} ({} events)", r.pos.txid,
+                             r.pos.pk, r.events_total);
+              },
+              [](const caf::error& e) {
+                spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
+              });
     // 4. Job queue: running jobs get what is left of the timeout, then their
     // leases are released (they run again after restart, never lost).
     if (d.jr) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      auto wait = static_cast<uint64_t>(std::max<int64_t>(0, left.count()));
+      auto wait = left();
       self->request(d.jr, std::chrono::milliseconds(wait) + std::chrono::seconds(30),
                     stop_atom::value, wait)
           .receive([](bool) {},
@@ -434,11 +701,10 @@ bool node::stop(std::chrono::milliseconds timeout) {
       self->send_exit(d.jr, caf::exit_reason::user_shutdown);
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
-    for (auto a :
-         {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(), d.dq.address()})
-      self->send_exit(a, caf::exit_reason::user_shutdown);
-    if (d.dd) self->send_exit(d.dd, caf::exit_reason::user_shutdown);
-    if (d.pr) self->send_exit(d.pr, caf::exit_reason::user_shutdown);
+    for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
+                   d.dq.address(), d.dd.address(), d.pr.address(), d.bridge.address(),
+                   d.bridge_dq.address(), d.wk.address()})
+      if (a) self->send_exit(a, caf::exit_reason::user_shutdown);
   }
   // Cache tasks use the executors the pool owns: stop them first.
   if (d.redis_runner) d.redis_runner->shutdown();
@@ -451,6 +717,9 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.pr = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
+  d.bridge = nullptr;
+  d.bridge_dq = nullptr;
+  d.wk = nullptr;
   d.watchdog = nullptr;
   d.sys.reset();  // waits for every actor
   d.stats->leader(false);
@@ -458,6 +727,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.redis_runner.reset();
   d.cache.reset();
   d.rpool.reset();
+  d.nats.reset();
   // Last, once nothing of this node runs any more: a standby may lead at once.
   if (d.lease) d.lease->release();
   d.lease.reset();

@@ -19,6 +19,7 @@
 namespace fraiseql {
 
 class journal;
+class nats_connection;
 class metrics;
 class observer_registry;
 
@@ -120,6 +121,11 @@ class node {
 
  private:
   void acquire_and_run();
+  void acquire_and_run_pipeline();
+  // transport "nats"
+  std::shared_ptr<nats_connection> connect_nats();
+  void start_workers(const std::string& dsn);
+  void start_bridge(const std::string& dsn);
   void status_into(node_status& s);
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -109,6 +109,21 @@ struct metrics::impl {
   prometheus::Gauge* cluster_healthy = nullptr;
   prometheus::Family<prometheus::Counter>* leader_changes = nullptr;
   prometheus::Counter* change_log_pruned = nullptr;
+  prometheus::Gauge* nats_connected = nullptr;
+  prometheus::Counter* nats_published = nullptr;
+  prometheus::Counter* nats_duplicates = nullptr;
+  prometheus::Gauge* nats_unacked = nullptr;
+  prometheus::Gauge* nats_queued = nullptr;
+  prometheus::Counter* nats_publish_failed = nullptr;
+  prometheus::Counter* nats_reordered = nullptr;
+  prometheus::Counter* nats_fetched = nullptr;
+  prometheus::Counter* nats_redelivered = nullptr;
+  prometheus::Counter* nats_acked = nullptr;
+  prometheus::Counter* nats_terminated = nullptr;
+  prometheus::Gauge* nats_owned = nullptr;
+  prometheus::Family<prometheus::Gauge>* nats_consumer_pending = nullptr;
+  prometheus::Family<prometheus::Gauge>* nats_consumer_ack_pending = nullptr;
+  prometheus::Family<prometheus::Gauge>* nats_consumer_max_ack_pending = nullptr;
   prometheus::Gauge* change_log_rows = nullptr;
   prometheus::Gauge* change_log_bytes = nullptr;
   prometheus::Gauge* change_log_oldest = nullptr;
@@ -222,6 +237,47 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
   auto gauge = [&r](const char* name, const char* help) {
     return &BuildGauge().Name(name).Help(help).Register(r).Add({});
   };
+  impl_->nats_connected = gauge("observer_nats_connected",
+                                "1 while the NATS connection is up (transport nats)");
+  impl_->nats_published = counter("observer_nats_published_total",
+                                  "Bridge: events acknowledged by the stream (stored)");
+  impl_->nats_duplicates =
+      counter("observer_nats_publish_duplicates_total",
+              "Bridge: publishes the stream reported as duplicates (stored once, earlier)");
+  impl_->nats_unacked =
+      gauge("observer_nats_publish_pending", "Bridge: publishes awaiting the stream's ack");
+  impl_->nats_queued =
+      gauge("observer_nats_publish_queued", "Bridge: events read and waiting to be published");
+  impl_->nats_publish_failed =
+      counter("observer_nats_publish_failures_total",
+              "Bridge: publishes that failed or got no ack in time (published again)");
+  impl_->nats_reordered =
+      counter("observer_nats_reordered_total",
+              "Bridge: events stored behind a later event of their partition");
+  impl_->nats_fetched = counter("observer_nats_fetched_total", "Worker: messages fetched");
+  impl_->nats_redelivered = counter("observer_nats_redeliveries_total",
+                                    "Worker: messages fetched that were delivered before");
+  impl_->nats_acked = counter("observer_nats_acked_total", "Worker: messages acknowledged");
+  impl_->nats_terminated =
+      counter("observer_nats_terminated_total",
+              "Worker: messages terminated (unparseable, or max_deliver reached; in the DLQ)");
+  impl_->nats_owned =
+      gauge("observer_nats_partitions_owned", "Worker: partitions this worker owns now");
+  impl_->nats_consumer_pending =
+      &BuildGauge()
+           .Name("observer_nats_consumer_pending")
+           .Help("Worker: messages of an owned partition not yet delivered (num_pending)")
+           .Register(r);
+  impl_->nats_consumer_ack_pending =
+      &BuildGauge()
+           .Name("observer_nats_consumer_ack_pending")
+           .Help("Worker: delivered, unacknowledged messages of an owned partition")
+           .Register(r);
+  impl_->nats_consumer_max_ack_pending =
+      &BuildGauge()
+           .Name("observer_nats_consumer_max_ack_pending")
+           .Help("Worker: the partition consumer's max_ack_pending")
+           .Register(r);
   impl_->change_log_pruned = counter("observer_change_log_pruned_total",
                                      "Change-log rows deleted by retention ([change_log])");
   impl_->change_log_rows =
@@ -403,6 +459,44 @@ void metrics::backlog(uint64_t events) {
 uint64_t metrics::backlog_events() const {
   return impl_->backlog_events;
 }
+void metrics::nats_connected(bool up) {
+  impl_->nats_connected->Set(up ? 1 : 0);
+}
+void metrics::nats_published(uint64_t n, uint64_t duplicates) {
+  impl_->nats_published->Increment(static_cast<double>(n));
+  if (duplicates > 0) impl_->nats_duplicates->Increment(static_cast<double>(duplicates));
+}
+void metrics::nats_publish_pending(uint64_t unacked, uint64_t queued) {
+  impl_->nats_unacked->Set(static_cast<double>(unacked));
+  impl_->nats_queued->Set(static_cast<double>(queued));
+}
+void metrics::nats_publish_failed(uint64_t n) {
+  impl_->nats_publish_failed->Increment(static_cast<double>(n));
+}
+void metrics::nats_reordered(uint64_t n) {
+  impl_->nats_reordered->Increment(static_cast<double>(n));
+}
+void metrics::nats_fetched(uint64_t n, uint64_t redelivered) {
+  impl_->nats_fetched->Increment(static_cast<double>(n));
+  if (redelivered > 0) impl_->nats_redelivered->Increment(static_cast<double>(redelivered));
+}
+void metrics::nats_acked(uint64_t n) {
+  impl_->nats_acked->Increment(static_cast<double>(n));
+}
+void metrics::nats_terminated(uint64_t n) {
+  impl_->nats_terminated->Increment(static_cast<double>(n));
+}
+void metrics::nats_partitions_owned(uint64_t n) {
+  impl_->nats_owned->Set(static_cast<double>(n));
+}
+void metrics::nats_consumer(uint32_t partition, uint64_t pending, uint64_t ack_pending,
+                            uint64_t max_ack_pending) {
+  const std::map<std::string, std::string> labels{{"partition", std::to_string(partition)}};
+  impl_->nats_consumer_pending->Add(labels).Set(static_cast<double>(pending));
+  impl_->nats_consumer_ack_pending->Add(labels).Set(static_cast<double>(ack_pending));
+  impl_->nats_consumer_max_ack_pending->Add(labels).Set(static_cast<double>(max_ack_pending));
+}
+
 void metrics::change_log_pruned(uint64_t rows) {
   impl_->change_log_pruned->Increment(static_cast<double>(rows));
 }

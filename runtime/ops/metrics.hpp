@@ -124,6 +124,29 @@ class metrics {
   void jobs_queue_depth(uint64_t n);
   /// Jobs this node is running now.
   void jobs_running(uint64_t n);
+  // NATS (transport "nats"): the bridge and the workers.
+  /// 1 while the NATS connection is up.
+  void nats_connected(bool up);
+  /// Bridge: `n` events acknowledged by the stream (stored or duplicate).
+  void nats_published(uint64_t n, uint64_t duplicates);
+  /// Bridge: publishes awaiting their ack, and events waiting to be published.
+  void nats_publish_pending(uint64_t unacked, uint64_t queued);
+  /// Bridge: publishes that failed (error, no ack in time) and were sent again.
+  void nats_publish_failed(uint64_t n);
+  /// Bridge: events stored behind a later event of their partition.
+  void nats_reordered(uint64_t n);
+  /// Worker: messages fetched, and those delivered more than once.
+  void nats_fetched(uint64_t n, uint64_t redelivered);
+  /// Worker: messages acknowledged, and terminated (unparseable, or
+  /// max_deliver reached: dead-lettered).
+  void nats_acked(uint64_t n);
+  void nats_terminated(uint64_t n);
+  /// Worker: partitions this worker owns now.
+  void nats_partitions_owned(uint64_t n);
+  /// Worker: one partition consumer's figures (num_pending, num_ack_pending,
+  /// its max_ack_pending).
+  void nats_consumer(uint32_t partition, uint64_t pending, uint64_t ack_pending,
+                     uint64_t max_ack_pending);
 
  private:
   void update_hit_rate();

@@ -18,8 +18,11 @@ uint64_t parse_u64(const char* s) {
 
 }  // namespace
 
-checkpoint_store::checkpoint_store(std::string dsn, std::string listener_id)
-    : listener_id_(std::move(listener_id)), session_(std::move(dsn)) {}
+checkpoint_store::checkpoint_store(std::string dsn, std::string listener_id,
+                                   std::string transport_name)
+    : listener_id_(std::move(listener_id)),
+      transport_name_(std::move(transport_name)),
+      session_(std::move(dsn)) {}
 checkpoint_store::~checkpoint_store() = default;
 
 void checkpoint_store::reset() {
@@ -63,19 +66,20 @@ void checkpoint_store::save(const checkpoint_record& rec) {
     // this statement to commit, then every later write of ours is refused.
     auto r = tx.exec_params(
         "INSERT INTO observer_checkpoints (listener_id, event_id, txid, events_total,"
-        " last_processed_at, pending_txids)"
+        " last_processed_at, pending_txids, transport_name)"
         " SELECT $1::varchar, $2::bigint, $3::text::xid8, $4::bigint, now() AT TIME ZONE 'UTC',"
-        " $6::text"
+        " $6::text, $7::text"
         " WHERE $5::bigint IS NULL OR EXISTS (SELECT 1 FROM observer_leases"
         "   WHERE listener_id = $1::varchar AND epoch = $5::bigint FOR SHARE)"
         " ON CONFLICT (listener_id) DO UPDATE SET event_id = EXCLUDED.event_id,"
         " txid = EXCLUDED.txid, events_total = EXCLUDED.events_total,"
         " last_processed_at = EXCLUDED.last_processed_at, pending_txids = EXCLUDED.pending_txids,"
+        " transport_name = EXCLUDED.transport_name,"
         // The spec's health check orders checkpoints by created_at and expects
         // it to move while events flow: it is the time of the latest save.
         " created_at = DEFAULT",
         listener_id_, rec.pos.pk, std::to_string(rec.pos.txid),
-        static_cast<int64_t>(rec.events_total), epoch_, pending_text(rec.pending));
+        static_cast<int64_t>(rec.events_total), epoch_, pending_text(rec.pending), transport_name_);
     return r.affected_rows() > 0;
   });
   if (!written)

@@ -16,7 +16,10 @@ namespace fraiseql {
 /// conditional on that epoch still being current in observer_leases.
 class checkpoint_store final : public checkpoint_sink {
  public:
-  checkpoint_store(std::string dsn, std::string listener_id);
+  /// `transport_name`: 'postgres' (a listener) or 'pg_to_nats' (a bridge),
+  /// written with every save (tb_observer_checkpoint shows it).
+  checkpoint_store(std::string dsn, std::string listener_id,
+                   std::string transport_name = "postgres");
   ~checkpoint_store() override;
   std::optional<checkpoint_record> load();
   /// Throws fenced_out when the epoch is no longer current.
@@ -26,6 +29,7 @@ class checkpoint_store final : public checkpoint_sink {
 
  private:
   std::string listener_id_;
+  std::string transport_name_;
   std::optional<int64_t> epoch_;
   pg_session session_;
 };

@@ -1,0 +1,584 @@
+#include "actors/bus/worker.hpp"
+
+#include "runtime/core/bus.hpp"
+#include "runtime/core/clock.hpp"
+#include "runtime/core/envelope.hpp"
+#include "runtime/core/lease_clock.hpp"
+#include "runtime/core/partitions.hpp"
+#include "runtime/io/nats/connection.hpp"
+#include "runtime/io/nats/consumer.hpp"
+#include "runtime/io/nats/jetstream.hpp"
+#include "runtime/io/nats/kv.hpp"
+#include "runtime/ops/metrics.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/json.hpp>
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace fraiseql {
+using message_ptr = std::shared_ptr<jetstream_message>;
+using message_batch = std::vector<message_ptr>;
+}  // namespace fraiseql
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fraiseql::message_batch)
+
+namespace fraiseql {
+
+namespace {
+
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using own_atom = caf::atom_constant<caf::atom("own")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using released_atom = caf::atom_constant<caf::atom("released")>;
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
+using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+
+/// Fetches one partition's messages into the worker (detached: fetch blocks).
+using fetcher_actor =
+    caf::typed_actor<caf::reacts_to<fetch_atom>, caf::replies_to<stop_atom>::with<bool>>;
+
+/// Keeps the member key and the partition leases (detached: KV calls block).
+using owner_actor =
+    caf::typed_actor<caf::reacts_to<tick_atom>, caf::reacts_to<released_atom, uint32_t>,
+                     caf::replies_to<stop_atom>::with<bool>>;
+
+using core_actor =
+    worker_actor::extend<caf::reacts_to<deliver_atom, uint32_t, message_batch>,
+                         caf::reacts_to<own_atom, uint32_t>, caf::reacts_to<release_atom, uint32_t>,
+                         caf::reacts_to<lost_atom, uint32_t>, caf::reacts_to<progress_atom>,
+                         caf::reacts_to<drain_atom>>;
+
+/// Free slots of the worker's window, shared by its fetchers.
+struct slots {
+  std::atomic<int64_t> free;
+  explicit slots(int64_t n) : free(n) {}
+  /// Up to `want` slots, 0 when none is free.
+  int64_t take(int64_t want) {
+    int64_t cur = free.load();
+    while (cur > 0) {
+      const int64_t got = std::min(cur, want);
+      if (free.compare_exchange_weak(cur, cur - got)) return got;
+    }
+    return 0;
+  }
+  void give(int64_t n) { free.fetch_add(n); }
+};
+
+consumer_config consumer_of(const nats_config& n, uint32_t p) {
+  consumer_config c;
+  c.stream = n.stream;
+  c.durable = partition_consumer(n.consumer, p);
+  c.filter_subject = partition_filter(n.subject_prefix, p);
+  c.ack_wait = std::chrono::milliseconds(n.ack_wait_ms);
+  // One delivery more than max_deliver: that one goes to the DLQ instead of
+  // running again, so the server never drops a message on its own.
+  c.max_deliver = static_cast<int64_t>(n.max_deliver) + 1;
+  c.max_ack_pending = n.max_ack_pending;
+  return c;
+}
+
+stream_config stream_of(const nats_config& n) {
+  stream_config s;
+  s.name = n.stream;
+  s.subjects = {stream_subjects(n.subject_prefix)};
+  s.replicas = static_cast<int>(n.replicas);
+  s.duplicate_window = std::chrono::seconds(n.duplicate_window_secs);
+  s.max_age = std::chrono::seconds(n.max_age_secs);
+  return s;
+}
+
+// --- fetcher --------------------------------------------------------------------
+
+struct fetcher_state {
+  static inline const char* name = "nats_fetcher";
+  std::unique_ptr<pull_consumer> consumer;
+  bool stopped = false;
+  bool warned = false;
+};
+
+fetcher_actor::behavior_type fetcher(fetcher_actor::stateful_pointer<fetcher_state> self,
+                                     std::shared_ptr<nats_connection> conn, nats_config n,
+                                     uint32_t partition, std::shared_ptr<slots> free,
+                                     core_actor core, std::shared_ptr<metrics> stats) {
+  return {
+      [=](fetch_atom) {
+        auto& st = self->state;
+        if (st.stopped) return;
+        try {
+          if (!st.consumer)
+            st.consumer = std::make_unique<pull_consumer>(conn, consumer_of(n, partition));
+          const int64_t k = free->take(n.fetch_batch);
+          if (k == 0) {
+            self->delayed_send(self, std::chrono::milliseconds(10), fetch_atom::value);
+            return;
+          }
+          auto got = st.consumer->fetch(static_cast<int>(k), std::chrono::milliseconds(200));
+          free->give(k - static_cast<int64_t>(got.size()));
+          st.warned = false;
+          if (!got.empty()) {
+            message_batch batch;
+            batch.reserve(got.size());
+            uint64_t redelivered = 0;
+            for (auto& m : got) {
+              if (m.num_delivered() > 1) ++redelivered;
+              batch.push_back(std::make_shared<jetstream_message>(std::move(m)));
+            }
+            if (stats) stats->nats_fetched(batch.size(), redelivered);
+            self->send(core, deliver_atom::value, partition, std::move(batch));
+          }
+          self->send(self, fetch_atom::value);
+        } catch (const std::exception& e) {
+          if (!st.warned)
+            spdlog::warn("worker: partition {}: fetch failed, retrying: {}", partition, e.what());
+          st.warned = true;
+          st.consumer.reset();
+          self->delayed_send(self, std::chrono::milliseconds(500), fetch_atom::value);
+        }
+      },
+      [self](stop_atom) {
+        self->state.stopped = true;
+        return true;
+      },
+  };
+}
+
+// --- owner ----------------------------------------------------------------------
+
+struct owned_partition {
+  uint64_t rev = 0;
+  bool ready = false;
+  std::chrono::steady_clock::time_point ready_at;
+};
+
+struct owner_state {
+  static inline const char* name = "nats_owner";
+  std::unique_ptr<kv_bucket> kv;
+  bool stream_ensured = false;
+  std::map<uint32_t, owned_partition> owned;
+  std::set<uint32_t> releasing;
+  std::optional<uint64_t> member_rev;
+  bool stopped = false;
+  bool warned = false;
+  std::vector<std::string> last_members;
+};
+
+owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self,
+                                 worker_options cfg, core_actor core) {
+  const auto lease = std::chrono::milliseconds(cfg.nats.partition_lease_ms);
+  const auto round_every =
+      std::max<std::chrono::milliseconds>(lease / 3, std::chrono::milliseconds(100));
+  const auto ack_wait = std::chrono::milliseconds(cfg.nats.ack_wait_ms);
+  const std::string member_key = "member." + cfg.name;
+  auto owner_key = [](uint32_t p) { return "owner." + std::to_string(p); };
+  auto round = [=]() {
+    auto& st = self->state;
+    if (!st.stream_ensured) {
+      ensure_stream(*cfg.conn, stream_of(cfg.nats));
+      st.stream_ensured = true;
+    }
+    if (!st.kv)
+      st.kv = std::make_unique<kv_bucket>(cfg.conn, cfg.nats.stream + "_owners", lease,
+                                          static_cast<int>(cfg.nats.replicas));
+    const auto started = std::chrono::steady_clock::now();
+    st.kv->put(member_key, cfg.name);
+    std::vector<std::string> members;
+    for (const auto& k : st.kv->keys())
+      if (k.rfind("member.", 0) == 0) members.push_back(k.substr(7));
+    std::sort(members.begin(), members.end());
+    if (members != st.last_members) {
+      spdlog::info("worker {}: {} workers: {}", cfg.name, members.size(), [&] {
+        std::string s;
+        for (const auto& m : members) s += (s.empty() ? "" : ", ") + m;
+        return s;
+      }());
+      st.last_members = members;
+    }
+    // Renew what we hold; a key no longer ours is lost.
+    for (auto it = st.owned.begin(); it != st.owned.end();) {
+      auto rev = st.kv->update(owner_key(it->first), cfg.name, it->second.rev);
+      if (!rev) {
+        spdlog::error("worker {}: lost partition {} (its lease was taken or expired)", cfg.name,
+                      it->first);
+        self->send(core, lost_atom::value, it->first);
+        st.releasing.erase(it->first);
+        it = st.owned.erase(it);
+        continue;
+      }
+      it->second.rev = *rev;
+      ++it;
+    }
+    cfg.ownership->renewed(started, lease);
+    const auto mine = partitions_of(members, cfg.name, cfg.nats.partitions);
+    for (uint32_t p : mine) {
+      if (st.owned.count(p) > 0) continue;
+      auto rev = st.kv->create(owner_key(p), cfg.name);
+      if (!rev) continue;  // still held by its previous owner: next round
+      consumer_info info;
+      ensure_consumer(*cfg.conn, consumer_of(cfg.nats, p), &info);
+      owned_partition o;
+      o.rev = *rev;
+      o.ready_at = started;
+      if (info.num_ack_pending > 0) {
+        // The previous owner left deliveries unacked: they are redelivered
+        // (first, in stream order) once their ack wait has passed.
+        o.ready_at = std::chrono::steady_clock::now() + ack_wait + std::chrono::seconds(1);
+        spdlog::info(
+            "worker {}: took partition {}; {} deliveries of its previous owner outstanding, "
+            "fetching after their ack wait ({} ms)",
+            cfg.name, p, info.num_ack_pending, ack_wait.count());
+      } else {
+        spdlog::info("worker {}: took partition {}", cfg.name, p);
+      }
+      st.owned.emplace(p, o);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [p, o] : st.owned) {
+      if (!o.ready && now >= o.ready_at) {
+        o.ready = true;
+        self->send(core, own_atom::value, p);
+      }
+      const bool should = std::binary_search(mine.begin(), mine.end(), p);
+      if (o.ready && !should && st.releasing.insert(p).second) {
+        spdlog::info("worker {}: handing partition {} over", cfg.name, p);
+        self->send(core, release_atom::value, p);
+      }
+    }
+    if (cfg.stats) cfg.stats->nats_partitions_owned(st.owned.size());
+  };
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        auto& st = self->state;
+        if (st.stopped) return;
+        try {
+          round();
+          if (st.warned) spdlog::info("worker {}: ownership round succeeded again", cfg.name);
+          st.warned = false;
+        } catch (const std::exception& e) {
+          if (!st.warned)
+            spdlog::warn("worker {}: ownership round failed, retrying: {}", cfg.name, e.what());
+          st.warned = true;
+        }
+        self->delayed_send(self, round_every, tick_atom::value);
+      },
+      [=](released_atom, uint32_t p) {
+        auto& st = self->state;
+        st.releasing.erase(p);
+        if (st.owned.erase(p) == 0) return;
+        try {
+          if (st.kv) st.kv->remove(owner_key(p));
+          spdlog::info("worker {}: partition {} handed over", cfg.name, p);
+        } catch (const std::exception& e) {
+          spdlog::warn("worker {}: partition {}: releasing its lease failed ({}); it expires",
+                       cfg.name, p, e.what());
+        }
+        if (cfg.stats) cfg.stats->nats_partitions_owned(st.owned.size());
+      },
+      [=](stop_atom) {
+        auto& st = self->state;
+        st.stopped = true;
+        bool ok = true;
+        if (st.kv) {
+          try {
+            for (const auto& [p, o] : st.owned) st.kv->remove(owner_key(p));
+            st.kv->remove(member_key);
+          } catch (const std::exception& e) {
+            spdlog::warn("worker {}: leases not released ({}); they expire", cfg.name, e.what());
+            ok = false;
+          }
+        }
+        st.owned.clear();
+        return ok;
+      },
+  };
+}
+
+// --- core -----------------------------------------------------------------------
+
+struct held_message {
+  message_ptr msg;
+  uint32_t partition = 0;
+  std::chrono::steady_clock::time_point progress;  // delivery or last in-progress
+};
+
+struct core_state {
+  static inline const char* name = "nats_worker";
+  using pointer = core_actor::stateful_pointer<core_state>;
+  pointer self = nullptr;
+  worker_options cfg;
+  router_actor router;
+  owner_actor owner;
+  std::shared_ptr<slots> free;
+  std::map<uint32_t, fetcher_actor> fetchers;
+  std::set<uint32_t> releasing;  // fetcher stopped, waiting for held messages
+  std::unordered_map<uint64_t, held_message> held;
+  std::unordered_map<uint32_t, uint64_t> held_by_partition;
+  uint64_t next_seq = 1;
+  uint64_t acked = 0;
+  std::vector<event_ptr> early;  // fetched before the router was wired (never: owner waits)
+  caf::response_promise stop_promise;
+  bool stopping = false;
+  std::chrono::steady_clock::time_point stop_deadline;
+
+  void deliver(uint32_t p, message_batch& batch) {
+    event_batch events;
+    for (auto& m : batch) {
+      const auto seq = next_seq++;
+      const auto delivered = m->num_delivered();
+      if (delivered > cfg.nats.max_deliver) {
+        bury_raw(m, seq, p,
+                 "delivered " + std::to_string(delivered) +
+                     " times without finishing (max_deliver " +
+                     std::to_string(cfg.nats.max_deliver) +
+                     "): a worker died or stalled on it each time",
+                 "max_deliver");
+        continue;
+      }
+      event_ptr ev;
+      try {
+        ev = event_from_envelope(std::string(m->data()), seq);
+      } catch (const std::exception& e) {
+        bury_raw(m, seq, p, std::string("unparseable message: ") + e.what(), "unparseable");
+        continue;
+      }
+      held.emplace(seq, held_message{m, p, std::chrono::steady_clock::now()});
+      ++held_by_partition[p];
+      events.push_back(std::move(ev));
+    }
+    if (!events.empty()) self->send(router, route_atom::value, std::move(events));
+  }
+
+  /// Dead-letters a message as it came (its payload and where it sat), then
+  /// terminates it.
+  void bury_raw(const message_ptr& m, uint64_t seq, uint32_t p, std::string why, const char* kind) {
+    const auto& meta = m->metadata();
+    auto ev = std::make_shared<event>();
+    ev->seq = seq;
+    ev->id = m->msg_id().empty() ? "nats:" + meta.stream + ":" + std::to_string(meta.stream_seq)
+                                 : m->msg_id();
+    ev->event_type = "NATS";
+    ev->entity_type = std::string(m->subject());
+    ev->entity_id = std::to_string(meta.stream_seq);
+    boost::json::object env;
+    env["id"] = ev->id;
+    env["subject"] = std::string(m->subject());
+    env["stream"] = meta.stream;
+    env["stream_seq"] = meta.stream_seq;
+    env["num_delivered"] = meta.num_delivered;
+    boost::json::error_code ec;
+    auto parsed = boost::json::parse(m->data(), ec);
+    if (!ec)
+      env["event"] = std::move(parsed);
+    else
+      env["raw"] = std::string(m->data());
+    ev->envelope = std::move(env);
+    ev->envelope_json = boost::json::serialize(ev->envelope);
+    spdlog::error("worker {}: message {} of partition {} dead-lettered: {}", cfg.name, ev->id, p,
+                  why);
+    dlq_entry e;
+    e.ev = ev;
+    e.observer_name = "(worker)";
+    e.action_type = kind;
+    e.idempotency_key = ev->id + ":(worker):" + kind;
+    e.last_error = std::move(why);
+    e.attempts = static_cast<uint32_t>(meta.num_delivered);
+    e.first_attempt_ms = e.last_attempt_ms = unix_ms();
+    held.emplace(seq, held_message{m, p, std::chrono::steady_clock::now()});
+    ++held_by_partition[p];
+    self->request(cfg.dlq, caf::infinite, bury_atom::value, std::move(e))
+        .then([this, seq](int64_t) { settle(seq, true); },
+              [this, seq](const caf::error& err) {
+                // Not durable: leave it unacked; it is delivered again.
+                spdlog::error("worker {}: DLQ write failed, message left for redelivery: {}",
+                              cfg.name, caf::to_string(err));
+                forget(seq);
+              });
+  }
+
+  /// Acks (or terminates) a finished message and frees its slot.
+  void settle(uint64_t seq, bool terminate) {
+    auto it = held.find(seq);
+    if (it == held.end()) return;
+    try {
+      if (terminate)
+        it->second.msg->term();
+      else
+        it->second.msg->ack();
+    } catch (const std::exception& e) {
+      // Disconnected: the message comes back after its ack wait (at least once).
+      spdlog::warn("worker {}: ack failed (the message will be redelivered): {}", cfg.name,
+                   e.what());
+    }
+    if (cfg.stats) {
+      if (terminate)
+        cfg.stats->nats_terminated(1);
+      else
+        cfg.stats->nats_acked(1);
+    }
+    ++acked;
+    forget_it(it);
+  }
+
+  void forget(uint64_t seq) {
+    auto it = held.find(seq);
+    if (it != held.end()) forget_it(it);
+  }
+
+  void forget_it(std::unordered_map<uint64_t, held_message>::iterator it) {
+    const uint32_t p = it->second.partition;
+    held.erase(it);
+    free->give(1);
+    if (--held_by_partition[p] == 0) {
+      held_by_partition.erase(p);
+      if (releasing.erase(p) > 0) self->send(owner, released_atom::value, p);
+    }
+    if (stopping && held.empty()) finish_stop(true);
+  }
+
+  void start_fetching(uint32_t p) {
+    if (stopping || fetchers.count(p) > 0) return;
+    auto f = self->system().spawn<caf::detached>(fetcher, cfg.conn, cfg.nats, p, free,
+                                                 core_actor{self}, cfg.stats);
+    self->send(f, fetch_atom::value);
+    fetchers.emplace(p, f);
+  }
+
+  /// Stops p's fetcher; `then` runs once it fetches no more (its last batch
+  /// is in our mailbox before the answer).
+  template <class F>
+  void stop_fetching(uint32_t p, F then) {
+    auto it = fetchers.find(p);
+    if (it == fetchers.end()) return then();
+    auto f = it->second;
+    fetchers.erase(it);
+    self->request(f, std::chrono::seconds(30), stop_atom::value)
+        .then(
+            [this, f, then](bool) {
+              self->send_exit(f, caf::exit_reason::user_shutdown);
+              then();
+            },
+            [this, f, then](const caf::error&) {
+              self->send_exit(f, caf::exit_reason::user_shutdown);
+              then();
+            });
+  }
+
+  void release(uint32_t p) {
+    stop_fetching(p, [this, p] {
+      if (held_by_partition.count(p) == 0)
+        self->send(owner, released_atom::value, p);
+      else
+        releasing.insert(p);
+    });
+  }
+
+  void lost(uint32_t p) {
+    if (held_by_partition.count(p) > 0) {
+      spdlog::critical(
+          "worker {}: partition {} was taken over while {} of its messages are held here; "
+          "exiting rather than run them beside the new owner (they are redelivered to it)",
+          cfg.name, p, held_by_partition[p]);
+      spdlog::default_logger()->flush();
+      std::_Exit(75);
+    }
+    stop_fetching(p, [] {});
+  }
+
+  void progress() {
+    const auto ack_wait = std::chrono::milliseconds(cfg.nats.ack_wait_ms);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [seq, h] : held) {
+      if (now - h.progress < ack_wait / 2) continue;
+      try {
+        h.msg->in_progress();
+        h.progress = now;
+      } catch (const std::exception&) {
+        // Disconnected: tried again on the next tick.
+      }
+    }
+    self->delayed_send(
+        self, std::max<std::chrono::milliseconds>(ack_wait / 4, std::chrono::milliseconds(100)),
+        progress_atom::value);
+  }
+
+  void begin_stop(std::chrono::milliseconds timeout) {
+    stopping = true;
+    stop_deadline = std::chrono::steady_clock::now() + timeout;
+    auto ps = fetchers;
+    for (auto& [p, f] : ps) stop_fetching(p, [] {});
+    if (held.empty()) return finish_stop(true);
+    self->delayed_send(self, std::chrono::milliseconds(50), drain_atom::value);
+  }
+
+  void check_drain() {
+    if (!stopping || stop_promise.pending() == false) return;
+    if (held.empty()) return finish_stop(true);
+    if (std::chrono::steady_clock::now() >= stop_deadline) return finish_stop(false);
+    self->delayed_send(self, std::chrono::milliseconds(50), drain_atom::value);
+  }
+
+  void finish_stop(bool drained) {
+    if (!stop_promise.pending()) return;
+    auto promise = stop_promise;
+    stop_promise = caf::response_promise{};
+    if (!drained)
+      spdlog::warn("worker {}: {} messages still held at shutdown; they are redelivered", cfg.name,
+                   held.size());
+    // Leases go only once nothing of ours is in flight (or we gave up
+    // waiting: then the successor waits out their ack wait, see num_ack_pending).
+    self->request(owner, std::chrono::seconds(30), stop_atom::value)
+        .then([promise, drained](bool) mutable { promise.deliver(drained); },
+              [promise, drained](const caf::error&) mutable { promise.deliver(drained); });
+  }
+};
+
+core_actor::behavior_type core(core_state::pointer self, worker_options cfg) {
+  auto& st = self->state;
+  st.self = self;
+  st.free = std::make_shared<slots>(cfg.window);
+  st.cfg = std::move(cfg);
+  self->send(self, progress_atom::value);
+  return {
+      [self](router_actor r) {
+        auto& st = self->state;
+        st.router = std::move(r);
+        st.owner = self->system().spawn<caf::detached>(owner, st.cfg, core_actor{self});
+        self->link_to(st.owner);
+      },
+      [self](finish_atom, const std::vector<uint64_t>& seqs) {
+        for (auto seq : seqs) self->state.settle(seq, false);
+      },
+      [self](deliver_atom, uint32_t p, message_batch& batch) { self->state.deliver(p, batch); },
+      [self](own_atom, uint32_t p) { self->state.start_fetching(p); },
+      [self](release_atom, uint32_t p) { self->state.release(p); },
+      [self](lost_atom, uint32_t p) { self->state.lost(p); },
+      [self](progress_atom) { self->state.progress(); },
+      [self](drain_atom) { self->state.check_drain(); },
+      [self](stop_atom, uint64_t timeout_ms) -> caf::result<bool> {
+        auto& st = self->state;
+        st.stop_promise = self->make_response_promise<bool>();
+        auto promise = st.stop_promise;
+        st.begin_stop(std::chrono::milliseconds(timeout_ms));
+        return promise;
+      },
+      [self](status_atom) {
+        return std::make_tuple(static_cast<uint64_t>(self->state.held.size()), self->state.acked);
+      },
+  };
+}
+
+}  // namespace
+
+worker_actor spawn_worker(caf::actor_system& sys, worker_options cfg) {
+  return sys.spawn(core, std::move(cfg));
+}
+
+}  // namespace fraiseql
