@@ -110,8 +110,7 @@ std::vector<config_error> resolve_roles(config& cfg, std::string_view role,
         warn("nats." + std::string(k), "has no effect: " + no_bridge);
     for (std::string_view k : change_log_keys)
       warn("change_log." + std::string(k),
-           "has no effect on a worker (pruning runs on the bridge, next to the listener): " +
-               no_bridge);
+           "has no effect: " + no_bridge + " (pruning runs on the bridge, next to the listener)");
   }
   return errors;
 }
