@@ -22,6 +22,7 @@ done
 dpkg-deb -c "$deb" >"$work/contents"
 for f in ./usr/bin/observer-node ./usr/bin/observerctl ./etc/fraiseql/observer.toml \
   ./etc/fraiseql/examples/01-postgresql-only.toml ./etc/fraiseql/examples/02-postgresql-redis.toml \
+  ./etc/fraiseql/examples/03-nats-distributed.toml ./etc/fraiseql/examples/04-multi-database-bridge.toml \
   ./usr/lib/systemd/system/fraiseql-observers.service ./usr/share/doc/fraiseql-observer/README.md; do
   grep -q " $f\$" "$work/contents" || fail "missing $f"
 done

@@ -18,6 +18,7 @@
 #include "runtime/config/loader.hpp"
 #include "runtime/config/loopback.hpp"
 #include "runtime/config/model.hpp"
+#include "runtime/config/roles.hpp"
 #include "runtime/core/observers.hpp"
 #include "runtime/expr/jmespath.hpp"
 #include "runtime/expr/template.hpp"
@@ -675,8 +676,12 @@ int validate_config(const std::string& file, bool detailed) {
   for (const auto& w : res.warnings) std::cerr << "warning: " << w.to_string() << "\n";
   std::cout << file << ": configuration is valid\n";
   if (detailed) {
-    std::cout << "  transport: " << cfg.transport.transport << "\n"
-              << "  listener: id=" << cfg.listener.listener_id
+    std::cout << "  transport: " << cfg.transport.transport << "\n";
+    if (cfg.transport.transport == "nats" && cfg.nats)
+      std::cout << "  roles (--role all): " << fraiseql::roles_text(cfg.roles) << "\n"
+                << "  nats: " << cfg.nats->url << " stream=" << cfg.nats->stream
+                << " partitions=" << cfg.nats->partitions << "\n";
+    std::cout << "  listener: id=" << cfg.listener.listener_id
               << " batch_size=" << cfg.listener.batch_size
               << " max_in_flight=" << cfg.listener.max_in_flight
               << " max_bytes_in_flight=" << cfg.listener.max_bytes_in_flight

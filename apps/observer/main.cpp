@@ -1,6 +1,6 @@
 // observer-node: runs the FraiseQL observer pipeline.
 //
-//   observer-node --config FILE [--role all] [--dry-run]   run
+//   observer-node --config FILE [--role bridge|worker|all] [--dry-run]   run
 //   observer-node --config FILE --validate                  check the config, exit
 //   observer-node migrate --config FILE                     install/upgrade the schema
 //
@@ -14,6 +14,7 @@
 #include "node/node.hpp"
 #include "runtime/config/loader.hpp"
 #include "runtime/config/model.hpp"
+#include "runtime/config/roles.hpp"
 #include "runtime/core/observers.hpp"
 #include "runtime/io/net/http_client.hpp"
 #include "runtime/io/pg/migrations.hpp"
@@ -34,8 +35,11 @@ constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_config = 2;
 
-std::optional<fraiseql::config> load_or_report(const std::string& path) {
-  auto res = fraiseql::load_config_file(path);
+/// Loads `path` and resolves the process roles for `role` (--role): role
+/// errors are configuration errors, located like the others.
+std::optional<fraiseql::config> load_or_report(const std::string& path,
+                                               const std::string& role = "all") {
+  auto res = fraiseql::load_config_file(path, fraiseql::process_env, role);
   if (!res) {
     for (const auto& e : res.errors) std::cerr << "error: " << e.to_string() << "\n";
     std::cerr << res.errors.size() << " configuration error(s) in " << path
@@ -148,7 +152,10 @@ int main(int argc, char** argv) {
   bool validate = false;
   bool dry_run = false;
   app.add_option("-c,--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
-  app.add_option("--role", role, "Process role (this build: all)")->check(CLI::IsMember({"all"}));
+  app.add_option("--role", role,
+                 "bridge | worker | all (default; with transport nats: what [transport] "
+                 "run_bridge / run_executors say)")
+      ->check(CLI::IsMember({"bridge", "worker", "all"}));
   app.add_flag("--validate", validate, "Validate the configuration and exit");
   app.add_flag("--dry-run", dry_run,
                "Connect, read, match and log what would run; execute and checkpoint nothing");
@@ -184,7 +191,7 @@ int main(int argc, char** argv) {
     std::cerr << "error: --config FILE is required\n" << app.help();
     return exit_config;
   }
-  auto cfg = load_or_report(config_path);
+  auto cfg = load_or_report(config_path, role);
   if (!cfg) return exit_config;
   fraiseql::init_logging(cfg->logging.level, cfg->logging.format);
 
@@ -199,6 +206,8 @@ int main(int argc, char** argv) {
     for (const auto& o : cfg->observers) actions += o.actions.size();
     std::cout << config_path << ": configuration is valid (" << cfg->observers.size()
               << " observers, " << actions << " actions)\n";
+    if (cfg->transport.transport == "nats")
+      std::cout << "roles: " << fraiseql::roles_text(cfg->roles) << "\n";
     return exit_ok;
   }
   return run(*cfg, dry_run, signals);

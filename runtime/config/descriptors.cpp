@@ -14,6 +14,7 @@ namespace fraiseql::config_schema {
 namespace {
 
 using config_detail::check_db_url;
+using config_detail::check_nats_urls;
 using config_detail::check_redis_url;
 using config_detail::u32_max;
 using std::string;
@@ -55,6 +56,43 @@ std::optional<string> check_seed(const string& seed) {
   return "'" + seed + "' is not a seed address (host:port, port 1-65535)";
 }
 
+bool is_name_char(char c) {
+  return config_detail::is_alpha(c) || config_detail::is_digit(c) || c == '_' || c == '-';
+}
+
+/// A JetStream stream or consumer name: letters, digits, - and _ only.
+std::optional<string> check_nats_name(const string& name) {
+  if (!name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), is_name_char))
+    return std::nullopt;
+  return "'" + name + "' is not a valid name (1-128 characters A-Z a-z 0-9 - _)";
+}
+
+/// A subject token and part of each Msg-Id; empty: derived from [database] url.
+std::optional<string> check_source_name(const string& name) {
+  if (name.empty()) return std::nullopt;
+  return check_nats_name(name);
+}
+
+std::optional<string> check_worker_name(const string& name) {
+  if (name.empty()) return std::nullopt;
+  return check_node_name(name);
+}
+
+/// Tokens of letters, digits, - and _ separated by '.', no wildcards.
+std::optional<string> check_subject_prefix(const string& prefix) {
+  size_t begin = 0;
+  for (;;) {
+    const size_t dot = prefix.find('.', begin);
+    const string token = prefix.substr(begin, dot == string::npos ? string::npos : dot - begin);
+    if (token.empty() || !std::all_of(token.begin(), token.end(), is_name_char))
+      return "'" + prefix +
+             "' is not a subject prefix (tokens of A-Z a-z 0-9 - _ separated by '.'; no "
+             "wildcards * >, no empty token)";
+    if (dot == string::npos) return std::nullopt;
+    begin = dot + 1;
+  }
+}
+
 std::optional<string> check_runtime_dir(const string& dir) {
   if (dir.empty() || dir.front() != '/') return "'" + dir + "' is not an absolute path";
   return std::nullopt;
@@ -73,6 +111,7 @@ tables build() {
   using N = cluster_config;
   using M = metrics_config;
   using Y = retry_config;
+  using S = nats_config;
   tables t;
   t.database = {
       "database",
@@ -87,9 +126,9 @@ tables build() {
       {choice("transport", &T::transport, {"postgres", "nats", "in_memory"},
               "Where events come from.")
            .with_env("FRAISEQL_OBSERVER_TRANSPORT"),
-       flag("run_bridge", &T::run_bridge, "Run the PostgreSQL -> NATS bridge (false here).")
+       flag("run_bridge", &T::run_bridge, "nats: run the PostgreSQL -> NATS bridge.")
            .with_env("FRAISEQL_NATS_ENABLE_BRIDGE"),
-       flag("run_executors", &T::run_executors, "Run the executors in-process (true here).")
+       flag("run_executors", &T::run_executors, "nats: run workers (consumers -> executors).")
            .with_env("FRAISEQL_NATS_RUN_EXECUTORS")}};
   t.listener = {
       "listener",
@@ -156,6 +195,46 @@ tables build() {
        choice("failure_policy", &R::failure_policy, {"fail_open", "fail_closed"},
               "While Redis is down.")
            .with_env("FRAISEQL_REDIS_FAILURE_POLICY")}};
+  t.nats = {
+      "nats",
+      {text("url", &S::url, "Servers: nats://host:port or tls://host:port, comma-separated.")
+           .validated_by(check_nats_urls)
+           .with_env("FRAISEQL_NATS_URL", env_form::by_hand),
+       text("user_env", &S::user_env, "Variable holding the user name.").read_by_hand(),
+       text("password_env", &S::password_env, "Variable holding the password.").read_by_hand(),
+       text("token_env", &S::token_env, "Variable holding an auth token.").read_by_hand(),
+       text("credentials_file", &S::credentials_file, "A .creds file (JWT and NKey seed)."),
+       flag("tls", &S::tls, "Require TLS to the servers."),
+       text("tls_ca_file", &S::tls_ca_file, "CA bundle (PEM); empty: the system's."),
+       text("tls_cert_file", &S::tls_cert_file, "Client certificate (PEM)."),
+       text("tls_key_file", &S::tls_key_file, "Its private key (PEM)."),
+       text("stream", &S::stream, "JetStream stream of the events.").validated_by(check_nats_name),
+       text("subject_prefix", &S::subject_prefix, "First subject tokens of every event.")
+           .validated_by(check_subject_prefix),
+       integer("replicas", &S::replicas, 1, 5, "Stream replicas."),
+       integer("duplicate_window_secs", &S::duplicate_window_secs, 1, day_secs,
+               "A Msg-Id seen within this window is stored once."),
+       integer("max_age_secs", &S::max_age_secs, 0, 3650 * day_secs,
+               "Stream retention by age; 0: until limits."),
+       integer("partitions", &S::partitions, 1, 1024, "Partitions of the subject space."),
+       text("source_name", &S::source_name,
+            "This database in subjects and Msg-Ids; empty: its database name.")
+           .validated_by(check_source_name),
+       integer("publish_ack_timeout_ms", &S::publish_ack_timeout_ms, 100, 600000,
+               "Bridge: unacknowledged publishes are sent again after this."),
+       text("consumer", &S::consumer, "Durable consumer name (prefix per partition).")
+           .validated_by(check_nats_name),
+       integer("ack_wait_ms", &S::ack_wait_ms, 1000, 3600000,
+               "Unacknowledged this long: redelivered."),
+       integer("max_deliver", &S::max_deliver, 1, 1000, "Deliveries before the DLQ."),
+       integer("max_ack_pending", &S::max_ack_pending, 1, 100000,
+               "Unacknowledged messages per partition consumer."),
+       integer("fetch_batch", &S::fetch_batch, 1, 10000, "Messages per fetch at most."),
+       integer("partition_lease_ms", &S::partition_lease_ms, 1000, 600000,
+               "Partition ownership lease; at most ack_wait_ms."),
+       text("worker_name", &S::worker_name,
+            "This worker in the ownership bucket; empty: node_name, else host:pid.")
+           .validated_by(check_worker_name)}};
   t.shutdown = {
       "shutdown",
       {integer("timeout_ms", &shutdown_config::timeout_ms, 0, u32_max, "Graceful stop bound.")
@@ -277,7 +356,8 @@ std::vector<option_info> list_options() {
   std::vector<option_info> out;
   auto add = [&out](const auto& sec) { list_section(sec, out); };
   add(t.database), add(t.transport), add(t.listener), add(t.checkpoint), add(t.performance);
-  add(t.circuit_breaker), add(t.redis), add(t.shutdown), add(t.failover), add(t.logging);
+  add(t.circuit_breaker), add(t.redis), add(t.nats), add(t.shutdown), add(t.failover),
+      add(t.logging);
   add(t.metrics);
   add(t.control), add(t.cluster), add(t.change_log), add(t.job_queue), add(t.retry);
   return out;

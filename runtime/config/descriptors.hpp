@@ -190,6 +190,7 @@ struct tables {
   section<performance_config> performance;
   section<circuit_breaker_config> circuit_breaker;
   section<redis_config> redis;
+  section<nats_config> nats;
   section<shutdown_config> shutdown;
   section<failover_config> failover;
   section<logging_config> logging;

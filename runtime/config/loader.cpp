@@ -16,6 +16,7 @@
 
 #include "runtime/config/loader_impl.hpp"
 #include "runtime/config/loopback.hpp"
+#include "runtime/config/roles.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -68,6 +69,7 @@ config_result loader::run(const toml::table& root) {
   walk_root(root);
   apply_env();
   final_checks();
+  settle_roles();
   config_result result;
   sort_errors();
   result.errors = std::move(errors_);
@@ -104,6 +106,7 @@ void loader::collect_warnings() {
     warn_at(*o,
             "has no effect while enable_concurrent is false (each action's own timeout_ms "
             "bounds its attempts)");
+  transport_warnings();
   if (const origin* o = set_at("control.journal_size"); o && !cfg_.control.enabled)
     warn_at(*o,
             "has no effect while [control] enabled is false (the journal only serves "
@@ -120,20 +123,13 @@ void loader::collect_warnings() {
 // --- sections ---------------------------------------------------------------------
 
 void loader::walk_root(const toml::table& root) {
-  static const key_list top = {"database",    "transport",       "listener",  "checkpoint",
-                               "performance", "circuit_breaker", "redis",     "shutdown",
-                               "failover",    "logging",         "metrics",   "control",
-                               "cluster",     "change_log",      "job_queue", "observers"};
+  static const key_list top = {
+      "database", "transport", "listener",   "checkpoint", "performance", "circuit_breaker",
+      "redis",    "nats",      "shutdown",   "failover",   "logging",     "metrics",
+      "control",  "cluster",   "change_log", "job_queue",  "observers"};
   for (auto&& [k, v] : root) {
     const string_view name = k.str();
     if (contains(top, name)) continue;
-    if (name == "nats") {
-      error_at(v, quote_key(name),
-               "[" + string(name) +
-                   "] is not supported in this build (the PostgreSQL-only and "
-                   "PostgreSQL + Redis topologies are); remove this table");
-      continue;
-    }
     string msg = "unknown top-level key or table";
     if (auto s = suggest(name, top)) msg += "; did you mean '" + *s + "'?";
     msg += " (valid: " + list(top) + ")";
@@ -151,6 +147,7 @@ void loader::walk_root(const toml::table& root) {
   section("performance", d.performance, cfg_.performance);
   section("circuit_breaker", d.circuit_breaker, cfg_.circuit_breaker);
   if (const auto* t = read_table(root, "redis", "")) walk_redis(*t);
+  if (const auto* t = read_table(root, "nats", "")) walk_nats(*t);
   section("shutdown", d.shutdown, cfg_.shutdown);
   section("failover", d.failover, cfg_.failover);
   section("logging", d.logging, cfg_.logging);
@@ -192,6 +189,75 @@ void loader::walk_redis(const toml::table& t) {
   cfg_.redis.emplace();
   if (read_section(t, "redis", config_schema::options().redis, *cfg_.redis)["url"] == got::absent)
     redis_url_missing_ = true;
+}
+
+void loader::walk_nats(const toml::table& t) {
+  const string p = "nats";
+  nats_table_ = &t;
+  auto& n = cfg_.nats.emplace();
+  read_section(t, p, config_schema::options().nats, n);
+  read_nats_auth(t, n);
+  // Files the client reads at connect time: refuse now what it could not read.
+  for (const char* k : {"credentials_file", "tls_ca_file", "tls_cert_file", "tls_key_file"}) {
+    const toml::node* v = t.get(k);
+    if (v == nullptr || !v->is_string()) continue;
+    const string path = v->value_or(string{});
+    if (path.empty())
+      error_at(*v, p + "." + k, "must not be empty (remove the key instead)");
+    else if (::access(path.c_str(), R_OK) != 0)
+      error_at(*v, p + "." + k, "cannot read '" + path + "': " + std::strerror(errno));
+  }
+  const toml::node* cert = t.get("tls_cert_file");
+  const toml::node* key = t.get("tls_key_file");
+  if ((cert == nullptr) != (key == nullptr)) {
+    const bool has_cert = cert != nullptr;
+    error_at(has_cert ? *cert : *key, p + (has_cert ? ".tls_cert_file" : ".tls_key_file"),
+             has_cert ? "a client certificate needs its key: set tls_key_file as well"
+                      : "a client key needs its certificate: set tls_cert_file as well");
+  }
+  // A partition hand-off waits out the old owner's ack wait (its
+  // unacknowledged messages come back after ack_wait_ms): the lease that
+  // hands the partition over must not outlast it.
+  if (n.partition_lease_ms > n.ack_wait_ms) {
+    const toml::node* at = t.get("partition_lease_ms");
+    if (at == nullptr) at = t.get("ack_wait_ms");
+    error_at(at != nullptr ? at->source() : t.source(), p + ".partition_lease_ms",
+             "must be at most ack_wait_ms (" + std::to_string(n.ack_wait_ms) + "), got " +
+                 std::to_string(n.partition_lease_ms) +
+                 ": a partition hand-off waits out the old owner's ack wait, so the lease must "
+                 "not outlast it");
+  }
+}
+
+void loader::read_nats_auth(const toml::table& t, nats_config& n) {
+  const string p = "nats";
+  struct ref {
+    const char* key;
+    string& name;
+    string& value;
+  };
+  for (const ref& r :
+       {ref{"user_env", n.user_env, n.user}, ref{"password_env", n.password_env, n.password},
+        ref{"token_env", n.token_env, n.token}}) {
+    if (read_env_ref(t, r.key, p, r.name, r.value) != got::absent)
+      origins_[p + "." + r.key] = origin_of(*t.get(r.key), p + "." + r.key);
+  }
+  const toml::node* user = t.get("user_env");
+  const toml::node* password = t.get("password_env");
+  const toml::node* token = t.get("token_env");
+  const toml::node* creds = t.get("credentials_file");
+  if (user != nullptr && password == nullptr)
+    error_at(*user, p + ".user_env", "a user needs a password: set password_env as well");
+  if (password != nullptr && user == nullptr)
+    error_at(*password, p + ".password_env", "a password needs a user: set user_env as well");
+  const int ways =
+      (user != nullptr || password != nullptr) + (token != nullptr) + (creds != nullptr);
+  if (ways > 1) {
+    const toml::node* at = token != nullptr ? token : creds;
+    error_at(*at, p + (at == token ? ".token_env" : ".credentials_file"),
+             "set one way to authenticate: user_env with password_env, token_env, or "
+             "credentials_file");
+  }
 }
 
 void loader::walk_control(const toml::table& t) {
@@ -296,12 +362,21 @@ void loader::apply_env() {
   apply_env_section(d.shutdown, &cfg_.shutdown);
   apply_env_section(d.control, &cfg_.control);
   apply_log_env();
-  if (env("FRAISEQL_NATS_URL"))
-    error_env(
-        "FRAISEQL_NATS_URL",
-        "is set, but NATS is not supported in this build (PostgreSQL-only and PostgreSQL + Redis "
-        "topologies); unset it");
   apply_redis_env();
+  apply_nats_env();
+}
+
+/// FRAISEQL_NATS_URL sets [nats] url, creating the section when absent.
+void loader::apply_nats_env() {
+  const auto var = env_of(config_schema::options().nats["url"]);
+  if (!var) return;
+  if (!cfg_.nats) cfg_.nats.emplace();
+  if (auto why = check_nats_urls(var->second)) {
+    error_env(var->first, *why);
+    return;
+  }
+  cfg_.nats->url = var->second;
+  origins_["nats.url"] = env_origin(var->first);
 }
 
 /// FRAISEQL_DATABASE_URL, then DATABASE_URL, then the variable named by url_env.
@@ -385,21 +460,14 @@ void loader::final_checks() {
                  "): a lease must survive one late renewal");
   }
   const string& tr = cfg_.transport.transport;
-  if (tr != "postgres") {
+  if (tr == "in_memory") {
     error_at(origin_at("transport.transport"),
-             "transport '" + tr +
-                 "' is a valid FraiseQL transport but is not implemented in this "
-                 "build (only \"postgres\" is)");
-  }
-  if (cfg_.transport.run_bridge) {
-    error_at(
-        origin_at("transport.run_bridge"),
-        "the PostgreSQL -> NATS bridge is not implemented in this build; run_bridge must be false");
-  }
-  if (!cfg_.transport.run_executors) {
-    error_at(
-        origin_at("transport.run_executors"),
-        "this build always runs the observer executors in-process; run_executors must be true");
+             "transport \"in_memory\" is a FraiseQL spec name for tests that this build does not "
+             "implement (use \"postgres\" or \"nats\")");
+  } else if (tr == "nats" && !cfg_.nats) {
+    error_at(origin_at("transport.transport"),
+             "transport \"nats\" needs the NATS servers: add a [nats] table (url = "
+             "\"nats://host:4222\") or set FRAISEQL_NATS_URL");
   }
   if (cfg_.redis && redis_url_missing_)
     missing(*redis_table_, "redis.url",
@@ -413,13 +481,43 @@ void loader::final_checks() {
              "or set FRAISEQL_REDIS_URL");
 }
 
+void loader::settle_roles() {
+  if (cfg_.transport.transport == "in_memory") return;  // refused above
+  auto where = [this](std::string_view key) -> std::optional<config_location> {
+    const origin* o = set_at(string(key));
+    if (o == nullptr) return std::nullopt;
+    return config_location{o->file, o->line, o->column, o->key};
+  };
+  for (auto& e : resolve_roles(cfg_, role_, &warnings_, where)) errors_.push_back(std::move(e));
+}
+
+void loader::transport_warnings() {
+  if (cfg_.transport.transport != "postgres") return;
+  if (cfg_.nats) {
+    origin o = set_at("nats.url") ? *set_at("nats.url") : origin{file_, 0, 0, "nats"};
+    if (nats_table_ != nullptr) {
+      o = origin{file_, nats_table_->source().begin.line, nats_table_->source().begin.column,
+                 "nats"};
+    }
+    warn_at(o,
+            "has no effect: [transport] transport is \"postgres\" (set transport = \"nats\" to "
+            "use NATS)");
+  }
+  if (const origin* o = set_at("transport.run_bridge"); o && cfg_.transport.run_bridge)
+    warn_at(*o, "has no effect with transport \"postgres\" (the bridge needs transport \"nats\")");
+  if (const origin* o = set_at("transport.run_executors"); o && !cfg_.transport.run_executors)
+    warn_at(*o,
+            "has no effect with transport \"postgres\": the node runs the listener and the "
+            "executors in one process");
+}
+
 }  // namespace config_detail
 
-config_result load_config_string(const std::string& text, const std::string& source,
-                                 env_lookup env) {
+config_result load_config_string(const std::string& text, const std::string& source, env_lookup env,
+                                 std::string_view role) {
   try {
     const toml::table root = toml::parse(text, source);
-    return config_detail::loader(source, env).run(root);
+    return config_detail::loader(source, env, role).run(root);
   } catch (const toml::parse_error& e) {
     config_result r;
     r.errors.push_back(config_error{source, e.source().begin.line, e.source().begin.column, "",
@@ -428,7 +526,7 @@ config_result load_config_string(const std::string& text, const std::string& sou
   }
 }
 
-config_result load_config_file(const std::string& path, env_lookup env) {
+config_result load_config_file(const std::string& path, env_lookup env, std::string_view role) {
   auto fail = [&](std::string message) {
     config_result r;
     r.errors.push_back(config_error{path, 0, 0, "", std::move(message)});
@@ -447,7 +545,7 @@ config_result load_config_file(const std::string& path, env_lookup env) {
   std::ostringstream buf;
   buf << in.rdbuf();
   if (in.bad()) return fail(std::string("cannot read configuration file: ") + std::strerror(errno));
-  return load_config_string(buf.str(), path, env);
+  return load_config_string(buf.str(), path, env, role);
 }
 
 }  // namespace fraiseql

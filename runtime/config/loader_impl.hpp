@@ -51,7 +51,8 @@ class section_result {
 
 class loader {
  public:
-  loader(std::string file, env_lookup env) : file_(std::move(file)), env_(env) {}
+  loader(std::string file, env_lookup env, std::string_view role = "all")
+      : file_(std::move(file)), env_(env), role_(role) {}
 
   config_result run(const toml::table& root);
 
@@ -166,6 +167,9 @@ class loader {
   void walk_root(const toml::table& root);
   void walk_database(const toml::table& t);
   void walk_redis(const toml::table& t);
+  void walk_nats(const toml::table& t);
+  /// user_env / password_env / token_env of [nats], resolved now.
+  void read_nats_auth(const toml::table& t, nats_config& n);
   void walk_control(const toml::table& t);
   void walk_cluster(const toml::table& t);
   /// The token and TLS keys [control] and [cluster] share.
@@ -182,7 +186,12 @@ class loader {
   void apply_database_env();
   void apply_log_env();
   void apply_redis_env();
+  void apply_nats_env();
   void final_checks();
+  /// config::roles for role_ (resolve_roles), errors and warnings located.
+  void settle_roles();
+  /// [transport] and [nats] keys that have no effect with transport "postgres".
+  void transport_warnings();
 
   // --- [[observers]] (observers.cpp) ---
   void walk_observers(const toml::node& n);
@@ -202,6 +211,7 @@ class loader {
 
   string file_;
   env_lookup env_;
+  string role_;
   config cfg_;
   std::vector<config_error> errors_;
   std::vector<config_error> warnings_;
@@ -215,6 +225,7 @@ class loader {
   origin database_origin_;
   const toml::table* redis_table_ = nullptr;
   bool redis_url_missing_ = false;
+  const toml::table* nats_table_ = nullptr;
   std::map<string, std::pair<bool, origin>> async_keys_;  // action path -> explicit async
 };
 

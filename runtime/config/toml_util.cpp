@@ -2,6 +2,7 @@
 
 #include "runtime/config/toml_util.hpp"
 
+#include "runtime/config/loopback.hpp"
 #include "runtime/config/redact.hpp"
 #include "runtime/core/redis_url.hpp"
 
@@ -290,6 +291,50 @@ std::optional<string> check_redis_url(const string& url) {
   } catch (const std::exception& e) {
     return string(e.what());
   }
+}
+
+std::optional<string> check_nats_urls(const string& urls) {
+  if (trim(urls).empty()) return string("must not be empty (nats://host:port, comma-separated)");
+  size_t begin = 0;
+  for (size_t index = 0;; ++index) {
+    const size_t comma = urls.find(',', begin);
+    const string entry(trim(std::string_view(urls).substr(
+        begin, comma == string::npos ? string::npos : comma - begin)));
+    const string which = "entry " + std::to_string(index + 1) + " '" + entry + "'";
+    const size_t sep = entry.find("://");
+    if (entry.empty()) return "entry " + std::to_string(index + 1) + " is empty";
+    if (sep == string::npos)
+      return which + " has no scheme (expected nats://host:port or tls://host:port)";
+    const string scheme = lower(entry.substr(0, sep));
+    if (scheme != "nats" && scheme != "tls")
+      return which + ": unsupported scheme '" + scheme + "' (expected nats:// or tls://)";
+    const string rest = entry.substr(sep + 3);
+    if (rest.find('@') != string::npos)
+      return "entry " + std::to_string(index + 1) +
+             " has credentials in the URL: use user_env / password_env or token_env";
+    if (rest.find_first_of("/?#") != string::npos)
+      return which + " has a path or query (expected " + scheme + "://host:port)";
+    // host, host:port, [v6] or [v6]:port
+    const bool bracketed = !rest.empty() && rest.front() == '[';
+    const size_t close = bracketed ? rest.find(']') : string::npos;
+    if (bracketed && close == string::npos) return which + ": unterminated [IPv6] host";
+    const size_t colon = rest.find(':', bracketed ? close : 0);
+    if (colon == string::npos || (bracketed && colon != close + 1)) {
+      if (bracketed && close + 1 != rest.size()) return which + ": bad host";
+      const string host = bracketed ? rest.substr(1, close - 1) : rest;
+      if (host.empty() || host.find_first_of(" \t") != string::npos || has_control_char(host))
+        return which + " has no valid host";
+      if (!bracketed && host.find(':') != string::npos)
+        return which + ": an IPv6 host needs brackets ([::1]:4222)";
+    } else {
+      const auto hp = parse_host_port(rest);
+      if (!hp || has_control_char(rest) || rest.find_first_of(" \t") != string::npos)
+        return which + " is not " + scheme + "://host:port with a port 1-65535";
+    }
+    if (comma == string::npos) break;
+    begin = comma + 1;
+  }
+  return std::nullopt;
 }
 
 }  // namespace fraiseql::config_detail

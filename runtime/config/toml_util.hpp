@@ -72,5 +72,8 @@ std::optional<std::string> check_db_url(const std::string& url);
 std::optional<std::string> check_http_url(const std::string& url);
 /// Why `url` is not a usable Redis URL (password masked), or nullopt.
 std::optional<std::string> check_redis_url(const std::string& url);
+/// Why `urls` (comma-separated nats://host[:port] or tls://host[:port]) is not
+/// a usable NATS server list, naming the offending entry, or nullopt.
+std::optional<std::string> check_nats_urls(const std::string& urls);
 
 }  // namespace fraiseql::config_detail

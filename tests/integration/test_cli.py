@@ -35,6 +35,20 @@ class CliTest(IntegrationTest):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("observers:", r.stdout)
 
+    def test_nats_examples_validate_and_print_their_roles(self):
+        w = os.path.join(REPO, "config/examples/03-nats-distributed.toml")
+        b = os.path.join(REPO, "config/examples/04-multi-database-bridge.toml")
+        for path, role, roles in ((w, "all", "roles: workers"), (b, "all", "roles: bridge"),
+                                  (b, "bridge", "roles: bridge"), (w, "worker", "roles: workers")):
+            r = run(NODE, "--config", path, "--role", role, "--validate")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(roles, r.stdout)
+        # A bridge runs no actions: the worker file's enable_dedup is an error for it.
+        r = run(NODE, "--config", w, "--role", "bridge", "--validate")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("performance.enable_dedup", r.stderr)
+        self.assertIn("--role bridge runs no actions", r.stderr)
+
     def test_bad_config_names_file_line_column_and_key_and_exits_2(self):
         path = self.write("bad.toml", '[database]\nurl = "postgresql://x@127.0.0.1/db"\n\n'
                           '[listener]\nbatch_size = "many"\npoll_intervall_ms = 5\n')

@@ -51,7 +51,7 @@ const bad_case bad_cases[] = {
      "did you mean 'dedup_window_secs'"},
     {"[redis]\nurl = \"redis://h\"\nclaim_ttl_secs = 0\n", "redis.claim_ttl_secs", 3,
      "between 1 and"},
-    {"[nats]\nurl = \"nats://localhost\"\n", "nats", 1, "not supported in this build"},
+    {"[nats]\nurl = \"http://localhost\"\n", "nats.url", 2, "unsupported scheme 'http'"},
     {"database = 3\n", "database", 1, "expected a table, got an integer"},
     {"[database\nurl = \"x\"\n", "", 1, "TOML syntax error"},
     {"[logging]\nlevel = \"info\"\nlevel = \"debug\"\n", "", 3, "TOML syntax error"},
@@ -71,13 +71,14 @@ const bad_case bad_cases[] = {
     // [transport]
     {"[transport]\ntransport = \"kafka\"\n", "transport.transport", 2, "invalid value 'kafka'"},
     {"[transport]\ntransport = \"nats\"\n", "transport.transport", 2,
-     "not implemented in this build"},
+     "add a [nats] table (url = \"nats://host:4222\") or set FRAISEQL_NATS_URL"},
     {"[transport]\ntransport = \"in_memory\"\n", "transport.transport", 2,
-     "not implemented in this build"},
-    {"[transport]\nrun_bridge = true\n", "transport.run_bridge", 2, "run_bridge must be false"},
+     "spec name for tests that this build does not implement"},
+    {"[transport]\ntransport = \"nats\"\nrun_executors = false\n[nats]\n",
+     "transport.run_executors", 3, "run_bridge and run_executors are both false"},
     {"[transport]\nrun_bridge = \"no\"\n", "transport.run_bridge", 2, "expected a boolean"},
-    {"[transport]\nrun_executors = false\n", "transport.run_executors", 2,
-     "run_executors must be true"},
+    {"[nats]\nack_wait_ms = 5000\n", "nats.partition_lease_ms", 2,
+     "waits out the old owner's ack wait"},
     // [listener]
     {"[listener]\nlistener_id = \"a b\"\n", "listener.listener_id", 2, "not a valid listener id"},
     {"[listener]\nlistener_id = \"\"\n", "listener.listener_id", 2, "not a valid listener id"},
@@ -315,8 +316,9 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("shipped example files load") {
-    for (const char* path : {"config/examples/01-postgresql-only.toml",
-                             "config/examples/02-postgresql-redis.toml", "config/demo.toml"}) {
+    for (const char* path :
+         {"config/examples/01-postgresql-only.toml", "config/examples/02-postgresql-redis.toml",
+          "config/examples/03-nats-distributed.toml", "config/demo.toml"}) {
       CAPTURE(path);
       const config_result r = load_config_file(path, no_env);
       CAPTURE(all_errors(r));

@@ -292,15 +292,15 @@ TEST_SUITE("config") {
     const std::string text = std::string(db) + observer;
     const std::pair<const char*, const char*> cases[][2] = {
         {{"FRAISEQL_OBSERVER_TRANSPORT", "kafka"}, {"", "invalid value 'kafka'"}},
-        {{"FRAISEQL_OBSERVER_TRANSPORT", "nats"}, {"", "not implemented in this build"}},
-        {{"FRAISEQL_OBSERVER_TRANSPORT", "in_memory"}, {"", "not implemented in this build"}},
+        {{"FRAISEQL_OBSERVER_TRANSPORT", "nats"}, {"", "or set FRAISEQL_NATS_URL"}},
+        {{"FRAISEQL_OBSERVER_TRANSPORT", "in_memory"}, {"", "this build does not implement"}},
         {{"FRAISEQL_ENABLE_DEDUP", "maybe"}, {"", "invalid boolean 'maybe'"}},
         {{"FRAISEQL_ENABLE_DEDUP", "yes"}, {"", "requires [redis]"}},
         {{"FRAISEQL_REDIS_POOL_SIZE", "5"}, {"", "Redis is not configured"}},
         {{"FRAISEQL_REDIS_FAILURE_POLICY", "fail_open"}, {"", "Redis is not configured"}},
         {{"FRAISEQL_ENABLE_CONCURRENT", "on"}, {"", "invalid boolean"}},
-        {{"FRAISEQL_NATS_ENABLE_BRIDGE", "true"}, {"", "run_bridge must be false"}},
-        {{"FRAISEQL_NATS_RUN_EXECUTORS", "false"}, {"", "run_executors must be true"}},
+        {{"FRAISEQL_NATS_ENABLE_BRIDGE", "maybe"}, {"", "invalid boolean 'maybe'"}},
+        {{"FRAISEQL_NATS_URL", "http://h:4222"}, {"", "unsupported scheme 'http'"}},
         {{"FRAISEQL_MAX_CONCURRENT_ACTIONS", "-1"}, {"", "expected a non-negative integer"}},
         {{"FRAISEQL_MAX_CONCURRENT_ACTIONS", "0"}, {"", "between 1 and 100000"}},
         {{"FRAISEQL_MAX_CONCURRENCY", "ten"}, {"", "expected a non-negative integer"}},
@@ -317,8 +317,9 @@ TEST_SUITE("config") {
         {{"FRAISEQL_REDIS_URL", "rediss://:pw@localhost:6379"},
          {"", "TLS (rediss://) is not supported"}},
         {{"FRAISEQL_REDIS_URL", "redis://:pw@localhost:99999"}, {"", "port"}},
-        {{"FRAISEQL_NATS_URL", "nats://localhost:4222"},
-         {"", "NATS is not supported in this build"}},
+        {{"FRAISEQL_NATS_URL", "nats://a:4222,nats://b:99999"},
+         {"", "entry 2 'nats://b:99999' is not nats://host:port with a port 1-65535"}},
+        {{"FRAISEQL_NATS_URL", "nats://a:4222, "}, {"", "entry 2 is empty"}},
     };
     for (const auto& c : cases) {
       const char* var = c[0].first;
