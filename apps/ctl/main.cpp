@@ -694,6 +694,11 @@ int validate_config(const std::string& file, bool detailed) {
         const auto& a = o.actions[i];
         std::cout << "        action " << i << ": " << a.type;
         if (a.webhook) std::cout << " " << a.webhook->method << " " << a.webhook->url;
+        if (a.nats) {  // the first server without credentials, and the subject
+          const auto urls = a.nats->urls();
+          const auto first = urls.empty() ? std::nullopt : fraiseql::parse_nats_url(urls.front());
+          std::cout << " " << (first ? first->endpoint() : "nats") << " " << a.nats->subject;
+        }
         std::cout << "\n";
       }
       std::cout << "        retry: max_attempts=" << o.retry.max_attempts

@@ -440,7 +440,8 @@ void loader::final_checks() {
   for (auto& o : cfg_.observers)
     for (auto& a : o.actions)
       if (a.database && a.database->url.empty()) a.database->url = cfg_.database.url;
-  settle_async();  // job queue
+  settle_nats_urls();  // nats actions without url: [nats] url
+  settle_async();      // job queue
   if (!url_given_) {
     origin o = database_origin_;
     if (database_table_ != nullptr) {

@@ -205,6 +205,8 @@ class loader {
   slack_action_config walk_slack(const toml::table& t, const string& p);
   email_action_config walk_email(const toml::table& t, const string& p);
   database_action_config walk_database_action(const toml::table& t, const string& p);
+  nats_action_config walk_nats_action(const toml::table& t, const string& p);
+  void settle_nats_urls();
   /// TOML value -> JSON, reporting unsupported types (dates, non-finite floats).
   bool to_json(const toml::node& n, const string& where, boost::json::value& out);
   void walk_retry(const toml::table& t, const string& p, retry_config& r);
@@ -227,6 +229,7 @@ class loader {
   bool redis_url_missing_ = false;
   const toml::table* nats_table_ = nullptr;
   std::map<string, std::pair<bool, origin>> async_keys_;  // action path -> explicit async
+  std::map<string, origin> nats_url_pending_;             // nats action path without url -> where
 };
 
 }  // namespace fraiseql::config_detail

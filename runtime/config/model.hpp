@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fraiseql {
@@ -133,15 +134,66 @@ struct log_action_config {
   std::string message;
 };
 
+/// `[[observers.actions]]` with `type = "nats"`: publishes a rendered payload
+/// to a JetStream subject with `Nats-Msg-Id` = the attempt's idempotency key,
+/// so a retried attempt is stored once within the stream's duplicate window
+/// (runtime/exec/nats_action.cpp, docs/nats.md "The nats action").
+struct nats_action_config {
+  /// Subject template (`orders.{{ entity_id }}`); a literal subject (and the
+  /// literal text around the holes) has no spaces and no wildcards.
+  std::string subject;
+  /// Payload template (as a webhook body); empty: the event envelope as JSON.
+  std::string body_template;
+  /// Server URLs, comma-separated (nats://host:port, tls://host:port). When
+  /// the key is absent: the [nats] url, whose credentials and TLS files then
+  /// apply too (the fields below); without [nats] the key is required.
+  std::string url;
+  /// Credentials and TLS of [nats] (copied only when `url` came from there).
+  std::string user, password, token;
+  std::string credentials_file;
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// When set, the server refuses the message unless `subject` is stored in
+  /// this stream (Nats-Expected-Stream): a final failure.
+  std::string stream;
+  /// Acknowledgment timeout of one attempt.
+  uint32_t timeout_ms = 5000;
+  /// `url` split at commas, spaces trimmed, empty entries dropped.
+  std::vector<std::string> urls() const;
+};
+
+/// One server URL of a NATS URL list: scheme (nats or tls), host (IPv6
+/// without brackets) and port (4222 when absent); credentials are dropped.
+struct nats_server_address {
+  std::string scheme;
+  std::string host;
+  uint16_t port = 4222;
+  /// "scheme://host:port" (brackets around an IPv6 host), no credentials: a
+  /// circuit-breaker key and metrics label.
+  std::string endpoint() const;
+};
+/// Why `s` cannot be the subject of a published message (empty, an empty
+/// token, whitespace or control characters, a wildcard), or nullopt.
+std::optional<std::string> check_nats_subject(std::string_view s);
+/// Parses "nats://[user[:password]@]host[:port][/]" or tls://...; nullopt on
+/// anything else (`why`, when given, says what is wrong without echoing a
+/// password).
+std::optional<nats_server_address> parse_nats_url(const std::string& url,
+                                                  std::string* why = nullptr);
+
 /// One action of an observer. Exactly one of the typed members is set,
 /// according to `type`.
 struct action_config {
-  std::string type;  // "webhook" | "slack" | "email" | "database" | "log"
+  std::string type;  // "webhook" | "slack" | "email" | "database" | "log" | "nats"
   std::optional<webhook_action_config> webhook;
   std::optional<slack_action_config> slack;
   std::optional<email_action_config> email;
   std::optional<database_action_config> database;
   std::optional<log_action_config> log;
+  /// `type = "nats"`: a JetStream publish (nats_action_config).
+  std::optional<nats_action_config> nats;
   /// Where the action was defined, for error messages: "observers[2].actions[0]".
   std::string where;
   /// Run through the persistent job queue ([job_queue]): the event counts as

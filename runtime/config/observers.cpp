@@ -1,5 +1,5 @@
 // [[observers]]: each observer, its actions (webhook, slack, email, database,
-// log) and its [observers.retry] policy. The retry table's scalar keys are
+// log, nats) and its [observers.retry] policy. The retry table's scalar keys are
 // described in descriptors.cpp; the actions keep their own rules (keys valid
 // for other action types, secrets read from the environment, URL checks).
 
@@ -33,6 +33,7 @@ const std::vector<std::pair<string_view, key_list>>& action_keys() {
         "password_env", "ca_file", "verify_tls", "timeout_ms"}},
       {"database", {"type", "function", "params", "url_env", "timeout_ms"}},
       {"log", {"type", "level", "message"}},
+      {"nats", {"type", "subject", "body_template", "url", "stream", "timeout_ms"}},
   };
   return k;
 }
@@ -188,7 +189,7 @@ const toml::node* loader::walk_observer(const toml::table& t, size_t i, observer
 
 /// Returns whether `a` is usable (errors were reported otherwise).
 bool loader::walk_action(const toml::table& t, const string& p, action_config& a) {
-  static const char* const types_text = "webhook, slack, email, database, log";
+  static const char* const types_text = "webhook, slack, email, database, log, nats";
   string type;
   const got g = read_string(t, "type", p, type);
   if (g == got::absent) {
@@ -235,6 +236,8 @@ bool loader::walk_action(const toml::table& t, const string& p, action_config& a
     a.email = walk_email(t, p);
   } else if (type == "database") {
     a.database = walk_database_action(t, p);
+  } else if (type == "nats") {
+    a.nats = walk_nats_action(t, p);
   } else {
     log_action_config l;
     read_enum(t, "level", p, log_levels, true, l.level);
@@ -511,6 +514,109 @@ database_action_config loader::walk_database_action(const toml::table& t, const 
   }
   read_timeout(t, p, d.timeout_ms);
   return d;
+}
+
+nats_action_config loader::walk_nats_action(const toml::table& t, const string& p) {
+  nats_action_config n;
+  string subject;
+  if (read_required(t, "subject", p, "a NATS subject such as \"orders.{{ entity_id }}\"",
+                    subject) == got::ok) {
+    // Holes render per event (checked then); the text around them is
+    // checked now, each hole standing for one plain token character.
+    string literal;
+    size_t i = 0;
+    while (i < subject.size()) {
+      const size_t open = subject.find("{{", i);
+      if (open == string::npos) {
+        literal += subject.substr(i);
+        break;
+      }
+      literal += subject.substr(i, open - i);
+      const size_t close = subject.find("}}", open + 2);
+      if (close == string::npos) {
+        literal += subject.substr(open);  // the template compiler reports it
+        break;
+      }
+      literal += 'x';
+      i = close + 2;
+    }
+    if (auto why = check_nats_subject(literal))
+      error_at(*t.get("subject"), p + ".subject", "'" + subject + "' " + *why);
+    else
+      n.subject = subject;
+  }
+  read_string(t, "body_template", p, n.body_template);
+  string url;
+  if (read_string(t, "url", p, url) == got::ok) {
+    n.url = url;
+    const auto list = n.urls();
+    if (list.empty())
+      error_at(*t.get("url"), p + ".url",
+               "must list at least one server (nats://host:port or tls://host:port, "
+               "comma-separated)");
+    for (const auto& u : list) {
+      string why;
+      if (!parse_nats_url(u, &why)) {
+        const size_t at = u.rfind('@');
+        const size_t sep = u.find("://");
+        // Never echo credentials.
+        const string shown = at != string::npos && sep != string::npos
+                                 ? u.substr(0, sep + 3) + "***@" + u.substr(at + 1)
+                                 : u;
+        error_at(*t.get("url"), p + ".url", "'" + shown + "' " + why);
+      }
+    }
+  } else if (!t.get("url")) {
+    // Settled in final_checks: the [nats] url, or an error here.
+    nats_url_pending_[p] = origin_of(t, p + ".url");
+  }
+  string stream;
+  if (read_string(t, "stream", p, stream) == got::ok) {
+    if (stream.empty() || stream.size() > 255 ||
+        std::any_of(stream.begin(), stream.end(), [](char c) {
+          const auto u = static_cast<unsigned char>(c);
+          return u <= 0x20 || u == 0x7f || c == '.' || c == '*' || c == '>' || c == '/' ||
+                 c == '\\';
+        }))
+      error_at(*t.get("stream"), p + ".stream",
+               "'" + stream +
+                   "' is not a stream name (1-255 characters; no spaces, '.', '*', '>', '/' "
+                   "or '\\')");
+    else
+      n.stream = stream;
+  }
+  n.timeout_ms = 5000;
+  read_timeout(t, p, n.timeout_ms);
+  return n;
+}
+
+/// NATS actions without `url`: the [nats] url and its credentials, else an
+/// error at the action.
+void loader::settle_nats_urls() {
+  for (auto& o : cfg_.observers) {
+    for (auto& a : o.actions) {
+      if (!a.nats || !a.nats->url.empty()) continue;
+      auto it = nats_url_pending_.find(a.where);
+      if (it == nats_url_pending_.end()) continue;
+      if (cfg_.nats) {
+        const nats_config& c = *cfg_.nats;
+        auto& n = *a.nats;
+        n.url = c.url;
+        n.user = c.user;
+        n.password = c.password;
+        n.token = c.token;
+        n.credentials_file = c.credentials_file;
+        n.tls = c.tls;
+        n.tls_ca_file = c.tls_ca_file;
+        n.tls_cert_file = c.tls_cert_file;
+        n.tls_key_file = c.tls_key_file;
+      } else {
+        error_at(it->second,
+                 "required key is missing (the NATS server URL(s), nats://host:port, "
+                 "comma-separated; or configure [nats] url, which nats actions default to)");
+      }
+    }
+  }
 }
 
 /// TOML value -> JSON, reporting unsupported types (dates, non-finite floats).

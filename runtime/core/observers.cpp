@@ -91,26 +91,33 @@ std::shared_ptr<const observer_registry> observer_registry::build(
         if (r->is_constant()) return std::nullopt;
         return std::move(*r);
       };
+      // A JSON body: one {{ expression }} or JSON with {{ }} holes.
+      auto compile_body = [&](const std::string& text) {
+        if (text.empty()) return;
+        auto r = expr::template_::compile(text);
+        if (!r) {
+          errors.push_back(where + ": body_template: " + r.err().to_string());
+        } else if (!r->is_single_expression()) {
+          if (auto je = r->json_error())
+            errors.push_back(where +
+                             ": body_template must be one {{ expression }} or JSON with "
+                             "{{ }} holes: " +
+                             je->to_string());
+          else
+            t.body = std::move(*r);
+        } else {
+          t.body = std::move(*r);
+        }
+      };
       if (ac.webhook) {
         t.url = compile(ac.webhook->url, "url");
         for (const auto& [k, v] : ac.webhook->headers)
           if (auto h = compile(v, ("header " + k).c_str())) t.headers.emplace(k, std::move(*h));
-        if (!ac.webhook->body_template.empty()) {
-          auto r = expr::template_::compile(ac.webhook->body_template);
-          if (!r) {
-            errors.push_back(where + ": body_template: " + r.err().to_string());
-          } else if (!r->is_single_expression()) {
-            if (auto je = r->json_error())
-              errors.push_back(where +
-                               ": body_template must be one {{ expression }} or JSON with "
-                               "{{ }} holes: " +
-                               je->to_string());
-            else
-              t.body = std::move(*r);
-          } else {
-            t.body = std::move(*r);
-          }
-        }
+        compile_body(ac.webhook->body_template);
+      }
+      if (ac.nats) {
+        t.subject = compile(ac.nats->subject, "subject");
+        compile_body(ac.nats->body_template);
       }
       if (ac.log && !ac.log->message.empty()) t.message = compile(ac.log->message, "message");
       if (ac.slack) t.message = compile(ac.slack->message, "message");
@@ -232,6 +239,38 @@ std::optional<std::string> observer_registry::render_webhook(uint32_t observer, 
                                [](char ch) { return ch == '\r' || ch == '\n'; }),
                 value.end());
     out.headers.push_back(k + ": " + value);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> observer_registry::render_nats(uint32_t observer, uint32_t action,
+                                                          const event& ev, std::string& subject,
+                                                          std::string& payload) const {
+  const auto& c = *observers_.at(observer);
+  const auto& n = *c.cfg.actions.at(action).nats;
+  const auto& t = c.actions.at(action);
+  if (t.subject) {
+    auto r = t.subject->render_text(ev.envelope);
+    if (!r) return "subject template: " + r.err().to_string();
+    subject = std::move(*r);
+    // A rendered value may hold anything: it must still be one plain subject.
+    if (auto why = check_nats_subject(subject))
+      return "subject template rendered '" + subject + "', which " + *why;
+  } else {
+    subject = n.subject;
+  }
+  if (t.body) {
+    if (t.body->is_single_expression()) {
+      auto r = t.body->render_value(ev.envelope);
+      if (!r) return "body_template: " + r.err().to_string();
+      payload = boost::json::serialize(*r);
+    } else {
+      auto r = t.body->render_json(ev.envelope);
+      if (!r) return "body_template: " + r.err().to_string();
+      payload = std::move(*r);
+    }
+  } else {
+    payload = ev.envelope_json;
   }
   return std::nullopt;
 }

@@ -27,7 +27,7 @@ struct action_templates {
   std::optional<expr::template_> body;
   std::map<std::string, expr::template_> headers;
   std::optional<expr::template_> message;  // log and slack actions
-  std::optional<expr::template_> subject;  // email
+  std::optional<expr::template_> subject;  // email, nats
   std::optional<expr::template_> text;     // email body
   /// Database params: the JSON object, and its string leaves that are
   /// templates, by JSON pointer (rendered with render_value).
@@ -94,6 +94,11 @@ class observer_registry {
   /// The params object of a database action as JSON text.
   std::optional<std::string> render_database_params(uint32_t observer, uint32_t action,
                                                     const event& ev, std::string& params) const;
+  /// Subject and payload of a nats action (payload: the envelope when no
+  /// body_template). A rendered subject that is not one plain subject
+  /// (check_nats_subject) is an error too.
+  std::optional<std::string> render_nats(uint32_t observer, uint32_t action, const event& ev,
+                                         std::string& subject, std::string& payload) const;
   /// Message of a log action (the envelope when none is configured).
   std::string render_log_message(uint32_t observer, uint32_t action, const event& ev) const;
 

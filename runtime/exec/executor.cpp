@@ -83,10 +83,12 @@ executor_map make_executors(std::shared_ptr<const observer_registry> reg,
                             std::shared_ptr<http_client> http, const executor_options& opt) {
   bool uses_email = false;
   bool uses_database = false;
+  bool uses_nats = false;
   for (size_t i = 0; i < reg->size(); ++i)
     for (const auto& a : reg->config(static_cast<uint32_t>(i)).actions) {
       uses_email = uses_email || a.email.has_value();
       uses_database = uses_database || a.database.has_value();
+      uses_nats = uses_nats || a.nats.has_value();
     }
   executor_map m;
   m["webhook"] = make_webhook_executor(reg, http);
@@ -97,6 +99,8 @@ executor_map make_executors(std::shared_ptr<const observer_registry> reg,
   if (uses_database)
     m["database"] =
         make_database_executor(reg, std::make_shared<pg_call_pool>(opt.database_workers));
+  // Connections open on first publish (never when no observer uses NATS).
+  if (uses_nats) m["nats"] = make_nats_executor(reg);
   m["log"] = make_log_executor(reg);
   return m;
 }

@@ -117,6 +117,17 @@ std::shared_ptr<action_executor> make_database_executor(
 /// Log lines through spdlog at the configured level.
 std::shared_ptr<action_executor> make_log_executor(std::shared_ptr<const observer_registry> reg);
 
+/// NATS actions: the rendered payload published to JetStream with
+/// Nats-Msg-Id = the idempotency key (runtime/exec/nats_action.cpp). One
+/// connection per server list, opened on first use.
+std::shared_ptr<action_executor> make_nats_executor(std::shared_ptr<const observer_registry> reg);
+
+struct publish_result;
+/// A JetStream publish completion: stored (ok or duplicate) succeeds;
+/// transient statuses (no ack in time, connection lost or closed, no
+/// responders) are retryable; anything the server refused is final.
+attempt_outcome classify_nats(const publish_result& r);
+
 struct executor_options {
   /// Worker threads (and connections per database) for database actions.
   size_t database_workers = 4;

@@ -168,7 +168,7 @@ const bad_case bad_cases[] = {
     {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
      "\"sms\"\n",
      "observers[0].actions[0].type", 5,
-     "unknown action type 'sms' (valid types: webhook, slack, email, database, log)"},
+     "unknown action type 'sms' (valid types: webhook, slack, email, database, log, nats)"},
     {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
      "\"Webhook\"\n",
      "observers[0].actions[0].type", 5, "unknown action type 'Webhook'"},
@@ -214,7 +214,7 @@ const bad_case bad_cases[] = {
     {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
      "\"log\"\n"
      "url = \"http://h/\"\n",
-     "observers[0].actions[0].url", 6, "only valid for webhook actions"},
+     "observers[0].actions[0].url", 6, "only valid for webhook, nats actions"},
     {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
      "\"webhook\"\n"
      "url = \"http://h/\"\ntimeout = 5\n",

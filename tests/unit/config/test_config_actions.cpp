@@ -94,7 +94,7 @@ const bad_case bad_cases[] = {
     {SLACK "webhook_url = \"http://h/\"\ntimeout_ms = 0\n", "observers[0].actions[0].timeout_ms", 8,
      "between 1 and 600000"},
     {SLACK "webhook_url = \"http://h/\"\nurl = \"http://h/\"\n", "observers[0].actions[0].url", 8,
-     "only valid for webhook actions"},
+     "only valid for webhook, nats actions"},
     {SLACK "webhook_url = \"http://h/\"\nicon = \":x:\"\n", "observers[0].actions[0].icon", 8,
      "did you mean 'icon_emoji'"},
     // email
@@ -160,14 +160,14 @@ const bad_case bad_cases[] = {
     {DB "function = \"f\"\ntimeout_ms = 600001\n", "observers[0].actions[0].timeout_ms", 7,
      "between 1 and 600000"},
     {DB "function = \"f\"\nurl = \"postgresql://h/db\"\n", "observers[0].actions[0].url", 7,
-     "only valid for webhook actions"},
+     "only valid for webhook, nats actions"},
     // log
     {ACTION "type = \"log\"\nmessage = 1\n", "observers[0].actions[0].message", 6,
      "expected a string"},
     {ACTION "type = \"log\"\nformat = \"x\"\n", "observers[0].actions[0].format", 6,
      "unknown key (valid keys for a log action: type, level, message)"},
     {ACTION "type = \"log\"\ntimeout_ms = 5\n", "observers[0].actions[0].timeout_ms", 6,
-     "only valid for webhook, slack, email, database actions"},
+     "only valid for webhook, slack, email, database, nats actions"},
 };
 
 }  // namespace

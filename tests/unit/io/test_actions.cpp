@@ -6,11 +6,13 @@
 #include "runtime/core/envelope.hpp"
 #include "runtime/core/observers.hpp"
 #include "runtime/exec/executor.hpp"
+#include "runtime/io/nats/publisher.hpp"
 #include "runtime/io/net/http_client.hpp"
 #include "runtime/io/net/smtp_client.hpp"
 #include "runtime/io/pg/call_pool.hpp"
 
 #include <doctest/doctest.h>
+#include <nats/nats.h>
 #include <boost/json.hpp>
 
 #include <string>
@@ -88,6 +90,49 @@ TEST_SUITE("actions") {
     CHECK(classify_http(t, only_409).retryable);  // transport errors always retry
     t.timed_out = true;
     CHECK(classify_http(t).error.rfind("timeout: ", 0) == 0);
+  }
+
+  TEST_CASE("NATS classification: stored succeeds and transient statuses retry") {
+    publish_result r;
+    r.outcome = publish_result::status::ok;
+    CHECK(classify_nats(r).ok);
+    r.outcome = publish_result::status::duplicate;  // stored by an earlier attempt
+    CHECK(classify_nats(r).ok);
+    r.outcome = publish_result::status::error;
+    r.error = "no acknowledgment within 5000 ms";
+    for (int s :
+         {NATS_TIMEOUT, NATS_NO_RESPONDERS, NATS_CONNECTION_CLOSED, NATS_NOT_YET_CONNECTED}) {
+      r.nats_status = s;
+      CHECK_FALSE(classify_nats(r).ok);
+      CHECK(classify_nats(r).retryable);
+      CHECK(classify_nats(r).error.find("no acknowledgment") != std::string::npos);
+    }
+    r.nats_status = NATS_ERR;  // the server refused it (e.g. wrong expected stream)
+    r.js_code = 10060;
+    r.error = "expected stream does not match [JetStream error 10060]";
+    CHECK_FALSE(classify_nats(r).retryable);
+    CHECK(classify_nats(r).error.rfind("NATS publish refused: ", 0) == 0);
+  }
+
+  TEST_CASE("nats executor: registered only when an observer uses it") {
+    auto without = make_executors(registry_of("[[observers.actions]]\ntype = \"log\"\n"), nullptr);
+    CHECK(without.count("nats") == 0);
+    auto reg = registry_of(
+        "[[observers.actions]]\ntype = \"nats\"\nurl = \"nats://u:pw@127.0.0.1:1, "
+        "nats://h2\"\nsubject = \"orders.{{ entity_id }}.{{ data.customer }}\"\n");
+    auto with = make_executors(reg, nullptr);
+    REQUIRE(with.count("nats") == 1);
+    auto ev = order_event();
+    attempt_request req;
+    req.ev = ev.get();
+    req.observer_cfg = &reg->config(0);
+    req.action_cfg = &reg->config(0).actions[0];
+    req.idempotency_key = "e-1:o:0";
+    CHECK(with["nats"]->endpoint(req) == "nats://127.0.0.1:1");  // no credentials
+    std::string subject, payload;
+    REQUIRE_FALSE(reg->render_nats(0, 0, *ev, subject, payload));
+    CHECK(subject == "orders.17.Zoë");
+    CHECK(payload == ev->envelope_json);
   }
 
   TEST_CASE("SMTP classification: 4xx transient, 5xx permanent, transport transient") {
