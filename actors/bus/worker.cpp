@@ -37,13 +37,8 @@ using own_atom = caf::atom_constant<caf::atom("own")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using released_atom = caf::atom_constant<caf::atom("released")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
-using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
 using progress_atom = caf::atom_constant<caf::atom("progress")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
-
-/// Fetches one partition's messages into the worker (detached: fetch blocks).
-using fetcher_actor =
-    caf::typed_actor<caf::reacts_to<fetch_atom>, caf::replies_to<stop_atom>::with<bool>>;
 
 /// Keeps the member key and the partition leases (detached: KV calls block).
 using owner_actor =
@@ -97,57 +92,58 @@ stream_config stream_of(const nats_config& n) {
 
 // --- fetcher --------------------------------------------------------------------
 
-struct fetcher_state {
-  static inline const char* name = "nats_fetcher";
+/// One partition's fetch loop: a blocking actor on its own thread (fetch
+/// blocks up to its timeout), which looks at its mailbox between fetches
+/// (a stop request ends it). Fetches only as many messages as the worker
+/// has free slots.
+void fetcher(caf::blocking_actor* self, std::shared_ptr<nats_connection> conn, nats_config n,
+             uint32_t partition, std::shared_ptr<slots> free, core_actor core,
+             std::shared_ptr<metrics> stats) {
   std::unique_ptr<pull_consumer> consumer;
   bool stopped = false;
   bool warned = false;
-};
-
-fetcher_actor::behavior_type fetcher(fetcher_actor::stateful_pointer<fetcher_state> self,
-                                     std::shared_ptr<nats_connection> conn, nats_config n,
-                                     uint32_t partition, std::shared_ptr<slots> free,
-                                     core_actor core, std::shared_ptr<metrics> stats) {
-  return {
-      [=](fetch_atom) {
-        auto& st = self->state;
-        if (st.stopped) return;
-        try {
-          if (!st.consumer)
-            st.consumer = std::make_unique<pull_consumer>(conn, consumer_of(n, partition));
-          const int64_t k = free->take(n.fetch_batch);
-          if (k == 0) {
-            self->delayed_send(self, std::chrono::milliseconds(10), fetch_atom::value);
-            return;
-          }
-          auto got = st.consumer->fetch(static_cast<int>(k), std::chrono::milliseconds(200));
-          free->give(k - static_cast<int64_t>(got.size()));
-          st.warned = false;
-          if (!got.empty()) {
-            message_batch batch;
-            batch.reserve(got.size());
-            uint64_t redelivered = 0;
-            for (auto& m : got) {
-              if (m.num_delivered() > 1) ++redelivered;
-              batch.push_back(std::make_shared<jetstream_message>(std::move(m)));
-            }
-            if (stats) stats->nats_fetched(batch.size(), redelivered);
-            self->send(core, deliver_atom::value, partition, std::move(batch));
-          }
-          self->send(self, fetch_atom::value);
-        } catch (const std::exception& e) {
-          if (!st.warned)
-            spdlog::warn("worker: partition {}: fetch failed, retrying: {}", partition, e.what());
-          st.warned = true;
-          st.consumer.reset();
-          self->delayed_send(self, std::chrono::milliseconds(500), fetch_atom::value);
-        }
-      },
-      [self](stop_atom) {
-        self->state.stopped = true;
-        return true;
-      },
-  };
+  auto pause = std::chrono::milliseconds(0);
+  while (!stopped) {
+    // Control first: a stop request is answered once no fetch is running, so
+    // everything fetched before it is already in the worker's mailbox.
+    self->receive(
+        [&](stop_atom) {
+          stopped = true;
+          return true;
+        },
+        [&](const caf::exit_msg&) { stopped = true; }, caf::after(pause) >> [] {});
+    if (stopped) break;
+    pause = std::chrono::milliseconds(0);
+    const int64_t k = free->take(n.fetch_batch);
+    if (k == 0) {
+      pause = std::chrono::milliseconds(5);  // every slot busy: look again shortly
+      continue;
+    }
+    try {
+      if (!consumer) consumer = std::make_unique<pull_consumer>(conn, consumer_of(n, partition));
+      auto got = consumer->fetch(static_cast<int>(k), std::chrono::milliseconds(200));
+      free->give(k - static_cast<int64_t>(got.size()));
+      if (warned) spdlog::info("worker: partition {}: fetching again", partition);
+      warned = false;
+      if (got.empty()) continue;
+      message_batch batch;
+      batch.reserve(got.size());
+      uint64_t redelivered = 0;
+      for (auto& m : got) {
+        if (m.num_delivered() > 1) ++redelivered;
+        batch.push_back(std::make_shared<jetstream_message>(std::move(m)));
+      }
+      if (stats) stats->nats_fetched(batch.size(), redelivered);
+      self->send(core, deliver_atom::value, partition, std::move(batch));
+    } catch (const std::exception& e) {
+      free->give(k);
+      if (!warned)
+        spdlog::warn("worker: partition {}: fetch failed, retrying: {}", partition, e.what());
+      warned = true;
+      consumer.reset();
+      pause = std::chrono::milliseconds(500);
+    }
+  }
 }
 
 // --- owner ----------------------------------------------------------------------
@@ -190,7 +186,7 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
     const auto started = std::chrono::steady_clock::now();
     st.kv->put(member_key, cfg.name);
     std::vector<std::string> members;
-    for (const auto& k : st.kv->keys())
+    for (const auto& k : st.kv->keys("member."))
       if (k.rfind("member.", 0) == 0) members.push_back(k.substr(7));
     std::sort(members.begin(), members.end());
     if (members != st.last_members) {
@@ -317,8 +313,8 @@ struct core_state {
   router_actor router;
   owner_actor owner;
   std::shared_ptr<slots> free;
-  std::map<uint32_t, fetcher_actor> fetchers;
-  std::set<uint32_t> releasing;  // fetcher stopped, waiting for held messages
+  std::map<uint32_t, caf::actor> fetchers;  // blocking fetch loops
+  std::set<uint32_t> releasing;             // fetcher stopped, waiting for held messages
   std::unordered_map<uint64_t, held_message> held;
   std::unordered_map<uint32_t, uint64_t> held_by_partition;
   uint64_t next_seq = 1;
@@ -447,7 +443,6 @@ struct core_state {
     if (stopping || fetchers.count(p) > 0) return;
     auto f = self->system().spawn<caf::detached>(fetcher, cfg.conn, cfg.nats, p, free,
                                                  core_actor{self}, cfg.stats);
-    self->send(f, fetch_atom::value);
     fetchers.emplace(p, f);
   }
 

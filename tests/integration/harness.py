@@ -129,6 +129,49 @@ class Redis:
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
+class Nats:
+    """Private nats-server(s) started by scripts/nats.sh (one, or a 3-server
+    JetStream cluster); stopped by stop()."""
+
+    def __init__(self, private_dir, cluster=False, env=None):
+        self.dir = private_dir
+        e = dict(os.environ)
+        e.update(env or {})
+        subprocess.run([os.path.join(REPO, "scripts/nats.sh"),
+                        "start-cluster" if cluster else "start", private_dir], check=True,
+                       stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=e)
+        self.env = read_env(os.path.join(private_dir, "env"))
+        self.url = self.env["NATS_URL"]
+        self.urls = self.env["NATS_URLS"]
+
+    def _script(self, *args):
+        subprocess.run([os.path.join(REPO, "scripts/nats.sh")] + list(args) + [],
+                       check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def kill(self, n=None):
+        self._script("kill", self.dir, *([str(n)] if n else []))
+
+    def restart(self, n=None):
+        self._script("restart", self.dir, *([str(n)] if n else []))
+
+    def stop(self):
+        self._script("stop", self.dir)
+
+    def monitor(self, path, n=1):
+        import urllib.request
+        port = self.env["NATS_MONITOR_PORT"] if n == 1 else self.env[f"NATS_{n}_MONITOR_PORT"]
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read())
+
+    def stream_info(self, stream="fraiseql_events"):
+        """(messages, subjects seen) of the stream, from the monitoring endpoint."""
+        j = self.monitor("/jsz?streams=true&config=true")
+        for acc in j.get("account_details", []):
+            for st in acc.get("stream_detail", []):
+                if st["name"] == stream:
+                    return st
+        return None
+
+
 def control_port(node, timeout=20):
     """The port the node's control plane listens on (from its log)."""
     import re
@@ -241,8 +284,9 @@ backoff_strategy = "exponential"
 
 class Node:
     def __init__(self, workdir, dsn, observers, listener_id="test", extra="", args=(),
-                 checkpoint="interval_ms = 50", poll_interval_ms=200, listener=""):
+                 checkpoint="interval_ms = 50", poll_interval_ms=200, listener="", role="all"):
         self.workdir = workdir
+        self.role = role
         self.config = os.path.join(workdir, f"node-{uuid.uuid4().hex[:6]}.toml")
         with open(self.config, "w") as f:
             f.write(f"""
@@ -279,7 +323,7 @@ timeout_ms = 10000
         env.pop("FRAISEQL_DATABASE_URL", None)
         env.pop("DATABASE_URL", None)
         self.logf = open(self.log, "a")
-        self.proc = subprocess.Popen([NODE, "--role", "all", "--config", self.config] + self.args,
+        self.proc = subprocess.Popen([NODE, "--role", self.role, "--config", self.config] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=env)
         return self

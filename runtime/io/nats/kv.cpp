@@ -40,7 +40,7 @@ kv_bucket::kv_bucket(std::shared_ptr<nats_connection> conn, const std::string& b
   kvConfig_Init(&cfg);
   cfg.Bucket = bucket.c_str();
   cfg.History = 1;
-  cfg.TTL = ttl.count();  // milliseconds (nats.c converts)
+  cfg.TTL = ttl.count() * 1000000;  // nanoseconds: nats.c 3.4.1 passes it as the max age
   cfg.Replicas = replicas;
   s = js_CreateKeyValue(&kv_, js, &cfg);
   if (s != NATS_OK) {
@@ -101,18 +101,33 @@ void kv_bucket::remove(const std::string& key) {
   nats_throw("delete " + name_ + "/" + key, kvStore_Delete(kv_, key.c_str()));
 }
 
-std::vector<std::string> kv_bucket::keys() {
-  kvKeysList list;
-  kvWatchOptions o;
-  kvWatchOptions_Init(&o);
-  o.Timeout = conn_->options().api_timeout.count();
-  natsStatus s = kvStore_Keys(&list, kv_, &o);
+std::vector<std::string> kv_bucket::keys(const std::string& prefix) {
+  // The stream's subject list (one server-side snapshot), not nats.c's
+  // kvStore_Keys: that one replays the bucket through a watcher and misses or
+  // repeats keys rewritten meanwhile, which members renewing every second do.
+  const std::string subject_prefix = "$KV." + name_ + ".";
+  const std::string filter = subject_prefix + prefix + ">";
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = conn_->options().api_timeout.count();
+  o.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_of(js_), ("KV_" + name_).c_str(), &o, &jerr);
+  nats_throw("keys of " + name_, s, static_cast<int>(jerr));
   std::vector<std::string> out;
-  if (s == NATS_NOT_FOUND) return out;  // no keys
-  nats_throw("keys of " + name_, s);
-  for (int i = 0; i < list.Count; ++i) out.emplace_back(list.Keys[i]);
-  kvKeysList_Destroy(&list);
-  return out;
+  if (si->State.Subjects != nullptr)
+    for (int i = 0; i < si->State.Subjects->Count; ++i) {
+      const char* subj = si->State.Subjects->List[i].Subject;
+      if (std::strncmp(subj, subject_prefix.c_str(), subject_prefix.size()) == 0)
+        out.emplace_back(subj + subject_prefix.size());
+    }
+  jsStreamInfo_Destroy(si);
+  // A deleted key keeps its subject (a delete marker) until it expires.
+  std::vector<std::string> live;
+  for (auto& k : out)
+    if (get(k)) live.push_back(std::move(k));
+  return live;
 }
 
 }  // namespace fraiseql

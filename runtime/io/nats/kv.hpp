@@ -43,8 +43,9 @@ class kv_bucket {
   std::optional<std::pair<std::string, uint64_t>> get(const std::string& key);
   /// Deletes (a delete marker; create() succeeds afterwards).
   void remove(const std::string& key);
-  /// Every live key.
-  std::vector<std::string> keys();
+  /// The live keys starting with `prefix` (one stream-info request plus
+  /// one get per key: for small key sets).
+  std::vector<std::string> keys(const std::string& prefix = "");
 
   const std::string& name() const { return name_; }
 
