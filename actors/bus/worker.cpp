@@ -247,7 +247,15 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         self->send(core, release_atom::value, p);
       }
     }
-    if (cfg.stats) cfg.stats->nats_partitions_owned(st.owned.size());
+    if (cfg.stats) {
+      cfg.stats->nats_partitions_owned(st.owned.size());
+      for (const auto& [p, o] : st.owned)
+        if (auto ci = get_consumer_info(*cfg.conn, cfg.nats.stream,
+                                        partition_consumer(cfg.nats.consumer, p)))
+          cfg.stats->nats_consumer(p, ci->num_pending,
+                                   static_cast<uint64_t>(std::max<int64_t>(0, ci->num_ack_pending)),
+                                   cfg.nats.max_ack_pending);
+    }
   };
   self->send(self, tick_atom::value);
   return {
