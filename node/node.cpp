@@ -7,6 +7,7 @@
 #include "runtime/core/lease_clock.hpp"
 #include "runtime/io/nats/connection.hpp"
 #include "runtime/io/nats/jetstream.hpp"
+#include "runtime/io/nats/kv.hpp"
 
 #include "node/leadership.hpp"
 #include "node/services.hpp"
@@ -29,6 +30,7 @@
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
+#include <cctype>
 #include <shared_mutex>
 #include <thread>
 
@@ -355,15 +357,45 @@ std::shared_ptr<nats_connection> node::connect_nats() {
   return conn;
 }
 
+namespace {
+
+/// Bridges and workers must agree on the partition count, or events of the
+/// partitions a worker does not know are never consumed. The first process
+/// records it (bucket <stream>_config, key `partitions`, no expiry); every
+/// later one compares. Throws std::runtime_error naming the key on a mismatch,
+/// nats_unavailable while NATS cannot be reached.
+void check_partitions(const std::shared_ptr<nats_connection>& conn, const nats_config& n) {
+  kv_bucket bucket(conn, n.stream + "_config", std::chrono::milliseconds(0),
+                   static_cast<int>(n.replicas));
+  const std::string mine = std::to_string(n.partitions);
+  if (bucket.create("partitions", mine)) return;
+  const auto have = bucket.get("partitions");
+  if (!have || have->first == mine) return;
+  throw std::runtime_error(
+      "nats.partitions = " + mine + ", but stream '" + n.stream + "' is partitioned into " +
+      have->first + " (recorded in key-value bucket '" + n.stream +
+      "_config', key 'partitions', by the first bridge or worker): every bridge and worker of "
+      "a stream must use the same value; to change it, see \"Changing the partition count\" "
+      "in docs/nats.md");
+}
+
+}  // namespace
+
 void node::start_workers(const std::string& dsn) {
   auto& d = *impl_;
   const auto& n = *d.cfg.nats;
+  try {
+    check_partitions(d.nats, n);
+  } catch (const nats_unavailable& e) {
+    throw pg_unavailable(std::string("NATS: ") + e.what());
+  }
   d.ownership = std::make_shared<lease_clock>();
   std::string name = n.worker_name;
   if (name.empty() && d.cfg.cluster.enabled) name = d.cfg.cluster.node_name;
   if (name.empty()) name = node_identity();
+  // A key of the ownership bucket: A-Z a-z 0-9 _ - . only ("host:pid" -> "host-pid").
   for (char& c : name)
-    if (c == '.' || c == '*' || c == '>' || c == ' ') c = '_';
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') c = '-';
   d.http = make_http_client(d.cfg.performance);
   const node_env env{*d.sys,
                      d.cfg,
@@ -442,6 +474,7 @@ void node::start_bridge(const std::string& dsn) {
   sc.max_age = std::chrono::seconds(n.max_age_secs);
   stream_info si;
   try {
+    check_partitions(d.nats, n);
     const auto what = ensure_stream(*d.nats, sc, &si);
     spdlog::info("bridge: stream {} {} (subjects {}, {} replicas, {} messages)", n.stream,
                  to_string(what), sc.subjects.front(), sc.replicas, si.messages);
@@ -449,6 +482,10 @@ void node::start_bridge(const std::string& dsn) {
     lease->release();
     d.lease.reset();
     throw pg_unavailable(std::string("NATS: ") + e.what());
+  } catch (...) {
+    lease->release();
+    d.lease.reset();
+    throw;
   }
   const node_env env{
       *d.sys,  d.cfg,   dsn, false, d.registry, d.stats, nullptr, d.stopping, lease->deadline(),

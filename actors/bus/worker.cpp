@@ -16,6 +16,8 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -305,6 +307,36 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
   };
 }
 
+/// The DLQ's event id (a uuid) of a message that is not an event: the uuid
+/// after the Msg-Id's last ':' when it is one (a bridge's <source>:<event id>),
+/// else one derived from the stream and sequence (stable across redeliveries).
+std::string raw_message_id(const std::string& msg_id, const std::string& stream, uint64_t seq) {
+  auto is_uuid = [](std::string_view v) {
+    if (v.size() != 36) return false;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? v[i] != '-' : std::isxdigit(static_cast<unsigned char>(v[i])) == 0) return false;
+    }
+    return true;
+  };
+  const auto colon = msg_id.rfind(':');
+  const std::string tail = colon == std::string::npos ? msg_id : msg_id.substr(colon + 1);
+  if (is_uuid(tail)) return tail;
+  uint64_t h[2] = {14695981039346656037ull, 1099511628211ull * 31};
+  const std::string key = stream + "\x1f" + std::to_string(seq);
+  for (int k = 0; k < 2; ++k)
+    for (unsigned char c : key) {
+      h[k] ^= c + static_cast<unsigned>(k);
+      h[k] *= 1099511628211ull;
+    }
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-8%03x-8%03x-%012llx", static_cast<unsigned>(h[0] >> 32),
+                static_cast<unsigned>((h[0] >> 16) & 0xffff), static_cast<unsigned>(h[0] & 0xfff),
+                static_cast<unsigned>((h[1] >> 48) & 0xfff),
+                static_cast<unsigned long long>(h[1] & 0xffffffffffffull));
+  return buf;
+}
+
 // --- core -----------------------------------------------------------------------
 
 struct held_message {
@@ -366,13 +398,13 @@ struct core_state {
     const auto& meta = m->metadata();
     auto ev = std::make_shared<event>();
     ev->seq = seq;
-    ev->id = m->msg_id().empty() ? "nats:" + meta.stream + ":" + std::to_string(meta.stream_seq)
-                                 : m->msg_id();
+    ev->id = raw_message_id(m->msg_id(), meta.stream, meta.stream_seq);
     ev->event_type = "NATS";
     ev->entity_type = std::string(m->subject());
     ev->entity_id = std::to_string(meta.stream_seq);
     boost::json::object env;
     env["id"] = ev->id;
+    env["msg_id"] = m->msg_id();
     env["subject"] = std::string(m->subject());
     env["stream"] = meta.stream;
     env["stream_seq"] = meta.stream_seq;

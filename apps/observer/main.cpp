@@ -111,7 +111,8 @@ int run(const fraiseql::config& cfg, bool dry_run, const sigset_t& signals) {
       standing_by = true;
       if (wait_for_signal(signals, milliseconds(cfg.listener.poll_interval_ms))) return exit_ok;
     } catch (const fraiseql::pg_unavailable& e) {
-      spdlog::warn("database unavailable, retrying in {} ms: {}", backoff.count(), e.what());
+      // The database, or NATS for a bridge or worker (the message says which).
+      spdlog::warn("unavailable, retrying in {} ms: {}", backoff.count(), e.what());
       if (wait_for_signal(signals, backoff)) return exit_ok;
       backoff =
           std::min<milliseconds>(backoff * 2, milliseconds(cfg.database.reconnect_max_delay_ms));

@@ -193,9 +193,10 @@ def ctl(port, *args, env=None, prog=None, timeout=60):
 
 def metrics_port(node, timeout=20):
     import re
-    m = wait_until(lambda: re.search(r"metrics on http://127.0.0.1:(\d+)/metrics", node.output()),
+    # The last one: a restarted node appends to the same log.
+    m = wait_until(lambda: re.findall(r"metrics on http://127.0.0.1:(\d+)/metrics", node.output()),
                    timeout=timeout, what="metrics port")
-    return int(m.group(1))
+    return int(m[-1])
 
 
 def metric(port, name):

@@ -12,6 +12,14 @@ from harness import (IntegrationTest, Nats, main, wait_until, webhook_observer, 
 
 
 def nats_section(nats_url, partitions=8, ack_wait_ms=4000, lease_ms=3000, extra=""):
+    # `extra` keys override the defaults above (TOML forbids a key twice).
+    for line in extra.splitlines():
+        if line.startswith("ack_wait_ms"):
+            ack_wait_ms = None
+        if line.startswith("partition_lease_ms"):
+            lease_ms = None
+    aw = f"ack_wait_ms = {ack_wait_ms}" if ack_wait_ms else ""
+    ls = f"partition_lease_ms = {lease_ms}" if lease_ms else ""
     return f"""
 [transport]
 transport = "nats"
@@ -19,19 +27,35 @@ transport = "nats"
 [nats]
 url = "{nats_url}"
 partitions = {partitions}
-ack_wait_ms = {ack_wait_ms}
-partition_lease_ms = {lease_ms}
+{aw}
+{ls}
 publish_ack_timeout_ms = 2000
 {extra}
 """
 
 
+def nats_publish_raw(url, subject, payload):
+    """Publishes one message with the plain NATS protocol (no client library:
+    what a foreign or broken producer would send)."""
+    import socket
+    host, port = url.replace("nats://", "").split(",")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.recv(4096)  # INFO
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
+        s.sendall(b"PUB %s %d\r\n%s\r\nPING\r\n" % (subject.encode(), len(payload), payload))
+        data = b""
+        while b"PONG" not in data:
+            data += s.recv(4096)
+
+
 class NatsTest(IntegrationTest):
     cluster = False
+    nats_env = None
 
     def setUp(self):
         super().setUp()
-        self.nats = Nats(os.path.join(self.workdir, "nats"), cluster=self.cluster)
+        self.nats = Nats(os.path.join(self.workdir, "nats"), cluster=self.cluster,
+                         env=self.nats_env)
         self.cleanups.append(self.nats.stop)
         self.topology_nodes = []
 
@@ -45,15 +69,25 @@ class NatsTest(IntegrationTest):
         self.topology_nodes.append(n)
         return n
 
-    def wait_delivered(self, sink, n, timeout=60):
+    def wait(self, pred, timeout=20.0, what="condition", sink=None):
+        """wait_until, printing the nodes' logs and the NATS state on a timeout."""
         try:
-            wait_until(lambda: len(self.delivered_keys(sink)) >= n, timeout=timeout,
-                       what=f"{n} deliveries")
+            return wait_until(pred, timeout=timeout, what=what)
         except AssertionError:
+            self.dump(sink)
+            raise
+
+    def wait_delivered(self, sink, n, timeout=60):
+        self.wait(lambda: len(self.delivered_keys(sink)) >= n, timeout=timeout,
+                  what=f"{n} deliveries", sink=sink)
+
+    def dump(self, sink=None):
+        if True:
             for node in self.topology_nodes:
                 print(f"--- {node.role} {node.config}:\n{node.output()[-4000:]}")
-            print("stream:", json.dumps(self.nats.stream_info(), indent=1)[:3000])
-            print("sink:", len(sink.records()), "requests")
+            print("stream:", json.dumps((self.nats.stream_info() or {}).get("state"), indent=1))
+            if sink:
+                print("sink:", len(sink.records()), "requests")
             if os.environ.get("NATS_TEST_GDB"):
                 import subprocess
                 for node in self.topology_nodes:
@@ -80,7 +114,6 @@ class NatsTest(IntegrationTest):
                                       l.startswith("observer_backlog")])
                 except Exception as e:
                     print("metrics:", e)
-            raise
 
     def observers(self, sink):
         return (webhook_observer("orders-created", "INSERT", "Order", sink.url, max_attempts=5) +
@@ -151,6 +184,133 @@ class BridgeAndWorkers(NatsTest):
         self.assertEqual(st["state"]["messages"], n)
         for node in (bridge, w1, w2):
             self.assertEqual(node.stop(), 0, node.output()[-3000:])
+
+
+    def test_deleting_the_bridge_checkpoint_republishes_and_the_stream_absorbs_it(self):
+        """The spec's troubleshooting step: DELETE FROM tb_observer_checkpoint
+        WHERE transport_name = 'pg_to_nats' with the bridge stopped makes it
+        publish from the start; within the duplicate window the stream stores
+        nothing twice and no action runs twice."""
+        sink = self.sink()
+        bridge = self.topology_node("bridge")
+        self.setup_orders(bridge)
+        worker = self.topology_node("worker", self.observers(sink))
+        bridge.start()
+        worker.start()
+        n = self.write_orders(10, 2)
+        self.wait_delivered(sink, n)
+        wait_until(lambda: (self.sql("SELECT events_total FROM tb_observer_checkpoint WHERE "
+                                     "transport_name = 'pg_to_nats'") or [[0]])[0][0] == n,
+                   what="bridge checkpoint")
+        self.assertEqual(bridge.stop(), 0)
+        self.sql("DELETE FROM tb_observer_checkpoint WHERE transport_name = 'pg_to_nats'")
+        bridge.start()
+        wait_until(lambda: "publish_duplicates_total" in bridge.output() or
+                   (self.sql("SELECT events_total FROM tb_observer_checkpoint WHERE "
+                             "transport_name = 'pg_to_nats'") or [[0]])[0][0] == n,
+                   what="bridge re-published everything")
+        port = metrics_port(bridge)
+        wait_until(lambda: metric(port, "observer_nats_publish_duplicates_total") == n,
+                   what="every re-publish reported as a duplicate")
+        self.assertEqual(self.nats.stream_info()["state"]["messages"], n)
+        time.sleep(1.0)
+        self.assertEqual(len(sink.delivered()), n, "an action ran twice")
+        self.assertEqual(bridge.stop(), 0)
+        self.assertEqual(worker.stop(), 0)
+
+
+class Misconfiguration(NatsTest):
+    def test_bridge_and_worker_disagreeing_on_partitions_is_refused_by_name(self):
+        bridge = self.topology_node("bridge", partitions=8)
+        self.setup_orders(bridge)
+        bridge.start()
+        self.wait(lambda: "bridge started" in bridge.output(), what="bridge up")
+        worker = self.topology_node("worker", webhook_observer("o", "INSERT", "Order",
+                                                               "http://127.0.0.1:9"),
+                                    partitions=4)
+        worker.start()
+        code = worker.proc.wait(30)
+        self.assertNotEqual(code, 0)
+        self.assertIn("nats.partitions = 4, but stream 'fraiseql_events' is partitioned into 8",
+                      worker.output())
+        self.assertEqual(bridge.stop(), 0, bridge.output()[-3000:])
+
+
+class BadMessages(NatsTest):
+    nats_env = {"NATS_MAX_PAYLOAD": "8192"}
+
+    def test_event_over_max_payload_is_dead_lettered_and_the_bridge_moves_on(self):
+        sink = self.sink()
+        bridge = self.topology_node("bridge")
+        self.setup_orders(bridge)
+        worker = self.topology_node("worker", self.observers(sink))
+        bridge.start()
+        worker.start()
+        self.sql("INSERT INTO orders (customer, status, total) VALUES (repeat('x', 20000), 'big', 1)")
+        self.sql("INSERT INTO orders (customer, status, total) VALUES ('small', 'ok', 2)")
+        self.wait_delivered(sink, 1)
+        rows = wait_until(lambda: self.sql(
+            "SELECT observer_name, action_type, last_error FROM observer_dlq"), what="DLQ row")
+        self.assertEqual(rows[0][0], "(bridge)")
+        self.assertEqual(rows[0][1], "nats")
+        self.assertIn("max_payload", rows[0][2])
+        wait_until(lambda: (self.sql("SELECT events_total FROM tb_observer_checkpoint WHERE "
+                                     "transport_name = 'pg_to_nats'") or [[0]])[0][0] == 2,
+                   what="the checkpoint passes both events")
+        self.assertEqual(json.loads(sink.delivered()[0]["body"])["data"]["customer"], "small")
+        self.assertEqual(bridge.stop(), 0)
+        self.assertEqual(worker.stop(), 0)
+
+    def test_unparseable_message_is_dead_lettered_and_terminated(self):
+        sink = self.sink()
+        worker = self.topology_node("worker", self.observers(sink), partitions=1)
+        worker.migrate()
+        worker.start()
+        self.wait(lambda: "took partition 0" in worker.output(), what="worker owns partition 0")
+        nats_publish_raw(self.nats.url, "fraiseql.foreign.0.Order.insert", b"{not json")
+        rows = self.wait(lambda: self.sql(
+            "SELECT observer_name, action_type, last_error, event FROM observer_dlq"),
+            what="DLQ row")
+        self.assertEqual(rows[0][0], "(worker)")
+        self.assertEqual(rows[0][1], "unparseable")
+        self.assertEqual(rows[0][3]["raw"], "{not json")
+        port = metrics_port(worker)
+        wait_until(lambda: metric(port, "observer_nats_terminated_total") == 1,
+                   what="message terminated")
+        self.assertEqual(sink.delivered(), [])
+        self.assertEqual(worker.stop(), 0)
+
+    def test_message_past_max_deliver_goes_to_the_dlq(self):
+        """A worker dies while it runs an event (the sink hangs), once more than
+        max_deliver allows: the next delivery goes to the DLQ, not to the sink."""
+        sink = self.sink()
+        sink.control(delay_ms=60000)
+        bridge = self.topology_node("bridge", partitions=1)
+        self.setup_orders(bridge)
+        cfg = dict(partitions=1, nats_extra="max_deliver = 1\nack_wait_ms = 2000\n"
+                   "partition_lease_ms = 1500")
+        w1 = self.topology_node("worker", self.observers(sink), **cfg)
+        bridge.start()
+        w1.start()
+        self.sql("INSERT INTO orders (customer, status, total) VALUES ('a', 'new', 1)")
+        port = metrics_port(w1)
+        self.wait(lambda: metric(port, "observer_nats_fetched_total") >= 1,
+                  what="the worker runs the event")
+        time.sleep(0.5)
+        w1.kill9()
+        sink.control(delay_ms=0)
+        w2 = self.topology_node("worker", self.observers(sink), **cfg)
+        w2.start()
+        rows = self.wait(lambda: self.sql(
+            "SELECT observer_name, action_type, last_error, attempts FROM observer_dlq"),
+            timeout=30, what="DLQ row")
+        self.assertEqual(rows[0][1], "max_deliver")
+        self.assertIn("max_deliver 1", rows[0][2])
+        time.sleep(0.5)
+        # Only the call the killed worker had started reached the sink.
+        self.assertEqual(len(sink.records()), 1)
+        self.assertEqual(w2.stop(), 0)
+        self.assertEqual(bridge.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -915,3 +915,13 @@ TEST_CASE(
   CHECK(*tokens.begin() == 10);
   CHECK(*tokens.rbegin() == 19);
 }
+
+TEST_CASE("publisher: destroyed without ever publishing - no crash (nats.c 3.4.1 pending map)") {
+  auto conn = nats_connection::connect(options_for(fixture_urls()));
+  int completions = 0;
+  {
+    async_publisher pub(conn, publisher_options{}, [&](const publish_result&) { ++completions; });
+    CHECK(pub.pending() == 0);
+  }
+  CHECK(completions == 0);
+}

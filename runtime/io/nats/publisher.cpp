@@ -65,7 +65,9 @@ async_publisher::~async_publisher() {
   // Take back what nats.c still waits an ack for: from now on, acks and
   // timeouts of these find nothing and invoke no handler.
   natsMsgList pending{};
-  if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) {
+  // nats.c 3.4.1 crashes in js_PublishAsyncGetPendingList on a context that
+  // never published asynchronously (its pending map was never created).
+  if (published_.load() && js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) {
     for (int i = 0; i < pending.Count; ++i) {
       publish_result r;
       r.outcome = publish_result::status::error;
@@ -141,6 +143,7 @@ async_publisher::submit_result async_publisher::publish(const std::string& subje
     return {submit::failed,
             nats_error_text("publish to '" + subject + "' (Msg-Id " + msg_id + ")", s)};
   }
+  published_.store(true, std::memory_order_relaxed);
   return {submit::accepted, {}};
 }
 

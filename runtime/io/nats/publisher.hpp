@@ -32,6 +32,7 @@
 
 #include "runtime/io/nats/connection.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -158,6 +159,8 @@ class async_publisher {
   /// Publish order = deadline order (one ack_timeout for all).
   std::deque<deadline_entry> deadlines_;
   uint64_t next_serial_ = 0;
+  /// A publish was handed to nats.c (its pending map exists).
+  std::atomic<bool> published_{false};
   bool closing_ = false;
   std::condition_variable expire_cv_;
   std::thread expirer_;
