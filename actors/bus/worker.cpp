@@ -206,6 +206,7 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         spdlog::error("worker {}: lost partition {} (its lease was taken or expired)", cfg.name,
                       it->first);
         self->send(core, lost_atom::value, it->first);
+        if (cfg.stats) cfg.stats->nats_consumer_gone(it->first);
         st.releasing.erase(it->first);
         it = st.owned.erase(it);
         continue;
@@ -279,6 +280,7 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         auto& st = self->state;
         st.releasing.erase(p);
         if (st.owned.erase(p) == 0) return;
+        if (cfg.stats) cfg.stats->nats_consumer_gone(p);
         try {
           if (st.kv) st.kv->remove(owner_key(p));
           spdlog::info("worker {}: partition {} handed over", cfg.name, p);

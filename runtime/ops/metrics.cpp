@@ -109,7 +109,11 @@ struct metrics::impl {
   prometheus::Gauge* cluster_healthy = nullptr;
   prometheus::Family<prometheus::Counter>* leader_changes = nullptr;
   prometheus::Counter* change_log_pruned = nullptr;
-  prometheus::Gauge* nats_connected = nullptr;
+  // Added on the first report, so that only a process on transport "nats"
+  // has the series (NatsDisconnected would fire on every other node).
+  prometheus::Family<prometheus::Gauge>* nats_connected_family = nullptr;
+  std::atomic<prometheus::Gauge*> nats_connected{nullptr};
+  std::mutex nats_connected_mu;
   prometheus::Counter* nats_published = nullptr;
   prometheus::Counter* nats_duplicates = nullptr;
   prometheus::Gauge* nats_unacked = nullptr;
@@ -237,10 +241,14 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
   auto gauge = [&r](const char* name, const char* help) {
     return &BuildGauge().Name(name).Help(help).Register(r).Add({});
   };
-  impl_->nats_connected = gauge("observer_nats_connected",
-                                "1 while the NATS connection is up (transport nats)");
-  impl_->nats_published = counter("observer_nats_published_total",
-                                  "Bridge: events acknowledged by the stream (stored)");
+  impl_->nats_connected_family =
+      &BuildGauge()
+           .Name("observer_nats_connected")
+           .Help("1 while the NATS connection is up (absent unless transport is nats)")
+           .Register(r);
+  impl_->nats_published =
+      counter("observer_nats_published_total",
+              "Bridge: events acknowledged by the stream (stored, or duplicates)");
   impl_->nats_duplicates =
       counter("observer_nats_publish_duplicates_total",
               "Bridge: publishes the stream reported as duplicates (stored once, earlier)");
@@ -460,7 +468,16 @@ uint64_t metrics::backlog_events() const {
   return impl_->backlog_events;
 }
 void metrics::nats_connected(bool up) {
-  impl_->nats_connected->Set(up ? 1 : 0);
+  auto* g = impl_->nats_connected.load();
+  if (g == nullptr) {
+    std::lock_guard<std::mutex> lock(impl_->nats_connected_mu);
+    g = impl_->nats_connected.load();
+    if (g == nullptr) {
+      g = &impl_->nats_connected_family->Add({});
+      impl_->nats_connected.store(g);
+    }
+  }
+  g->Set(up ? 1 : 0);
 }
 void metrics::nats_published(uint64_t n, uint64_t duplicates) {
   impl_->nats_published->Increment(static_cast<double>(n));
@@ -495,6 +512,12 @@ void metrics::nats_consumer(uint32_t partition, uint64_t pending, uint64_t ack_p
   impl_->nats_consumer_pending->Add(labels).Set(static_cast<double>(pending));
   impl_->nats_consumer_ack_pending->Add(labels).Set(static_cast<double>(ack_pending));
   impl_->nats_consumer_max_ack_pending->Add(labels).Set(static_cast<double>(max_ack_pending));
+}
+void metrics::nats_consumer_gone(uint32_t partition) {
+  const std::map<std::string, std::string> labels{{"partition", std::to_string(partition)}};
+  for (auto* f : {impl_->nats_consumer_pending, impl_->nats_consumer_ack_pending,
+                  impl_->nats_consumer_max_ack_pending})
+    if (f->Has(labels)) f->Remove(&f->Add(labels));
 }
 
 void metrics::change_log_pruned(uint64_t rows) {

@@ -147,6 +147,10 @@ class metrics {
   /// its max_ack_pending).
   void nats_consumer(uint32_t partition, uint64_t pending, uint64_t ack_pending,
                      uint64_t max_ack_pending);
+  /// Worker: the partition is not this worker's any more: its series go
+  /// (they would keep their last value, and alerts on them would fire on a
+  /// worker that no longer owns it).
+  void nats_consumer_gone(uint32_t partition);
 
  private:
   void update_hit_rate();

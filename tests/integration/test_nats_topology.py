@@ -149,6 +149,43 @@ class NatsTest(IntegrationTest):
             self.assertEqual(first_seen, sorted(first_seen),
                              f"entity {entity}: deliveries out of capture order")
 
+    def check_nats_series(self, bridge, workers):
+        """The bridge and the workers export the NATS series that the alert
+        rules and the dashboard use (docs/monitoring.md; a node on transport
+        "postgres" lacks some of them, see test_monitoring's NATS_ONLY)."""
+        import re
+        import urllib.request
+        import yaml
+        from harness import REPO
+
+        def scrape(node):
+            return urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(node)}/metrics",
+                                          timeout=5).read().decode()
+
+        texts = {node: scrape(node) for node in (bridge,) + tuple(workers)}
+        for node, text in texts.items():
+            self.assertRegex(text, r"(?m)^observer_nats_connected 1$", node.role)
+        # Every worker owns some partition here, and reports its consumer.
+        for w in workers:
+            wait_until(lambda: re.search(r'(?m)^observer_nats_consumer_max_ack_pending\{partition="\d+"\} 1000$',
+                                         scrape(w)), what="consumer figures of a worker")
+        names = set()
+        for node in texts:
+            names |= set(re.findall(r"(?m)^(observer_nats_[a-z_]+)[{ ]", scrape(node)))
+        with open(os.path.join(REPO, "config/prometheus/observer-alerts.yml")) as f:
+            rules = yaml.safe_load(f)
+        used = set()
+        for g in rules["groups"]:
+            for r in g["rules"]:
+                used |= set(re.findall(r"\b(observer_nats_[a-z_]+)\b", r["expr"]))
+        with open(os.path.join(REPO, "config/grafana/observer-dashboard.json")) as f:
+            dash = json.load(f)
+        for p in dash["panels"]:
+            for t in p.get("targets", []):
+                used |= set(re.findall(r"\b(observer_nats_[a-z_]+)\b", t["expr"]))
+        self.assertTrue(used)
+        self.assertLessEqual(used, names)
+
     def delivered_keys(self, sink):
         return {r["idempotency_key"] for r in sink.delivered()}
 
@@ -182,6 +219,7 @@ class BridgeAndWorkers(NatsTest):
         # Subjects carry source, partition, entity and operation.
         st = self.nats.stream_info()
         self.assertEqual(st["state"]["messages"], n)
+        self.check_nats_series(bridge, (w1, w2))
         for node in (bridge, w1, w2):
             self.assertEqual(node.stop(), 0, node.output()[-3000:])
 

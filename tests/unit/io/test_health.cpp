@@ -98,4 +98,30 @@ TEST_SUITE("health") {
     CHECK(text.find(std::string("observer_build_info{version=\"") + fraiseql::observer_version() +
                     "\"} 1") != std::string::npos);
   }
+
+  TEST_CASE("NATS series: the connection gauge only once reported, partitions until given up") {
+    std::vector<std::string> errors;
+    auto reg = fraiseql::observer_registry::build({}, errors);
+    REQUIRE(errors.empty());
+    fraiseql::metrics m(*reg, "l1", std::make_shared<health_state>(ms(1000)));
+    // A node on transport "postgres" never reports it: no series, so that
+    // NatsDisconnected (observer_nats_connected == 0) cannot fire there.
+    CHECK(m.scrape().find("\nobserver_nats_connected ") == std::string::npos);
+    m.nats_connected(false);
+    CHECK(m.scrape().find("\nobserver_nats_connected 0") != std::string::npos);
+    m.nats_connected(true);
+    CHECK(m.scrape().find("\nobserver_nats_connected 1") != std::string::npos);
+    m.nats_consumer(3, 10, 2, 1000);
+    m.nats_consumer(5, 0, 0, 1000);
+    auto text = m.scrape();
+    CHECK(text.find("observer_nats_consumer_ack_pending{partition=\"3\"} 2") != std::string::npos);
+    CHECK(text.find("observer_nats_consumer_pending{partition=\"5\"} 0") != std::string::npos);
+    // Handed over: its series go (a stale value would keep alerting).
+    m.nats_consumer_gone(3);
+    m.nats_consumer_gone(7);  // never reported: nothing to remove
+    text = m.scrape();
+    CHECK(text.find("partition=\"3\"") == std::string::npos);
+    CHECK(text.find("observer_nats_consumer_max_ack_pending{partition=\"5\"} 1000") !=
+          std::string::npos);
+  }
 }
