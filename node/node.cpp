@@ -475,6 +475,13 @@ void node::start_bridge(const std::string& dsn) {
   stream_info si;
   try {
     check_partitions(d.nats, n);
+    // Limits this configuration does not set (max_msgs, max_bytes, max message
+    // size: `nats stream edit`) stay as an operator set them.
+    if (auto existing = get_stream_info(*d.nats, n.stream)) {
+      sc.max_msgs = existing->config.max_msgs;
+      sc.max_bytes = existing->config.max_bytes;
+      sc.max_msg_size = existing->config.max_msg_size;
+    }
     const auto what = ensure_stream(*d.nats, sc, &si);
     spdlog::info("bridge: stream {} {} (subjects {}, {} replicas, {} messages)", n.stream,
                  to_string(what), sc.subjects.front(), sc.replicas, si.messages);

@@ -179,7 +179,10 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
   auto round = [=]() {
     auto& st = self->state;
     if (!st.stream_ensured) {
-      ensure_stream(*cfg.conn, stream_of(cfg.nats));
+      // Create it when no bridge has yet; never change a bridge's (or an
+      // operator's) settings of an existing one.
+      if (!get_stream_info(*cfg.conn, cfg.nats.stream))
+        ensure_stream(*cfg.conn, stream_of(cfg.nats));
       st.stream_ensured = true;
     }
     if (!st.kv)
@@ -282,6 +285,10 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         if (st.owned.erase(p) == 0) return;
         if (cfg.stats) cfg.stats->nats_consumer_gone(p);
         try {
+          // The acks of the partition's last messages were sent without
+          // waiting: a round trip makes sure the server has them before the
+          // next owner looks at the consumer (else it would wait out ack_wait).
+          cfg.conn->flush(std::chrono::seconds(2));
           if (st.kv) st.kv->remove(owner_key(p));
           spdlog::info("worker {}: partition {} handed over", cfg.name, p);
         } catch (const std::exception& e) {
@@ -357,6 +364,9 @@ struct core_state {
   std::shared_ptr<slots> free;
   std::map<uint32_t, caf::actor> fetchers;  // blocking fetch loops
   std::set<uint32_t> releasing;             // fetcher stopped, waiting for held messages
+  /// Taken over by another worker: a batch its fetcher sent before it
+  /// stopped is dropped unacked (redelivered to the new owner), never run.
+  std::set<uint32_t> lost_partitions;
   std::unordered_map<uint64_t, held_message> held;
   std::unordered_map<uint32_t, uint64_t> held_by_partition;
   uint64_t next_seq = 1;
@@ -367,6 +377,14 @@ struct core_state {
   std::chrono::steady_clock::time_point stop_deadline;
 
   void deliver(uint32_t p, message_batch& batch) {
+    if (lost_partitions.count(p) > 0) {
+      spdlog::warn(
+          "worker {}: dropping {} messages of partition {} fetched before it was taken "
+          "over (the new owner gets them)",
+          cfg.name, batch.size(), p);
+      free->give(static_cast<int64_t>(batch.size()));
+      return;
+    }
     event_batch events;
     for (auto& m : batch) {
       const auto seq = next_seq++;
@@ -526,7 +544,8 @@ struct core_state {
       spdlog::default_logger()->flush();
       std::_Exit(75);
     }
-    stop_fetching(p, [] {});
+    lost_partitions.insert(p);
+    stop_fetching(p, [this, p] { lost_partitions.erase(p); });
   }
 
   void progress() {

@@ -259,7 +259,8 @@ struct control_state {
 
   json::object redrive(int64_t id) {
     auto role = n->role();
-    if (role != "leader" && role != "dry-run")
+    // A NATS worker runs actions too (role "worker"): it redrives as well.
+    if (role != "leader" && role != "dry-run" && role != "worker")
       throw std::runtime_error("this node is " + role +
                                ": redrive runs on the node leading listener '" +
                                cfg().listener.listener_id + "'");
