@@ -50,6 +50,7 @@ struct bridge_state {
   std::unordered_map<uint64_t, event_ptr> events;  // admitted, not finished
   uint64_t routed = 0;
   bool connected = true;
+  uint64_t seen_reconnects = 0;
   bool tick_scheduled = false;
   uint64_t reported_failures = 0;
 
@@ -63,6 +64,7 @@ struct bridge_state {
                                                       caf::anon_send(handle, done_atom::value);
                                                   });
     connected = cfg.conn->connected();
+    seen_reconnects = cfg.conn->reconnects();
     if (!connected) tracker->disconnected();
     if (cfg.stats) cfg.stats->nats_connected(connected);
   }
@@ -157,6 +159,21 @@ struct bridge_state {
 
   void check_connection() {
     const bool up = cfg.conn->connected();
+    // A reconnect between two looks (the connection was lost and is back):
+    // publishes outstanding on the old connection may be lost, so nothing
+    // newer goes out before they completed (publish_tracker's rule).
+    const uint64_t reconnects = cfg.conn->reconnects();
+    if (reconnects != seen_reconnects) {
+      seen_reconnects = reconnects;
+      if (up && connected) {
+        spdlog::warn(
+            "bridge: NATS connection was lost and is back ({}); publishing waits for "
+            "the publishes outstanding then",
+            cfg.conn->connected_url());
+        tracker->disconnected();
+        tracker->connected();
+      }
+    }
     if (up == connected) return;
     connected = up;
     if (up) {

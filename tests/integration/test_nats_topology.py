@@ -130,7 +130,7 @@ class NatsTest(IntegrationTest):
             cur.execute("UPDATE orders SET status = %s", (f"v{v}",))
         return entities * (1 + updates_each)
 
-    def assert_entity_order(self, records):
+    def assert_entity_order(self, records, source_of=None):
         """Per observer and entity (the delivery contract's lane), the
         deliveries' change-log positions never go back (a redelivery repeats
         a position; it never overtakes a later one)."""
@@ -139,7 +139,8 @@ class NatsTest(IntegrationTest):
             body = json.loads(r["body"])
             pos = (int(body["position"]["txid"]), int(body["position"]["pk"]))
             observer = r["idempotency_key"].split(":")[1]
-            by_entity.setdefault((observer, body["entity_id"]), []).append(
+            source = source_of(body["id"]) if source_of else None
+            by_entity.setdefault((source, observer, body["entity_id"]), []).append(
                 (pos, r["idempotency_key"]))
         for entity, seq in by_entity.items():
             first_seen = []
