@@ -225,6 +225,47 @@ class BridgeAndWorkers(NatsTest):
             self.assertEqual(node.stop(), 0, node.output()[-3000:])
 
 
+    def test_role_all_runs_bridge_and_workers_in_one_process(self):
+        sink = self.sink()
+        node = self.topology_node("all", self.observers(sink),
+                                  extra="")  # [transport] run_bridge below
+        with open(node.config) as f:
+            text = f.read()
+        with open(node.config, "w") as f:
+            f.write(text.replace('transport = "nats"', 'transport = "nats"\nrun_bridge = true'))
+        self.setup_orders(node)
+        node.start()
+        n = self.write_orders(20, 2)
+        self.wait_delivered(sink, n)
+        self.assertIn("bridge started", node.output())
+        self.assertIn("workers started", node.output())
+        self.assert_entity_order(sink.delivered())
+        self.assertEqual(node.stop(), 0, node.output()[-3000:])
+
+    def test_standby_bridge_takes_over_when_the_active_one_dies(self):
+        """One active bridge per database (the leader lease of its listener
+        id); a standby takes over when it dies, and nothing is lost."""
+        sink = self.sink()
+        b1 = self.topology_node("bridge")
+        self.setup_orders(b1)
+        b1.start()
+        self.wait(lambda: "bridge started" in b1.output(), what="first bridge leads")
+        b2 = self.topology_node("bridge")
+        b2.start()
+        self.wait(lambda: "standing by" in b2.output(), what="second bridge stands by")
+        worker = self.topology_node("worker", self.observers(sink))
+        worker.start()
+        n1 = self.write_orders(20, 1)
+        self.wait_delivered(sink, n1)
+        b1.kill9()
+        c = self.connect()
+        c.cursor().execute("UPDATE orders SET status = 'after'")
+        self.wait(lambda: "bridge started" in b2.output(), timeout=30, what="standby takes over")
+        self.wait_delivered(sink, n1 + 20)
+        self.assertEqual(len(self.delivered_keys(sink)), n1 + 20)
+        self.assertEqual(b2.stop(), 0)
+        self.assertEqual(worker.stop(), 0)
+
     def test_deleting_the_bridge_checkpoint_republishes_and_the_stream_absorbs_it(self):
         """The spec's troubleshooting step: DELETE FROM tb_observer_checkpoint
         WHERE transport_name = 'pg_to_nats' with the bridge stopped makes it
