@@ -92,6 +92,8 @@ struct node::impl {
   dlq_actor bridge_dq;
   worker_actor wk;
   std::shared_ptr<lease_clock> ownership;
+  std::shared_ptr<worker_report> report = std::make_shared<worker_report>();
+  std::string worker_name;
   bool workers_started = false;
   /// Everything this node's roles run is running (start() has nothing left
   /// to do); `started` is already true when only part of it runs (workers
@@ -427,6 +429,8 @@ void node::start_workers(const std::string& dsn) {
   wo.stats = d.stats;
   wo.ownership = d.ownership;
   wo.dlq = d.dq;
+  wo.report = d.report;
+  d.worker_name = name;
   // fetch -> router -> [dedup ->] pool -> [dedup ->] worker (acks)
   d.wk = spawn_worker(*d.sys, wo);
   finish_sink finished = d.wk;
@@ -609,6 +613,25 @@ void node::acquire_and_run_pipeline() {
   d.role = d.dry_run ? r_dry_run : r_leader;
   spdlog::info("node: started (role all{}), {} observers", d.dry_run ? ", dry run" : "",
                d.registry->size());
+}
+
+std::optional<nats_status> node::nats_state() const {
+  auto& d = *impl_;
+  std::shared_lock<std::shared_mutex> lock(d.life);
+  if (!d.nats || !d.cfg.nats) return std::nullopt;
+  nats_status s;
+  s.connected = d.nats->connected();
+  s.url = d.nats->connected_url();
+  s.stream = d.cfg.nats->stream;
+  s.partitions = d.cfg.nats->partitions;
+  s.bridge = static_cast<bool>(d.bridge);
+  s.workers = d.workers_started;
+  s.worker_name = d.worker_name;
+  auto snap = d.report->get();
+  s.members = std::move(snap.members);
+  s.owned = std::move(snap.owned);
+  s.ownership_ok = snap.round_ok;
+  return s;
 }
 
 node_status node::status() {

@@ -67,6 +67,20 @@ struct cache_status {
   std::vector<observer> observers;
 };
 
+/// Transport "nats": what `observerctl status` shows of the bus.
+struct nats_status {
+  bool connected = false;
+  std::string url;  // connected to (empty while not)
+  std::string stream;
+  uint32_t partitions = 0;
+  bool bridge = false;   // this process runs the bridge (and leads)
+  bool workers = false;  // this process runs workers
+  std::string worker_name;
+  std::vector<std::string> members;  // live workers (last ownership round)
+  std::vector<uint32_t> owned;       // partitions this worker holds
+  bool ownership_ok = false;         // the last ownership round reached NATS
+};
+
 class node {
  public:
   /// `dry_run`: connect, read, match and log; execute and checkpoint nothing.
@@ -92,6 +106,8 @@ class node {
   bool stop(std::chrono::milliseconds timeout);
 
   node_status status();
+  /// nullopt unless transport "nats" runs here.
+  std::optional<nats_status> nats_state() const;
 
   // --- façade for the control plane (thread-safe) ---
   /// "starting" | "standby" | "leader" | "dry-run" | "stopping" | "stopped"

@@ -253,6 +253,13 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         self->send(core, release_atom::value, p);
       }
     }
+    if (cfg.report) {
+      worker_report::snapshot snap;
+      snap.members = members;
+      for (const auto& [p, o] : st.owned) snap.owned.push_back(p);
+      snap.round_ok = true;
+      cfg.report->set(std::move(snap));
+    }
     if (cfg.stats) {
       cfg.stats->nats_partitions_owned(st.owned.size());
       for (const auto& [p, o] : st.owned)
@@ -275,6 +282,11 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         } catch (const std::exception& e) {
           if (!st.warned)
             spdlog::warn("worker {}: ownership round failed, retrying: {}", cfg.name, e.what());
+          if (cfg.report) {
+            auto snap = cfg.report->get();
+            snap.round_ok = false;
+            cfg.report->set(std::move(snap));
+          }
           st.warned = true;
         }
         self->delayed_send(self, round_every, tick_atom::value);

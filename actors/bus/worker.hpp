@@ -39,13 +39,37 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace fraiseql {
 
 class lease_clock;
 class metrics;
 class nats_connection;
+
+/// What the ownership actor saw in its last round (for `observerctl
+/// status`); thread-safe.
+struct worker_report {
+  struct snapshot {
+    std::vector<std::string> members;  // live workers, sorted
+    std::vector<uint32_t> owned;       // partitions this worker holds
+    bool round_ok = false;             // the last round reached NATS
+  };
+  void set(snapshot s) {
+    std::lock_guard<std::mutex> lock(mu);
+    last = std::move(s);
+  }
+  snapshot get() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return last;
+  }
+
+ private:
+  mutable std::mutex mu;
+  snapshot last;
+};
 
 struct worker_options {
   std::shared_ptr<nats_connection> conn;
@@ -59,6 +83,8 @@ struct worker_options {
   /// nothing once it has passed.
   std::shared_ptr<lease_clock> ownership;
   dlq_actor dlq;
+  /// Written after every ownership round (may be null).
+  std::shared_ptr<worker_report> report;
 };
 
 /// The worker: finish_sink of the router and the pool.

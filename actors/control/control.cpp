@@ -143,6 +143,17 @@ struct control_state {
     s["lease"] = store->lease(cfg().listener.listener_id);
     s["checkpoint"] = store->checkpoint(cfg().listener.listener_id);
     s["dlq"] = json::object{{"pending", store->dlq_pending_count()}};
+    if (auto ns = n->nats_state()) {
+      json::array members, owned;
+      for (const auto& m : ns->members) members.emplace_back(m);
+      for (auto p : ns->owned) owned.emplace_back(p);
+      s["nats"] =
+          json::object{{"connected", ns->connected},     {"url", ns->url},
+                       {"stream", ns->stream},           {"partitions", ns->partitions},
+                       {"bridge", ns->bridge},           {"workers", ns->workers},
+                       {"worker_name", ns->worker_name}, {"members", std::move(members)},
+                       {"owned", std::move(owned)},      {"ownership_ok", ns->ownership_ok}};
+    }
     auto scrape = n->scrape_metrics();
     if (scrape) {
       auto st = n->status();
@@ -224,6 +235,7 @@ struct control_state {
       return rows;
     }
     const auto role = n->role();
+    if (role == "worker") return rows;  // a NATS worker leads no listener
     const auto sum = n->summary();
     const bool healthy =
         role == "leader" || role == "dry-run" ? sum.listener_healthy : role == "standby";

@@ -273,6 +273,39 @@ void print_status(const json::value& r) {
     std::cout << "leader:       " << str(at(lease, "holder")) << " (epoch "
               << str(at(lease, "epoch")) << ", since " << str(at(lease, "acquired_at")) << ")\n";
   std::cout << "uptime:       " << str(at(r, "uptime_seconds")) << " s\n";
+  const auto& nats = at(r, "nats");
+  if (nats.is_object()) {
+    std::cout << "nats:         "
+              << (at(nats, "connected").get_bool() ? "connected to " + str(at(nats, "url"))
+                                                   : std::string("DISCONNECTED (reconnecting)"))
+              << ", stream " << str(at(nats, "stream")) << ", " << str(at(nats, "partitions"))
+              << " partitions\n";
+    if (at(nats, "workers").is_bool() && at(nats, "workers").get_bool()) {
+      std::string owned, members;
+      for (const auto& p : at(nats, "owned").get_array())
+        owned += (owned.empty() ? "" : " ") + str(p);
+      for (const auto& m : at(nats, "members").get_array())
+        members += (members.empty() ? "" : ", ") + str(m);
+      std::cout << "worker:       " << str(at(nats, "worker_name")) << ", partitions "
+                << (owned.empty() ? std::string("none") : owned) << " ("
+                << at(nats, "owned").get_array().size() << " of " << str(at(nats, "partitions"))
+                << "); workers: " << members
+                << (at(nats, "ownership_ok").get_bool() ? "" : " (last ownership round FAILED)")
+                << "\n";
+    }
+    if (str(at(r, "role")) == "worker") {
+      // A worker reads no change log: no listener, checkpoint or backlog.
+      const auto& inf = at(r, "in_flight");
+      if (!inf.is_null())
+        std::cout << "in flight:    " << str(at(inf, "events")) << " messages held, "
+                  << str(at(inf, "attempts")) << " action attempts\n";
+      const auto& ev = at(r, "events");
+      if (!ev.is_null())
+        std::cout << "events:       " << str(at(ev, "finished")) << " acked since start\n";
+      std::cout << "dlq:          " << str(at(at(r, "dlq"), "pending")) << " pending\n";
+      return;
+    }
+  }
   const auto& l = at(r, "listener");
   std::cout << "listener:     "
             << (l.is_null() ? std::string("not running on this node")
