@@ -134,10 +134,7 @@ struct bridge_state {
             publisher->publish(subject, ev.envelope_json, event_msg_id(cfg.source, ev.id), seq);
         if (r.accepted()) continue;
         if (r.status == async_publisher::submit::too_large) {
-          // Not in flight any more: settle it as stored so that the tracker
-          // forgets it, and let the DLQ write finish it.
-          tracker->stored(seq, false);
-          tracker->drain_finished();  // this one must wait for the DLQ
+          tracker->abandon(seq);  // finished once the DLQ row is durable
           auto ev_ptr = it->second;
           events.erase(it);
           bury(ev_ptr, "(bridge)", "nats",

@@ -96,8 +96,15 @@ stream_config stream_of(const nats_config& n) {
 
 /// One partition's fetch loop: a blocking actor on its own thread (fetch
 /// blocks up to its timeout), which looks at its mailbox between fetches
-/// (a stop request ends it). Fetches only as many messages as the worker
-/// has free slots.
+/// (a stop request ends it).
+///
+/// Slots. Waiting for a partition's next message must not hold any of the
+/// worker's slots (an idle partition would starve busy ones), so the wait is
+/// a one-message pull request that reserves nothing: the message it brings
+/// takes a slot when it arrives, and may be one over the window (at most one
+/// per owned partition; held messages get in-progress acks, so none
+/// expires). What follows it is a no-wait pull for at most the free slots.
+/// While the window is full, the loop does not pull at all.
 void fetcher(caf::blocking_actor* self, std::shared_ptr<nats_connection> conn, nats_config n,
              uint32_t partition, std::shared_ptr<slots> free, core_actor core,
              std::shared_ptr<metrics> stats) {
@@ -116,18 +123,31 @@ void fetcher(caf::blocking_actor* self, std::shared_ptr<nats_connection> conn, n
         [&](const caf::exit_msg&) { stopped = true; }, caf::after(pause) >> [] {});
     if (stopped) break;
     pause = std::chrono::milliseconds(0);
-    const int64_t k = free->take(n.fetch_batch);
-    if (k == 0) {
-      pause = std::chrono::milliseconds(5);  // every slot busy: look again shortly
+    if (free->free.load() <= 0) {
+      pause = std::chrono::milliseconds(2);  // every slot busy: look again shortly
       continue;
     }
     try {
       if (!consumer) consumer = std::make_unique<pull_consumer>(conn, consumer_of(n, partition));
-      auto got = consumer->fetch(static_cast<int>(k), std::chrono::milliseconds(200));
-      free->give(k - static_cast<int64_t>(got.size()));
+      auto got = consumer->fetch(1, std::chrono::milliseconds(500));
       if (warned) spdlog::info("worker: partition {}: fetching again", partition);
       warned = false;
       if (got.empty()) continue;
+      free->give(-1);
+      if (n.fetch_batch > 1) {
+        const int64_t k = free->take(static_cast<int64_t>(n.fetch_batch) - 1);
+        if (k > 0) {
+          std::vector<jetstream_message> more;
+          try {
+            more = consumer->fetch_available(static_cast<int>(k));
+          } catch (...) {
+            free->give(k);
+            throw;  // the message already fetched is left unacked: redelivered
+          }
+          free->give(k - static_cast<int64_t>(more.size()));
+          for (auto& m : more) got.push_back(std::move(m));
+        }
+      }
       message_batch batch;
       batch.reserve(got.size());
       uint64_t redelivered = 0;
@@ -138,7 +158,6 @@ void fetcher(caf::blocking_actor* self, std::shared_ptr<nats_connection> conn, n
       if (stats) stats->nats_fetched(batch.size(), redelivered);
       self->send(core, deliver_atom::value, partition, std::move(batch));
     } catch (const std::exception& e) {
-      free->give(k);
       if (!warned)
         spdlog::warn("worker: partition {}: fetch failed, retrying: {}", partition, e.what());
       warned = true;
@@ -315,6 +334,7 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         bool ok = true;
         if (st.kv) {
           try {
+            cfg.conn->flush(std::chrono::seconds(2));  // our last acks first (see released)
             for (const auto& [p, o] : st.owned) st.kv->remove(owner_key(p));
             st.kv->remove(member_key);
           } catch (const std::exception& e) {

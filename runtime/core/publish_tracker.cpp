@@ -87,6 +87,19 @@ void publish_tracker::failed(uint64_t seq) {
   settle();
 }
 
+void publish_tracker::abandon(uint64_t seq) {
+  auto it = entries_.find(seq);
+  if (it == entries_.end() || it->second.st != state::in_flight) return;
+  --in_flight_;
+  auto po = order_.find(it->second.partition);
+  if (po != order_.end()) {
+    po->second.outstanding.erase(seq);
+    if (po->second.outstanding.empty()) order_.erase(po);
+  }
+  entries_.erase(it);
+  settle();
+}
+
 void publish_tracker::settle() {
   if (in_flight_ > 0) return;
   draining_ = false;

@@ -58,6 +58,9 @@ class publish_tracker {
   bool stored(uint64_t seq, bool duplicate, uint64_t stream_seq = 0);
   /// The publish of `seq` failed: it will be published again.
   void failed(uint64_t seq);
+  /// `seq` (taken) will never be published (too large for the server): it
+  /// is forgotten without finishing; the caller finishes it another way.
+  void abandon(uint64_t seq);
 
   /// The connection dropped: nothing is published until it is back and
   /// every publish outstanding now has completed (those lost with the old

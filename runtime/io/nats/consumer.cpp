@@ -183,6 +183,33 @@ std::vector<jetstream_message> pull_consumer::fetch(int batch, std::chrono::mill
   return out;
 }
 
+std::vector<jetstream_message> pull_consumer::fetch_available(int batch) {
+  std::vector<jetstream_message> out;
+  if (batch < 1) return out;
+  jsFetchRequest req;
+  jsFetchRequest_Init(&req);
+  req.Batch = batch;
+  req.NoWait = true;
+  req.Expires = 1000LL * 1000000LL;  // bounds the client's wait should no answer come
+  natsMsgList list{};
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = natsSubscription_FetchRequest(&list, sub_->sub, &req);
+  if (s == NATS_OK) {
+    out.reserve(static_cast<size_t>(list.Count));
+    for (int i = 0; i < list.Count; ++i) {
+      out.push_back(jetstream_message(list.Msgs[i], sub_));
+      list.Msgs[i] = nullptr;
+    }
+    natsMsgList_Destroy(&list);
+    return out;
+  }
+  natsMsgList_Destroy(&list);
+  // Nothing available (the server's 404) or no answer in time: none.
+  if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT) return out;
+  nats_throw("fetch from JetStream consumer '" + cfg_.durable + "'", s, jerr);
+  return out;
+}
+
 consumer_info pull_consumer::info() {
   auto info = get_consumer_info(*conn_, cfg_.stream, cfg_.durable);
   if (!info) {

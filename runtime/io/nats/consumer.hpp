@@ -105,6 +105,9 @@ class pull_consumer {
   /// Up to `batch` messages; returns what arrived when `timeout` passes
   /// (empty when nothing did). Throws nats_unavailable when disconnected.
   std::vector<jetstream_message> fetch(int batch, std::chrono::milliseconds timeout);
+  /// Up to `batch` messages available now, without waiting for more (a
+  /// no-wait pull request: the server answers at once).
+  std::vector<jetstream_message> fetch_available(int batch);
 
   consumer_info info();
   /// What ensure_consumer did at construction.

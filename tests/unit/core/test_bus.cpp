@@ -128,6 +128,18 @@ TEST_SUITE("publish tracker") {
     CHECK(t.drain_finished() == std::vector<uint64_t>{2, 1});
   }
 
+  TEST_CASE("an abandoned event is forgotten without finishing") {
+    publish_tracker t{4};
+    t.add(1, 0);
+    t.add(2, 0);
+    CHECK(t.take(2) == std::vector<uint64_t>{1, 2});
+    t.abandon(1);
+    CHECK(t.in_flight() == 1);
+    CHECK(t.stored(2, false, 1));
+    CHECK(t.drain_finished() == std::vector<uint64_t>{2});
+    CHECK_FALSE(t.stored(1, false, 2));  // unknown now
+  }
+
   TEST_CASE("property: the checkpoint never passes an unstored event; nothing is lost") {
     bool ok = rc::check("random acks, losses, disconnects", [] {
       const auto n = static_cast<uint64_t>(*rc::gen::inRange(1, 120));
