@@ -392,13 +392,22 @@ level = "info"
             # Every partition owned, consumers created: one event through first.
             self.sql("bench", "INSERT INTO items (name, qty) VALUES ('warm-up', 0)")
             self.wait_delivered(1, self.o.stall)
-            deadline = time.time() + 30
+            # Settled ownership: every partition owned, each worker owning some
+            # (the first worker takes all and hands half over when the second
+            # joins; events of a partition in hand-over wait for it).
+            deadline = time.time() + 60
+            stable_since, last = time.time(), None
             while time.time() < deadline:
-                owned = sum(self.tail(w, 10 ** 7).count("took partition") for w in names)
-                if owned >= self.o.partitions:
+                owned = [self.tail(w, 10 ** 7).count("took partition") -
+                         self.tail(w, 10 ** 7).count("handed over") for w in names]
+                if owned != last:
+                    stable_since, last = time.time(), owned
+                if (sum(owned) == self.o.partitions and min(owned) > 0 and
+                        time.time() - stable_since >= 3):
                     break
                 time.sleep(0.2)
-            time.sleep(1)
+            log(f"latency: partitions owned {owned}")
+            time.sleep(2)
             self.sql("bench", "TRUNCATE items RESTART IDENTITY")
             self.sink("POST", "/_reset")
             pids = [self.procs[x].pid for x in ["bridge-lat"] + names]
