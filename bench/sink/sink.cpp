@@ -1,6 +1,6 @@
 // bench_sink: a fast HTTP/1.1 keep-alive webhook sink for the benchmarks.
 //
-//   bench_sink [--port P] [--port-file F] [--threads T] [--dump F]
+//   bench_sink [--port P] [--port-file F] [--threads T] [--dump F] [--delay-ms D]
 //
 // Every request other than the control paths is answered 200 {"ok":true} and
 // recorded in memory: receive time (CLOCK_REALTIME, µs), the Idempotency-Key
@@ -15,6 +15,12 @@
 //   POST /_reset             forget everything recorded
 // SIGTERM/SIGINT: print the summary on stdout, write --dump (one TSV line per
 // request: recv_us, ts_us, entity_id, key, id), exit 0.
+//
+// --delay-ms D: every recorded request is answered D ms after it arrived (a
+// slow endpoint; the receive time is still the arrival); the control paths
+// answer at once. The loop keeps serving other connections meanwhile, so the
+// sink holds any number of delayed requests (one per client connection: the
+// benchmark clients do not pipeline).
 //
 // One epoll loop per thread (SO_REUSEPORT); one thread handles well over
 // 50k requests/s on loopback (bench_sink_load measures it).
@@ -35,6 +41,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +55,7 @@ using namespace bench_sink;
 namespace {
 
 std::atomic<bool> g_stop{false};
+int64_t g_delay_us = 0;
 
 int64_t now_us() {
   timespec ts;
@@ -234,6 +242,7 @@ void dump(const char* path) {
 }
 
 struct conn {
+  uint64_t gen = 0;  // tells a reused fd's connection from the one a delayed answer is for
   std::string in;
   std::string out;
   size_t out_off = 0;
@@ -303,13 +312,55 @@ void loop(int lfd, store& st) {
   std::unordered_map<int, conn> conns;
   std::vector<epoll_event> events(256);
   std::vector<char> rbuf(1 << 16);
+  uint64_t next_gen = 0;
+  // --delay-ms: answers due later, in arrival order (one delay for all, so
+  // the queue is sorted by due time).
+  struct delayed {
+    int64_t due_us;
+    int fd;
+    uint64_t gen;
+    bool close;
+  };
+  std::deque<delayed> due;
   auto close_conn = [&](int fd) {
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
     conns.erase(fd);
   };
+  // Sends what c.out holds; closes the connection when it is done or dead,
+  // else watches EPOLLOUT while output remains. False when it was closed.
+  auto settle = [&](int fd, conn& c, bool dead, uint32_t what) {
+    if (!dead && !c.out.empty()) {
+      if (!flush_out(fd, c)) dead = true;
+    }
+    if (dead || (c.close_after && c.out.empty()) || (what & (EPOLLHUP | EPOLLERR))) {
+      close_conn(fd);
+      return false;
+    }
+    // Only touch the registration when it changes: one syscall less per request.
+    if (c.watching_out != !c.out.empty()) {
+      c.watching_out = !c.out.empty();
+      epoll_event mev{};
+      mev.events = EPOLLIN | EPOLLRDHUP | (c.watching_out ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+      mev.data.fd = fd;
+      epoll_ctl(ep, EPOLL_CTL_MOD, fd, &mev);
+    }
+    return true;
+  };
   while (!g_stop.load(std::memory_order_relaxed)) {
-    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 200);
+    int timeout_ms = 200;
+    if (!due.empty())
+      timeout_ms = static_cast<int>(
+          std::clamp<int64_t>((due.front().due_us - now_us() + 999) / 1000, 0, 200));
+    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeout_ms);
+    for (int64_t now = now_us(); !due.empty() && due.front().due_us <= now; due.pop_front()) {
+      const delayed d = due.front();
+      auto it = conns.find(d.fd);
+      if (it == conns.end() || it->second.gen != d.gen) continue;  // the client went away
+      append_response(it->second, 200, "{\"ok\":true}", d.close);
+      if (d.close) it->second.close_after = true;
+      settle(d.fd, it->second, false, 0);
+    }
     for (int i = 0; i < n; ++i) {
       int fd = events[static_cast<size_t>(i)].data.fd;
       uint32_t what = events[static_cast<size_t>(i)].events;
@@ -323,7 +374,9 @@ void loop(int lfd, store& st) {
           cev.events = EPOLLIN | EPOLLRDHUP;
           cev.data.fd = c;
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
-          conns.emplace(c, conn{});
+          conn fresh;
+          fresh.gen = ++next_gen;
+          conns.emplace(c, std::move(fresh));
         }
         continue;
       }
@@ -369,27 +422,17 @@ void loop(int lfd, store& st) {
             append_response(c, 200, "{}", req.close);
           } else {
             record_request(st, req);
+            if (g_delay_us > 0) {
+              due.push_back({now_us() + g_delay_us, fd, c.gen, req.close});
+              continue;  // answered (and closed, if asked) when due
+            }
             append_response(c, 200, "{\"ok\":true}", req.close);
           }
           if (req.close) c.close_after = true;
         }
         c.in.erase(0, off);
       }
-      if (!dead && !c.out.empty()) {
-        if (!flush_out(fd, c)) dead = true;
-      }
-      if (dead || (c.close_after && c.out.empty()) || (what & (EPOLLHUP | EPOLLERR))) {
-        close_conn(fd);
-        continue;
-      }
-      // Only touch the registration when it changes: one syscall less per request.
-      if (c.watching_out != !c.out.empty()) {
-        c.watching_out = !c.out.empty();
-        epoll_event mev{};
-        mev.events = EPOLLIN | EPOLLRDHUP | (c.watching_out ? static_cast<uint32_t>(EPOLLOUT) : 0u);
-        mev.data.fd = fd;
-        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &mev);
-      }
+      settle(fd, c, dead, what);
     }
   }
   for (auto& kv : conns) ::close(kv.first);
@@ -423,9 +466,12 @@ int main(int argc, char** argv) {
       threads = std::max(1, std::atoi(next()));
     else if (a == "--dump")
       dump_file = next();
+    else if (a == "--delay-ms")
+      g_delay_us = static_cast<int64_t>(std::atof(next()) * 1000);
     else {
       std::fprintf(stderr,
-                   "usage: bench_sink [--port P] [--port-file F] [--threads T] [--dump F]\n");
+                   "usage: bench_sink [--port P] [--port-file F] [--threads T] [--dump F] "
+                   "[--delay-ms D]\n");
       return 2;
     }
   }
