@@ -141,8 +141,8 @@ void fetcher(caf::blocking_actor* self, std::shared_ptr<nats_connection> conn, n
           try {
             more = consumer->fetch_available(static_cast<int>(k));
           } catch (...) {
-            free->give(k);
-            throw;  // the message already fetched is left unacked: redelivered
+            free->give(k + 1);  // and the slot of the message already fetched,
+            throw;              // which is dropped unacked: it is redelivered
           }
           free->give(k - static_cast<int64_t>(more.size()));
           for (auto& m : more) got.push_back(std::move(m));
