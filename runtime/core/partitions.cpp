@@ -21,26 +21,47 @@ uint64_t weight(const std::string& name, uint32_t partition) {
 
 }  // namespace
 
-size_t partition_owner(const std::vector<std::string>& members, uint32_t partition) {
-  size_t best = 0;
-  uint64_t best_w = 0;
-  for (size_t i = 0; i < members.size(); ++i) {
-    const uint64_t w = weight(members[i], partition);
-    // Ties (astronomically rare) go to the smaller name: still deterministic.
-    if (i == 0 || w > best_w || (w == best_w && members[i] < members[best])) {
-      best = i;
-      best_w = w;
+std::vector<size_t> assign_partitions(const std::vector<std::string>& members,
+                                      uint32_t partitions) {
+  std::vector<size_t> owner(partitions, 0);
+  if (members.empty()) return owner;
+  // floor(P / N) each, and `extra` = P mod N members one more.
+  const size_t floor_share = partitions / members.size();
+  size_t extra = partitions % members.size();
+  std::vector<size_t> count(members.size(), 0);
+  std::vector<size_t> rank(members.size());
+  for (uint32_t p = 0; p < partitions; ++p) {
+    for (size_t i = 0; i < rank.size(); ++i) rank[i] = i;
+    // Highest weight first; ties (astronomically rare) to the smaller name.
+    std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) {
+      const uint64_t wa = weight(members[a], p), wb = weight(members[b], p);
+      return wa != wb ? wa > wb : members[a] < members[b];
+    });
+    for (size_t i : rank) {
+      const bool room = count[i] < floor_share || (count[i] == floor_share && extra > 0);
+      if (!room) continue;
+      if (count[i] == floor_share) --extra;
+      owner[p] = i;
+      ++count[i];
+      break;
     }
   }
-  return best;
+  return owner;
+}
+
+size_t partition_owner(const std::vector<std::string>& members, uint32_t partition) {
+  return assign_partitions(members, partition + 1)[partition];
 }
 
 std::vector<uint32_t> partitions_of(const std::vector<std::string>& members, const std::string& me,
                                     uint32_t partitions) {
   std::vector<uint32_t> out;
-  if (std::find(members.begin(), members.end(), me) == members.end()) return out;
+  const auto at = std::find(members.begin(), members.end(), me);
+  if (at == members.end()) return out;
+  const auto self = static_cast<size_t>(at - members.begin());
+  const auto owner = assign_partitions(members, partitions);
   for (uint32_t p = 0; p < partitions; ++p)
-    if (members[partition_owner(members, p)] == me) out.push_back(p);
+    if (owner[p] == self) out.push_back(p);
   return out;
 }
 

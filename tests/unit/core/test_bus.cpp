@@ -70,19 +70,28 @@ TEST_SUITE("partition assignment") {
     CHECK(partitions_of(members, "w9", 16).empty());
   }
 
-  TEST_CASE("property: a member leaving moves only its own partitions") {
-    bool ok = rc::check("leave moves only the leaver's partitions", [] {
-      const auto n = *rc::gen::inRange(2, 8);
-      const auto partitions = static_cast<uint32_t>(*rc::gen::inRange(1, 64));
+  TEST_CASE("property: balanced, deterministic, and a leaver's partitions all move") {
+    bool ok = rc::check("balanced bounded rendezvous", [] {
+      const auto n = *rc::gen::inRange(1, 9);
+      const auto partitions = static_cast<uint32_t>(*rc::gen::inRange(1, 65));
       std::vector<std::string> members;
       for (int i = 0; i < n; ++i) members.push_back("worker-" + std::to_string(i * 7 + 3));
-      const auto leaver = static_cast<size_t>(*rc::gen::inRange(0, n));
-      auto after = members;
-      after.erase(after.begin() + static_cast<long>(leaver));
-      for (uint32_t p = 0; p < partitions; ++p) {
-        const auto& before_owner = members[partition_owner(members, p)];
-        const auto& after_owner = after[partition_owner(after, p)];
-        if (before_owner != members[leaver]) RC_ASSERT(before_owner == after_owner);
+      const auto owner = assign_partitions(members, partitions);
+      RC_ASSERT(owner == assign_partitions(members, partitions));
+      std::vector<uint32_t> count(members.size(), 0);
+      for (auto o : owner) ++count[o];
+      const uint32_t lo = partitions / static_cast<uint32_t>(n);
+      for (auto c : count) RC_ASSERT(c >= lo && c <= lo + 1);
+      uint32_t total = 0;
+      for (const auto& m : members) total += partitions_of(members, m, partitions).size();
+      RC_ASSERT(total == partitions);
+      if (n > 1) {
+        const auto leaver = static_cast<size_t>(*rc::gen::inRange(0, n));
+        auto after = members;
+        after.erase(after.begin() + static_cast<long>(leaver));
+        const auto owner2 = assign_partitions(after, partitions);
+        for (uint32_t p = 0; p < partitions; ++p)
+          if (owner[p] == leaver) RC_ASSERT(after[owner2[p]] != members[leaver]);
       }
     });
     CHECK(ok);
