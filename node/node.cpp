@@ -505,7 +505,7 @@ void node::start_bridge(const std::string& dsn) {
   d.cp = spawn_checkpointer(env, resume, store, lease);
   bridge_options bo;
   bo.conn = d.nats;
-  bo.publish.max_pending = d.cfg.listener.max_in_flight;
+  bo.publish.max_pending = std::min(d.cfg.listener.max_in_flight, n.publish_window);
   bo.publish.ack_timeout = std::chrono::milliseconds(n.publish_ack_timeout_ms);
   bo.publish.expect_stream = n.stream;
   bo.subject_prefix = n.subject_prefix;

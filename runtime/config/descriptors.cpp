@@ -222,6 +222,8 @@ tables build() {
            .validated_by(check_source_name),
        integer("publish_ack_timeout_ms", &S::publish_ack_timeout_ms, 100, 600000,
                "Bridge: unacknowledged publishes are sent again after this."),
+       integer("publish_window", &S::publish_window, 1, 1000000,
+               "Bridge: publishes awaiting their ack at most."),
        text("consumer", &S::consumer, "Durable consumer name (prefix per partition).")
            .validated_by(check_nats_name),
        integer("ack_wait_ms", &S::ack_wait_ms, 1000, 3600000,

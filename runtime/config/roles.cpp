@@ -14,7 +14,8 @@ constexpr std::string_view worker_keys[] = {"consumer",        "ack_wait_ms", "m
                                             "max_ack_pending", "fetch_batch", "partition_lease_ms",
                                             "worker_name"};
 /// [nats] keys only the bridge reads.
-constexpr std::string_view bridge_keys[] = {"source_name", "publish_ack_timeout_ms"};
+constexpr std::string_view bridge_keys[] = {"source_name", "publish_ack_timeout_ms",
+                                            "publish_window"};
 /// [change_log] keys: pruning runs where the listener runs (the bridge).
 constexpr std::string_view change_log_keys[] = {"prune", "retention_hours", "prune_interval_secs",
                                                 "prune_batch_size"};
