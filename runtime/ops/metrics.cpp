@@ -259,9 +259,8 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
   impl_->nats_publish_failed =
       counter("observer_nats_publish_failures_total",
               "Bridge: publishes that failed or got no ack in time (published again)");
-  impl_->nats_reordered =
-      counter("observer_nats_reordered_total",
-              "Bridge: events stored behind a later event of their partition");
+  impl_->nats_reordered = counter("observer_nats_reordered_total",
+                                  "Bridge: events stored behind a later event of their partition");
   impl_->nats_fetched = counter("observer_nats_fetched_total", "Worker: messages fetched");
   impl_->nats_redelivered = counter("observer_nats_redeliveries_total",
                                     "Worker: messages fetched that were delivered before");
