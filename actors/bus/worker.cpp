@@ -185,6 +185,11 @@ struct owner_state {
   bool stopped = false;
   bool warned = false;
   std::vector<std::string> last_members;
+  /// The last round left the assignment unsettled: a partition this worker
+  /// should own is still held by another, or one it should give up is not
+  /// handed over yet. Rounds then come every 250 ms instead of lease / 3, so
+  /// a hand-over takes a fraction of a second, not two rounds.
+  bool unsettled = false;
 };
 
 owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self,
@@ -272,6 +277,11 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
         self->send(core, release_atom::value, p);
       }
     }
+    st.unsettled = false;
+    for (uint32_t p : mine)
+      if (st.owned.count(p) == 0 || !st.owned.at(p).ready) st.unsettled = true;
+    for (const auto& [p, o] : st.owned)
+      if (!std::binary_search(mine.begin(), mine.end(), p)) st.unsettled = true;
     if (cfg.report) {
       worker_report::snapshot snap;
       snap.members = members;
@@ -308,7 +318,9 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
           }
           st.warned = true;
         }
-        self->delayed_send(self, round_every, tick_atom::value);
+        const auto quick = std::chrono::milliseconds(250);
+        self->delayed_send(self, st.unsettled ? std::min(round_every, quick) : round_every,
+                           tick_atom::value);
       },
       [=](released_atom, uint32_t p) {
         auto& st = self->state;
