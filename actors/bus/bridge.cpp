@@ -51,11 +51,14 @@ struct bridge_state {
   uint64_t routed = 0;
   bool connected = true;
   uint64_t seen_reconnects = 0;
+  std::string source_member;  // ,"source":"<name>"
   bool tick_scheduled = false;
   uint64_t reported_failures = 0;
 
   void start() {
     tracker = std::make_unique<publish_tracker>(cfg.publish.max_pending);
+    // Source names are subject tokens (letters, digits, - and _): no escaping.
+    source_member = ",\"source\":\"" + cfg.source + "\"";
     bridge_actor handle{self};
     auto box = inbox;
     publisher = std::make_unique<async_publisher>(cfg.conn, cfg.publish,
@@ -130,8 +133,8 @@ struct bridge_state {
             event_subject(cfg.subject_prefix, cfg.source,
                           partition_of(ev.entity_type, ev.entity_id, cfg.partitions),
                           ev.entity_type, ev.event_type);
-        auto r =
-            publisher->publish(subject, ev.envelope_json, event_msg_id(cfg.source, ev.id), seq);
+        auto r = publisher->publish(subject, with_source(ev.envelope_json),
+                                    event_msg_id(cfg.source, ev.id), seq);
         if (r.accepted()) continue;
         if (r.status == async_publisher::submit::too_large) {
           tracker->abandon(seq);  // finished once the DLQ row is durable
@@ -152,6 +155,21 @@ struct bridge_state {
     }
     if (tracker->paused() || tracker->queued() > 0) schedule_tick();
     report();
+  }
+
+  /// The envelope as published: the stored text with `"source": "<source
+  /// name>"` added as its last member, so receivers of a multi-database
+  /// topology can tell the databases apart (entity ids may repeat across
+  /// them). A text splice: the envelope is a JSON object this engine wrote.
+  std::string with_source(const std::string& envelope) const {
+    const auto end = envelope.rfind('}');
+    if (end == std::string::npos) return envelope;
+    std::string out;
+    out.reserve(envelope.size() + source_member.size());
+    out.append(envelope, 0, end);
+    out += envelope.find(':') == std::string::npos ? source_member.substr(1) : source_member;
+    out.append(envelope, end, std::string::npos);
+    return out;
   }
 
   void check_connection() {

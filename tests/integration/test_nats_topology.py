@@ -207,6 +207,8 @@ class BridgeAndWorkers(NatsTest):
         keys = self.delivered_keys(sink)
         self.assertEqual(len(keys), n)
         self.assert_entity_order(sink.delivered())
+        # The envelope names the database it came from (source_name's default).
+        self.assertEqual({json.loads(r["body"])["source"] for r in sink.delivered()}, {self.db})
         # Both workers took partitions.
         self.assertIn("took partition", w1.output())
         self.assertIn("took partition", w2.output())
