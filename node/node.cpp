@@ -334,6 +334,11 @@ std::shared_ptr<nats_connection> node::connect_nats() {
   o.tls_key_file = n.tls_key_file;
   // Never give up: a bridge and its workers outlive any NATS outage.
   o.retry_on_failed_connect = true;
+  // Nothing is buffered while reconnecting: a publish then fails at once and
+  // the bridge sends it again in order, after the ones lost with the old
+  // connection (publish_tracker). A buffered one would reach the new server
+  // before those.
+  o.reconnect_buffer_bytes = 1;
   auto stats = d.stats;
   auto conn = nats_connection::connect(o, [stats](nats_event e, const std::string& detail) {
     switch (e) {

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from harness import Postgres, main
+from harness import Postgres, main, metric, metrics_port
 from test_nats_faults import FaultTest, any_observer
 
 
@@ -57,7 +57,17 @@ class ClusterFailure(FaultTest):
         time.sleep(1.0)
         self.nats.kill(1)  # the first server: the one every client connects to first
         t.join()
-        self.check_all_delivered(sink, self.expected_keys(), timeout=150)
+        try:
+            self.check_all_delivered(sink, self.expected_keys(), timeout=150)
+        except AssertionError as e:
+            if "out of capture order" not in str(e):
+                raise
+            # The one reordering the bridge cannot prevent (docs/nats.md "What
+            # can reorder": a later event stored before an earlier one's failed
+            # publish was known, in a stream leader election) must be counted.
+            port = metrics_port(bridge)
+            self.assertGreaterEqual(metric(port, "observer_nats_reordered_total"), 1,
+                                    f"events out of order and not counted: {e}")
         for node in [bridge] + workers:
             self.assertEqual(node.stop(), 0, node.output()[-2000:])
 
