@@ -192,6 +192,14 @@ struct owner_state {
   bool unsettled = false;
 };
 
+/// The key's revision when it names `name` (the key is ours), else nullopt.
+std::optional<uint64_t> own_revision(kv_bucket& kv, const std::string& key,
+                                     const std::string& name) {
+  auto cur = kv.get(key);
+  if (cur && cur->first == name) return cur->second;
+  return std::nullopt;
+}
+
 owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self,
                                  worker_options cfg, core_actor core) {
   const auto lease = std::chrono::milliseconds(cfg.nats.partition_lease_ms);
@@ -229,6 +237,9 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
     // Renew what we hold; a key no longer ours is lost.
     for (auto it = st.owned.begin(); it != st.owned.end();) {
       auto rev = st.kv->update(owner_key(it->first), cfg.name, it->second.rev);
+      // A write whose answer was lost (a timeout in a leader election) left
+      // us with a stale revision: the key still naming us is still ours.
+      if (!rev) rev = own_revision(*st.kv, owner_key(it->first), cfg.name);
       if (!rev) {
         spdlog::error("worker {}: lost partition {} (its lease was taken or expired)", cfg.name,
                       it->first);
@@ -246,6 +257,7 @@ owner_actor::behavior_type owner(owner_actor::stateful_pointer<owner_state> self
     for (uint32_t p : mine) {
       if (st.owned.count(p) > 0) continue;
       auto rev = st.kv->create(owner_key(p), cfg.name);
+      if (!rev) rev = own_revision(*st.kv, owner_key(p), cfg.name);  // see the renewal
       if (!rev) continue;  // still held by its previous owner: next round
       consumer_info info;
       ensure_consumer(*cfg.conn, consumer_of(cfg.nats, p), &info);
