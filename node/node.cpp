@@ -313,16 +313,7 @@ std::shared_ptr<nats_connection> node::connect_nats() {
   auto& d = *impl_;
   const auto& n = *d.cfg.nats;
   nats_connection_options o;
-  size_t start = 0;
-  while (start <= n.url.size()) {
-    auto end = n.url.find(',', start);
-    if (end == std::string::npos) end = n.url.size();
-    auto u = n.url.substr(start, end - start);
-    while (!u.empty() && u.front() == ' ') u.erase(0, 1);
-    while (!u.empty() && u.back() == ' ') u.pop_back();
-    if (!u.empty()) o.urls.push_back(u);
-    start = end + 1;
-  }
+  o.urls = n.urls();
   o.name = "fraiseql-observer " + node_identity();
   o.user = n.user;
   o.password = n.password;

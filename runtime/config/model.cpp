@@ -39,6 +39,14 @@ std::string email_action_config::url() const {
 }
 
 std::vector<std::string> nats_action_config::urls() const {
+  return split_nats_urls(url);
+}
+
+std::vector<std::string> nats_config::urls() const {
+  return split_nats_urls(url);
+}
+
+std::vector<std::string> split_nats_urls(const std::string& url) {
   std::vector<std::string> out;
   size_t start = 0;
   while (start <= url.size()) {

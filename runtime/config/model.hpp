@@ -298,7 +298,12 @@ struct nats_config {
   uint32_t partition_lease_ms = 10000;
   /// Worker name in the ownership bucket; empty: [cluster] node_name, else host:pid.
   std::string worker_name;
+  /// `url` split at commas, blanks trimmed.
+  std::vector<std::string> urls() const;
 };
+
+/// A comma-separated list of NATS URLs, each trimmed; empty entries dropped.
+std::vector<std::string> split_nats_urls(const std::string& url);
 
 /// `[listener]`.
 struct listener_config {
