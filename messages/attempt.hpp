@@ -18,10 +18,16 @@ struct attempt_outcome {
   std::string error;
   /// The peer asked for this delay before the next attempt (Retry-After).
   std::optional<std::chrono::milliseconds> retry_after;
+  /// The endpoint served the call although it failed (an HTTP 4xx other than
+  /// 429): its latency is a sample for adaptive concurrency. Implied by `ok`.
+  bool served = false;
+  /// The endpoint signalled overload (HTTP 429 or 503, a timeout): adaptive
+  /// concurrency backs off.
+  bool overloaded = false;
 
-  static attempt_outcome success() { return attempt_outcome{true, false, {}, {}}; }
+  static attempt_outcome success() { return attempt_outcome{true, false, {}, {}, false, false}; }
   static attempt_outcome failure(std::string error, bool retryable) {
-    return attempt_outcome{false, retryable, std::move(error), {}};
+    return attempt_outcome{false, retryable, std::move(error), {}, false, false};
   }
 };
 

@@ -93,6 +93,26 @@ router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkp
   return spawn_router(env.sys, o, std::move(pool), std::move(checkpointer));
 }
 
+namespace {
+
+/// The settings of `[adaptive_concurrency]`.
+adaptive_limit_settings adaptive_limit_settings_of(const adaptive_concurrency_config& c) {
+  adaptive_limit_settings s;
+  s.min_limit = c.min_limit;
+  s.max_limit = c.max_limit;
+  s.initial_limit = c.initial_limit;
+  s.smoothing = c.smoothing;
+  s.tolerance = c.tolerance;
+  s.latency_slack = std::chrono::microseconds(c.latency_slack_us);
+  s.backoff = c.backoff;
+  s.window_samples = c.window_samples;
+  s.baseline_interval = std::chrono::milliseconds(c.baseline_interval_ms);
+  s.baseline_samples = c.baseline_samples;
+  return s;
+}
+
+}  // namespace
+
 action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,
                                     job_writer_actor jobs, finish_sink checkpointer,
                                     dlq_actor dlq) {
@@ -105,6 +125,10 @@ action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,
   o.max_concurrent_actions = perf.max_concurrent_actions;
   o.concurrent_timeout_ms = perf.concurrent_timeout_ms;
   o.breakers = breaker_settings_of(env.cfg.circuit_breaker);
+  const auto& ac = env.cfg.adaptive_concurrency;
+  o.adaptive = ac.enabled;
+  o.limits = adaptive_limit_settings_of(ac);
+  o.max_limit_endpoints = ac.max_endpoints;
   o.dry_run = env.dry_run;
   o.lease = env.lease;
   o.stats = env.stats;

@@ -44,6 +44,14 @@ struct attempt {
   bool breaker_pending = false;
   /// The current try failed fast (breaker open): nothing was called.
   bool rejected = false;
+  /// `endpoint` is set (computed once per attempt: it depends only on the
+  /// action and the event).
+  bool endpoint_known = false;
+  /// Adaptive concurrency: the current try holds a slot of its endpoint's
+  /// limiter, taken at `limit_started`.
+  bool limit_pending = false;
+  adaptive_limit::ticket limit_ticket;
+  circuit_breaker::time_point limit_started{};
   bool redrive = false;  // a DLQ redrive: no lane, no event entry
 };
 
@@ -57,6 +65,18 @@ struct lane_state {
   std::deque<uint64_t> queue;  // event seqs, head is running
   uint32_t next_action = 0;    // sequential mode: next action index to start
   uint32_t open = 0;           // attempts of the head event not yet finished
+};
+
+/// Adaptive concurrency of one endpoint: its limiter and the attempts waiting
+/// for one of its slots.
+struct endpoint_limit {
+  adaptive_limit lim;
+  std::deque<uint64_t> parked;
+  circuit_breaker::time_point last_used;
+  /// Metrics: when and at what limit it was last exported.
+  circuit_breaker::time_point published{};
+  uint32_t published_limit = 0;
+  uint32_t published_in_flight = 0;
 };
 
 struct event_entry {
@@ -106,6 +126,7 @@ struct action_pool_state {
   uint64_t finished_events = 0;
   std::mt19937_64 rng{std::random_device{}()};
   std::unique_ptr<breaker_registry> breakers;
+  std::unordered_map<std::string, endpoint_limit> limits;  // adaptive concurrency
   std::shared_ptr<completion_inbox> inbox = std::make_shared<completion_inbox>();
   bool pumping = false;
   bool lease_wait = false;  // a wake_atom is on its way (the lease's deadline passed)
@@ -241,13 +262,128 @@ struct action_pool_state {
     while (running < cfg.max_concurrent_actions && !ready.empty()) {
       auto id = ready.front();
       ready.pop_front();
-      execute(id);
+      if (admit(id)) execute(id);
     }
     pumping = false;
   }
 
   const event_ptr& event_of(uint64_t id, const attempt& a) const {
     return a.redrive ? redrives.at(id).ev : events.at(a.seq).ev;
+  }
+
+  /// The attempt's executor, or null when its action type has none.
+  action_executor* executor_of(const attempt& a) const {
+    auto ex = cfg.executors.find(cfg.registry->config(a.observer).actions[a.action].type);
+    return ex == cfg.executors.end() ? nullptr : ex->second.get();
+  }
+
+  /// The endpoint key of an attempt (its breaker's and limiter's), computed once.
+  const std::string& endpoint_of(uint64_t id, attempt& a) {
+    if (a.endpoint_known) return a.endpoint;
+    a.endpoint_known = true;
+    const auto& oc = cfg.registry->config(a.observer);
+    attempt_request req;
+    req.ev = event_of(id, a).get();
+    req.observer = a.observer;
+    req.action = a.action;
+    req.observer_cfg = &oc;
+    req.action_cfg = &oc.actions[a.action];
+    auto* ex = executor_of(a);
+    a.endpoint = ex != nullptr ? ex->endpoint(req) : req.action_cfg->type;
+    return a.endpoint;
+  }
+
+  // --- adaptive concurrency ----------------------------------------------------
+
+  /// The limiter of `ep`, created on first use. Beyond max_limit_endpoints the
+  /// least recently used idle one is forgotten (a busy one never is: its
+  /// releases and parked attempts need it).
+  endpoint_limit& limiter(const std::string& ep, circuit_breaker::time_point t) {
+    auto it = limits.find(ep);
+    if (it == limits.end()) {
+      if (limits.size() >= cfg.max_limit_endpoints) forget_idle_limiter();
+      it = limits
+               .emplace(
+                   ep,
+                   endpoint_limit{adaptive_limit{cfg.limits, cfg.max_concurrent_actions, t}, {}, t})
+               .first;
+    }
+    it->second.last_used = t;
+    return it->second;
+  }
+
+  void forget_idle_limiter() {
+    auto victim = limits.end();
+    for (auto it = limits.begin(); it != limits.end(); ++it) {
+      const auto& el = it->second;
+      if (el.lim.in_flight() != 0 || !el.parked.empty()) continue;
+      if (victim == limits.end() || el.last_used < victim->second.last_used) victim = it;
+    }
+    if (victim == limits.end()) return;
+    if (cfg.stats) cfg.stats->endpoint_limit_forget(victim->first);
+    limits.erase(victim);
+  }
+
+  /// Takes a slot of the attempt's endpoint, or parks the attempt until that
+  /// endpoint frees one (false). Only executors that opt in are limited.
+  bool admit(uint64_t id) {
+    if (!cfg.adaptive || cfg.dry_run) return true;
+    auto it = attempts.find(id);
+    if (it == attempts.end()) return true;
+    auto& a = it->second;
+    auto* ex = executor_of(a);
+    if (ex == nullptr || !ex->adaptive()) return true;
+    const auto t = now();
+    auto& el = limiter(endpoint_of(id, a), t);
+    auto ticket = el.lim.try_acquire(t);
+    if (!ticket) {
+      el.parked.push_back(id);
+      return false;
+    }
+    a.limit_pending = true;
+    a.limit_ticket = *ticket;
+    a.limit_started = t;
+    return true;
+  }
+
+  /// Ends the try's hold on its endpoint's limiter: the latency and outcome
+  /// teach it, and as many parked attempts as it now has free slots go back
+  /// to the front of the ready queue (they waited longest).
+  void release_limit(attempt& a, const attempt_outcome& o) {
+    a.limit_pending = false;
+    auto it = limits.find(a.endpoint);
+    if (it == limits.end()) return;  // never: a limiter in use is not forgotten
+    auto& el = it->second;
+    const auto t = now();
+    const auto outcome = a.rejected           ? limit_outcome::other_failure
+                         : o.overloaded       ? limit_outcome::overloaded
+                         : (o.ok || o.served) ? limit_outcome::ok
+                                              : limit_outcome::other_failure;
+    el.lim.release(t, a.limit_ticket, t - a.limit_started, outcome);
+    el.last_used = t;
+    const uint32_t limit = el.lim.limit();
+    const uint32_t in_flight = el.lim.in_flight();
+    const size_t n = std::min<size_t>(limit > in_flight ? limit - in_flight : 0, el.parked.size());
+    for (size_t i = n; i-- > 0;) ready.push_front(el.parked[i]);
+    el.parked.erase(el.parked.begin(), el.parked.begin() + static_cast<std::ptrdiff_t>(n));
+    publish_limit(a.endpoint, el, t);
+  }
+
+  /// Exports an endpoint's limiter: when its limit changed, when it went
+  /// idle, and otherwise at most once a second (a gauge per release would
+  /// cost more than the release).
+  void publish_limit(const std::string& ep, endpoint_limit& el, circuit_breaker::time_point t) {
+    if (!cfg.stats) return;
+    const auto snap = el.lim.snapshot();
+    const bool changed =
+        snap.limit != el.published_limit || (snap.in_flight == 0 && el.published_in_flight != 0);
+    if (!changed && t - el.published < std::chrono::seconds(1)) return;
+    el.published = t;
+    el.published_limit = snap.limit;
+    el.published_in_flight = snap.in_flight;
+    cfg.stats->endpoint_limit(ep, snap.limit, snap.in_flight,
+                              std::chrono::duration<double>(snap.baseline_rtt).count(),
+                              std::chrono::duration<double>(snap.recent_rtt).count());
   }
 
   // --- DLQ redrive ---
@@ -310,7 +446,7 @@ struct action_pool_state {
       // Ask the endpoint's breaker first: while it is open the attempt fails
       // fast without touching the endpoint, frees its slot at once and is
       // retried no earlier than the next probe.
-      a.endpoint = ex->second->endpoint(req);
+      endpoint_of(id, a);
       const auto t = now();
       const auto before = breakers->state(a.endpoint, t);
       auto d = breakers->allow(a.endpoint, t);
@@ -347,6 +483,7 @@ struct action_pool_state {
     auto it = attempts.find(id);
     if (it == attempts.end()) return;
     auto& a = it->second;
+    if (a.limit_pending) release_limit(a, o);
     const auto& oc = cfg.registry->config(a.observer);
     if (a.breaker_pending) {
       // Retryable failures are the endpoint's; final ones (4xx, render

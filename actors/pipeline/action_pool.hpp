@@ -4,6 +4,7 @@
 #include "runtime/core/lease_clock.hpp"
 
 #include <caf/fwd.hpp>
+#include "runtime/core/adaptive_limit.hpp"
 #include "runtime/core/circuit_breaker.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
@@ -31,6 +32,14 @@ struct action_pool_options {
   breaker_settings breakers;
   /// Bound on breakers kept (least recently used idle ones are forgotten).
   size_t max_breaker_endpoints = 4096;
+  /// Adaptive concurrency: one limiter per endpoint (the breaker's key) learns
+  /// how many attempts may be in flight to it, under max_concurrent_actions.
+  /// An attempt its endpoint's limit refuses waits for a slot of that
+  /// endpoint, not of the pool: a slow endpoint only holds back its own.
+  bool adaptive = false;
+  adaptive_limit_settings limits;
+  /// Bound on limiters kept (least recently used idle ones are forgotten).
+  size_t max_limit_endpoints = 4096;
   /// Log what would run, execute nothing.
   bool dry_run = false;
   /// Attempt, DLQ and processing-time metrics; may be null.

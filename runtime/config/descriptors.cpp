@@ -105,6 +105,7 @@ tables build() {
   using C = checkpoint_config;
   using P = performance_config;
   using B = circuit_breaker_config;
+  using A = adaptive_concurrency_config;
   using R = redis_config;
   using Q = job_queue_config;
   using K = control_config;
@@ -173,6 +174,24 @@ tables build() {
        integer("sample_size", &B::sample_size, 1, 10000, "Calls observed before any change."),
        integer("half_open_probes", &B::half_open_probes, 1, 1000,
                "Probe calls per half-open phase.")}};
+  t.adaptive_concurrency = {
+      "adaptive_concurrency",
+      {flag("enabled", &A::enabled, "Learn an in-flight limit per endpoint.")
+           .with_env("FRAISEQL_ADAPTIVE_CONCURRENCY"),
+       integer("min_limit", &A::min_limit, 1, 100000, "Lowest limit (also a probe's)."),
+       integer("max_limit", &A::max_limit, 1, 100000, "Highest limit of one endpoint."),
+       integer("initial_limit", &A::initial_limit, 1, 100000, "Limit after the first probe."),
+       number("tolerance", &A::tolerance, 0, 10, false,
+              "Latency up to (1 + tolerance) x baseline is near it."),
+       integer("latency_slack_us", &A::latency_slack_us, 0, 10000000,
+               "...plus this much (jitter, not queueing)."),
+       number("backoff", &A::backoff, 0, 0.99, true, "Factor on overload (429, 503, timeout)."),
+       number("smoothing", &A::smoothing, 0, 1, true, "Share of a decrease applied per window."),
+       integer("window_samples", &A::window_samples, 1, 100000, "Fewest calls per decision."),
+       integer("baseline_interval_ms", &A::baseline_interval_ms, 1000, 86400000,
+               "Time between baseline probes."),
+       integer("baseline_samples", &A::baseline_samples, 1, 1000, "Calls measured per probe."),
+       integer("max_endpoints", &A::max_endpoints, 1, 1000000, "Limiters kept at most.")}};
   t.redis = {
       "redis",
       {text("url", &R::url, "redis://[[user]:password@]host[:port][/db].")
@@ -358,8 +377,8 @@ std::vector<option_info> list_options() {
   std::vector<option_info> out;
   auto add = [&out](const auto& sec) { list_section(sec, out); };
   add(t.database), add(t.transport), add(t.listener), add(t.checkpoint), add(t.performance);
-  add(t.circuit_breaker), add(t.redis), add(t.nats), add(t.shutdown), add(t.failover),
-      add(t.logging);
+  add(t.circuit_breaker), add(t.adaptive_concurrency), add(t.redis), add(t.nats), add(t.shutdown),
+      add(t.failover), add(t.logging);
   add(t.metrics);
   add(t.control), add(t.cluster), add(t.change_log), add(t.job_queue), add(t.retry);
   return out;

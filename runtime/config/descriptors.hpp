@@ -189,6 +189,7 @@ struct tables {
   section<checkpoint_config> checkpoint;
   section<performance_config> performance;
   section<circuit_breaker_config> circuit_breaker;
+  section<adaptive_concurrency_config> adaptive_concurrency;
   section<redis_config> redis;
   section<nats_config> nats;
   section<shutdown_config> shutdown;

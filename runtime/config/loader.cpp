@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -107,6 +108,7 @@ void loader::collect_warnings() {
             "has no effect while enable_concurrent is false (each action's own timeout_ms "
             "bounds its attempts)");
   transport_warnings();
+  concurrency_warnings();
   if (const origin* o = set_at("control.journal_size"); o && !cfg_.control.enabled)
     warn_at(*o,
             "has no effect while [control] enabled is false (the journal only serves "
@@ -123,10 +125,24 @@ void loader::collect_warnings() {
 // --- sections ---------------------------------------------------------------------
 
 void loader::walk_root(const toml::table& root) {
-  static const key_list top = {
-      "database", "transport", "listener",   "checkpoint", "performance", "circuit_breaker",
-      "redis",    "nats",      "shutdown",   "failover",   "logging",     "metrics",
-      "control",  "cluster",   "change_log", "job_queue",  "observers"};
+  static const key_list top = {"database",
+                               "transport",
+                               "listener",
+                               "checkpoint",
+                               "performance",
+                               "circuit_breaker",
+                               "adaptive_concurrency",
+                               "redis",
+                               "nats",
+                               "shutdown",
+                               "failover",
+                               "logging",
+                               "metrics",
+                               "control",
+                               "cluster",
+                               "change_log",
+                               "job_queue",
+                               "observers"};
   for (auto&& [k, v] : root) {
     const string_view name = k.str();
     if (contains(top, name)) continue;
@@ -146,6 +162,7 @@ void loader::walk_root(const toml::table& root) {
   section("checkpoint", d.checkpoint, cfg_.checkpoint);
   section("performance", d.performance, cfg_.performance);
   section("circuit_breaker", d.circuit_breaker, cfg_.circuit_breaker);
+  section("adaptive_concurrency", d.adaptive_concurrency, cfg_.adaptive_concurrency);
   if (const auto* t = read_table(root, "redis", "")) walk_redis(*t);
   if (const auto* t = read_table(root, "nats", "")) walk_nats(*t);
   section("shutdown", d.shutdown, cfg_.shutdown);
@@ -441,7 +458,8 @@ void loader::final_checks() {
     for (auto& a : o.actions)
       if (a.database && a.database->url.empty()) a.database->url = cfg_.database.url;
   settle_nats_urls();  // nats actions without url: [nats] url
-  settle_async();      // job queue
+  settle_concurrency();
+  settle_async();  // job queue
   if (!url_given_) {
     origin o = database_origin_;
     if (database_table_ != nullptr) {
@@ -480,6 +498,57 @@ void loader::final_checks() {
              "enable_dedup requires [redis] (PostgreSQL + Redis topology): add a [redis] table "
              "with url, "
              "or set FRAISEQL_REDIS_URL");
+}
+
+void loader::settle_concurrency() {
+  const auto& a = cfg_.adaptive_concurrency;
+  auto& p = cfg_.performance;
+  if (!a.enabled) return;
+  // Per-endpoint limits do the limiting; the global cap only bounds memory
+  // and sockets, so its default is far above a fixed limit's.
+  if (set_at("performance.max_concurrent_actions") == nullptr)
+    p.max_concurrent_actions = performance_config::adaptive_concurrency_default;
+  // Blames the first of `keys` that was set (one of them was: the defaults agree).
+  auto blame = [this](std::initializer_list<const char*> keys) -> origin {
+    for (const char* k : keys)
+      if (const origin* o = set_at(string("adaptive_concurrency.") + k)) return *o;
+    return origin_at(string("adaptive_concurrency.") + *keys.begin());
+  };
+  if (a.min_limit > a.max_limit)
+    error_at(blame({"min_limit", "max_limit"}), "min_limit (" + std::to_string(a.min_limit) +
+                                                    ") must be at most max_limit (" +
+                                                    std::to_string(a.max_limit) + ")");
+  else if (a.initial_limit < a.min_limit || a.initial_limit > a.max_limit)
+    error_at(blame({"initial_limit", "max_limit", "min_limit"}),
+             "initial_limit (" + std::to_string(a.initial_limit) +
+                 ") must be within min_limit and max_limit (" + std::to_string(a.min_limit) +
+                 " - " + std::to_string(a.max_limit) + ")");
+}
+
+void loader::concurrency_warnings() {
+  const auto& a = cfg_.adaptive_concurrency;
+  const auto& p = cfg_.performance;
+  if (!a.enabled) {
+    for (const auto& info : config_schema::list_options()) {
+      if (info.section != "adaptive_concurrency" || info.spec->key == "enabled") continue;
+      if (const origin* o = set_at("adaptive_concurrency." + string(info.spec->key)))
+        warn_at(*o, "has no effect while [adaptive_concurrency] enabled is false");
+    }
+    return;
+  }
+  if (const origin* o = set_at("adaptive_concurrency.max_limit");
+      o && a.max_limit > p.max_concurrent_actions)
+    warn_at(*o, "is above [performance] max_concurrent_actions (" +
+                    std::to_string(p.max_concurrent_actions) +
+                    "): no endpoint's limit goes beyond that global cap");
+  if (const origin* o = set_at("performance.max_concurrent_actions");
+      o && p.max_concurrent_actions < a.initial_limit)
+    warn_at(*o, "(" + std::to_string(p.max_concurrent_actions) +
+                    ") caps adaptive concurrency below its initial_limit (" +
+                    std::to_string(a.initial_limit) +
+                    "): remove it to let each endpoint's limit be learnt up to " +
+                    std::to_string(performance_config::adaptive_concurrency_default) +
+                    " in all, or turn [adaptive_concurrency] off for a fixed limit");
 }
 
 void loader::settle_roles() {

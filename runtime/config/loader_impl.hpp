@@ -207,6 +207,8 @@ class loader {
   database_action_config walk_database_action(const toml::table& t, const string& p);
   nats_action_config walk_nats_action(const toml::table& t, const string& p);
   void settle_nats_urls();
+  void settle_concurrency();
+  void concurrency_warnings();
   /// TOML value -> JSON, reporting unsupported types (dates, non-finite floats).
   bool to_json(const toml::node& n, const string& where, boost::json::value& out);
   void walk_retry(const toml::table& t, const string& p, retry_config& r);

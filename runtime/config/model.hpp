@@ -362,8 +362,34 @@ struct performance_config {
   /// Entries of the in-process result cache (used without [redis]).
   uint32_t cache_capacity = 10000;
   bool enable_concurrent = true;
-  uint32_t max_concurrent_actions = 10;
+  /// Attempts in flight at most, across all endpoints. Unset, it is
+  /// `fixed_concurrency_default` with [adaptive_concurrency] off and
+  /// `adaptive_concurrency_default` with it on (the loader settles it).
+  uint32_t max_concurrent_actions = fixed_concurrency_default;
   uint32_t concurrent_timeout_ms = 30000;
+
+  static constexpr uint32_t fixed_concurrency_default = 10;
+  static constexpr uint32_t adaptive_concurrency_default = 1000;
+};
+
+/// `[adaptive_concurrency]` (issue 19): a learnt in-flight limit per endpoint
+/// (the breaker's key), under [performance] max_concurrent_actions; see
+/// runtime/core/adaptive_limit.hpp for the algorithm.
+struct adaptive_concurrency_config {
+  bool enabled = true;
+  uint32_t min_limit = 1;
+  uint32_t max_limit = 1000;
+  uint32_t initial_limit = 10;
+  double tolerance = 0.1;
+  /// Added to the tolerated latency: jitter below it is not queueing.
+  uint32_t latency_slack_us = 2000;
+  double backoff = 0.5;
+  double smoothing = 0.5;
+  uint32_t window_samples = 10;
+  uint32_t baseline_interval_ms = 60000;
+  uint32_t baseline_samples = 5;
+  /// Bound on limiters kept (least recently used idle ones are forgotten).
+  uint32_t max_endpoints = 4096;
 };
 
 /// `[circuit_breaker]`: one breaker per endpoint (spec phase 8.8); see
@@ -531,6 +557,7 @@ struct config {
   checkpoint_config checkpoint;
   performance_config performance;
   circuit_breaker_config circuit_breaker;
+  adaptive_concurrency_config adaptive_concurrency;
   /// Present when [redis] or FRAISEQL_REDIS_URL is given.
   std::optional<redis_config> redis;
   shutdown_config shutdown;

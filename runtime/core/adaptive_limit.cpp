@@ -16,6 +16,7 @@ adaptive_limit::adaptive_limit(adaptive_limit_settings s, uint32_t global_cap, t
   if (!(s_.smoothing > 0)) s_.smoothing = 0.01;
   s_.smoothing = std::min(s_.smoothing, 1.0);
   if (!(s_.tolerance >= 0)) s_.tolerance = 0;
+  s_.latency_slack = std::max(s_.latency_slack, std::chrono::nanoseconds(0));
   if (!(s_.backoff > 0.05)) s_.backoff = 0.05;
   s_.backoff = std::min(s_.backoff, 0.99);
   s_.window_samples = std::max<uint32_t>(1, s_.window_samples);
@@ -76,7 +77,8 @@ void adaptive_limit::end_window() {
   // The baseline only goes down between probes: a window this fast shows the
   // endpoint unloaded at least this fast.
   if (recent >= 1 && recent < base) baseline_ = recent_;
-  const double near = (1 + s_.tolerance) * static_cast<double>(baseline_.count());
+  const double near = (1 + s_.tolerance) * static_cast<double>(baseline_.count()) +
+                      static_cast<double>(s_.latency_slack.count());
   const double gradient = recent <= near ? 1.0 : std::clamp(near / recent, 0.5, 1.0);
   if (gradient < 1.0) {
     // Latency beyond tolerance: move part of the way to limit * gradient, the

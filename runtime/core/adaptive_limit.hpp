@@ -45,8 +45,11 @@ struct adaptive_limit_settings {
   uint32_t initial_limit = 10;
   /// Share of a latency-driven decrease applied per window, in (0, 1].
   double smoothing = 0.5;
-  /// Latency up to (1 + tolerance) * baseline counts as "near the baseline".
+  /// Latency up to (1 + tolerance) * baseline + latency_slack counts as "near
+  /// the baseline". The slack keeps sub-millisecond jitter of a fast endpoint
+  /// (or of this process's own scheduling) from reading as queueing.
   double tolerance = 0.1;
+  std::chrono::nanoseconds latency_slack{0};
   /// Factor applied to the limit on an overload signal, in (0, 1).
   double backoff = 0.5;
   /// Fewest `ok` calls that make a window (a window is also >= limit calls).

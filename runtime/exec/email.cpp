@@ -14,6 +14,8 @@ class email_executor final : public action_executor {
   email_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<smtp_client> smtp)
       : reg_(std::move(reg)), smtp_(std::move(smtp)) {}
 
+  bool adaptive() const override { return true; }
+
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& e = *req.action_cfg->email;
     const auto& ev = *req.ev;

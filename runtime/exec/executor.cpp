@@ -17,6 +17,7 @@ attempt_outcome classify_http(const http_response& r, const http_retry_config& p
   if (!r.error.empty()) {
     o.retryable = true;
     o.error = (r.timed_out ? "timeout: " : "transport error: ") + r.error;
+    o.overloaded = r.timed_out;
     return o;
   }
   if (r.status >= 200 && r.status < 300) {
@@ -26,13 +27,19 @@ attempt_outcome classify_http(const http_response& r, const http_retry_config& p
   o.error = "HTTP " + std::to_string(r.status);
   if (!r.body.empty()) o.error += ": " + r.body.substr(0, 512);
   o.retryable = policy.retryable(r.status);
+  o.overloaded = r.status == 429 || r.status == 503;
+  o.served = r.status >= 400 && r.status < 500 && !o.overloaded;
   if (r.retry_after) o.retry_after = *r.retry_after;
   return o;
 }
 
 attempt_outcome classify_smtp(const smtp_result& r) {
   if (r.error.empty()) return attempt_outcome::success();
-  if (r.timed_out) return attempt_outcome::failure("timeout: " + r.error, true);
+  if (r.timed_out) {
+    auto o = attempt_outcome::failure("timeout: " + r.error, true);
+    o.overloaded = true;
+    return o;
+  }
   if (r.reply >= 500 && r.reply < 600)
     return attempt_outcome::failure("SMTP " + std::to_string(r.reply) + " (permanent): " + r.error,
                                     false);

@@ -71,6 +71,11 @@ class action_executor {
   /// "smtp://host:port" for mail, and so on; never put credentials in it (it
   /// is a metrics label). Default: the action type, one breaker per type.
   virtual std::string endpoint(const attempt_request& req) const { return req.action_cfg->type; }
+  /// Whether adaptive concurrency limits this executor's calls per endpoint
+  /// (actors/pipeline/action_pool.hpp): true for remote calls whose latency
+  /// tells the peer's load (HTTP, SMTP); false for local work (log) and for
+  /// executors bounded by their own pool (database).
+  virtual bool adaptive() const { return false; }
 };
 
 /// Action type ("webhook", "log", ...) -> executor.

@@ -15,6 +15,8 @@ class slack_executor final : public action_executor {
   slack_executor(std::shared_ptr<const observer_registry> reg, std::shared_ptr<http_client> http)
       : reg_(std::move(reg)), http_(std::move(http)) {}
 
+  bool adaptive() const override { return true; }
+
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& s = *req.action_cfg->slack;
     http_request hr;

@@ -45,6 +45,8 @@ class webhook_executor final : public action_executor {
     return k;
   }
 
+  bool adaptive() const override { return true; }
+
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     const auto& w = *req.action_cfg->webhook;
     const auto& ev = *req.ev;

@@ -96,6 +96,17 @@ struct metrics::impl {
   };
   std::mutex breakers_mu;
   std::map<std::string, breaker_series> breakers;
+  // Adaptive concurrency per endpoint (bounded by the limiter registry).
+  prometheus::Family<prometheus::Gauge>* limit_family = nullptr;
+  prometheus::Family<prometheus::Gauge>* limit_in_flight_family = nullptr;
+  prometheus::Family<prometheus::Gauge>* limit_latency_family = nullptr;
+  struct limit_series {
+    prometheus::Gauge* limit = nullptr;
+    prometheus::Gauge* in_flight = nullptr;
+    prometheus::Gauge* baseline = nullptr;
+    prometheus::Gauge* recent = nullptr;
+  };
+  std::map<std::string, limit_series> limits;  // guarded by breakers_mu
   // Listener health: this node's own signal, and the cluster's view once a
   // coordinator reports one (then the gauge shows the view, per listener id).
   std::string listener_id;
@@ -382,6 +393,20 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
                               .Name("observer_circuit_breaker_state")
                               .Help("Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open")
                               .Register(r);
+  impl_->limit_family = &BuildGauge()
+                             .Name("observer_endpoint_concurrency_limit")
+                             .Help("Adaptive concurrency: attempts allowed in flight per endpoint")
+                             .Register(r);
+  impl_->limit_in_flight_family =
+      &BuildGauge()
+           .Name("observer_endpoint_in_flight")
+           .Help("Adaptive concurrency: attempts in flight per endpoint")
+           .Register(r);
+  impl_->limit_latency_family =
+      &BuildGauge()
+           .Name("observer_endpoint_latency_seconds")
+           .Help("Adaptive concurrency: baseline (unloaded) and recent mean latency per endpoint")
+           .Register(r);
   impl_->breaker_rejected = &BuildCounter()
                                  .Name("observer_circuit_breaker_rejected_total")
                                  .Help("Calls failed fast by an open circuit breaker")
@@ -585,6 +610,34 @@ void metrics::breaker_forget(const std::string& endpoint) {
   impl_->breaker_state->Remove(it->second.state);
   impl_->breaker_rejected->Remove(it->second.rejected);
   impl_->breakers.erase(it);
+}
+
+void metrics::endpoint_limit(const std::string& endpoint, uint32_t limit, uint32_t in_flight,
+                             double baseline_seconds, double recent_seconds) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.breakers_mu);
+  auto& l = d.limits[endpoint];
+  if (l.limit == nullptr) {
+    l.limit = &d.limit_family->Add({{"endpoint", endpoint}});
+    l.in_flight = &d.limit_in_flight_family->Add({{"endpoint", endpoint}});
+    l.baseline = &d.limit_latency_family->Add({{"endpoint", endpoint}, {"kind", "baseline"}});
+    l.recent = &d.limit_latency_family->Add({{"endpoint", endpoint}, {"kind", "recent"}});
+  }
+  l.limit->Set(limit);
+  l.in_flight->Set(in_flight);
+  l.baseline->Set(baseline_seconds);
+  l.recent->Set(recent_seconds);
+}
+void metrics::endpoint_limit_forget(const std::string& endpoint) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.breakers_mu);
+  auto it = d.limits.find(endpoint);
+  if (it == d.limits.end()) return;
+  d.limit_family->Remove(it->second.limit);
+  d.limit_in_flight_family->Remove(it->second.in_flight);
+  d.limit_latency_family->Remove(it->second.baseline);
+  d.limit_latency_family->Remove(it->second.recent);
+  d.limits.erase(it);
 }
 
 void metrics::cache_hit(uint32_t observer) {

@@ -87,6 +87,12 @@ class metrics {
   void breaker_rejected(const std::string& endpoint);
   /// The breaker of `endpoint` was forgotten (bounded registry): its series go.
   void breaker_forget(const std::string& endpoint);
+  /// Adaptive concurrency of `endpoint`: its limit, attempts in flight, and
+  /// its baseline and recent latency (0 until measured).
+  void endpoint_limit(const std::string& endpoint, uint32_t limit, uint32_t in_flight,
+                      double baseline_seconds, double recent_seconds);
+  /// The limiter of `endpoint` was forgotten (bounded registry): its series go.
+  void endpoint_limit_forget(const std::string& endpoint);
 
   /// The action-result cache answered a lookup for an action of `observer`
   /// (hit: the call was skipped). Also keeps observer_cache_hit_rate =

@@ -6,7 +6,8 @@
 //   starts only after the lane's previous event is done (succeeded or in the DLQ);
 // - in sequential mode, an observer's actions of one event start one at a time
 //   in index order;
-// - attempts in flight never exceed max_concurrent_actions;
+// - attempts in flight never exceed max_concurrent_actions, nor, with adaptive
+//   concurrency, its endpoint's max_limit;
 // - an event is finished exactly once, only after all its actions are done;
 // - every event finishes; every action ends in success or the DLQ, exactly once.
 
@@ -52,6 +53,7 @@ struct fake_executor : action_executor {
   std::string endpoint(const attempt_request& req) const override {
     return "ep-" + std::to_string(req.observer);
   }
+  bool adaptive() const override { return true; }
 };
 
 struct log_book {
@@ -73,7 +75,7 @@ struct fixture {
   action_pool_actor pool;
 
   fixture(const std::vector<observer_config>& observers, bool concurrent, uint32_t max_concurrent,
-          breaker_settings breakers) {
+          breaker_settings breakers, std::optional<adaptive_limit_settings> limits = {}) {
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -103,6 +105,8 @@ struct fixture {
     o.enable_concurrent = concurrent;
     o.max_concurrent_actions = max_concurrent;
     o.breakers = breakers;
+    o.adaptive = limits.has_value();
+    if (limits) o.limits = *limits;
     pool = spawn_action_pool(*sys, o, cp, dlq);
     sched->run();
   }
@@ -241,6 +245,102 @@ TEST_SUITE("action_pool") {
     CHECK(f.breakers()[0].state == breaker_state::closed);
   }
 
+  TEST_CASE("adaptive concurrency: a slow endpoint holds back only its own attempts") {
+    breaker_settings off;
+    off.enabled = false;
+    adaptive_limit_settings ls;
+    ls.initial_limit = 4;
+    ls.max_limit = 4;
+    ls.baseline_samples = 1;
+    // Two observers = two endpoints (ep-0 slow, ep-1 fast); pool cap 100.
+    fixture f({make_observer("slow", 1, 3), make_observer("fast", 1, 3)}, true, 100, off, ls);
+    for (uint64_t s = 1; s <= 20; ++s)
+      caf::anon_send(f.pool, run_atom::value, make_event(s, "e" + std::to_string(s)),
+                     std::vector<uint32_t>{0, 1});
+    f.sched->run();
+    auto count = [&](uint32_t obs) {
+      size_t n = 0;
+      for (const auto& c : f.exec->pending) n += c.observer == obs ? 1 : 0;
+      return n;
+    };
+    // The first probe pins each endpoint to min_limit (1).
+    CHECK(count(0) == 1);
+    CHECK(count(1) == 1);
+    // The fast endpoint answers everything at once, round after round; the
+    // slow one answers nothing. Its attempts wait for its own slots; the fast
+    // endpoint's all finish, never more than max_limit in flight at once.
+    for (int round = 0; round < 40; ++round) {
+      std::vector<call> keep;
+      auto p = std::move(f.exec->pending);
+      f.exec->pending.clear();
+      for (auto& c : p) {
+        if (c.observer == 0)
+          keep.push_back(std::move(c));
+        else
+          c.done(attempt_outcome::success());
+      }
+      for (auto& c : keep) f.exec->pending.push_back(std::move(c));
+      f.sched->advance_time(std::chrono::milliseconds(5));
+      f.sched->run();
+      CHECK(count(0) == 1);
+      CHECK(count(1) <= 4);
+    }
+    CHECK(count(1) == 0);
+    size_t fast_calls = 0;
+    for (const auto& [seq, o, a] : f.exec->started) fast_calls += o == 1 ? 1 : 0;
+    CHECK(fast_calls == 20);
+    // Now the slow endpoint answers; each answer frees a slot for the next.
+    for (int round = 0; round < 100 && f.book->finished.size() < 20; ++round) {
+      auto p = std::move(f.exec->pending);
+      f.exec->pending.clear();
+      for (auto& c : p) c.done(attempt_outcome::success());
+      f.sched->advance_time(std::chrono::milliseconds(5));
+      f.sched->run();
+      CHECK(count(0) <= 4);
+    }
+    CHECK(f.book->finished.size() == 20);
+    CHECK(f.book->buried.empty());
+  }
+
+  TEST_CASE("adaptive concurrency: 429 and 503 answers shrink an endpoint's limit") {
+    breaker_settings off;
+    off.enabled = false;
+    adaptive_limit_settings ls;
+    ls.initial_limit = 8;
+    ls.max_limit = 8;
+    ls.baseline_samples = 1;
+    ls.window_samples = 1;
+    fixture f({make_observer("shedding", 1, 100)}, true, 100, off, ls);
+    for (uint64_t s = 1; s <= 40; ++s)
+      caf::anon_send(f.pool, run_atom::value, make_event(s, "e" + std::to_string(s)),
+                     std::vector<uint32_t>{0});
+    f.sched->run();
+    REQUIRE(f.exec->pending.size() == 1);  // the probe
+    auto answer_all = [&](bool overloaded) {
+      auto p = std::move(f.exec->pending);
+      f.exec->pending.clear();
+      for (auto& c : p) {
+        if (overloaded) {
+          auto o = attempt_outcome::failure("HTTP 503", true);
+          o.overloaded = true;
+          c.done(std::move(o));
+        } else {
+          c.done(attempt_outcome::success());
+        }
+      }
+      f.sched->advance_time(std::chrono::milliseconds(10));
+      f.sched->run();
+      return p.size();
+    };
+    answer_all(false);  // probe done: the limit is the initial 8
+    CHECK(f.exec->pending.size() == 8);
+    answer_all(true);  // a round of 503s halves it
+    // Retries wait for their backoff; the next events fill the halved limit.
+    CHECK(f.exec->pending.size() == 4);
+    answer_all(true);
+    CHECK(f.exec->pending.size() == 2);
+  }
+
   TEST_CASE("property: lane order, concurrency bound, finish only when done, nothing lost") {
     bool ok = rc::check("random completions, failures, retries and breakers", [] {
       const bool concurrent = *rc::gen::arbitrary<bool>();
@@ -255,7 +355,17 @@ TEST_SUITE("action_pool") {
       bs.sample_size = *rc::gen::inRange<uint32_t>(1, 5);
       bs.half_open_probes = *rc::gen::inRange<uint32_t>(1, 3);
       bs.timeout = std::chrono::milliseconds(*rc::gen::inRange(1, 100));
-      fixture f(obs, concurrent, max_concurrent, bs);
+      std::optional<adaptive_limit_settings> limits;
+      if (*rc::gen::arbitrary<bool>()) {
+        adaptive_limit_settings ls;
+        ls.max_limit = *rc::gen::inRange<uint32_t>(1, 4);
+        ls.initial_limit = *rc::gen::inRange<uint32_t>(1, 4);
+        ls.window_samples = *rc::gen::inRange<uint32_t>(1, 4);
+        ls.baseline_samples = *rc::gen::inRange<uint32_t>(1, 3);
+        ls.baseline_interval = std::chrono::milliseconds(*rc::gen::inRange(1, 200));
+        limits = ls;
+      }
+      fixture f(obs, concurrent, max_concurrent, bs, limits);
 
       const auto n_events = *rc::gen::inRange<uint64_t>(1, 25);
       std::map<uint64_t, std::string> entity;
@@ -282,6 +392,11 @@ TEST_SUITE("action_pool") {
       };
       auto check_new_starts = [&] {
         RC_ASSERT(f.exec->pending.size() <= max_concurrent);
+        if (limits) {
+          std::map<uint32_t, uint32_t> per_endpoint;  // endpoint = observer
+          for (const auto& c : f.exec->pending)
+            RC_ASSERT(++per_endpoint[c.observer] <= limits->max_limit);
+        }
         for (; checked_starts < f.exec->started.size(); ++checked_starts) {
           const auto [seq, o, a] = f.exec->started[checked_starts];
           RC_ASSERT(!action_done(seq, o, a));  // no call after an action is done
@@ -332,7 +447,9 @@ TEST_SUITE("action_pool") {
             succeeded.emplace(c.seq, c.observer, c.action);
             c.done(attempt_outcome::success());
           } else if (r < 9) {
-            c.done(attempt_outcome::failure("HTTP 503", true));
+            auto o = attempt_outcome::failure("HTTP 503", true);
+            o.overloaded = r == 8;
+            c.done(std::move(o));
           } else {
             c.done(attempt_outcome::failure("HTTP 400", false));
           }

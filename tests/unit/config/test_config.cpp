@@ -120,6 +120,12 @@ const bad_case bad_cases[] = {
      "between 1 and 100000"},
     {"[performance]\nconcurrent_timeout_ms = 0\n", "performance.concurrent_timeout_ms", 2,
      "at least 1"},
+    // [adaptive_concurrency]
+    {"[adaptive_concurrency]\nmin_limit = 20\nmax_limit = 10\n", "adaptive_concurrency.min_limit",
+     2, "min_limit (20) must be at most max_limit (10)"},
+    {"[adaptive_concurrency]\nmax_limit = 5\n", "adaptive_concurrency.max_limit", 2,
+     "initial_limit (10) must be within min_limit and max_limit (1 - 5)"},
+    {"[adaptive_concurrency]\nbackoff = 1.5\n", "adaptive_concurrency.backoff", 2, "0.99"},
     // [shutdown], [logging]
     {"[shutdown]\ntimeout_ms = -1\n", "shutdown.timeout_ms", 2, "must not be negative"},
     {"[shutdown]\ntimeout = 5\n", "shutdown.timeout", 2, "did you mean 'timeout_ms'"},
@@ -399,7 +405,8 @@ TEST_SUITE("config") {
     CHECK_FALSE(c.performance.enable_dedup);
     CHECK_FALSE(c.performance.enable_caching);
     CHECK(c.performance.enable_concurrent);
-    CHECK(c.performance.max_concurrent_actions == 10);
+    CHECK(c.performance.max_concurrent_actions == 1000);  // adaptive concurrency on
+    CHECK(c.adaptive_concurrency.enabled);
     CHECK(c.performance.concurrent_timeout_ms == 30000);
     CHECK(c.shutdown.timeout_ms == 30000);
     CHECK(c.logging.level == "info");

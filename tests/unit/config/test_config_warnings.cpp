@@ -87,6 +87,37 @@ TEST_SUITE("config warnings") {
                  "false") != std::string::npos);
   }
 
+  TEST_CASE("[adaptive_concurrency] keys while it is off, caps below its limits") {
+    const auto off = load_config_string(
+        std::string(db) + "[adaptive_concurrency]\nenabled = false\nmax_limit = 50\n", "w.toml",
+        no_env);
+    REQUIRE(off);
+    CHECK(off.value->performance.max_concurrent_actions == 10);  // the fixed default
+    CHECK(all_warnings(off) ==
+          "w.toml:5:13: adaptive_concurrency.max_limit: has no effect while "
+          "[adaptive_concurrency] enabled is false\n");
+    const auto capped = load_config_string(
+        std::string(db) + "[performance]\nmax_concurrent_actions = 4\n", "w.toml", no_env);
+    REQUIRE(capped);
+    CHECK(capped.value->performance.max_concurrent_actions == 4);
+    CHECK(all_warnings(capped).find("performance.max_concurrent_actions: (4) caps adaptive "
+                                    "concurrency below its initial_limit (10)") !=
+          std::string::npos);
+    const auto above = load_config_string(std::string(db) +
+                                              "[performance]\nmax_concurrent_actions = "
+                                              "100\n[adaptive_concurrency]\nmax_limit = 500\n",
+                                          "w.toml", no_env);
+    REQUIRE(above);
+    CHECK(all_warnings(above).find("adaptive_concurrency.max_limit: is above [performance] "
+                                   "max_concurrent_actions (100)") != std::string::npos);
+    const auto fine = load_config_string(
+        std::string(db) + "[adaptive_concurrency]\nmax_limit = 200\ninitial_limit = 20\n", "w.toml",
+        no_env);
+    REQUIRE(fine);
+    CHECK(all_warnings(fine) == "");
+    CHECK(fine.value->performance.max_concurrent_actions == 1000);
+  }
+
   TEST_CASE("a variable shadowed by the one that takes precedence") {
     scoped_env env{{"FRAISEQL_DATABASE_URL", "postgresql://localhost/app"},
                    {"FRAISEQL_MAX_CONCURRENT_ACTIONS", "20"},
