@@ -12,7 +12,11 @@ Control (JSON bodies):
   POST /_control {"status": 500}            answer every later request with 500
   POST /_control {"fail_next": 3, "fail_status": 503}  the next 3 requests fail
   POST /_control {"delay_ms": 100}          delay each answer
-  GET  /_stats                               {"requests": N, "unique_keys": M, "duplicates": D}
+  POST /_control {"capacity": 8, "shed_status": 503}  a request arriving while 8 are
+                                             in progress is answered 503 at once (shed)
+  POST /_control {"reset_max": true}         restart max_in_flight from now
+  GET  /_stats                               {"requests": N, "unique_keys": M, "duplicates": D,
+                                              "in_flight", "max_in_flight", "shed"}
 """
 import argparse
 import json
@@ -24,8 +28,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
-state = {"status": 200, "fail_next": 0, "fail_status": 503, "delay_ms": 0}
-stats = {"requests": 0, "keys": {}}
+state = {"status": 200, "fail_next": 0, "fail_status": 503, "delay_ms": 0, "capacity": 0,
+         "shed_status": 503}
+stats = {"requests": 0, "keys": {}, "in_flight": 0, "max_in_flight": 0, "shed": 0}
 log_file = None
 ids_only = False
 ID_RE = re.compile(rb'"id"\s*:\s*"([^"]*)"')
@@ -33,6 +38,9 @@ ID_RE = re.compile(rb'"id"\s*:\s*"([^"]*)"')
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm the
+    # body would wait for the client's delayed ACK (~40 ms per answer).
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # quiet
         pass
@@ -49,7 +57,8 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 dup = sum(c - 1 for c in stats["keys"].values() if c > 1)
                 out = {"requests": stats["requests"], "unique_keys": len(stats["keys"]),
-                       "duplicates": dup}
+                       "duplicates": dup, "in_flight": stats["in_flight"],
+                       "max_in_flight": stats["max_in_flight"], "shed": stats["shed"]}
             self._reply(200, json.dumps(out).encode())
         else:
             self._reply(200, b"{}")
@@ -63,7 +72,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/_control":
             with lock:
-                state.update(json.loads(body or b"{}"))
+                ctl = json.loads(body or b"{}")
+                if ctl.pop("reset_max", False):
+                    stats["max_in_flight"] = stats["in_flight"]
+                state.update(ctl)
             return self._reply(200, b"{}")
         key = self.headers.get("Idempotency-Key")
         with lock:
@@ -73,6 +85,15 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status = state["status"]
             delay = state["delay_ms"]
+            cap = state["capacity"]
+            accepted = not (cap and stats["in_flight"] >= cap)
+            if accepted:
+                stats["in_flight"] += 1
+                stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+            else:
+                status = state["shed_status"]
+                delay = 0
+                stats["shed"] += 1
             stats["requests"] += 1
             if 200 <= status < 300 and key:
                 stats["keys"][key] = stats["keys"].get(key, 0) + 1
@@ -87,8 +108,15 @@ class Handler(BaseHTTPRequestHandler):
                        "body": logged}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
-        if delay:
-            time.sleep(delay / 1000.0)
+        try:
+            if delay:
+                time.sleep(delay / 1000.0)
+        finally:
+            # Before the answer: the client may send its next request on this
+            # connection as soon as it has the answer.
+            if accepted:
+                with lock:
+                    stats["in_flight"] -= 1
         self._reply(status, b'{"ok":true}' if status < 300 else b'{"error":"sink told to fail"}')
 
     do_POST = _handle

@@ -378,6 +378,13 @@ struct action_pool_state {
     const bool changed =
         snap.limit != el.published_limit || (snap.in_flight == 0 && el.published_in_flight != 0);
     if (!changed && t - el.published < std::chrono::seconds(1)) return;
+    if (snap.limit != el.published_limit)
+      spdlog::debug(
+          "adaptive concurrency: {} limit {} -> {} (in flight {}, baseline {} us, recent {} us{})",
+          ep, el.published_limit, snap.limit, snap.in_flight,
+          std::chrono::duration_cast<std::chrono::microseconds>(snap.baseline_rtt).count(),
+          std::chrono::duration_cast<std::chrono::microseconds>(snap.recent_rtt).count(),
+          snap.probing ? ", probing" : "");
     el.published = t;
     el.published_limit = snap.limit;
     el.published_in_flight = snap.in_flight;

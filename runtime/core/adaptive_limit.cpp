@@ -73,10 +73,10 @@ void adaptive_limit::end_window() {
   ++windows_;
   const double recent = window_rtt_sum_ / window_samples_;
   recent_ = std::chrono::nanoseconds(static_cast<int64_t>(recent));
-  const double base = static_cast<double>(baseline_.count());
-  // The baseline only goes down between probes: a window this fast shows the
-  // endpoint unloaded at least this fast.
-  if (recent >= 1 && recent < base) baseline_ = recent_;
+  // The baseline is the probes' alone: a window faster than it is as likely
+  // a lucky mix of a jittery endpoint's answers as a faster endpoint, and a
+  // baseline lowered by luck would read the usual latency as queueing and
+  // shrink the limit to min_limit until the next probe.
   const double near = (1 + s_.tolerance) * static_cast<double>(baseline_.count()) +
                       static_cast<double>(s_.latency_slack.count());
   const double gradient = recent <= near ? 1.0 : std::clamp(near / recent, 0.5, 1.0);

@@ -10,8 +10,10 @@
 //
 // - baseline: the endpoint's latency when it is not queueing our calls. It is
 //   measured with the limit pinned to `min_limit` (a *probe*: at the start,
-//   then every `baseline_interval`, the median of `baseline_samples` calls);
-//   in between it only goes down (a window faster than the baseline lowers it).
+//   then every `baseline_interval`, the median of `baseline_samples` calls),
+//   and only then: a window faster than the baseline is as likely a lucky mix
+//   of a jittery endpoint's answers, and lowering the baseline on it would
+//   read the usual latency as queueing (seen for real; see the tests).
 // - windows: the calls acquired since the last decision, once at least
 //   max(window_samples, limit) of them have ended `ok`; `recent` is their mean
 //   latency. Calls acquired before the window started do not count, so each

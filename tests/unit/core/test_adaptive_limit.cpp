@@ -15,6 +15,7 @@
 #include <cmath>
 #include <functional>
 #include <queue>
+#include <random>
 #include <vector>
 
 using namespace fraiseql;
@@ -41,6 +42,8 @@ struct sim {
   ns base{ms(50)};
   // Outcome of a call that starts now (default: always ok).
   std::function<limit_outcome(tp)> outcome = [](tp) { return limit_outcome::ok; };
+  // Turns the model's latency into the call's (jitter); default: as is.
+  std::function<ns(ns)> shape = [](ns r) { return r; };
   // Most calls the sender wants in flight (0 = unbounded demand).
   uint32_t demand = 0;
   std::priority_queue<completion, std::vector<completion>, std::greater<>> flying;
@@ -79,7 +82,7 @@ struct sim {
       ++acquires;
       const uint32_t n = lim.in_flight();
       const double factor = std::max(1.0, static_cast<double>(n) / capacity);
-      const ns rtt(static_cast<int64_t>(static_cast<double>(base.count()) * factor));
+      const ns rtt = shape(ns(static_cast<int64_t>(static_cast<double>(base.count()) * factor)));
       const limit_outcome o = outcome(now);
       flying.push(completion{now + rtt, *t, rtt, o});
     }
@@ -203,6 +206,24 @@ TEST_SUITE("adaptive_limit") {
             m.lim.limit());
     CHECK(first >= 2000);  // slow start: up to speed within the first seconds
     CHECK(m.throughput() >= 2000);
+  }
+
+  TEST_CASE("a jittery endpoint (a quarter of its answers 40 ms faster) keeps its limit") {
+    // Seen for real: a sink whose answers took 50 or 90 ms (Nagle's algorithm
+    // against a delayed ACK). A window of lucky fast answers must not become
+    // the baseline, or the usual latency reads as queueing and the limit
+    // collapses to min_limit until the next probe.
+    adaptive_limit_settings s;
+    sim m(s, 0, 100, ms(90));
+    std::mt19937 rng(7);
+    m.shape = [&rng](ns r) { return rng() % 4 == 0 ? r - ms(40) : r; };
+    m.run_until(tp{} + std::chrono::seconds(5));
+    m.reset_stats();
+    m.run_until(m.now + std::chrono::seconds(30));
+    MESSAGE("limit ", m.lim.limit(), " (", m.min_limit_seen, " - ", m.max_limit_seen, "), ",
+            m.throughput(), " calls/s of ", m.capacity_rate());
+    CHECK(m.min_limit_seen >= 50);
+    CHECK(m.throughput() >= 0.7 * m.capacity_rate());
   }
 
   TEST_CASE("a re-measured baseline follows an endpoint that became slower for good") {
