@@ -13,7 +13,9 @@
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -53,6 +55,18 @@ struct attempt {
   adaptive_limit::ticket limit_ticket;
   circuit_breaker::time_point limit_started{};
   bool redrive = false;  // a DLQ redrive: no lane, no event entry
+  /// A batch (webhook batch_size > 1): one request for `members`, attempts
+  /// of one action (at most one per lane, so per-entity order holds across
+  /// batches), in capture order. No lane of its own; retried whole; after its
+  /// last try each member goes to the DLQ on its own.
+  bool is_batch = false;
+  std::vector<uint64_t> members;
+};
+
+/// A batch being filled: its members so far and when it goes regardless.
+struct open_batch {
+  std::vector<uint64_t> members;
+  circuit_breaker::time_point deadline{};
 };
 
 /// A redrive in progress: its event and who waits for the outcome.
@@ -126,7 +140,8 @@ struct action_pool_state {
   uint64_t finished_events = 0;
   std::mt19937_64 rng{std::random_device{}()};
   std::unique_ptr<breaker_registry> breakers;
-  std::unordered_map<std::string, endpoint_limit> limits;  // adaptive concurrency
+  std::unordered_map<std::string, endpoint_limit> limits;            // adaptive concurrency
+  std::map<std::pair<uint32_t, uint32_t>, open_batch> open_batches;  // (observer, action)
   std::shared_ptr<completion_inbox> inbox = std::make_shared<completion_inbox>();
   bool pumping = false;
   bool lease_wait = false;  // a wake_atom is on its way (the lease's deadline passed)
@@ -176,7 +191,176 @@ struct action_pool_state {
       to_enqueue.push_back(id);
       return;
     }
+    if (batch_size(observer, action) > 1) return add_to_batch(id, observer, action);
     ready.push_back(id);
+  }
+
+  // --- batches (webhook batch_size > 1) ------------------------------------------
+
+  uint32_t batch_size(uint32_t observer, uint32_t action) const {
+    if (cfg.dry_run) return 1;
+    const auto& ac = cfg.registry->config(observer).actions[action];
+    return ac.webhook ? ac.webhook->batch_size : 1;
+  }
+
+  void add_to_batch(uint64_t id, uint32_t observer, uint32_t action) {
+    const auto key = std::make_pair(observer, action);
+    auto& b = open_batches[key];
+    if (b.members.empty()) {
+      const auto wait = std::chrono::milliseconds(
+          cfg.registry->config(observer).actions[action].webhook->batch_max_wait_ms);
+      b.deadline = now() + wait;
+      self->delayed_send(self, wait, flush_atom::value);
+    }
+    b.members.push_back(id);
+    if (b.members.size() >= batch_size(observer, action)) close_batch(key);
+  }
+
+  /// Turns an open batch into one ready attempt (the caller pumps).
+  void close_batch(std::pair<uint32_t, uint32_t> key) {
+    auto it = open_batches.find(key);
+    if (it == open_batches.end()) return;
+    auto members = std::move(it->second.members);
+    open_batches.erase(it);
+    if (members.empty()) return;
+    std::sort(members.begin(), members.end(),
+              [this](uint64_t x, uint64_t y) { return attempts.at(x).seq < attempts.at(y).seq; });
+    attempt b;
+    b.observer = key.first;
+    b.action = key.second;
+    b.is_batch = true;
+    b.members = std::move(members);
+    const auto id = next_attempt++;
+    attempts.emplace(id, std::move(b));
+    ready.push_back(id);
+  }
+
+  /// Closes the batches whose wait is over (on flush_atom, sent when each opened).
+  void flush_due_batches() {
+    const auto t = now();
+    std::vector<std::pair<uint32_t, uint32_t>> due;
+    for (const auto& [key, b] : open_batches)
+      if (b.deadline <= t) due.push_back(key);
+    for (const auto& key : due) close_batch(key);
+    if (!due.empty()) pump();
+  }
+
+  /// A member's own idempotency key (as if it had been delivered alone).
+  std::string member_key(uint64_t member) const {
+    const auto& m = attempts.at(member);
+    return idempotency_key(events.at(m.seq).ev->id, cfg.registry->config(m.observer).name,
+                           m.action);
+  }
+
+  std::optional<attempt_outcome> start_batch(uint64_t id, attempt& a, action_executor& ex,
+                                             attempt_callback cb) {
+    const auto& oc = cfg.registry->config(a.observer);
+    batch_request req;
+    req.observer = a.observer;
+    req.action = a.action;
+    req.observer_cfg = &oc;
+    req.action_cfg = &oc.actions[a.action];
+    req.attempt = a.tries;
+    if (cfg.enable_concurrent)
+      req.timeout_cap = std::chrono::milliseconds(cfg.concurrent_timeout_ms);
+    req.events.reserve(a.members.size());
+    req.idempotency_keys.reserve(a.members.size());
+    for (auto m : a.members) {
+      req.events.push_back(events.at(attempts.at(m).seq).ev.get());
+      req.idempotency_keys.push_back(member_key(m));
+    }
+    std::vector<std::pair<size_t, std::string>> rejected;
+    auto sync = ex.start_batch(req, rejected, std::move(cb));
+    if (!rejected.empty()) {
+      // Events that cannot be rendered fail alone, finally: the rest went.
+      std::vector<bool> out(a.members.size(), false);
+      for (const auto& [i, err] : rejected) out[i] = true;
+      std::vector<uint64_t> keep;
+      for (size_t i = 0; i < a.members.size(); ++i)
+        if (!out[i]) keep.push_back(a.members[i]);
+      for (const auto& [i, err] : rejected) bury_member(a.members[i], err, a.tries, a.first_try_ms);
+      a.members = std::move(keep);
+    }
+    (void)id;
+    return sync;
+  }
+
+  /// Dead-letters one member of a batch on its own (redrive works per event).
+  void bury_member(uint64_t member, const std::string& error, uint32_t tries, int64_t first_ms) {
+    const auto& m = attempts.at(member);
+    const auto& oc = cfg.registry->config(m.observer);
+    const auto& ev = events.at(m.seq).ev;
+    if (cfg.trace) cfg.trace->attempt(ev->id, m.observer, m.action, tries, "dead-lettered", error);
+    dlq_entry e;
+    e.ev = ev;
+    e.observer_name = oc.name;
+    e.action_index = m.action;
+    e.action_type = oc.actions[m.action].type;
+    e.idempotency_key = member_key(member);
+    e.last_error = error;
+    e.attempts = tries;
+    e.first_attempt_ms = first_ms;
+    e.last_attempt_ms = unix_ms();
+    auto* s = self;
+    self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
+        .then(
+            [s, member, obs = m.observer](int64_t) {
+              auto& st = s->state;
+              if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
+              st.attempt_done(member);
+              st.pump();
+            },
+            [member](const caf::error& err) {
+              spdlog::error("batch member {}: DLQ write failed, event stays unfinished: {}", member,
+                            caf::to_string(err));
+            });
+  }
+
+  /// The outcome of a batch's try: every member's.
+  void batch_outcome(uint64_t id, attempt_outcome o) {
+    auto& a = attempts.at(id);
+    const auto& oc = cfg.registry->config(a.observer);
+    if (o.ok) {
+      auto members = std::move(a.members);
+      const auto tries = a.tries;
+      attempts.erase(id);
+      for (auto m : members) {
+        if (cfg.trace) {
+          const auto& ma = attempts.at(m);
+          cfg.trace->attempt(events.at(ma.seq).ev->id, ma.observer, ma.action, tries, "succeeded",
+                             "");
+        }
+        attempt_done(m);
+      }
+      return pump();
+    }
+    a.last_error = o.error;
+    if (o.retryable && a.tries < oc.retry.max_attempts) {
+      std::uniform_real_distribution<double> u(0.0, 1.0);
+      auto delay = backoff_delay(oc.retry, a.tries, u(rng));
+      if (o.retry_after)
+        delay = std::max(delay, std::min(*o.retry_after, std::chrono::milliseconds(3600 * 1000)));
+      spdlog::debug(
+          "observer '{}' action {}: batch of {} events, attempt {} failed ({}), retry "
+          "in {} ms",
+          oc.name, a.action, a.members.size(), a.tries, o.error, delay.count());
+      if (cfg.trace)
+        for (auto m : a.members)
+          cfg.trace->attempt(events.at(attempts.at(m).seq).ev->id, a.observer, a.action, a.tries,
+                             "retrying", o.error);
+      self->delayed_send(self, delay, retry_atom::value, id);
+      return pump();
+    }
+    if (!leading()) {
+      self->delayed_send(self, std::chrono::milliseconds(50), retry_atom::value, id);
+      return pump();
+    }
+    auto members = std::move(a.members);
+    const auto tries = a.tries;
+    const auto first = a.first_try_ms;
+    attempts.erase(id);
+    for (auto m : members) bury_member(m, o.error, tries, first);
+    pump();
   }
 
   // --- job queue ---------------------------------------------------------------
@@ -268,6 +452,7 @@ struct action_pool_state {
   }
 
   const event_ptr& event_of(uint64_t id, const attempt& a) const {
+    if (a.is_batch) return events.at(attempts.at(a.members.front()).seq).ev;
     return a.redrive ? redrives.at(id).ev : events.at(a.seq).ev;
   }
 
@@ -421,6 +606,10 @@ struct action_pool_state {
 
   void execute(uint64_t id) {
     auto& a = attempts.at(id);
+    if (a.is_batch && a.members.empty()) {
+      attempts.erase(id);  // every member was rendered out and dead-lettered
+      return;
+    }
     const auto& ev = event_of(id, a);
     const auto& oc = cfg.registry->config(a.observer);
     const auto& ac = oc.actions[a.action];
@@ -444,7 +633,7 @@ struct action_pool_state {
     req.action = a.action;
     req.observer_cfg = &oc;
     req.action_cfg = &ac;
-    req.idempotency_key = idempotency_key(ev->id, oc.name, a.action);
+    if (!a.is_batch) req.idempotency_key = idempotency_key(ev->id, oc.name, a.action);
     req.attempt = a.tries;
     if (cfg.enable_concurrent)
       req.timeout_cap = std::chrono::milliseconds(cfg.concurrent_timeout_ms);
@@ -470,9 +659,11 @@ struct action_pool_state {
     }
     // Asynchronous completions arrive on the executor's thread: only post.
     action_pool_actor handle{self};
-    auto sync = ex->second->start(req, [handle, box = inbox, id](attempt_outcome o) {
+    attempt_callback cb = [handle, box = inbox, id](attempt_outcome o) {
       if (box->post(id, std::move(o))) caf::anon_send(handle, done_atom::value);
-    });
+    };
+    auto sync = a.is_batch ? start_batch(id, a, *ex->second, std::move(cb))
+                           : ex->second->start(req, std::move(cb));
     if (sync) on_outcome(id, std::move(*sync));
   }
 
@@ -506,10 +697,14 @@ struct action_pool_state {
     }
     if (a.rejected) {
       if (cfg.stats) cfg.stats->breaker_rejected(a.endpoint);
-    } else if (cfg.stats && !cfg.dry_run)
-      cfg.stats->action_attempt(
-          a.observer, a.action, o.ok,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - a.try_started).count());
+    } else if (cfg.stats && !cfg.dry_run) {
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - a.try_started).count();
+      // A batch's try is an attempt of each of its events.
+      for (size_t i = 0, n = a.is_batch ? a.members.size() : 1; i < n; ++i)
+        cfg.stats->action_attempt(a.observer, a.action, o.ok, secs);
+    }
+    if (a.is_batch) return batch_outcome(id, std::move(o));
     if (a.redrive && (o.ok || !o.retryable || a.tries >= oc.retry.max_attempts)) {
       if (!o.ok) a.last_error = o.error;
       return finish_redrive(id, o.ok);
@@ -629,6 +824,7 @@ action_pool_actor::behavior_type action_pool(
       },
       [self](flush_atom) {
         auto& st = self->state;
+        st.flush_due_batches();
         if (!st.finished.empty())
           self->send(st.checkpointer, finish_atom::value, std::exchange(st.finished, {}));
         st.send_enqueue();  // job queue

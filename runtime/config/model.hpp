@@ -67,6 +67,11 @@ struct webhook_action_config {
   bool cache = false;
   /// `cache_ttl_secs`: this action's TTL; absent: [redis] cache_ttl_secs (60).
   std::optional<uint32_t> cache_ttl_secs;
+  /// `batch_size` > 1: up to this many events go in one request, a JSON array
+  /// of their (rendered) bodies, each with its own idempotency key.
+  uint32_t batch_size = 1;
+  /// How long a batch that is not full waits for more events.
+  uint32_t batch_max_wait_ms = 20;
 };
 
 /// `[[observers.actions]]` with `type = "slack"` (incoming webhook).

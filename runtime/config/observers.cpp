@@ -24,7 +24,7 @@ const std::vector<std::pair<string_view, key_list>>& action_keys() {
   static const std::vector<std::pair<string_view, key_list>> k = {
       {"webhook",
        {"type", "url", "method", "headers", "body_template", "timeout_ms", "signing_secret_env",
-        "retry_on_status", "cache", "cache_ttl_secs"}},
+        "retry_on_status", "cache", "cache_ttl_secs", "batch_size", "batch_max_wait_ms"}},
       {"slack",
        {"type", "webhook_url", "webhook_url_env", "channel", "message", "username", "icon_emoji",
         "timeout_ms", "retry_on_status"}},
@@ -83,6 +83,10 @@ void loader::settle_async() {
         error_at(it->second.second,
                  "async = true needs the job queue: set enabled = true in [job_queue] "
                  "(job_queue.enabled is false)");
+      else if (a.async && a.webhook && a.webhook->batch_size > 1)
+        error_at(it != async_keys_.end() ? it->second.second
+                                         : origin{file_, 0, 0, a.where + ".batch_size"},
+                 "batch_size > 1 cannot be combined with async = true (a job is one event)");
     }
   }
 }
@@ -364,6 +368,26 @@ webhook_action_config loader::walk_webhook(const toml::table& t, const string& p
                "needs cache = true in the same action");
     else
       w.cache_ttl_secs = ttl;
+  }
+  read_u32(t, "batch_size", p, 1, 10000, w.batch_size);
+  const got wait = read_u32(t, "batch_max_wait_ms", p, 0, 60000, w.batch_max_wait_ms);
+  if (w.batch_size > 1) {
+    // One request carries many events: what the request itself is made of
+    // (URL, headers) cannot differ per event, and one cached answer cannot
+    // stand for many.
+    const toml::node& at = *t.get("batch_size");
+    if (w.url.find("{{") != string::npos)
+      error_at(at, p + ".batch_size",
+               "a batch is one request: the url must not be a template (it is rendered per "
+               "event)");
+    for (const auto& [name, value] : w.headers)
+      if (value.find("{{") != string::npos)
+        error_at(at, p + ".batch_size",
+                 "a batch is one request: header '" + name + "' must not be a template");
+    if (w.cache) error_at(at, p + ".batch_size", "cannot be combined with cache = true");
+  } else if (wait == got::ok) {
+    warn_at(origin_of(*t.get("batch_max_wait_ms"), p + ".batch_max_wait_ms"),
+            "has no effect without batch_size > 1");
   }
   return w;
 }

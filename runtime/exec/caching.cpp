@@ -101,6 +101,14 @@ class caching_executor final : public action_executor,
   std::optional<action_cache_key> cache_key(const attempt_request& req) const override {
     return inner_->cache_key(req);
   }
+  std::string endpoint(const attempt_request& req) const override { return inner_->endpoint(req); }
+  bool adaptive() const override { return inner_->adaptive(); }
+  /// Batches are never cached (batch_size > 1 excludes cache = true).
+  std::optional<attempt_outcome> start_batch(const batch_request& req,
+                                             std::vector<std::pair<size_t, std::string>>& rejected,
+                                             attempt_callback done) override {
+    return inner_->start_batch(req, rejected, std::move(done));
+  }
 
   std::optional<attempt_outcome> start(const attempt_request& req, attempt_callback done) override {
     auto key = inner_->cache_key(req);

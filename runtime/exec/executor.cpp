@@ -12,6 +12,14 @@
 
 namespace fraiseql {
 
+std::optional<attempt_outcome> action_executor::start_batch(
+    const batch_request& req, std::vector<std::pair<size_t, std::string>>&, attempt_callback) {
+  return attempt_outcome::failure("action type '" +
+                                      (req.action_cfg ? req.action_cfg->type : std::string("?")) +
+                                      "' cannot deliver batches",
+                                  false);
+}
+
 attempt_outcome classify_http(const http_response& r, const http_retry_config& policy) {
   attempt_outcome o;
   if (!r.error.empty()) {

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fraiseql {
 
@@ -42,6 +44,19 @@ struct attempt_request {
 
 /// Called exactly once per asynchronous attempt, on any thread; must be cheap.
 using attempt_callback = std::function<void(attempt_outcome)>;
+
+/// One attempt of one action for several events in one request (webhook
+/// `batch_size` > 1): `events[i]` has `idempotency_keys[i]`, in capture order.
+struct batch_request {
+  std::vector<const event*> events;
+  std::vector<std::string> idempotency_keys;
+  uint32_t observer = 0;
+  uint32_t action = 0;
+  const observer_config* observer_cfg = nullptr;
+  const action_config* action_cfg = nullptr;
+  uint32_t attempt = 1;
+  std::chrono::milliseconds timeout_cap{0};
+};
 
 /// What the result cache keys an attempt by (runtime/exec/caching.hpp).
 struct action_cache_key {
@@ -76,6 +91,14 @@ class action_executor {
   /// tells the peer's load (HTTP, SMTP); false for local work (log) and for
   /// executors bounded by their own pool (database).
   virtual bool adaptive() const { return false; }
+  /// Starts one attempt for a batch. Events it cannot render are left out of
+  /// the request and listed in `rejected` (index into the batch, final error);
+  /// when none is left, or the type cannot batch, the outcome is returned
+  /// (synchronous) and `done` is never called. Otherwise nullopt and `done` is
+  /// called once with the outcome of the request, which is every sent event's.
+  virtual std::optional<attempt_outcome> start_batch(
+      const batch_request& req, std::vector<std::pair<size_t, std::string>>& rejected,
+      attempt_callback done);
 };
 
 /// Action type ("webhook", "log", ...) -> executor.

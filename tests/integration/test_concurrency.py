@@ -8,6 +8,10 @@ import time
 from harness import IntegrationTest, main, wait_until
 
 DELAY_MS = 800
+# These tests check the fixed limit (max_concurrent_actions); adaptive
+# concurrency would start each endpoint with a one-call baseline probe
+# (tests/integration/test_adaptive_concurrency.py covers it).
+FIXED = "[adaptive_concurrency]\nenabled = false\n"
 
 
 def max_overlap(starts, duration):
@@ -61,7 +65,7 @@ class ConcurrencyTest(IntegrationTest):
         sink = self.sink()
         sink.control(delay_ms=DELAY_MS)
         node = self.node(observer("fanout", sink.url, actions=3),
-                         extra="[performance]\nenable_concurrent = true\nmax_concurrent_actions = 10\n")
+                         extra=FIXED + "[performance]\nenable_concurrent = true\nmax_concurrent_actions = 10\n")
         self.setup_orders(node)
         node.start()
         self.sql("INSERT INTO orders (customer, status, total) VALUES ('ada', 'new', 1)")
@@ -76,7 +80,7 @@ class ConcurrencyTest(IntegrationTest):
         sink = self.sink()
         sink.control(delay_ms=200)
         node = self.node(observer("seq", sink.url, actions=3),
-                         extra="[performance]\nenable_concurrent = false\n")
+                         extra=FIXED + "[performance]\nenable_concurrent = false\n")
         self.setup_orders(node)
         node.start()
         self.sql("INSERT INTO orders (customer, status, total) VALUES ('ada', 'new', 1)")
@@ -90,7 +94,7 @@ class ConcurrencyTest(IntegrationTest):
         sink = self.sink()
         sink.control(delay_ms=DELAY_MS)
         node = self.node(observer("par", sink.url),
-                         extra="[performance]\nmax_concurrent_actions = 4\n")
+                         extra=FIXED + "[performance]\nmax_concurrent_actions = 4\n")
         self.setup_orders(node)
         node.start()
         for i in range(12):  # 12 entities, one event each
@@ -106,7 +110,7 @@ class ConcurrencyTest(IntegrationTest):
         # caps the action's own 10 s timeout). The breaker is off so every attempt is a call.
         sink.control(delay_ms=2000)
         node = self.node(observer("slow", sink.url, timeout_ms=10000, max_attempts=2),
-                         extra="[performance]\nmax_concurrent_actions = 8\nconcurrent_timeout_ms = 100\n"
+                         extra=FIXED + "[performance]\nmax_concurrent_actions = 8\nconcurrent_timeout_ms = 100\n"
                                "[circuit_breaker]\nenabled = false\n")
         self.setup_orders(node)
         node.start()

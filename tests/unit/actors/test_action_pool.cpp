@@ -54,10 +54,38 @@ struct fake_executor : action_executor {
     return "ep-" + std::to_string(req.observer);
   }
   bool adaptive() const override { return true; }
+
+  struct batch_call {
+    std::vector<uint64_t> seqs;
+    std::vector<std::string> keys;
+    uint32_t attempt;
+    attempt_callback done;
+  };
+  std::vector<batch_call> batches;
+  std::set<uint64_t> unrenderable;  // seqs start_batch rejects
+  std::optional<attempt_outcome> start_batch(const batch_request& req,
+                                             std::vector<std::pair<size_t, std::string>>& rejected,
+                                             attempt_callback done) override {
+    batch_call c;
+    for (size_t i = 0; i < req.events.size(); ++i) {
+      if (unrenderable.count(req.events[i]->seq)) {
+        rejected.emplace_back(i, "render error");
+        continue;
+      }
+      c.seqs.push_back(req.events[i]->seq);
+      c.keys.push_back(req.idempotency_keys[i]);
+    }
+    if (c.seqs.empty()) return attempt_outcome::failure("no event of the batch rendered", false);
+    c.attempt = req.attempt;
+    c.done = std::move(done);
+    batches.push_back(std::move(c));
+    return std::nullopt;
+  }
 };
 
 struct log_book {
   std::vector<uint64_t> finished;
+  std::vector<std::string> buried_keys;
   std::vector<std::tuple<uint64_t, std::string, uint32_t, std::string>>
       buried;                          // seq, observer, action, error
   std::vector<uint32_t> buried_tries;  // dlq_entry::attempts of each buried action
@@ -96,6 +124,7 @@ struct fixture {
       return {[b](bury_atom, const dlq_entry& e) -> int64_t {
         b->buried.emplace_back(e.ev->seq, e.observer_name, e.action_index, e.last_error);
         b->buried_tries.push_back(e.attempts);
+        b->buried_keys.push_back(e.idempotency_key);
         return static_cast<int64_t>(b->buried.size());
       }};
     });
@@ -113,6 +142,7 @@ struct fixture {
 
   ~fixture() {
     for (auto& c : exec->pending) c.done(attempt_outcome::failure("test over", false));
+    for (auto& c : exec->batches) c.done(attempt_outcome::failure("test over", false));
     sched->run();
     caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(cp, caf::exit_reason::user_shutdown);
@@ -131,7 +161,8 @@ struct fixture {
   }
 };
 
-observer_config make_observer(const std::string& name, uint32_t actions, uint32_t max_attempts) {
+observer_config make_observer(const std::string& name, uint32_t actions, uint32_t max_attempts,
+                              uint32_t batch_size = 1) {
   observer_config o;
   o.name = name;
   o.event_type = "*";
@@ -141,6 +172,8 @@ observer_config make_observer(const std::string& name, uint32_t actions, uint32_
     ac.type = "webhook";
     ac.webhook = webhook_action_config{};
     ac.webhook->url = "http://fake/" + name;
+    ac.webhook->batch_size = batch_size;
+    ac.webhook->batch_max_wait_ms = 10;
     ac.where = "observers[x].actions[" + std::to_string(a) + "]";
     o.actions.push_back(ac);
   }
@@ -339,6 +372,97 @@ TEST_SUITE("action_pool") {
     CHECK(f.exec->pending.size() == 4);
     answer_all(true);
     CHECK(f.exec->pending.size() == 2);
+  }
+
+  TEST_CASE("batches: full ones go at once, a partial one after its wait, capture order") {
+    breaker_settings off;
+    off.enabled = false;
+    fixture f({make_observer("batched", 1, 3, 4)}, true, 10, off);
+    for (uint64_t s = 1; s <= 10; ++s)
+      caf::anon_send(f.pool, run_atom::value, make_event(s, "e" + std::to_string(s)),
+                     std::vector<uint32_t>{0});
+    f.sched->run();
+    CHECK(f.exec->pending.empty());  // nothing goes alone
+    REQUIRE(f.exec->batches.size() == 2);
+    CHECK(f.exec->batches[0].seqs == std::vector<uint64_t>{1, 2, 3, 4});
+    CHECK(f.exec->batches[1].seqs == std::vector<uint64_t>{5, 6, 7, 8});
+    CHECK(f.exec->batches[0].keys[0] == idempotency_key("ev-1", "batched", 0));
+    f.sched->advance_time(std::chrono::milliseconds(10));  // batch_max_wait_ms
+    f.sched->run();
+    REQUIRE(f.exec->batches.size() == 3);
+    CHECK(f.exec->batches[2].seqs == std::vector<uint64_t>{9, 10});
+    for (auto& b : f.exec->batches) b.done(attempt_outcome::success());
+    f.exec->batches.clear();
+    f.sched->run();
+    auto fin = f.book->finished;
+    std::sort(fin.begin(), fin.end());
+    CHECK(fin == std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  }
+
+  TEST_CASE("batches: one event per entity per batch; the next waits for the previous") {
+    breaker_settings off;
+    off.enabled = false;
+    fixture f({make_observer("batched", 1, 3, 8)}, true, 10, off);
+    // Entity a: 1, 3, 5; entity b: 2, 4.
+    const char* ent[] = {"", "a", "b", "a", "b", "a"};
+    for (uint64_t s = 1; s <= 5; ++s)
+      caf::anon_send(f.pool, run_atom::value, make_event(s, ent[s]), std::vector<uint32_t>{0});
+    f.sched->run();
+    f.sched->advance_time(std::chrono::milliseconds(10));
+    f.sched->run();
+    for (std::vector<uint64_t> want :
+         {std::vector<uint64_t>{1, 2}, std::vector<uint64_t>{3, 4}, std::vector<uint64_t>{5}}) {
+      REQUIRE(f.exec->batches.size() == 1);
+      CHECK(f.exec->batches[0].seqs == want);
+      auto b = std::move(f.exec->batches[0]);
+      f.exec->batches.clear();
+      b.done(attempt_outcome::success());
+      f.sched->run();
+      f.sched->advance_time(std::chrono::milliseconds(10));
+      f.sched->run();
+    }
+    CHECK(f.book->finished.size() == 5);
+  }
+
+  TEST_CASE("batches: retried whole, then each event dead-lettered on its own") {
+    breaker_settings off;
+    off.enabled = false;
+    fixture f({make_observer("batched", 1, 3, 3)}, true, 10, off);
+    f.exec->unrenderable = {2};
+    for (uint64_t s = 1; s <= 3; ++s)
+      caf::anon_send(f.pool, run_atom::value, make_event(s, "e" + std::to_string(s)),
+                     std::vector<uint32_t>{0});
+    f.sched->run();
+    // Event 2 cannot be rendered: dead-lettered alone at once, the rest went.
+    REQUIRE(f.book->buried.size() == 1);
+    CHECK(std::get<0>(f.book->buried[0]) == 2);
+    CHECK(std::get<3>(f.book->buried[0]) == "render error");
+    for (uint32_t n = 1; n <= 3; ++n) {
+      REQUIRE(f.exec->batches.size() == 1);
+      CHECK(f.exec->batches[0].seqs == std::vector<uint64_t>{1, 3});  // the same batch each try
+      CHECK(f.exec->batches[0].attempt == n);
+      auto b = std::move(f.exec->batches[0]);
+      f.exec->batches.clear();
+      b.done(attempt_outcome::failure("HTTP 503", true));
+      f.sched->run();
+      f.sched->advance_time(std::chrono::milliseconds(100));
+      f.sched->run();
+    }
+    CHECK(f.exec->batches.empty());
+    REQUIRE(f.book->buried.size() == 3);
+    std::set<uint64_t> buried;
+    for (const auto& row : f.book->buried) buried.insert(std::get<0>(row));
+    CHECK(buried == std::set<uint64_t>{1, 2, 3});
+    CHECK(f.book->buried_tries[1] == 3);
+    CHECK(f.book->buried_tries[2] == 3);
+    // Each row carries its own event's key, so a redrive is per event.
+    CHECK(std::set<std::string>(f.book->buried_keys.begin(), f.book->buried_keys.end()) ==
+          std::set<std::string>{idempotency_key("ev-1", "batched", 0),
+                                idempotency_key("ev-2", "batched", 0),
+                                idempotency_key("ev-3", "batched", 0)});
+    auto fin = f.book->finished;
+    std::sort(fin.begin(), fin.end());
+    CHECK(fin == std::vector<uint64_t>{1, 2, 3});
   }
 
   TEST_CASE("property: lane order, concurrency bound, finish only when done, nothing lost") {

@@ -120,6 +120,16 @@ const bad_case bad_cases[] = {
      "between 1 and 100000"},
     {"[performance]\nconcurrent_timeout_ms = 0\n", "performance.concurrent_timeout_ms", 2,
      "at least 1"},
+    // batched webhooks
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\nurl = \"http://h/{{ entity_id }}\"\nbatch_size = 10\n",
+     "observers[0].actions[0].batch_size", 7, "the url must not be a template"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\nurl = \"http://h/\"\nbatch_size = 0\n",
+     "observers[0].actions[0].batch_size", 7, "between 1 and 10000"},
+    {"[[observers]]\nevent_type = \"INSERT\"\nentity = \"Order\"\n[[observers.actions]]\ntype = "
+     "\"webhook\"\nurl = \"http://h/\"\ncache = true\nbatch_size = 5\n",
+     "observers[0].actions[0].batch_size", 8, "cannot be combined with cache = true"},
     // [adaptive_concurrency]
     {"[adaptive_concurrency]\nmin_limit = 20\nmax_limit = 10\n", "adaptive_concurrency.min_limit",
      2, "min_limit (20) must be at most max_limit (10)"},
