@@ -534,11 +534,15 @@ struct action_pool_state {
   /// Ends the try's hold on its endpoint's limiter: the latency and outcome
   /// teach it, and as many parked attempts as it now has free slots go back
   /// to the front of the ready queue (they waited longest).
-  void release_limit(attempt& a, const attempt_outcome& o) {
+  /// True when the limiter took an overload answer as its own to handle
+  /// (it could still back off): the breaker then does not count it.
+  bool release_limit(attempt& a, const attempt_outcome& o) {
     a.limit_pending = false;
     auto it = limits.find(a.endpoint);
-    if (it == limits.end()) return;  // never: a limiter in use is not forgotten
+    if (it == limits.end()) return false;  // never: a limiter in use is not forgotten
     auto& el = it->second;
+    const bool absorbed =
+        o.overloaded && !a.rejected && el.lim.limit() > el.lim.settings().min_limit;
     const auto t = now();
     const auto outcome = a.rejected           ? limit_outcome::other_failure
                          : o.overloaded       ? limit_outcome::overloaded
@@ -552,6 +556,7 @@ struct action_pool_state {
     for (size_t i = n; i-- > 0;) ready.push_front(el.parked[i]);
     el.parked.erase(el.parked.begin(), el.parked.begin() + static_cast<std::ptrdiff_t>(n));
     publish_limit(a.endpoint, el, t);
+    return absorbed;
   }
 
   /// Exports an endpoint's limiter: when its limit changed, when it went
@@ -681,15 +686,18 @@ struct action_pool_state {
     auto it = attempts.find(id);
     if (it == attempts.end()) return;
     auto& a = it->second;
-    if (a.limit_pending) release_limit(a, o);
+    const bool absorbed = a.limit_pending && release_limit(a, o);
     const auto& oc = cfg.registry->config(a.observer);
     if (a.breaker_pending) {
       // Retryable failures are the endpoint's; final ones (4xx, render
-      // errors) say nothing about its health.
+      // errors) say nothing about its health. An overload answer (429, 503,
+      // a timeout) while adaptive concurrency can still back off is the
+      // limiter's to handle: a shedding endpoint gets fewer calls, not a
+      // breaker open for timeout_ms. At min_limit it counts as a failure.
       a.breaker_pending = false;
-      const auto r = o.ok          ? call_result::success
-                     : o.retryable ? call_result::failure
-                                   : call_result::neutral;
+      const auto r = o.ok                       ? call_result::success
+                     : o.retryable && !absorbed ? call_result::failure
+                                                : call_result::neutral;
       const auto t = now();
       const auto before = breakers->state(a.endpoint, t);
       breakers->record(a.endpoint, t, a.ticket, r);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace bench_sink {
 
@@ -97,6 +98,40 @@ inline parse_status parse_request(std::string_view buf, request& out) {
 /// The raw value of the first `"name": value` in a JSON text: a string's
 /// content (without quotes, escapes left as they are) or a number's text.
 /// A scanner, not a parser: good for the flat envelopes the bench posts.
+/// The top-level elements of a JSON array (a batched webhook's body), as
+/// views into `json`; empty when `json` is not an array. Strings (and the
+/// brackets and commas in them) are skipped; nothing else is validated.
+inline std::vector<std::string_view> json_array_elements(std::string_view json) {
+  std::vector<std::string_view> out;
+  size_t p = 0;
+  while (p < json.size() &&
+         (json[p] == ' ' || json[p] == '\n' || json[p] == '\r' || json[p] == '\t'))
+    ++p;
+  if (p >= json.size() || json[p] != '[') return out;
+  int depth = 0;
+  size_t start = p + 1;
+  for (size_t q = p; q < json.size(); ++q) {
+    const char c = json[q];
+    if (c == '"') {
+      for (++q; q < json.size() && json[q] != '"'; ++q)
+        if (json[q] == '\\') ++q;
+      continue;
+    }
+    if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      if (--depth == 0) {
+        if (q > start) out.push_back(json.substr(start, q - start));
+        break;
+      }
+    } else if (c == ',' && depth == 1) {
+      out.push_back(json.substr(start, q - start));
+      start = q + 1;
+    }
+  }
+  return out;
+}
+
 inline std::optional<std::string_view> json_field(std::string_view json, std::string_view name) {
   size_t from = 0;
   while (true) {

@@ -1,6 +1,7 @@
 // bench_sink: a fast HTTP/1.1 keep-alive webhook sink for the benchmarks.
 //
 //   bench_sink [--port P] [--port-file F] [--threads T] [--dump F] [--delay-ms D]
+//              [--capacity C]
 //
 // Every request other than the control paths is answered 200 {"ok":true} and
 // recorded in memory: receive time (CLOCK_REALTIME, µs), the Idempotency-Key
@@ -15,6 +16,16 @@
 //   POST /_reset             forget everything recorded
 // SIGTERM/SIGINT: print the summary on stdout, write --dump (one TSV line per
 // request: recv_us, ts_us, entity_id, key, id), exit 0.
+//
+// A body that is a JSON array (a batched webhook) is recorded per element,
+// each with its own "idempotency_key", "id", "entity_id" and "timestamp":
+// counts and latencies are per event either way; http_requests counts the
+// requests.
+//
+// --capacity C (with --delay-ms): a request arriving while C answers of this
+// thread are still delayed is answered 503 at once and not recorded (shed, a
+// struggling endpoint); /_stats counts them, and the most answers delayed at
+// once (max_in_flight).
 //
 // --delay-ms D: every recorded request is answered D ms after it arrived (a
 // slow endpoint; the receive time is still the arrival); the control paths
@@ -56,6 +67,10 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 int64_t g_delay_us = 0;
+size_t g_capacity = 0;
+std::atomic<uint64_t> g_http_requests{0};
+std::atomic<uint64_t> g_shed{0};
+std::atomic<uint64_t> g_max_in_flight{0};
 
 int64_t now_us() {
   timespec ts;
@@ -88,25 +103,34 @@ struct store {
 
 std::vector<std::unique_ptr<store>> g_stores;
 
-void record_request(store& s, const request& r) {
+void record_event(store& s, int64_t recv_us, std::string_view body, std::string_view key) {
   record rec;
-  rec.recv_us = now_us();
+  rec.recv_us = recv_us;
   rec.ts_us = none;
   rec.entity = none;
   std::string_view id;
-  if (auto t = json_field(r.body, "timestamp"))
+  if (auto t = json_field(body, "timestamp"))
     if (auto v = parse_time_us(*t)) rec.ts_us = *v;
-  if (auto e = json_field(r.body, "entity_id"))
+  if (auto e = json_field(body, "entity_id"))
     if (auto v = parse_int(*e)) rec.entity = *v;
-  if (auto i = json_field(r.body, "id")) id = *i;
-  std::lock_guard<std::mutex> g{s.mu};
+  if (auto i = json_field(body, "id")) id = *i;
   rec.key_off = static_cast<uint32_t>(s.arena.size());
-  rec.key_len = static_cast<uint32_t>(r.idempotency_key.size());
-  s.arena.append(r.idempotency_key);
+  rec.key_len = static_cast<uint32_t>(key.size());
+  s.arena.append(key);
   rec.id_off = static_cast<uint32_t>(s.arena.size());
   rec.id_len = static_cast<uint32_t>(id.size());
   s.arena.append(id);
   s.recs.push_back(rec);
+}
+
+void record_request(store& s, const request& r) {
+  const int64_t recv = now_us();
+  g_http_requests.fetch_add(1, std::memory_order_relaxed);
+  const auto elements = json_array_elements(r.body);
+  std::lock_guard<std::mutex> g{s.mu};
+  if (elements.empty()) return record_event(s, recv, r.body, r.idempotency_key);
+  for (auto el : elements)
+    record_event(s, recv, el, json_field(el, "idempotency_key").value_or(std::string_view{}));
 }
 
 std::string query_param(std::string_view target, std::string_view name) {
@@ -192,7 +216,7 @@ std::string stats_json(int64_t expect) {
       "\"dup_entities\":%llu,\"expect\":%lld,\"lost\":%llu,\"no_timestamp\":%llu,"
       "\"first_ts_us\":%lld,\"first_recv_us\":%lld,\"last_recv_us\":%lld,\"span_s\":%.6f,"
       "\"events_per_s\":%.1f,\"lat_ms\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f,"
-      "\"mean\":%.3f}}",
+      "\"mean\":%.3f},\"http_requests\":%llu,\"shed\":%llu,\"max_in_flight\":%llu}",
       static_cast<unsigned long long>(requests), keys.size(),
       static_cast<unsigned long long>(with_key - keys.size()),
       static_cast<unsigned long long>(unique_entities),
@@ -202,7 +226,9 @@ std::string stats_json(int64_t expect) {
       static_cast<long long>(first_recv == INT64_MAX ? 0 : first_recv),
       static_cast<long long>(last_recv == INT64_MIN ? 0 : last_recv), span_s, rate, pct(lat, 50),
       pct(lat, 95), pct(lat, 99), lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1000.0,
-      mean);
+      mean, static_cast<unsigned long long>(g_http_requests.load()),
+      static_cast<unsigned long long>(g_shed.load()),
+      static_cast<unsigned long long>(g_max_in_flight.load()));
   return buf;
 }
 
@@ -221,6 +247,9 @@ void reset_all() {
     std::lock_guard<std::mutex> g{s->mu};
     s->clear();
   }
+  g_http_requests = 0;
+  g_shed = 0;
+  g_max_in_flight = 0;
 }
 
 void dump(const char* path) {
@@ -255,7 +284,10 @@ void append_response(conn& c, int status, std::string_view body, bool close) {
   int n = std::snprintf(
       head, sizeof head,
       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n", status,
-      status == 200 ? "OK" : "Bad Request", body.size(), close ? "Connection: close\r\n" : "");
+      status == 200   ? "OK"
+      : status == 503 ? "Service Unavailable"
+                      : "Bad Request",
+      body.size(), close ? "Connection: close\r\n" : "");
   c.out.append(head, static_cast<size_t>(n));
   c.out.append(body);
 }
@@ -420,10 +452,17 @@ void loop(int lfd, store& st) {
           } else if (path == "/_reset") {
             reset_all();
             append_response(c, 200, "{}", req.close);
+          } else if (g_capacity > 0 && g_delay_us > 0 && due.size() >= g_capacity) {
+            g_shed.fetch_add(1, std::memory_order_relaxed);
+            append_response(c, 503, "{\"error\":\"over capacity\"}", req.close);
           } else {
             record_request(st, req);
             if (g_delay_us > 0) {
               due.push_back({now_us() + g_delay_us, fd, c.gen, req.close});
+              uint64_t seen = g_max_in_flight.load(std::memory_order_relaxed);
+              while (due.size() > seen &&
+                     !g_max_in_flight.compare_exchange_weak(seen, due.size())) {
+              }
               continue;  // answered (and closed, if asked) when due
             }
             append_response(c, 200, "{\"ok\":true}", req.close);
@@ -468,10 +507,12 @@ int main(int argc, char** argv) {
       dump_file = next();
     else if (a == "--delay-ms")
       g_delay_us = static_cast<int64_t>(std::atof(next()) * 1000);
+    else if (a == "--capacity")
+      g_capacity = static_cast<size_t>(std::max(0, std::atoi(next())));
     else {
       std::fprintf(stderr,
                    "usage: bench_sink [--port P] [--port-file F] [--threads T] [--dump F] "
-                   "[--delay-ms D]\n");
+                   "[--delay-ms D] [--capacity C]\n");
       return 2;
     }
   }

@@ -68,6 +68,10 @@ struct http_client::impl final : curl_multi_worker<http_client::impl, transfer> 
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, std::max(connection_cache, 1L));
     if (max_host_connections > 0)
       curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+    // HTTP/2 endpoints carry many requests over one connection (streams);
+    // HTTP/1.1 ones get one request per connection at a time, connections
+    // kept alive and reused (docs/configuration.md, [adaptive_concurrency]).
+    curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
     launch();
   }
   ~impl() { shutdown(); }
@@ -85,6 +89,12 @@ struct http_client::impl final : curl_multi_worker<http_client::impl, transfer> 
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    // https: offer HTTP/2 by ALPN (HTTP/1.1 when the server declines);
+    // http: HTTP/1.1 (no cleartext upgrade). A request to an endpoint whose
+    // connection is still being set up waits to share it rather than open
+    // another (multiplexing needs the server's answer first).
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
     return h;
   }
 

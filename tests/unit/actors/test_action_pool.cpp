@@ -9,7 +9,9 @@
 // - attempts in flight never exceed max_concurrent_actions, nor, with adaptive
 //   concurrency, its endpoint's max_limit;
 // - an event is finished exactly once, only after all its actions are done;
-// - every event finishes; every action ends in success or the DLQ, exactly once.
+// - every event finishes; every action ends in success or the DLQ, exactly once;
+// - with batched actions (batch_size 2-3, completed whole), all of the above,
+//   a batch counting as one request.
 
 #include "actors/pipeline/action_pool.hpp"
 
@@ -56,6 +58,8 @@ struct fake_executor : action_executor {
   bool adaptive() const override { return true; }
 
   struct batch_call {
+    uint32_t observer = 0;
+    uint32_t action = 0;
     std::vector<uint64_t> seqs;
     std::vector<std::string> keys;
     uint32_t attempt;
@@ -74,7 +78,10 @@ struct fake_executor : action_executor {
       }
       c.seqs.push_back(req.events[i]->seq);
       c.keys.push_back(req.idempotency_keys[i]);
+      started.emplace_back(req.events[i]->seq, req.observer, req.action);
     }
+    c.observer = req.observer;
+    c.action = req.action;
     if (c.seqs.empty()) return attempt_outcome::failure("no event of the batch rendered", false);
     c.attempt = req.attempt;
     c.done = std::move(done);
@@ -473,7 +480,8 @@ TEST_SUITE("action_pool") {
       std::vector<observer_config> obs;
       for (uint32_t o = 0; o < n_observers; ++o)
         obs.push_back(make_observer("o" + std::to_string(o), *rc::gen::inRange<uint32_t>(1, 4),
-                                    *rc::gen::inRange<uint32_t>(1, 4)));
+                                    *rc::gen::inRange<uint32_t>(1, 4),
+                                    *rc::gen::element<uint32_t>(1, 1, 2, 3)));
       breaker_settings bs;
       bs.enabled = *rc::gen::arbitrary<bool>();
       bs.sample_size = *rc::gen::inRange<uint32_t>(1, 5);
@@ -515,11 +523,14 @@ TEST_SUITE("action_pool") {
         return true;
       };
       auto check_new_starts = [&] {
-        RC_ASSERT(f.exec->pending.size() <= max_concurrent);
+        // A batch is one request: one slot of the pool and of its endpoint.
+        RC_ASSERT(f.exec->pending.size() + f.exec->batches.size() <= max_concurrent);
         if (limits) {
           std::map<uint32_t, uint32_t> per_endpoint;  // endpoint = observer
           for (const auto& c : f.exec->pending)
             RC_ASSERT(++per_endpoint[c.observer] <= limits->max_limit);
+          for (const auto& b : f.exec->batches)
+            RC_ASSERT(++per_endpoint[b.observer] <= limits->max_limit);
         }
         for (; checked_starts < f.exec->started.size(); ++checked_starts) {
           const auto [seq, o, a] = f.exec->started[checked_starts];
@@ -562,6 +573,19 @@ TEST_SUITE("action_pool") {
             continue;
           }
           caf::anon_send(f.pool, run_atom::value, make_event(seq, entity[seq]), m);
+        } else if (op < 8 && !f.exec->batches.empty() && *rc::gen::arbitrary<bool>()) {
+          const auto k = *rc::gen::inRange<size_t>(0, f.exec->batches.size());
+          auto b = std::move(f.exec->batches[k]);
+          f.exec->batches.erase(f.exec->batches.begin() + static_cast<std::ptrdiff_t>(k));
+          const int r = *rc::gen::inRange(0, 10);
+          if (r < 6) {
+            for (auto seq : b.seqs) succeeded.emplace(seq, b.observer, b.action);
+            b.done(attempt_outcome::success());
+          } else if (r < 9) {
+            b.done(attempt_outcome::failure("HTTP 503", true));
+          } else {
+            b.done(attempt_outcome::failure("HTTP 400", false));
+          }
         } else if (op < 8 && !f.exec->pending.empty()) {
           const auto k = *rc::gen::inRange<size_t>(0, f.exec->pending.size());
           auto c = std::move(f.exec->pending[k]);
@@ -590,6 +614,12 @@ TEST_SUITE("action_pool") {
         for (auto& c : p) {
           succeeded.emplace(c.seq, c.observer, c.action);
           c.done(attempt_outcome::success());
+        }
+        auto bs = std::move(f.exec->batches);
+        f.exec->batches.clear();
+        for (auto& b : bs) {
+          for (auto seq : b.seqs) succeeded.emplace(seq, b.observer, b.action);
+          b.done(attempt_outcome::success());
         }
         f.sched->run();
         check_new_starts();
