@@ -90,11 +90,8 @@ struct http_client::impl final : curl_multi_worker<http_client::impl, transfer> 
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     // https: offer HTTP/2 by ALPN (HTTP/1.1 when the server declines);
-    // http: HTTP/1.1 (no cleartext upgrade). A request to an endpoint whose
-    // connection is still being set up waits to share it rather than open
-    // another (multiplexing needs the server's answer first).
+    // http: HTTP/1.1 (no cleartext upgrade).
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
     return h;
   }
 
@@ -118,6 +115,11 @@ struct http_client::impl final : curl_multi_worker<http_client::impl, transfer> 
       t.header_nodes[i].next = &t.header_nodes[i + 1];
     t.header_nodes.back().next = nullptr;
     curl_easy_setopt(h, CURLOPT_URL, t.req.url.c_str());
+    // https: a request to an endpoint whose connection is still being set up
+    // waits to share it (ALPN tells within the handshake whether it can).
+    // Not for http://: there only the first answer tells, and waiting for it
+    // would serialise the first burst of requests to a new endpoint.
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, t.req.url.compare(0, 8, "https://") == 0 ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, t.req.method.c_str());
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, t.req.body.data());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(t.req.body.size()));
