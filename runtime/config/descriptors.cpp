@@ -298,6 +298,29 @@ tables build() {
                "Pruning rounds this often."),
        integer("prune_batch_size", &change_log_config::prune_batch_size, 100, 100000,
                "Rows per DELETE transaction.")}};
+  using A = audit_config;
+  t.audit = {
+      "audit",
+      {flag("enabled", &A::enabled, "Record events and action attempts."),
+       choice("backend", &A::backend, {"postgres", "elasticsearch"}, "Where records go."),
+       integer("retention_days", &A::retention_days, 1, 36500, "Days kept (postgres)."),
+       integer("retention_interval_secs", &A::retention_interval_secs, 10, 86400,
+               "Retention rounds this often."),
+       integer("queue_size", &A::queue_size, 100, 10000000, "Records waiting at most."),
+       integer("queue_max_bytes", &A::queue_max_bytes, 1u << 20, u32_max, "Bytes waiting at most."),
+       integer("batch_size", &A::batch_size, 1, 100000, "Records per write."),
+       integer("flush_interval_ms", &A::flush_interval_ms, 10, 60000, "Writes this often."),
+       text("elasticsearch_url", &A::elasticsearch_url, "Elasticsearch/OpenSearch base URL."),
+       text("elasticsearch_index", &A::elasticsearch_index, "Index prefix."),
+       text("elasticsearch_auth_env", &A::elasticsearch_auth_env, "Variable with credentials."),
+       integer("elasticsearch_bulk_max_docs", &A::elasticsearch_bulk_max_docs, 1, 100000,
+               "Documents per _bulk request."),
+       integer("elasticsearch_bulk_max_bytes", &A::elasticsearch_bulk_max_bytes, 1024, 100u << 20,
+               "Bytes per _bulk request."),
+       integer("elasticsearch_timeout_ms", &A::elasticsearch_timeout_ms, 100, 600000,
+               "Timeout of one request."),
+       integer("elasticsearch_max_backoff_ms", &A::elasticsearch_max_backoff_ms, 100, 3600000,
+               "Bound on the delay between retries.")}};
   t.job_queue = {
       "job_queue",
       {flag("enabled", &Q::enabled, "Turn the queue on."),
@@ -361,7 +384,7 @@ std::vector<option_info> list_options() {
   add(t.circuit_breaker), add(t.redis), add(t.nats), add(t.shutdown), add(t.failover),
       add(t.logging);
   add(t.metrics);
-  add(t.control), add(t.cluster), add(t.change_log), add(t.job_queue), add(t.retry);
+  add(t.control), add(t.cluster), add(t.change_log), add(t.audit), add(t.job_queue), add(t.retry);
   return out;
 }
 
