@@ -1,5 +1,8 @@
 #include "runtime/core/audit.hpp"
 
+#include "runtime/core/clock.hpp"
+#include "runtime/core/observers.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -56,6 +59,41 @@ audit_event_record audit_event_of(const event& ev, std::vector<std::string> obse
   r.actions = actions;
   r.envelope_json = ev.envelope_json;
   return r;
+}
+
+void audit_routed(audit_queue& q, const event& ev, const observer_registry& reg,
+                  const std::vector<uint32_t>& observers) {
+  std::vector<std::string> names;
+  names.reserve(observers.size());
+  uint32_t actions = 0;
+  for (auto o : observers) {
+    const auto& oc = reg.config(o);
+    names.push_back(oc.name);
+    actions += static_cast<uint32_t>(oc.actions.size());
+  }
+  q.push(audit_event_of(ev, std::move(names), actions));
+}
+
+void audit_attempt(audit_queue& q, const event& ev, const observer_registry& reg, uint32_t observer,
+                   uint32_t action, uint32_t attempt, const attempt_outcome& o, bool will_retry,
+                   double latency_ms, const char* status) {
+  const auto& oc = reg.config(observer);
+  audit_attempt_record r;
+  r.event_id = ev.id;
+  if (const auto* env = ev.envelope.if_object())
+    if (const auto* t = env->if_contains("timestamp"))
+      if (const auto* s = t->if_string()) r.event_timestamp.assign(s->data(), s->size());
+  r.observer = oc.name;
+  r.action_index = action;
+  r.action_type = oc.actions.at(action).type;
+  r.attempt = attempt;
+  r.status = status != nullptr ? status : o.ok ? "succeeded" : will_retry ? "retrying" : "failed";
+  r.http_status = o.ok ? 0 : audit_http_status(o.error);
+  r.error = o.error.substr(0, 2000);
+  r.latency_ms = latency_ms;
+  r.idempotency_key = idempotency_key(ev.id, oc.name, action);
+  r.ended_ms = unix_ms();
+  q.push(std::move(r));
 }
 
 audit_queue::audit_queue(size_t max_records, uint64_t max_bytes)

@@ -15,6 +15,7 @@
 // an event_ptr would keep the event charged to the listener's byte budget until
 // the audit actor wrote it, so a slow backend would slow the listener down.
 
+#include "messages/attempt.hpp"
 #include "messages/event.hpp"
 
 #include <atomic>
@@ -73,6 +74,24 @@ int audit_http_status(const std::string& error);
 /// their action count).
 audit_event_record audit_event_of(const event& ev, std::vector<std::string> observers,
                                   uint32_t actions);
+
+class observer_registry;
+class audit_queue;
+
+// --- Hooks: one call where the router matched an event, one where an attempt
+// ended (router.cpp, action_pool.cpp). They build a record and push it; a full
+// queue drops it (counted). No I/O, one short lock. ---
+
+/// The router matched `ev` against `observers` (registry indices; may be empty).
+void audit_routed(audit_queue& q, const event& ev, const observer_registry& reg,
+                  const std::vector<uint32_t>& observers);
+
+/// One attempt of action `action` of observer `observer` ended with `o`;
+/// `will_retry`: it is tried again. `status` as audit_attempt_record::status
+/// ("enqueued" for an async action handed to the job queue).
+void audit_attempt(audit_queue& q, const event& ev, const observer_registry& reg, uint32_t observer,
+                   uint32_t action, uint32_t attempt, const attempt_outcome& o, bool will_retry,
+                   double latency_ms, const char* status = nullptr);
 
 class audit_queue {
  public:

@@ -245,7 +245,9 @@ class parser {
       skip();
       if (!keyword("TO")) {
         if (at_end()) fail(open, 1, "range never closed: expected 'TO'");
-        fail(i_, 1, "expected 'TO' between the bounds of the range");
+        size_t e = i_;
+        while (e < q_.size() && !is_space(q_[e]) && q_[e] != ']' && q_[e] != '}') ++e;
+        fail(i_, e - i_, "expected 'TO' between the bounds of the range");
       }
       i_ += 2;
       skip();
