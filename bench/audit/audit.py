@@ -98,9 +98,11 @@ def generate(t):
                                  (ARRAY['created', 'updated', 'deleted'])[1 + (g / 16) %% 3] AS k) k
     """, (ROWS, ROWS))
     t.sql("""
-      INSERT INTO observer_audit_attempts (event_id, event_ts, ts, listener_id, observer_name,
-        action_index, action_type, attempt, status, http_status, error, latency_ms, idempotency_key)
-      SELECT e.event_id, e.ts, e.ts + interval '20 ms', 'bench', 'o', 0,
+      INSERT INTO observer_audit_attempts (event_id, event_ts, ts, entity_type, entity_id,
+        event_kind, listener_id, observer_name, action_index, action_type, attempt, status,
+        http_status, error, latency_ms, idempotency_key)
+      SELECT e.event_id, e.ts, e.ts + interval '20 ms', e.entity_type, e.entity_id, e.event_kind,
+             'bench', 'o', 0,
              (ARRAY['webhook', 'webhook', 'email', 'slack'])[1 + e.pk % 4], 1,
              CASE WHEN e.pk % 50 = 1 THEN 'failed' ELSE 'succeeded' END,
              CASE WHEN e.pk % 50 = 1 THEN 503 ELSE 200 END,
@@ -182,21 +184,27 @@ def main():
     Bench.setUpClass()
     sink, url = start_sink()
     runs = []
+    searches = []
     try:
         for i in range(RUNS):
             for on in (False, True):
                 runs.append(delivery_run(on, url))
     finally:
         sink.kill()
-    off = statistics.median(r["delivered_per_s"] for r in runs if not r["audit"])
-    on = statistics.median(r["delivered_per_s"] for r in runs if r["audit"])
-    idx = statistics.median(r["events_indexed_per_s"] for r in runs if r["audit"])
-    rec = statistics.median(r["records_indexed_per_s"] for r in runs if r["audit"])
-    searches = search_bench()
+    if runs:
+        off = statistics.median(r["delivered_per_s"] for r in runs if not r["audit"])
+        on = statistics.median(r["delivered_per_s"] for r in runs if r["audit"])
+        idx = statistics.median(r["events_indexed_per_s"] for r in runs if r["audit"])
+        rec = statistics.median(r["records_indexed_per_s"] for r in runs if r["audit"])
+    if ROWS > 0:
+        searches = search_bench()
     print()
-    print(f"delivery, {EVENTS} events, median of {RUNS}: trail off {off:.0f}/s, on {on:.0f}/s "
-          f"({(1 - on / off) * 100:+.1f}% slower); indexing {idx:.0f} events/s "
-          f"({rec:.0f} records/s, events + attempts)")
+    if runs:
+        print(f"delivery, {EVENTS} events, median of {RUNS}: trail off {off:.0f}/s, on {on:.0f}/s "
+              f"({(1 - on / off) * 100:+.1f}% slower); indexing {idx:.0f} events/s "
+              f"({rec:.0f} records/s, events + attempts)")
+    if not searches:
+        return
     print(f"search over {ROWS} events + {ROWS} attempts ({QUERIES_EACH} runs each):")
     print(f"  {'p50 ms':>8} {'p95 ms':>8} {'cli p95':>8} {'hits':>5}  query")
     for r in searches:

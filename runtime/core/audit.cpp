@@ -18,8 +18,9 @@ uint64_t audit_event_record::bytes() const {
 }
 
 uint64_t audit_attempt_record::bytes() const {
-  return sizeof(*this) + event_id.size() + event_timestamp.size() + observer.size() +
-         action_type.size() + status.size() + error.size() + idempotency_key.size();
+  return sizeof(*this) + event_id.size() + event_timestamp.size() + entity_type.size() +
+         entity_id.size() + event_type.size() + observer.size() + action_type.size() +
+         status.size() + error.size() + idempotency_key.size();
 }
 
 std::string audit_event_kind(const std::string& event_type) {
@@ -83,6 +84,9 @@ void audit_attempt(audit_queue& q, const event& ev, const observer_registry& reg
   if (const auto* env = ev.envelope.if_object())
     if (const auto* t = env->if_contains("timestamp"))
       if (const auto* s = t->if_string()) r.event_timestamp.assign(s->data(), s->size());
+  r.entity_type = ev.entity_type;
+  r.entity_id = ev.entity_id;
+  r.event_type = ev.event_type;
   r.observer = oc.name;
   r.action_index = action;
   r.action_type = oc.actions.at(action).type;

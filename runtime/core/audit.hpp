@@ -47,7 +47,8 @@ struct audit_event_record {
 /// One finished attempt of one action.
 struct audit_attempt_record {
   std::string event_id;
-  std::string event_timestamp;  // the event's, as in audit_event_record
+  std::string event_timestamp;                     // the event's, as in audit_event_record
+  std::string entity_type, entity_id, event_type;  // the event's
   std::string observer;
   uint32_t action_index = 0;
   std::string action_type;

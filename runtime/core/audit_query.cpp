@@ -1,5 +1,7 @@
 #include "runtime/core/audit_query.hpp"
 
+#include "runtime/core/audit.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -425,6 +427,19 @@ class compiler {
  public:
   explicit compiler(bool attempts) : attempts_(attempts) {}
   std::vector<std::string> params;
+  /// In attempt mode: the condition reads a column of the events table
+  /// (data, free text, tenant, user), so the join must come before the limit.
+  bool needs_events = false;
+
+  /// A column of the event: from the attempt row where it is copied there.
+  std::string ev_col(const char* name) {
+    if (!attempts_) return std::string("e.") + name;
+    const std::string n = name;
+    if (n == "entity_type" || n == "entity_id" || n == "event_kind" || n == "listener_id")
+      return "a." + n;
+    needs_events = true;
+    return "e." + n;
+  }
 
   std::string p(std::string v) {
     params.push_back(std::move(v));
@@ -473,6 +488,7 @@ class compiler {
       q = "plainto_tsquery('simple', " + p(n.value) + ")";
     }
     if (!attempts_) return "e.tsv @@ " + q;
+    needs_events = true;
     return "(e.tsv @@ " + q + " OR to_tsvector('simple', coalesce(a.error, '')) @@ " + q + ")";
   }
 
@@ -629,17 +645,25 @@ class compiler {
   std::string term(const node& n) {
     const std::string f = lower(n.field);
     const std::string& v = n.value;
-    if (f == "entity_type" || f == "entity") return text_col(n, "e.entity_type", v);
-    if (f == "entity_id") return text_col(n, "e.entity_id", v);
-    if (f == "event_type" || f == "type")
+    if (f == "entity_type" || f == "entity") return text_col(n, ev_col("entity_type"), v);
+    if (f == "entity_id") return text_col(n, ev_col("entity_id"), v);
+    if (f == "event_type" || f == "type") {
+      if (attempts_) {  // attempts copy the kind, which names the type one to one
+        const std::vector<std::string> types = {"INSERT", "UPDATE", "DELETE", "CUSTOM"};
+        if (n.op == "=" && !n.prefix &&
+            std::find(types.begin(), types.end(), upper(v)) != types.end())
+          return "a.event_kind = " + p(audit_event_kind(upper(v)));
+        needs_events = true;
+      }
       return choice(n, "e.event_type", upper(v), {"INSERT", "UPDATE", "DELETE", "CUSTOM"});
+    }
     if (f == "event_kind" || f == "kind") {
       std::string k = lower(v);
       if (k == "insert") k = "created";
       if (k == "update") k = "updated";
       if (k == "delete") k = "deleted";
       if (k == "create") k = "created";
-      return choice(n, "e.event_kind", k, {"created", "updated", "deleted", "custom"});
+      return choice(n, ev_col("event_kind"), k, {"created", "updated", "deleted", "custom"});
     }
     if (f == "event_id" || f == "id") {
       static const std::regex uuid(
@@ -650,9 +674,9 @@ class compiler {
       if (n.prefix) return text_col(n, col + "::text", lower(v));
       return text_col(n, col, lower(v));
     }
-    if (f == "listener" || f == "listener_id") return text_col(n, "e.listener_id", v);
-    if (f == "tenant_id" || f == "tenant") return text_col(n, "e.tenant_id", v);
-    if (f == "user_id" || f == "user") return text_col(n, "e.user_id", v);
+    if (f == "listener" || f == "listener_id") return text_col(n, ev_col("listener_id"), v);
+    if (f == "tenant_id" || f == "tenant") return text_col(n, ev_col("tenant_id"), v);
+    if (f == "user_id" || f == "user") return text_col(n, ev_col("user_id"), v);
     if (f == "observer") {
       if (attempts_) return text_col(n, "a.observer_name", v);
       if (n.op == "exists") return "cardinality(e.observers) > 0";
@@ -678,6 +702,7 @@ class compiler {
       if (n.op == "exists") return "a.error IS NOT NULL";
       return "a.error ILIKE " + p("%" + like_escape(v) + "%");
     }
+    if (attempts_) needs_events = true;
     return data_field(n);
   }
 
@@ -709,21 +734,29 @@ audit_search_sql compile_audit_query(const std::string& query, uint32_t limit) {
         " FROM observer_audit_events e WHERE " +
         cond + " ORDER BY e.ts DESC LIMIT " + lim + ") h";
   } else {
+    // Attempts, newest first. When the condition reads only the attempt row
+    // (entity, kind and listener are copied there), the limit applies before
+    // the join: the attempts' indexes stop early, and only the hits look up
+    // their event.
+    const std::string from =
+        c.needs_events ? "observer_audit_attempts a LEFT JOIN observer_audit_events e"
+                         " ON e.event_id = a.event_id AND e.ts = a.event_ts WHERE " +
+                             cond + " ORDER BY a.ts DESC LIMIT " + lim
+                       : "(SELECT * FROM observer_audit_attempts a WHERE " + cond +
+                             " ORDER BY a.ts DESC LIMIT " + lim +
+                             ") a LEFT JOIN observer_audit_events e"
+                             " ON e.event_id = a.event_id AND e.ts = a.event_ts ORDER BY a.ts DESC";
     out.sql =
         "SELECT coalesce(json_agg(h), '[]'::json)::text FROM ("
         "SELECT a.event_id, to_char(a.event_ts AT TIME ZONE 'UTC', " +
         fmt +
         ") AS timestamp,"
-        " e.event_type, e.event_kind, e.entity_type, e.entity_id, a.observer_name AS observer,"
+        " e.event_type, a.event_kind, a.entity_type, a.entity_id, a.observer_name AS observer,"
         " a.action_index, a.action_type, a.attempt, a.status, a.http_status, a.error,"
         " a.latency_ms, a.idempotency_key,"
         " to_char(a.ts AT TIME ZONE 'UTC', " +
-        fmt +
-        ") AS attempt_at, e.data"
-        " FROM observer_audit_attempts a LEFT JOIN observer_audit_events e"
-        " ON e.event_id = a.event_id AND e.ts = a.event_ts"
-        " WHERE " +
-        cond + " ORDER BY a.ts DESC LIMIT " + lim + ") h";
+        fmt + ") AS attempt_at, e.data FROM " + from + ") h";
+    out.events_joined_first = c.needs_events;
   }
   return out;
 }

@@ -73,6 +73,9 @@ struct audit_search_sql {
   /// True when the query names an attempt field (action_type, status, ...):
   /// hits are attempts with their event; else hits are events.
   bool attempts = false;
+  /// Attempts mode: the condition reads event columns, so every candidate
+  /// attempt is joined to its event before the limit (slower on big tables).
+  bool events_joined_first = false;
 };
 
 /// Compiles `query` into one statement returning a JSON array of at most

@@ -70,6 +70,9 @@ es_doc es_attempt_doc(const std::string& prefix, const std::string& listener_id,
   o["doc_type"] = "attempt";
   o["event_id"] = r.event_id;
   o["event_timestamp"] = r.event_timestamp;
+  o["entity_type"] = r.entity_type;
+  o["entity_id"] = r.entity_id;
+  o["event_kind"] = audit_event_kind(r.event_type);
   o["listener_id"] = listener_id;
   o["observer"] = r.observer;
   o["action_index"] = r.action_index;

@@ -58,6 +58,11 @@ TEST_CASE("audit query: the spec's three examples parse as written") {
   CHECK(has_param(q2, "webhook"));
   CHECK(has_param(q2, "failed"));
   CHECK(q2.sql.find("FROM observer_audit_attempts a") != std::string::npos);
+  // Entity and kind are copied to the attempts: the limit comes before the join.
+  CHECK_FALSE(q2.events_joined_first);
+  CHECK(compile_audit_query("customer_org:x AND status:failed", 5).events_joined_first);
+  CHECK(compile_audit_query("status:failed AND event_type:update", 5).sql.find("a.event_kind") !=
+        std::string::npos);
 
   auto q3 = compile_audit_query("customer_org:acme-corp", 5);
   CHECK(has_param(q3, R"({"customer_org":"acme-corp"})"));
