@@ -23,6 +23,10 @@ EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "20000"))
 ROWS = int(os.environ.get("BENCH_AUDIT_ROWS", "1000000"))
 RUNS = int(os.environ.get("BENCH_AUDIT_RUNS", "2"))
 QUERIES_EACH = int(os.environ.get("BENCH_AUDIT_QUERIES", "40"))
+RATE = int(os.environ.get("BENCH_AUDIT_RATE", "5000"))
+STEADY_SECS = int(os.environ.get("BENCH_AUDIT_STEADY_SECS", "20"))
+# Extra [audit] keys for the runs with the trail on, e.g. "flush_interval_ms = 50".
+AUDIT_CONF = os.environ.get("BENCH_AUDIT_CONF", "").replace(";", "\n")
 PERF = """
 [performance]
 max_concurrent_actions = 32
@@ -46,7 +50,8 @@ def delivery_run(audit_on, sink_url):
     t = Bench()
     t.setUp()
     try:
-        extra = PERF + ("" if audit_on else "\n[audit]\nenabled = false\n")
+        extra = PERF + ("\n[audit]\n" + AUDIT_CONF + "\n" if audit_on
+                        else "\n[audit]\nenabled = false\n")
         node = t.node(webhook_observer("o", "INSERT", "Bench", sink_url + "/x"), extra=extra,
                       listener="batch_size = 1000\nmax_in_flight = 10000")
         node.migrate()
@@ -76,6 +81,57 @@ def delivery_run(audit_on, sink_url):
                    records_indexed_per_s=None if indexed_s is None else round(2 * EVENTS / indexed_s),
                    events_indexed_per_s=None if indexed_s is None else round(EVENTS / indexed_s),
                    dropped=dropped)
+    finally:
+        t.doCleanups()
+
+
+def sink_call(url, method, path):
+    import urllib.request
+    req = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
+    return json.loads(urllib.request.urlopen(req, timeout=60).read() or b"{}")
+
+
+def steady_run(audit_on, sink_url):
+    """RATE events/s written for STEADY_SECS (a batch every 10 ms, each in its
+    own transaction, through the capture trigger); capture-to-delivery latency
+    from the sink."""
+    import threading
+    t = Bench()
+    t.setUp()
+    try:
+        extra = PERF + ("\n[audit]\n" + AUDIT_CONF + "\n" if audit_on
+                        else "\n[audit]\nenabled = false\n")
+        node = t.node(webhook_observer("o", "INSERT", "Bench", sink_url + "/x"), extra=extra)
+        node.migrate()
+        t.sql("CREATE TABLE bench (id bigserial PRIMARY KEY, customer_org text, note text)")
+        t.sql("SELECT observer_attach('public.bench', 'Bench', 'id', false)")
+        node.start()
+        port = metrics_port(node)
+        sink_call(sink_url, "POST", "/_reset")
+        per_batch = max(1, RATE // 100)
+        total = per_batch * 100 * STEADY_SECS
+        conn = t.connect()
+        cur = conn.cursor()
+        start = time.monotonic()
+        for i in range(100 * STEADY_SECS):
+            cur.execute("INSERT INTO bench (customer_org, note) SELECT 'org-' || (g %% 100),"
+                        " 'steady event ' || g FROM generate_series(1, %s) g", (per_batch,))
+            lag = start + (i + 1) * 0.01 - time.monotonic()
+            if lag > 0:
+                time.sleep(lag)
+        written_s = time.monotonic() - start
+        wait_until(lambda: sink_call(sink_url, "GET", "/_count")["requests"] >= total,
+                   timeout=300, interval=0.1, what="steady events delivered")
+        st = sink_call(sink_url, "GET", "/_stats")
+        if audit_on:
+            wait_until(lambda: metric(port, "observer_audit_attempts_total") >= total,
+                       timeout=300, interval=0.1, what="trail written")
+        dropped = metric(port, "observer_audit_dropped_total")
+        node.stop()
+        lat = st.get("lat_ms", {})
+        return out(bench="audit-steady", audit=audit_on, rate=round(total / written_s),
+                   events=total, p50_ms=lat.get("p50"), p95_ms=lat.get("p95"),
+                   p99_ms=lat.get("p99"), max_ms=lat.get("max"), dropped=dropped)
     finally:
         t.doCleanups()
 
@@ -184,11 +240,16 @@ def main():
     Bench.setUpClass()
     sink, url = start_sink()
     runs = []
+    steady = []
     searches = []
     try:
         for i in range(RUNS):
             for on in (False, True):
                 runs.append(delivery_run(on, url))
+        if STEADY_SECS > 0:
+            for i in range(max(1, RUNS)):
+                for on in (False, True):
+                    steady.append(steady_run(on, url))
     finally:
         sink.kill()
     if runs:
@@ -203,6 +264,9 @@ def main():
         print(f"delivery, {EVENTS} events, median of {RUNS}: trail off {off:.0f}/s, on {on:.0f}/s "
               f"({(1 - on / off) * 100:+.1f}% slower); indexing {idx:.0f} events/s "
               f"({rec:.0f} records/s, events + attempts)")
+    for r in steady:
+        print(f"steady {r['rate']}/s, trail {'on ' if r['audit'] else 'off'}: latency p50 "
+              f"{r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, dropped {r['dropped']}")
     if not searches:
         return
     print(f"search over {ROWS} events + {ROWS} attempts ({QUERIES_EACH} runs each):")

@@ -58,7 +58,10 @@ audit_event_record audit_event_of(const event& ev, std::vector<std::string> obse
   r.pos = ev.pos;
   r.observers = std::move(observers);
   r.actions = actions;
-  r.envelope_json = ev.envelope_json;
+  // A very large envelope is recorded without its data: copying it on the
+  // router's thread and holding it in the queue would cost more than its
+  // search is worth (entity, kind, time and attempts stay searchable).
+  if (ev.envelope_json.size() <= audit_max_envelope_bytes) r.envelope_json = ev.envelope_json;
   return r;
 }
 

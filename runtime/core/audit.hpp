@@ -71,6 +71,9 @@ std::string audit_event_kind(const std::string& event_type);
 /// The HTTP status named by an attempt's error ("HTTP 503: ..."), else 0.
 int audit_http_status(const std::string& error);
 
+/// Envelopes larger than this are recorded without their data.
+constexpr size_t audit_max_envelope_bytes = 1u << 20;
+
 /// A record of `ev` as the router sees it (matched observers' names and
 /// their action count).
 audit_event_record audit_event_of(const event& ev, std::vector<std::string> observers,

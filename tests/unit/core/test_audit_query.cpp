@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 #include <rapidcheck.h>
+#include <boost/json.hpp>
 
 #include <string>
 
@@ -179,6 +180,20 @@ TEST_CASE("audit queue: bounded in records and bytes, drops and counts, never bl
   big.envelope_json.assign(5000, 'x');
   CHECK_FALSE(small.push(big));
   CHECK(small.dropped() == 1);
+}
+
+TEST_CASE("audit: an event record copies the envelope, unless it is over 1 MB") {
+  event ev;
+  ev.id = "e";
+  ev.event_type = "INSERT";
+  ev.envelope = boost::json::object{{"timestamp", "2026-12-03T10:00:00Z"}};
+  ev.envelope_json = R"({"timestamp":"2026-12-03T10:00:00Z","data":{}})";
+  auto r = audit_event_of(ev, {"o"}, 2);
+  CHECK(r.timestamp == "2026-12-03T10:00:00Z");
+  CHECK(r.envelope_json == ev.envelope_json);
+  CHECK(r.actions == 2);
+  ev.envelope_json.assign(audit_max_envelope_bytes + 1, ' ');
+  CHECK(audit_event_of(ev, {}, 0).envelope_json.empty());
 }
 
 TEST_CASE("audit: event kinds and HTTP statuses of attempt errors") {
