@@ -50,7 +50,7 @@ def delivery_run(audit_on, sink_url):
     t = Bench()
     t.setUp()
     try:
-        extra = PERF + ("\n[audit]\n" + AUDIT_CONF + "\n" if audit_on
+        extra = PERF + ("\n[audit]\nenabled = true\n" + AUDIT_CONF + "\n" if audit_on
                         else "\n[audit]\nenabled = false\n")
         node = t.node(webhook_observer("o", "INSERT", "Bench", sink_url + "/x"), extra=extra,
                       listener="batch_size = 1000\nmax_in_flight = 10000")
@@ -99,7 +99,7 @@ def steady_run(audit_on, sink_url):
     t = Bench()
     t.setUp()
     try:
-        extra = PERF + ("\n[audit]\n" + AUDIT_CONF + "\n" if audit_on
+        extra = PERF + ("\n[audit]\nenabled = true\n" + AUDIT_CONF + "\n" if audit_on
                         else "\n[audit]\nenabled = false\n")
         node = t.node(webhook_observer("o", "INSERT", "Bench", sink_url + "/x"), extra=extra)
         node.migrate()
@@ -195,7 +195,8 @@ def search_bench():
     t = Bench()
     t.setUp()
     try:
-        node = t.node(webhook_observer("o", "INSERT", "Bench", "http://127.0.0.1:9/x"), extra=PERF)
+        node = t.node(webhook_observer("o", "INSERT", "Bench", "http://127.0.0.1:9/x"),
+                      extra=PERF + "\n[audit]\nenabled = true\n")
         node.migrate()
         generate(t)
         node.start()

@@ -16,6 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from harness import (IntegrationTest, control_port, ctl, main, metric, metrics_port, wait_until,
                      webhook_observer)
 
+AUDIT_ON = """
+[audit]
+enabled = true
+"""
+
 METRICS = """
 [metrics]
 enabled = true
@@ -45,7 +50,7 @@ class AuditTest(IntegrationTest):
         observers = (webhook_observer("orders", "INSERT", "Order", ok.url + "/o")
                      + webhook_observer("products", "UPDATE", "Product", bad.url + "/p",
                                         max_attempts=2, initial_delay_ms=10))
-        node = self.node(observers, extra=METRICS)
+        node = self.node(observers, extra=AUDIT_ON + METRICS)
         self.setup_orders(node)
         self.setup_products()
         # customer_org is a column of orders here: it is a field of the event's data.
@@ -135,7 +140,8 @@ class AuditTest(IntegrationTest):
 
     def test_retention_drops_expired_days_keeps_unfinished_ones_and_the_dlq(self):
         node = self.node(webhook_observer("o", "INSERT", "Order", "http://127.0.0.1:9/x"),
-                         extra="[audit]\nretention_days = 30\nretention_interval_secs = 10\n" + METRICS)
+                         extra="[audit]\nenabled = true\nretention_days = 30\n"
+                         "retention_interval_secs = 10\n" + METRICS)
         self.setup_orders(node)
         # Three expired days: one finished (an event whose action succeeded),
         # one holding an unfinished event (an action without an outcome), one
@@ -286,6 +292,7 @@ class ElasticsearchBackendTest(IntegrationTest):
         os.environ["TEST_ES_AUTH"] = "elastic:s3cret"
         extra = f"""
 [audit]
+enabled = true
 backend = "elasticsearch"
 elasticsearch_url = "http://127.0.0.1:{stub.port}"
 elasticsearch_index = "fq-audit"

@@ -27,12 +27,12 @@ std::string warnings_of(const config_result& r) {
 }  // namespace
 
 TEST_SUITE("config audit") {
-  TEST_CASE("defaults: on, postgres, 90 days") {
+  TEST_CASE("defaults: off, postgres, 90 days") {
     scoped_env env;
     const auto r = load_config_string(db, "c.toml", fake_env);
     REQUIRE(r);
     const auto& a = r.value->audit;
-    CHECK(a.enabled);
+    CHECK_FALSE(a.enabled);
     CHECK(a.backend == "postgres");
     CHECK(a.retention_days == 90);
     CHECK(r.warnings.empty());
@@ -40,12 +40,12 @@ TEST_SUITE("config audit") {
 
   TEST_CASE("elasticsearch needs a URL; bad URL, index and variable name are located errors") {
     scoped_env env;
-    const auto missing = load("backend = \"elasticsearch\"\n");
+    const auto missing = load("enabled = true\nbackend = \"elasticsearch\"\n");
     REQUIRE_FALSE(missing);
     CHECK(all_errors(missing).find("audit.backend: backend \"elasticsearch\" needs "
                                    "elasticsearch_url") != std::string::npos);
     const auto bad = load(
-        "backend = \"elasticsearch\"\nelasticsearch_url = \"ftp://x\"\n"
+        "enabled = true\nbackend = \"elasticsearch\"\nelasticsearch_url = \"ftp://x\"\n"
         "elasticsearch_index = \"Audit\"\nelasticsearch_auth_env = \"1x\"\n");
     REQUIRE_FALSE(bad);
     const auto all = all_errors(bad);
@@ -60,24 +60,26 @@ TEST_SUITE("config audit") {
     REQUIRE_FALSE(unknown);
     CHECK(all_errors(unknown).find("retention_days") != std::string::npos);  // suggestion
     const auto ok = load(
-        "backend = \"elasticsearch\"\nelasticsearch_url = \"http://127.0.0.1:9200\"\n"
+        "enabled = true\nbackend = \"elasticsearch\"\nelasticsearch_url = "
+        "\"http://127.0.0.1:9200\"\n"
         "elasticsearch_auth_env = \"ES_AUTH\"\n");
     REQUIRE_MESSAGE(ok, all_errors(ok));
   }
 
   TEST_CASE("keys without effect warn, naming the key and why") {
     scoped_env env;
-    const auto off = load("enabled = false\nretention_days = 30\n");
+    const auto off = load("retention_days = 30\n");  // enabled is false by default
     REQUIRE(off);
     CHECK(warnings_of(off).find("audit.retention_days: has no effect while [audit] enabled is "
                                 "false") != std::string::npos);
-    const auto pg = load("elasticsearch_url = \"http://127.0.0.1:9200\"\n");
+    const auto pg = load("enabled = true\nelasticsearch_url = \"http://127.0.0.1:9200\"\n");
     REQUIRE(pg);
     CHECK(
         warnings_of(pg).find("audit.elasticsearch_url: has no effect with backend \"postgres\"") !=
         std::string::npos);
     const auto es = load(
-        "backend = \"elasticsearch\"\nelasticsearch_url = \"http://127.0.0.1:9200\"\n"
+        "enabled = true\nbackend = \"elasticsearch\"\nelasticsearch_url = "
+        "\"http://127.0.0.1:9200\"\n"
         "retention_days = 7\n");
     REQUIRE(es);
     CHECK(warnings_of(es).find("audit.retention_days: has no effect with backend "
