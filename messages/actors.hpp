@@ -75,6 +75,7 @@ using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using breakers_atom = caf::atom_constant<caf::atom("breakers")>;
 using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 /// Counters every pipeline actor reports for `status`: (in_flight, total).
 using status_reply = caf::replies_to<status_atom>::with<uint64_t, uint64_t>;
@@ -123,6 +124,17 @@ using dlq_actor = caf::typed_actor<caf::replies_to<bury_atom, dlq_entry>::with<i
 /// Change-log retention (actors/history/pruner): prunes on its own timer; a
 /// tick from outside only brings the next round forward.
 using pruner_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
+
+/// Audit trail (actors/history/audit): writes, on its own timer, the records
+/// the router and the action pool put in its bounded queue
+/// (runtime/core/audit.hpp); nothing on the delivery path waits for it.
+using audit_actor = caf::typed_actor<
+    /// Periodic write of what is queued (self-sent).
+    caf::reacts_to<tick_atom>,
+    /// Periodic retention and partitions ahead (self-sent).
+    caf::reacts_to<expire_atom>,
+    /// Writes what is queued now (shutdown); replies with the records written.
+    caf::replies_to<flush_atom>::with<uint64_t>>;
 
 /// Runs the actions of matched observers for events.
 using action_pool_actor = caf::typed_actor<

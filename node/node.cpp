@@ -13,6 +13,7 @@
 #include "node/services.hpp"
 #include "node/spawn.hpp"
 #include "runtime/config/redact.hpp"
+#include "runtime/core/audit.hpp"
 #include "runtime/core/byte_budget.hpp"
 #include "runtime/core/health.hpp"
 #include "runtime/core/journal.hpp"
@@ -76,6 +77,10 @@ struct node::impl {
   dlq_actor dq;
   dedup_actor dd;   // null unless enable_dedup
   pruner_actor pr;  // change-log retention; null in a dry run
+  // [audit]: the queue the router and the pool record into, and its writer
+  // (null when the trail is off or in a dry run).
+  std::shared_ptr<audit_queue> audit_q;
+  audit_actor au;
   // [redis] and the action-result cache (null when not configured). The pool
   // outlives everything that borrows it; the runner stops before the actors.
   std::shared_ptr<redis_pool> rpool;
@@ -132,6 +137,8 @@ node::node(config cfg, bool dry_run) : impl_(std::make_unique<impl>(std::move(cf
   // The journal only serves the control plane: without it, record nothing.
   // The events it keeps count against the byte budget, so it keeps at most
   // an eighth of it.
+  if (d.cfg.audit.enabled && !dry_run)
+    d.audit_q = std::make_shared<audit_queue>(d.cfg.audit.queue_size, d.cfg.audit.queue_max_bytes);
   impl_->trace =
       std::make_shared<journal>(impl_->cfg.control.enabled ? impl_->cfg.control.journal_size : 0,
                                 d.cfg.listener.max_bytes_in_flight / 8);
@@ -405,7 +412,8 @@ void node::start_workers(const std::string& dsn) {
                      d.stopping,
                      d.ownership,
                      0,
-                     d.budget};
+                     d.budget,
+                     d.audit_q};
   d.dq = spawn_dlq(env);
   auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled) {
@@ -441,6 +449,7 @@ void node::start_workers(const std::string& dsn) {
     runs = d.dd;
   }
   d.rt = spawn_router(env, runs, d.wk, d.dq);
+  if (env.audit) d.au = spawn_audit(env);
   caf::anon_send(d.wk, d.rt);
   d.watchdog = spawn_watchdog(*d.sys, d.health,
                               {d.wk.address(), d.rt.address(), d.pool.address(), d.dq.address(),
@@ -564,7 +573,8 @@ void node::acquire_and_run_pipeline() {
                      d.stopping,
                      lease ? lease->deadline() : nullptr,
                      lease ? lease->epoch().value_or(0) : 0,
-                     d.budget};
+                     d.budget,
+                     d.dry_run ? nullptr : d.audit_q};
   d.dq = spawn_dlq(env);
   auto executors = make_executors(d.cfg, d.registry, d.http);
   if (d.cfg.job_queue.enabled && !d.dry_run) {
@@ -603,6 +613,7 @@ void node::acquire_and_run_pipeline() {
                               {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
                                d.dq.address(), d.dd.address(), d.jr.address(), d.jw.address()});
   if (!d.dry_run) d.pr = spawn_pruner(env);
+  if (env.audit) d.au = spawn_audit(env);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   d.complete = true;
@@ -751,6 +762,14 @@ bool node::stop(std::chrono::milliseconds timeout) {
               [](const caf::error& e) {
                 spdlog::error("node: final checkpoint flush failed: {}", caf::to_string(e));
               });
+    // The audit trail writes what the drain recorded (bounded; what is left
+    // is lost with the process, never waited for).
+    if (d.au)
+      self->request(d.au, std::chrono::seconds(10), flush_atom::value)
+          .receive([](uint64_t) {},
+                   [](const caf::error& e) {
+                     spdlog::warn("node: audit trail not flushed: {}", caf::to_string(e));
+                   });
     // 4. Job queue: running jobs get what is left of the timeout, then their
     // leases are released (they run again after restart, never lost).
     if (d.jr) {
@@ -765,8 +784,8 @@ bool node::stop(std::chrono::milliseconds timeout) {
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
     for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
-                   d.dq.address(), d.dd.address(), d.pr.address(), d.bridge.address(),
-                   d.bridge_dq.address(), d.wk.address()})
+                   d.dq.address(), d.dd.address(), d.pr.address(), d.au.address(),
+                   d.bridge.address(), d.bridge_dq.address(), d.wk.address()})
       if (a) self->send_exit(a, caf::exit_reason::user_shutdown);
   }
   // Cache tasks use the executors the pool owns: stop them first.
@@ -778,6 +797,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.dq = nullptr;
   d.dd = nullptr;
   d.pr = nullptr;
+  d.au = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
   d.bridge = nullptr;

@@ -1,5 +1,6 @@
 #include "node/spawn.hpp"
 
+#include "actors/history/audit.hpp"
 #include "actors/history/pruner.hpp"
 #include "actors/jobs/job_runner.hpp"
 #include "actors/jobs/job_writer.hpp"
@@ -90,6 +91,7 @@ router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkp
   o.trace = env.trace;
   o.dlq = std::move(dlq);
   o.dry_run = env.dry_run;
+  o.audit = env.audit;
   return spawn_router(env.sys, o, std::move(pool), std::move(checkpointer));
 }
 
@@ -133,6 +135,7 @@ action_pool_actor spawn_action_pool(const node_env& env, executor_map executors,
   o.lease = env.lease;
   o.stats = env.stats;
   o.trace = env.trace;
+  o.audit = env.audit;
   return spawn_action_pool(env.sys, o, std::move(checkpointer), std::move(dlq));
 }
 
@@ -181,6 +184,34 @@ dedup_actor spawn_dedup(const node_env& env, std::shared_ptr<redis_pool> redis,
   spdlog::info("node: deduplication on (window {} s, claim TTL {} s, {}, owner {})",
                rc.dedup_window_secs, rc.claim_ttl_secs, rc.failure_policy, o.owner);
   return dd;
+}
+
+audit_actor spawn_audit(const node_env& env) {
+  const auto& a = env.cfg.audit;
+  audit_options o;
+  o.queue = env.audit;
+  o.backend = a.backend;
+  o.dsn = env.dsn;
+  o.listener_id = env.cfg.listener.listener_id;
+  o.batch_size = a.batch_size;
+  o.flush_interval = std::chrono::milliseconds(a.flush_interval_ms);
+  o.retention_days = a.retention_days;
+  o.retention_interval = std::chrono::seconds(a.retention_interval_secs);
+  o.es_url = a.elasticsearch_url;
+  o.es_index = a.elasticsearch_index;
+  if (!a.elasticsearch_auth_env.empty()) {
+    if (const char* v = std::getenv(a.elasticsearch_auth_env.c_str()))
+      o.es_auth = v;
+    else
+      spdlog::warn("audit: {} (elasticsearch_auth_env) is not set: requests carry no credentials",
+                   a.elasticsearch_auth_env);
+  }
+  o.es_bulk_max_docs = a.elasticsearch_bulk_max_docs;
+  o.es_bulk_max_bytes = a.elasticsearch_bulk_max_bytes;
+  o.es_timeout_ms = a.elasticsearch_timeout_ms;
+  o.es_max_backoff = std::chrono::milliseconds(a.elasticsearch_max_backoff_ms);
+  o.stats = env.stats;
+  return spawn_audit(env.sys, std::move(o));
 }
 
 caf::actor spawn_watchdog(caf::actor_system& sys, std::shared_ptr<health_state> health,

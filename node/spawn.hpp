@@ -21,6 +21,7 @@
 
 namespace fraiseql {
 
+class audit_queue;
 class byte_budget;
 class checkpoint_sink;
 class health_state;
@@ -52,6 +53,8 @@ struct node_env {
   /// The listener's byte budget (listener.max_bytes_in_flight): what events
   /// hold while referenced anywhere in the node.
   std::shared_ptr<byte_budget> budget;
+  /// The audit trail's queue ([audit]); null when it is off (and in a dry run).
+  std::shared_ptr<audit_queue> audit;
 };
 
 dlq_actor spawn_dlq(const node_env& env);
@@ -96,6 +99,9 @@ dedup_actor spawn_dedup(const node_env& env, std::shared_ptr<redis_pool> redis,
 /// Change-log retention ([change_log]); reports the log's figures even when
 /// pruning is off.
 pruner_actor spawn_pruner(const node_env& env);
+
+/// [audit]: the writer of env.audit's records (call only when env.audit is set).
+audit_actor spawn_audit(const node_env& env);
 
 caf::actor spawn_watchdog(caf::actor_system& sys, std::shared_ptr<health_state> health,
                           std::vector<caf::actor_addr> actors);

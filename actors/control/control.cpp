@@ -6,9 +6,11 @@
 #include "node/node.hpp"
 #include "node/system_shutdown.hpp"
 #include "runtime/config/control_token.hpp"
+#include "runtime/core/audit_query.hpp"
 #include "runtime/core/envelope.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/io/pg/audit_store.hpp"
 #include "runtime/io/pg/control_store.hpp"
 #include "runtime/io/pg/session.hpp"
 
@@ -54,6 +56,7 @@ struct control_state {
   static inline const char* name = "control";
   node* n = nullptr;
   std::unique_ptr<control_store> store;
+  std::unique_ptr<audit_store> audit;  // `search`; opened on first use
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string node_name;
   control_server::view_fn cluster_view;
@@ -67,6 +70,46 @@ struct control_state {
     for (uint32_t i = 0; i < reg->size(); ++i)
       if (reg->config(i).name == name) return i;
     return std::nullopt;
+  }
+
+  /// `observerctl search QUERY`: the audit trail in PostgreSQL (docs/history.md).
+  std::string search(const args_view& args) {
+    const auto q = args.str("query");
+    if (!q) throw usage_error("search needs a query");
+    int64_t limit = 50;
+    if (auto v = args.num("limit")) limit = *v;
+    if (limit < 1 || limit > 10000) throw usage_error("limit must be in [1, 10000]");
+    const auto& a = cfg().audit;
+    if (!a.enabled)
+      return error_reply("failed",
+                         "the audit trail is off on this node ([audit] enabled = false): nothing "
+                         "to search");
+    if (a.backend != "postgres")
+      return error_reply("failed",
+                         "the audit trail goes to Elasticsearch ([audit] backend = \"" + a.backend +
+                             "\"): search it there (the same query works as a query_string "
+                             "query, e.g. in Kibana or OpenSearch Dashboards)");
+    audit_search_sql sql;
+    std::string normalized;
+    try {
+      sql = compile_audit_query(*q, static_cast<uint32_t>(limit));
+      normalized = to_string(*parse_audit_query(*q));
+    } catch (const audit_query_error& e) {
+      throw usage_error("malformed query, " + describe_query_error(*q, e));
+    }
+    if (!audit)
+      audit = std::make_unique<audit_store>(normalize_dsn(cfg().database.url),
+                                            cfg().listener.listener_id);
+    const auto started = std::chrono::steady_clock::now();
+    auto hits = audit->search(sql);
+    const std::chrono::duration<double, std::milli> took =
+        std::chrono::steady_clock::now() - started;
+    const auto n = hits.as_array().size();
+    return ok_reply(json::object{{"query", normalized},
+                                 {"mode", sql.attempts ? "attempts" : "events"},
+                                 {"count", n},
+                                 {"took_ms", took.count()},
+                                 {"hits", std::move(hits)}});
   }
 
   std::string handle(const std::string& command, const json::object& a) {
@@ -117,6 +160,7 @@ struct control_state {
     }
     if (command == "dlq.retry-all") return retry_all(args.str("observer"), args.flag("dry_run"));
     if (command == "cache-stats") return cache_stats();
+    if (command == "search") return search(args);
     if (command == "debug-event") {
       if (auto h = args.num("history")) {
         if (*h < 1) throw usage_error("history must be >= 1");

@@ -5,6 +5,7 @@
 #include "messages/attempt.hpp"
 #include "messages/breaker.hpp"
 #include "messages/job.hpp"
+#include "runtime/core/audit.hpp"
 #include "runtime/core/backoff.hpp"
 #include "runtime/core/circuit_breaker.hpp"
 #include "runtime/exec/executor.hpp"
@@ -397,7 +398,10 @@ struct action_pool_state {
             [s, ids](uint64_t) {
               auto& st = s->state;
               st.enqueue_in_flight = false;
-              for (auto id : ids) st.attempt_done(id);
+              for (auto id : ids) {
+                if (st.cfg.audit) st.audit_enqueued(id);  // audit trail
+                st.attempt_done(id);
+              }
               st.send_enqueue();
               st.pump();
             },
@@ -408,6 +412,28 @@ struct action_pool_state {
               spdlog::error("job queue: {} jobs not enqueued, their events stay unfinished: {}", n,
                             caf::to_string(err));
             });
+  }
+
+  // --- audit trail (actors/history/audit): records only, never waits -------------
+
+  void audit_outcome(const attempt& a, const attempt_outcome& o) {
+    const auto& oc = cfg.registry->config(a.observer);
+    const bool retry = !o.ok && (!leading() || (o.retryable && a.tries < oc.retry.max_attempts));
+    const std::chrono::duration<double, std::milli> took =
+        std::chrono::steady_clock::now() - a.try_started;
+    if (!a.is_batch)
+      return audit_attempt(*cfg.audit, *events.at(a.seq).ev, *cfg.registry, a.observer, a.action,
+                           a.tries, o, retry, took.count());
+    // A batch's try is an attempt of each of its events.
+    for (auto m : a.members)
+      audit_attempt(*cfg.audit, *events.at(attempts.at(m).seq).ev, *cfg.registry, a.observer,
+                    a.action, a.tries, o, retry, took.count());
+  }
+
+  void audit_enqueued(uint64_t id) {
+    const auto& a = attempts.at(id);
+    audit_attempt(*cfg.audit, *events.at(a.seq).ev, *cfg.registry, a.observer, a.action, 1,
+                  attempt_outcome::success(), false, 0, "enqueued");
   }
 
   /// Starts the head event of a lane: all its actions (concurrent mode) or the first.
@@ -712,6 +738,7 @@ struct action_pool_state {
       for (size_t i = 0, n = a.is_batch ? a.members.size() : 1; i < n; ++i)
         cfg.stats->action_attempt(a.observer, a.action, o.ok, secs);
     }
+    if (cfg.audit && !a.redrive && !cfg.dry_run) audit_outcome(a, o);  // audit trail
     if (a.is_batch) return batch_outcome(id, std::move(o));
     if (a.redrive && (o.ok || !o.retryable || a.tries >= oc.retry.max_attempts)) {
       if (!o.ok) a.last_error = o.error;

@@ -15,6 +15,8 @@
 
 namespace fraiseql {
 
+class audit_queue;
+
 struct action_pool_options {
   std::shared_ptr<const observer_registry> registry;
   /// One executor per action type (runtime/exec/executor.hpp); they outlive the actor.
@@ -50,6 +52,8 @@ struct action_pool_options {
   /// has passed, no attempt starts and no DLQ row is written: another node
   /// may lead by now, and it will deliver what is left here.
   std::shared_ptr<const lease_clock> lease;
+  /// Audit trail: every ended attempt is recorded here (null: off).
+  std::shared_ptr<audit_queue> audit;
   /// Job queue: actions with `async` set are enqueued here instead of run; the
   /// action counts as done once the job is durable. Null: queue disabled.
   job_writer_actor jobs;

@@ -1,5 +1,6 @@
 #include "actors/pipeline/router.hpp"
 
+#include "runtime/core/audit.hpp"
 #include "runtime/core/clock.hpp"
 #include "runtime/core/envelope.hpp"
 
@@ -43,6 +44,7 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
             // Its body was not read: nothing to match. The DLQ keeps it, with
             // why, and the checkpoint moves on once that write is durable.
             if (cfg.stats) cfg.stats->event_processed();
+            if (cfg.audit) audit_routed(*cfg.audit, *ev, *cfg.registry, {});  // audit trail
             if (cfg.dry_run || !cfg.dlq) {
               spdlog::warn("router: event {} not delivered (dry run, no DLQ write): {}", ev->id,
                            oversize_reason(ev->row_bytes, ev->oversize_limit));
@@ -79,6 +81,7 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
             for (const auto& err : m.errors) errs.emplace_back(err.observer, err.message);
             cfg.trace->routed(ev, m.observers, std::move(errs));
           }
+          if (cfg.audit) audit_routed(*cfg.audit, *ev, *cfg.registry, m.observers);  // audit trail
           if (m.observers.empty()) {
             spdlog::debug("router: event {} ({} {}) matches no observer", ev->id, ev->event_type,
                           ev->entity_type);

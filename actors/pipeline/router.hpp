@@ -11,12 +11,16 @@
 
 namespace fraiseql {
 
+class audit_queue;
+
 struct router_options {
   std::shared_ptr<const observer_registry> registry;
   /// Counters (events processed / matched, condition errors); may be null.
   std::shared_ptr<metrics> stats;
   /// Debug journal (`observerctl debug-event`); may be null.
   std::shared_ptr<journal> trace;
+  /// Audit trail: every routed event is recorded here (null: off).
+  std::shared_ptr<audit_queue> audit;
   /// Where oversize events go (event::oversize_limit); null in tests that
   /// send none. In a dry run they are logged and finished.
   dlq_actor dlq;

@@ -4,7 +4,7 @@
 // and --version name the program as it was invoked.
 //
 // Offline: `validate-config FILE [--detailed]`, `eval`. Live (over the node's
-// CAF control plane, messages/control.hpp): status, metrics, dlq ..., debug-event.
+// CAF control plane, messages/control.hpp): status, metrics, dlq ..., debug-event, search.
 //
 // Exit codes (docs/operations.md):
 //   0  success
@@ -392,6 +392,52 @@ void print_dlq_list(const json::value& r) {
               << str(at(row, "created_at")) << shorten(str(at(row, "last_error")), 60) << "\n";
 }
 
+/// `search` hits as a table: events, or attempts with their event.
+void print_search(const json::value& r) {
+  const auto& hits = at(r, "hits").get_array();
+  const bool attempts = str(at(r, "mode")) == "attempts";
+  std::cout << hits.size() << (attempts ? " attempt(s)" : " event(s)") << " for "
+            << str(at(r, "query")) << "\n";
+  if (hits.empty()) return;
+  if (!attempts) {
+    std::cout << std::left << std::setw(29) << "TIMESTAMP" << std::setw(9) << "KIND"
+              << std::setw(16) << "ENTITY" << std::setw(14) << "ENTITY ID" << std::setw(38)
+              << "EVENT ID"
+              << "OBSERVERS\n";
+    for (const auto& h : hits) {
+      std::string obs;
+      if (at(h, "observers").is_array())
+        for (const auto& o : at(h, "observers").get_array())
+          obs += (obs.empty() ? "" : ",") + str(o);
+      std::cout << std::left << std::setw(29) << str(at(h, "timestamp")) << std::setw(9)
+                << str(at(h, "event_kind")) << std::setw(16)
+                << shorten(str(at(h, "entity_type")), 15) << std::setw(14)
+                << shorten(str(at(h, "entity_id")), 13) << std::setw(38) << str(at(h, "event_id"))
+                << (obs.empty() ? "-" : obs) << "\n";
+    }
+    return;
+  }
+  std::cout << std::left << std::setw(29) << "ATTEMPT AT" << std::setw(16) << "ENTITY"
+            << std::setw(38) << "EVENT ID" << std::setw(16) << "OBSERVER" << std::setw(14)
+            << "ACTION" << std::setw(4) << "#" << std::setw(11) << "STATUS" << std::setw(6)
+            << "HTTP" << std::setw(10) << "MS"
+            << "ERROR\n";
+  for (const auto& h : hits) {
+    char ms[32];
+    std::snprintf(ms, sizeof ms, "%.1f",
+                  at(h, "latency_ms").is_number() ? at(h, "latency_ms").to_number<double>() : 0.0);
+    const auto http = at(h, "http_status");
+    std::cout << std::left << std::setw(29) << str(at(h, "attempt_at")) << std::setw(16)
+              << shorten(str(at(h, "entity_type")) + ":" + str(at(h, "entity_id")), 15)
+              << std::setw(38) << str(at(h, "event_id")) << std::setw(16)
+              << shorten(str(at(h, "observer")), 15) << std::setw(14)
+              << (str(at(h, "action_index")) + ":" + str(at(h, "action_type"))) << std::setw(4)
+              << str(at(h, "attempt")) << std::setw(11) << str(at(h, "status")) << std::setw(6)
+              << (http.is_null() ? "-" : str(http)) << std::setw(10) << ms
+              << (at(h, "error").is_null() ? "" : shorten(str(at(h, "error")), 50)) << "\n";
+  }
+}
+
 void print_dlq_show(const json::value& r) {
   for (const char* k : {"id", "status", "event_id", "observer_name", "action_index", "action_type",
                         "attempts", "retry_count", "idempotency_key", "first_attempt_at",
@@ -670,6 +716,8 @@ int run_remote(connection_options o, const std::string& command, const json::obj
       print_dlq_stats(res);
     else if (command == "cache-stats")
       print_cache_stats(res);
+    else if (command == "search")
+      print_search(res);
     else if (command == "debug-event" && res.is_array())
       print_history(res);
     else if (command == "debug-event")
@@ -808,8 +856,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", conn.tls_key, "Client key PEM (env FRAISEQL_CONTROL_TLS_KEY)");
   app.add_option("--tls-ca", conn.tls_ca,
                  "CA PEM that signed the node (env FRAISEQL_CONTROL_TLS_CA)");
-  app.add_option("--format", conn.format, "Output format")
-      ->check(CLI::IsMember({"text", "json"}))
+  app.add_option("--format", conn.format, "Output format (table is text)")
+      ->check(CLI::IsMember({"text", "json", "table"}))
       ->capture_default_str();
   app.add_option("--timeout", conn.timeout_s, "Seconds to wait for the node")
       ->check(CLI::Range(0.1, 3600.0))
@@ -881,6 +929,19 @@ int main(int argc, char** argv) {
   de->add_flag("--detailed", de_detailed, "Also observers whose filter does not match");
   eid->excludes(hist);
 
+  auto* se = app.add_subcommand(
+      "search",
+      "Search the audit trail, e.g. 'entity_type:Order AND event_kind:created AND "
+      "timestamp:[now-1d TO now]' (docs/history.md)");
+  std::string query, search_format;
+  int64_t search_limit = 50;
+  se->add_option("query", query, "Query (quote it for the shell)")->required();
+  se->add_option("--limit", search_limit, "At most this many hits (newest first)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  se->add_option("--format", search_format, "table or json")
+      ->check(CLI::IsMember({"table", "text", "json"}));
+
   // The spec's `fraiseql-observers start --config FILE`: nodes are started by
   // observer-node; answered with one sentence saying so.
   if (auto u = unknown_command(app, argc, argv); u && u->first == &app && u->second == "start") {
@@ -944,6 +1005,11 @@ int main(int argc, char** argv) {
     command = "dlq.stats";
     args["by_observer"] = by_observer;
     args["by_error"] = by_error;
+  } else if (*se) {
+    command = "search";
+    args["query"] = query;
+    args["limit"] = search_limit;
+    if (!search_format.empty()) conn.format = search_format;
   } else if (*cs) {
     command = "cache-stats";
   } else if (*de) {

@@ -105,7 +105,7 @@ tables build() {
   using C = checkpoint_config;
   using P = performance_config;
   using B = circuit_breaker_config;
-  using A = adaptive_concurrency_config;
+  using AC = adaptive_concurrency_config;
   using R = redis_config;
   using Q = job_queue_config;
   using K = control_config;
@@ -176,22 +176,22 @@ tables build() {
                "Probe calls per half-open phase.")}};
   t.adaptive_concurrency = {
       "adaptive_concurrency",
-      {flag("enabled", &A::enabled, "Learn an in-flight limit per endpoint.")
+      {flag("enabled", &AC::enabled, "Learn an in-flight limit per endpoint.")
            .with_env("FRAISEQL_ADAPTIVE_CONCURRENCY"),
-       integer("min_limit", &A::min_limit, 1, 100000, "Lowest limit (also a probe's)."),
-       integer("max_limit", &A::max_limit, 1, 100000, "Highest limit of one endpoint."),
-       integer("initial_limit", &A::initial_limit, 1, 100000, "Limit after the first probe."),
-       number("tolerance", &A::tolerance, 0, 10, false,
+       integer("min_limit", &AC::min_limit, 1, 100000, "Lowest limit (also a probe's)."),
+       integer("max_limit", &AC::max_limit, 1, 100000, "Highest limit of one endpoint."),
+       integer("initial_limit", &AC::initial_limit, 1, 100000, "Limit after the first probe."),
+       number("tolerance", &AC::tolerance, 0, 10, false,
               "Latency up to (1 + tolerance) x baseline is near it."),
-       integer("latency_slack_us", &A::latency_slack_us, 0, 10000000,
+       integer("latency_slack_us", &AC::latency_slack_us, 0, 10000000,
                "...plus this much (jitter, not queueing)."),
-       number("backoff", &A::backoff, 0, 0.99, true, "Factor on overload (429, 503, timeout)."),
-       number("smoothing", &A::smoothing, 0, 1, true, "Share of a decrease applied per window."),
-       integer("window_samples", &A::window_samples, 1, 100000, "Fewest calls per decision."),
-       integer("baseline_interval_ms", &A::baseline_interval_ms, 1000, 86400000,
+       number("backoff", &AC::backoff, 0, 0.99, true, "Factor on overload (429, 503, timeout)."),
+       number("smoothing", &AC::smoothing, 0, 1, true, "Share of a decrease applied per window."),
+       integer("window_samples", &AC::window_samples, 1, 100000, "Fewest calls per decision."),
+       integer("baseline_interval_ms", &AC::baseline_interval_ms, 1000, 86400000,
                "Time between baseline probes."),
-       integer("baseline_samples", &A::baseline_samples, 1, 1000, "Calls measured per probe."),
-       integer("max_endpoints", &A::max_endpoints, 1, 1000000, "Limiters kept at most.")}};
+       integer("baseline_samples", &AC::baseline_samples, 1, 1000, "Calls measured per probe."),
+       integer("max_endpoints", &AC::max_endpoints, 1, 1000000, "Limiters kept at most.")}};
   t.redis = {
       "redis",
       {text("url", &R::url, "redis://[[user]:password@]host[:port][/db].")
@@ -317,6 +317,29 @@ tables build() {
                "Pruning rounds this often."),
        integer("prune_batch_size", &change_log_config::prune_batch_size, 100, 100000,
                "Rows per DELETE transaction.")}};
+  using A = audit_config;
+  t.audit = {
+      "audit",
+      {flag("enabled", &A::enabled, "Record events and action attempts."),
+       choice("backend", &A::backend, {"postgres", "elasticsearch"}, "Where records go."),
+       integer("retention_days", &A::retention_days, 1, 36500, "Days kept (postgres)."),
+       integer("retention_interval_secs", &A::retention_interval_secs, 10, 86400,
+               "Retention rounds this often."),
+       integer("queue_size", &A::queue_size, 100, 10000000, "Records waiting at most."),
+       integer("queue_max_bytes", &A::queue_max_bytes, 1u << 20, u32_max, "Bytes waiting at most."),
+       integer("batch_size", &A::batch_size, 1, 100000, "Records per write."),
+       integer("flush_interval_ms", &A::flush_interval_ms, 10, 60000, "Writes this often."),
+       text("elasticsearch_url", &A::elasticsearch_url, "Elasticsearch/OpenSearch base URL."),
+       text("elasticsearch_index", &A::elasticsearch_index, "Index prefix."),
+       text("elasticsearch_auth_env", &A::elasticsearch_auth_env, "Variable with credentials."),
+       integer("elasticsearch_bulk_max_docs", &A::elasticsearch_bulk_max_docs, 1, 100000,
+               "Documents per _bulk request."),
+       integer("elasticsearch_bulk_max_bytes", &A::elasticsearch_bulk_max_bytes, 1024, 100u << 20,
+               "Bytes per _bulk request."),
+       integer("elasticsearch_timeout_ms", &A::elasticsearch_timeout_ms, 100, 600000,
+               "Timeout of one request."),
+       integer("elasticsearch_max_backoff_ms", &A::elasticsearch_max_backoff_ms, 100, 3600000,
+               "Bound on the delay between retries.")}};
   t.job_queue = {
       "job_queue",
       {flag("enabled", &Q::enabled, "Turn the queue on."),
@@ -380,7 +403,7 @@ std::vector<option_info> list_options() {
   add(t.circuit_breaker), add(t.adaptive_concurrency), add(t.redis), add(t.nats), add(t.shutdown),
       add(t.failover), add(t.logging);
   add(t.metrics);
-  add(t.control), add(t.cluster), add(t.change_log), add(t.job_queue), add(t.retry);
+  add(t.control), add(t.cluster), add(t.change_log), add(t.audit), add(t.job_queue), add(t.retry);
   return out;
 }
 

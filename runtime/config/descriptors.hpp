@@ -199,6 +199,7 @@ struct tables {
   section<control_config> control;
   section<cluster_config> cluster;
   section<change_log_config> change_log;
+  section<audit_config> audit;
   section<job_queue_config> job_queue;
   section<retry_config> retry;
 };

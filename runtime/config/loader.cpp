@@ -18,6 +18,7 @@
 #include "runtime/config/loopback.hpp"
 #include "runtime/config/roles.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -109,6 +110,7 @@ void loader::collect_warnings() {
             "bounds its attempts)");
   transport_warnings();
   concurrency_warnings();
+  audit_warnings();
   if (const origin* o = set_at("control.journal_size"); o && !cfg_.control.enabled)
     warn_at(*o,
             "has no effect while [control] enabled is false (the journal only serves "
@@ -141,6 +143,7 @@ void loader::walk_root(const toml::table& root) {
                                "control",
                                "cluster",
                                "change_log",
+                               "audit",
                                "job_queue",
                                "observers"};
   for (auto&& [k, v] : root) {
@@ -172,6 +175,7 @@ void loader::walk_root(const toml::table& root) {
   if (const auto* t = read_table(root, "control", "")) walk_control(*t);
   if (const auto* t = read_table(root, "cluster", "")) walk_cluster(*t);
   section("change_log", d.change_log, cfg_.change_log);
+  section("audit", d.audit, cfg_.audit);
   section("job_queue", d.job_queue, cfg_.job_queue);
   if (const toml::node* n = root.get("observers")) walk_observers(*n);
 }
@@ -452,6 +456,61 @@ void loader::apply_redis_env() {
 
 // --- checks on the effective configuration -----------------------------------------
 
+void loader::audit_checks() {
+  const auto& a = cfg_.audit;
+  if (!a.enabled || a.backend != "elasticsearch") return;
+  const origin& at =
+      set_at("audit.backend") ? *set_at("audit.backend") : origin_at("audit.backend");
+  if (a.elasticsearch_url.empty()) {
+    error_at(at,
+             "backend \"elasticsearch\" needs elasticsearch_url (e.g. \"http://127.0.0.1:9200\")");
+  } else if (a.elasticsearch_url.rfind("http://", 0) != 0 &&
+             a.elasticsearch_url.rfind("https://", 0) != 0) {
+    error_at(origin_at("audit.elasticsearch_url"),
+             "'" + a.elasticsearch_url + "' is not an http:// or https:// URL");
+  }
+  if (!a.elasticsearch_auth_env.empty() && !is_identifier(a.elasticsearch_auth_env))
+    error_at(origin_at("audit.elasticsearch_auth_env"),
+             "'" + a.elasticsearch_auth_env +
+                 "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+  const string& idx = a.elasticsearch_index;
+  const bool idx_ok =
+      !idx.empty() && idx.size() <= 200 && idx[0] != '_' && idx[0] != '-' &&
+      std::all_of(idx.begin(), idx.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || c == '_' || c == '.';
+      });
+  if (!idx_ok)
+    error_at(origin_at("audit.elasticsearch_index"),
+             "'" + idx +
+                 "' is not a valid index prefix (lower case a-z 0-9 - _ ., not starting "
+                 "with - or _)");
+}
+
+void loader::audit_warnings() {
+  const auto& a = cfg_.audit;
+  for (const auto& o : config_schema::options().audit.options) {
+    const string key(o.key);
+    const origin* at = set_at("audit." + key);
+    if (at == nullptr || key == "enabled") continue;
+    const bool es_key = key.rfind("elasticsearch_", 0) == 0;
+    if (!a.enabled)
+      warn_at(*at, "has no effect while [audit] enabled is false");
+    else if (es_key && a.backend != "elasticsearch")
+      warn_at(*at, "has no effect with backend \"" + a.backend + "\"");
+    else if ((key == "retention_days" || key == "retention_interval_secs") &&
+             a.backend == "elasticsearch")
+      warn_at(*at,
+              "has no effect with backend \"elasticsearch\": indices are per day "
+              "(<index>-YYYY.MM.DD); expire them with an index lifecycle policy");
+  }
+  if (a.enabled && !cfg_.roles.pipeline && !cfg_.roles.workers) {
+    if (const origin* at = set_at("audit.enabled"))
+      warn_at(*at,
+              "has no effect in this role: events are audited where actions run (role all or "
+              "worker)");
+  }
+}
+
 void loader::final_checks() {
   // Database actions without url_env use the engine's own database.
   for (auto& o : cfg_.observers)
@@ -471,6 +530,7 @@ void loader::final_checks() {
              "DATABASE_URL "
              "environment variable");
   }
+  audit_checks();
   const auto& fo = cfg_.failover;
   if (fo.failover_threshold_ms < 2 * fo.health_check_interval_ms) {
     error_at(origin_at("failover.failover_threshold_ms"),

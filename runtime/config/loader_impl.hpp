@@ -188,6 +188,10 @@ class loader {
   void apply_redis_env();
   void apply_nats_env();
   void final_checks();
+  /// [audit]: the Elasticsearch backend's required and checked keys.
+  void audit_checks();
+  /// [audit] keys that have no effect (disabled, other backend, role).
+  void audit_warnings();
   /// config::roles for role_ (resolve_roles), errors and warnings located.
   void settle_roles();
   /// [transport] and [nats] keys that have no effect with transport "postgres".

@@ -522,6 +522,39 @@ struct change_log_config {
   uint32_t prune_batch_size = 5000;
 };
 
+/// `[audit]`: the audit trail (actors/history/audit, docs/history.md).
+struct audit_config {
+  /// Record every routed event and every finished attempt (off the hot path).
+  /// Off by default: it costs PostgreSQL ~35 µs of CPU per event, measured
+  /// as -21% peak delivery on 2 cores (docs/performance.md, "Audit trail").
+  bool enabled = false;
+  /// "postgres" (observer_audit_* tables in the source database, searchable
+  /// with observerctl search) or "elasticsearch" (Elasticsearch/OpenSearch _bulk).
+  std::string backend = "postgres";
+  /// Day partitions (postgres) older than this are dropped once finished.
+  uint32_t retention_days = 90;
+  /// Retention rounds this often.
+  uint32_t retention_interval_secs = 3600;
+  /// Bound on records waiting to be written; beyond it records are dropped
+  /// and counted (delivery never waits for the audit trail).
+  uint32_t queue_size = 100000;
+  uint32_t queue_max_bytes = 64u << 20;
+  /// Records per write (one multi-row INSERT per table).
+  uint32_t batch_size = 2000;
+  /// The writer takes what is queued this often.
+  uint32_t flush_interval_ms = 200;
+  /// Elasticsearch / OpenSearch: base URL, index prefix (one index per day:
+  /// <index>-YYYY.MM.DD), the variable holding credentials ("user:password"
+  /// for basic auth, anything else is sent as an ApiKey), bulk bounds.
+  std::string elasticsearch_url;
+  std::string elasticsearch_index = "fraiseql-audit";
+  std::string elasticsearch_auth_env;
+  uint32_t elasticsearch_bulk_max_docs = 1000;
+  uint32_t elasticsearch_bulk_max_bytes = 5u << 20;
+  uint32_t elasticsearch_timeout_ms = 10000;
+  uint32_t elasticsearch_max_backoff_ms = 30000;
+};
+
 /// `[job_queue]`: the persistent queue of asynchronous actions (observer_jobs).
 struct job_queue_config {
   bool enabled = false;
@@ -572,6 +605,7 @@ struct config {
   control_config control;
   cluster_config cluster;
   change_log_config change_log;
+  audit_config audit;
   job_queue_config job_queue;
   std::vector<observer_config> observers;
 };

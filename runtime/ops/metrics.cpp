@@ -120,6 +120,12 @@ struct metrics::impl {
   prometheus::Gauge* cluster_healthy = nullptr;
   prometheus::Family<prometheus::Counter>* leader_changes = nullptr;
   prometheus::Counter* change_log_pruned = nullptr;
+  prometheus::Counter* audit_events = nullptr;
+  prometheus::Counter* audit_attempts = nullptr;
+  prometheus::Counter* audit_dropped = nullptr;
+  prometheus::Counter* audit_failed = nullptr;
+  prometheus::Gauge* audit_queue = nullptr;
+  prometheus::Counter* audit_partitions_dropped = nullptr;
   // Added on the first report, so that only a process on transport "nats"
   // has the series (NatsDisconnected would fire on every other node).
   prometheus::Family<prometheus::Gauge>* nats_connected_family = nullptr;
@@ -296,6 +302,18 @@ metrics::metrics(const observer_registry& reg, const std::string& listener_id,
            .Name("observer_nats_consumer_max_ack_pending")
            .Help("Worker: the partition consumer's max_ack_pending")
            .Register(r);
+  impl_->audit_events =
+      counter("observer_audit_events_total", "Events written to the audit trail ([audit])");
+  impl_->audit_attempts = counter("observer_audit_attempts_total",
+                                  "Action attempts written to the audit trail ([audit])");
+  impl_->audit_dropped =
+      counter("observer_audit_dropped_total",
+              "Audit records dropped because the audit queue was full (delivery never waits)");
+  impl_->audit_failed = counter("observer_audit_failed_total",
+                                "Audit records the backend refused for good (not retried)");
+  impl_->audit_queue = gauge("observer_audit_queue", "Audit records waiting to be written");
+  impl_->audit_partitions_dropped = counter("observer_audit_partitions_dropped_total",
+                                            "Audit day partitions dropped by retention");
   impl_->change_log_pruned = counter("observer_change_log_pruned_total",
                                      "Change-log rows deleted by retention ([change_log])");
   impl_->change_log_rows =
@@ -546,6 +564,22 @@ void metrics::nats_consumer_gone(uint32_t partition) {
 
 void metrics::change_log_pruned(uint64_t rows) {
   impl_->change_log_pruned->Increment(static_cast<double>(rows));
+}
+void metrics::audit_written(uint64_t events, uint64_t attempts) {
+  impl_->audit_events->Increment(static_cast<double>(events));
+  impl_->audit_attempts->Increment(static_cast<double>(attempts));
+}
+void metrics::audit_dropped(uint64_t n) {
+  impl_->audit_dropped->Increment(static_cast<double>(n));
+}
+void metrics::audit_failed(uint64_t n) {
+  impl_->audit_failed->Increment(static_cast<double>(n));
+}
+void metrics::audit_queue(uint64_t records) {
+  impl_->audit_queue->Set(static_cast<double>(records));
+}
+void metrics::audit_partitions_dropped(uint64_t n) {
+  impl_->audit_partitions_dropped->Increment(static_cast<double>(n));
 }
 void metrics::change_log_figures(int64_t rows, int64_t bytes, double oldest_age_seconds,
                                  double overdue_seconds) {

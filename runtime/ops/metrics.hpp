@@ -69,6 +69,14 @@ class metrics {
   void leader_change(const std::string& listener_id);
   // Change-log retention (actors/history/pruner).
   void change_log_pruned(uint64_t rows);
+  /// Audit trail ([audit]): records written (events, attempts), records
+  /// dropped because the queue was full, records whose write failed for good,
+  /// records waiting, day partitions dropped by retention.
+  void audit_written(uint64_t events, uint64_t attempts);
+  void audit_dropped(uint64_t n);
+  void audit_failed(uint64_t n);
+  void audit_queue(uint64_t records);
+  void audit_partitions_dropped(uint64_t n);
   /// Rows (planner estimate), bytes, age of the oldest row, and how far past
   /// the retention period it is (0 while pruning keeps up or is off).
   void change_log_figures(int64_t rows, int64_t bytes, double oldest_age_seconds,
