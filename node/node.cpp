@@ -76,6 +76,8 @@ struct node::impl {
   dlq_actor dq;
   dedup_actor dd;   // null unless enable_dedup
   pruner_actor pr;  // change-log retention; null in a dry run
+  // Replay and backfill (pipeline role); null in a dry run.
+  caf::typed_actor<caf::reacts_to<tick_atom>> hw;
   // [redis] and the action-result cache (null when not configured). The pool
   // outlives everything that borrows it; the runner stops before the actors.
   std::shared_ptr<redis_pool> rpool;
@@ -603,6 +605,7 @@ void node::acquire_and_run_pipeline() {
                               {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
                                d.dq.address(), d.dd.address(), d.jr.address(), d.jw.address()});
   if (!d.dry_run) d.pr = spawn_pruner(env);
+  if (!d.dry_run) d.hw = spawn_history_writer(env, d.cp);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   d.complete = true;
@@ -684,6 +687,9 @@ bool node::stop(std::chrono::milliseconds timeout) {
   {
     caf::scoped_actor self{*d.sys};
     self->send_exit(d.watchdog, caf::exit_reason::user_shutdown);
+    // Replays and backfills write no further chunk (one in progress commits
+    // or not; either way the next leader resumes after the last committed).
+    if (d.hw) self->send_exit(d.hw, caf::exit_reason::user_shutdown);
     // 1. Stop reading (the listener of the pipeline or of the bridge).
     if (d.lst)
       self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
@@ -765,8 +771,8 @@ bool node::stop(std::chrono::milliseconds timeout) {
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
     for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
-                   d.dq.address(), d.dd.address(), d.pr.address(), d.bridge.address(),
-                   d.bridge_dq.address(), d.wk.address()})
+                   d.dq.address(), d.dd.address(), d.pr.address(), d.hw.address(),
+                   d.bridge.address(), d.bridge_dq.address(), d.wk.address()})
       if (a) self->send_exit(a, caf::exit_reason::user_shutdown);
   }
   // Cache tasks use the executors the pool owns: stop them first.
@@ -778,6 +784,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.dq = nullptr;
   d.dd = nullptr;
   d.pr = nullptr;
+  d.hw = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
   d.bridge = nullptr;

@@ -1,0 +1,90 @@
+#pragma once
+
+// Replay and backfill rules without I/O (docs/history.md): which observers a
+// replayed copy may run, how a replay bound is read, when the backfill may
+// write its next chunk. The SQL lives in runtime/io/pg/history_store.cpp, the
+// actor in actors/history/history_writer.cpp.
+
+#include "messages/event.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fraiseql {
+
+class observer_registry;
+
+/// Narrows the observers matched for `ev`: a replayed copy requested by
+/// another listener id runs none (every listener of the database reads the
+/// copy; only the requester delivers it), and one requested for a named
+/// observer runs only that observer. Other events are left alone.
+void narrow_replay_observers(const event& ev, const std::string& listener_id,
+                             const observer_registry& registry, std::vector<uint32_t>& observers);
+
+/// A bound of `observerctl replay --from/--to`: a change-log event id (uuid)
+/// or a time (any text PostgreSQL's timestamptz accepts; checked there).
+struct replay_bound {
+  enum class kind { event_id, time } k = kind::time;
+  /// The uuid in lower case, or the time text as given (trimmed).
+  std::string text;
+};
+
+/// Reads a bound; an empty or blank text is nullopt. A uuid (36 characters,
+/// hex digits and dashes at 8-4-4-4-12, any case) is an event id; anything
+/// else is a time.
+std::optional<replay_bound> parse_replay_bound(const std::string& text);
+
+/// Paces the chunks of replays and backfills against the pipeline, so live
+/// events never queue behind more than about one and a half chunks of them:
+/// the next chunk waits until the pipeline holds fewer than half a chunk of
+/// events (read, not finished) and at least half of the previous chunk has
+/// finished since it was written (the listener has read it). After
+/// `max_wait` without that, it goes anyway (a chunk nobody reads, e.g. rows
+/// another listener id filters out, cannot stall it). Clock passed in.
+class chunk_pacer {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit chunk_pacer(uint32_t batch, std::chrono::milliseconds max_wait = std::chrono::seconds(2))
+      : batch_(batch), max_wait_(max_wait) {}
+  /// `in_flight`, `finished`: the checkpointer's (events admitted and not
+  /// finished, events finished since start).
+  bool may_write(uint64_t in_flight, uint64_t finished, clock::time_point now) const {
+    if (rows_ > 0 && now - written_at_ < max_wait_ &&
+        finished < finished_at_write_ + (rows_ + 1) / 2)
+      return false;
+    return in_flight == 0 || in_flight * 2 < batch_ ||
+           (rows_ > 0 && now - written_at_ >= max_wait_);
+  }
+  /// A chunk of `rows` rows was committed when `finished` events were done.
+  void wrote(uint64_t rows, uint64_t finished, clock::time_point now) {
+    rows_ = rows;
+    finished_at_write_ = finished;
+    written_at_ = now;
+  }
+
+ private:
+  uint32_t batch_;
+  std::chrono::milliseconds max_wait_;
+  uint64_t rows_ = 0;
+  uint64_t finished_at_write_ = 0;
+  clock::time_point written_at_{};
+};
+
+}  // namespace fraiseql
+
+namespace fraiseql {
+
+/// What makes an operator's SQL condition (`observerctl backfill --where`)
+/// unfit to be placed inside `WHERE (...)`, before PostgreSQL sees it: it must
+/// be one expression that stays inside its parentheses, so no `;`, no
+/// comment, no closing parenthesis without its opening one, every quote and
+/// parenthesis closed. String literals ('...', E'...', $tag$...$tag$) and
+/// quoted identifiers may hold anything. Returns the problem with its
+/// 1-based character position, or nullopt. (PostgreSQL then checks the rest:
+/// EXPLAIN in a read-only transaction, history_store::create_backfill.)
+std::optional<std::string> sql_condition_problem(const std::string& sql);
+
+}  // namespace fraiseql
