@@ -42,8 +42,9 @@ std::optional<replay_bound> parse_replay_bound(const std::string& text);
 /// the next chunk waits until the pipeline holds fewer than half a chunk of
 /// events (read, not finished) and at least half of the previous chunk has
 /// finished since it was written (the listener has read it). After
-/// `max_wait` without that, it goes anyway (a chunk nobody reads, e.g. rows
-/// another listener id filters out, cannot stall it). Clock passed in.
+/// `max_wait` without that, it goes anyway: a pipeline that live events
+/// alone keep full (or a chunk nobody reads) slows a backfill down to one
+/// chunk per `max_wait`, never stops it. Clock passed in.
 class chunk_pacer {
  public:
   using clock = std::chrono::steady_clock;
@@ -51,12 +52,14 @@ class chunk_pacer {
       : batch_(batch), max_wait_(max_wait) {}
   /// `in_flight`, `finished`: the checkpointer's (events admitted and not
   /// finished, events finished since start).
-  bool may_write(uint64_t in_flight, uint64_t finished, clock::time_point now) const {
-    if (rows_ > 0 && now - written_at_ < max_wait_ &&
-        finished < finished_at_write_ + (rows_ + 1) / 2)
-      return false;
-    return in_flight == 0 || in_flight * 2 < batch_ ||
-           (rows_ > 0 && now - written_at_ >= max_wait_);
+  bool may_write(uint64_t in_flight, uint64_t finished, clock::time_point now) {
+    if (!started_) {
+      started_ = true;
+      written_at_ = now;  // waiting starts now
+    }
+    if (now - written_at_ >= max_wait_) return true;
+    if (rows_ > 0 && finished < finished_at_write_ + (rows_ + 1) / 2) return false;
+    return in_flight == 0 || in_flight * 2 < batch_;
   }
   /// A chunk of `rows` rows was committed when `finished` events were done.
   void wrote(uint64_t rows, uint64_t finished, clock::time_point now) {
@@ -68,6 +71,7 @@ class chunk_pacer {
  private:
   uint32_t batch_;
   std::chrono::milliseconds max_wait_;
+  bool started_ = false;
   uint64_t rows_ = 0;
   uint64_t finished_at_write_ = 0;
   clock::time_point written_at_{};
