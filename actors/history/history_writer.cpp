@@ -20,7 +20,7 @@ struct task {
   bool replay = true;
   int64_t id = 0;
   uint32_t batch = 500;
-  chunk_pacer pacer{500};
+  chunk_pacer pacer{500};  // sizes the chunks: runtime/core/replay.hpp
   int failures = 0;
   int conflicts = 0;  // consecutive ordering conflicts (backfill)
   std::chrono::steady_clock::time_point not_before{};
@@ -63,7 +63,8 @@ void refresh(history_writer_pointer self, const history_writer_options& o) {
     next.emplace(key, std::move(t));
   };
   for (auto id : st.store->running_replays(o.listener_id)) keep(true, id, o.replay_batch);
-  for (auto id : st.store->running_backfills()) keep(false, id, 0);
+  // A backfill's chunks are bounded by its own --batch too (in the store).
+  for (auto id : st.store->running_backfills()) keep(false, id, 100000);
   st.tasks = std::move(next);
 }
 
@@ -81,7 +82,8 @@ bool round(history_writer_pointer self, const history_writer_options& o, uint64_
     }
     const char* what = t.replay ? "replay" : "backfill";
     try {
-      auto r = t.replay ? st.store->replay_chunk(t.id, t.batch) : st.store->backfill_chunk(t.id);
+      const auto rows = t.pacer.chunk_rows();
+      auto r = t.replay ? st.store->replay_chunk(t.id, rows) : st.store->backfill_chunk(t.id, rows);
       t.failures = 0;
       if (!r.ran) {  // finished, failed, or another node holds it now
         it = st.tasks.erase(it);

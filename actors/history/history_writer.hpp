@@ -26,8 +26,9 @@ using history_writer_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
 struct history_writer_options {
   std::string dsn;
   std::string listener_id;
-  /// Rows per replay chunk (a backfill has its own, from its request).
-  uint32_t replay_batch = 500;
+  /// Most rows per replay chunk (a backfill has its own --batch); the pacer
+  /// sizes chunks below it (runtime/core/replay.hpp).
+  uint32_t replay_batch = 1000;
   /// How often running requests are looked for while none runs.
   std::chrono::milliseconds idle_poll{500};
   /// The pipeline's checkpointer: paces the chunks.

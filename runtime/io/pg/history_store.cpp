@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <thread>
@@ -517,7 +518,7 @@ std::vector<int64_t> history_store::running_backfills() {
   });
 }
 
-chunk_result history_store::backfill_chunk(int64_t id) {
+chunk_result history_store::backfill_chunk(int64_t id, uint32_t limit) {
   auto result = run([&](pqxx::connection_base& c) {
     pqxx::work tx{c};
     chunk_result out;
@@ -535,7 +536,7 @@ chunk_result history_store::backfill_chunk(int64_t id) {
     const std::string entity = q[1].c_str();
     const std::string key = q[2].c_str();
     const auto where = opt_text(q[3]);
-    const auto batch = q[4].as<int64_t>();
+    const auto batch = std::min<int64_t>(q[4].as<int64_t>(), std::max<uint32_t>(1, limit));
     const auto last_key = opt_text(q[5]);
     auto kt = tx.exec_params(
         "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"

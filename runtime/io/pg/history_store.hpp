@@ -100,10 +100,11 @@ class history_store {
   std::vector<int64_t> running_backfills();
   /// Copies the next `batch` rows of replay `id` (one transaction).
   chunk_result replay_chunk(int64_t id, uint32_t batch);
-  /// Emits the next chunk of backfill `id` (one transaction), or rolls it
+  /// Emits the next chunk of backfill `id` (one transaction; at most
+  /// `limit` rows, and at most its --batch), or rolls it
   /// back when a concurrent writer of one of its rows would see its change
   /// delivered in the wrong order (chunk_result::conflict).
-  chunk_result backfill_chunk(int64_t id);
+  chunk_result backfill_chunk(int64_t id, uint32_t limit);
   /// Marks a request failed with `error` (a chunk that cannot succeed).
   void fail_replay(int64_t id, const std::string& error);
   void fail_backfill(int64_t id, const std::string& error);

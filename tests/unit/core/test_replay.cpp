@@ -160,45 +160,58 @@ TEST_SUITE("replay") {
     CHECK(ok);
   }
 
-  TEST_CASE("pacing: half a chunk finished and the pipeline under half a chunk") {
+  TEST_CASE("pacing: a chunk waits for half the last one, sizes follow the drain time") {
     using namespace std::chrono;
-    chunk_pacer p(100, milliseconds(2000));
+    chunk_pacer p(1000, milliseconds(8), milliseconds(2000), 10);
     const auto t0 = steady_clock::time_point{} + hours(1);
+    CHECK(p.chunk_rows() == 10);
     CHECK(p.may_write(0, 0, t0));
-    CHECK(p.may_write(49, 0, t0));
-    CHECK_FALSE(p.may_write(50, 0, t0));
-    p.wrote(100, 1000, t0);
+    CHECK(p.may_write(4, 0, t0));
+    CHECK_FALSE(p.may_write(5, 0, t0));  // half a chunk in flight already
+    p.wrote(10, 1000, t0);
     // Not read yet: nothing finished since.
     CHECK_FALSE(p.may_write(0, 1000, t0 + milliseconds(1)));
-    CHECK_FALSE(p.may_write(10, 1049, t0 + milliseconds(5)));
-    CHECK(p.may_write(10, 1050, t0 + milliseconds(5)));
-    CHECK_FALSE(p.may_write(60, 1100, t0 + milliseconds(5)));
+    CHECK_FALSE(p.may_write(0, 1004, t0 + milliseconds(2)));
+    // Half through within the target: the next chunk is larger.
+    CHECK(p.may_write(0, 1005, t0 + milliseconds(3)));
+    CHECK(p.chunk_rows() == 16);
+    p.wrote(16, 1005, t0 + milliseconds(3));
+    // Half through only after 32 ms (4x the target): a quarter of the size,
+    // bounded below by min_rows.
+    CHECK_FALSE(p.may_write(0, 1010, t0 + milliseconds(20)));
+    CHECK(p.may_write(0, 1013, t0 + milliseconds(35)));
+    CHECK(p.chunk_rows() == 10);
     // A pipeline kept full by live events: one chunk per max_wait.
-    CHECK(p.may_write(5000, 1000, t0 + milliseconds(2000)));
+    p.wrote(10, 1013, t0 + milliseconds(35));
+    CHECK_FALSE(p.may_write(5000, 1013, t0 + milliseconds(1000)));
+    CHECK(p.may_write(5000, 1013, t0 + milliseconds(2035)));
   }
 
   TEST_CASE("property: the pacer never runs ahead of the pipeline before max_wait") {
     const bool ok = rc::check("no write while half the last chunk is unfinished", [] {
       using namespace std::chrono;
-      const auto batch = *rc::gen::inRange<uint32_t>(1, 1000);
-      chunk_pacer p(batch, milliseconds(2000));
+      const auto batch = *rc::gen::inRange<uint32_t>(1, 5000);
+      chunk_pacer p(batch, milliseconds(8), milliseconds(2000), 10);
       auto now = steady_clock::time_point{} + hours(1);
       uint64_t finished = 0, last_rows = 0, finished_at = 0;
       auto last = now;
       bool wrote = false;
-      const auto steps = *rc::gen::inRange(1, 200);
+      const auto steps = *rc::gen::inRange(1, 300);
       for (int i = 0; i < steps; ++i) {
         now += milliseconds(*rc::gen::inRange(0, 300));
         finished += *rc::gen::inRange<uint64_t>(0, 200);
         const auto in_flight = *rc::gen::inRange<uint64_t>(0, 2 * batch);
         const bool may = p.may_write(in_flight, finished, now);
+        const auto size = p.chunk_rows();
+        RC_ASSERT(size >= std::min<uint32_t>(10, batch));
+        RC_ASSERT(size <= batch);
         if (wrote && now - last < milliseconds(2000)) {
           if (finished < finished_at + (last_rows + 1) / 2) RC_ASSERT_FALSE(may);
-          if (in_flight * 2 >= batch && in_flight > 0) RC_ASSERT_FALSE(may);
+          if (in_flight > 0 && in_flight * 2 >= size) RC_ASSERT_FALSE(may);
         }
         if (wrote && now - last >= milliseconds(2000)) RC_ASSERT(may);
         if (may) {
-          last_rows = *rc::gen::inRange<uint64_t>(1, batch + 1);
+          last_rows = *rc::gen::inRange<uint64_t>(1, size + 1);
           p.wrote(last_rows, finished, now);
           finished_at = finished;
           last = now;
