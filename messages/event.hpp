@@ -84,6 +84,13 @@ struct event {
   /// Memory this event holds (envelope tree and text, strings), approximate:
   /// what it counts against the listener's byte budget while referenced.
   uint64_t footprint = 0;
+  /// Nonzero: a replayed copy of the change-log event `id` (observerctl
+  /// replay; docs/history.md), requested by the listener `replay_listener`
+  /// for `replay_observer` (empty: every observer). The envelope carries the
+  /// marker as "replay"; the idempotency keys are the original ones.
+  uint64_t replay_id = 0;
+  std::string replay_listener;
+  std::string replay_observer;
 };
 
 using event_ptr = std::shared_ptr<const event>;
@@ -94,6 +101,14 @@ using event_batch = std::vector<event_ptr>;
 inline std::string idempotency_key(const std::string& event_id, const std::string& observer,
                                    size_t action_index) {
   return event_id + ":" + observer + ":" + std::to_string(action_index);
+}
+
+/// The identity deduplication claims for an event (`event:<this>` in Redis):
+/// its id, and for a replayed copy its id and the replay's, so that a replay
+/// passes the claims of the original delivery while a copy redelivered after
+/// a crash is still deduplicated against itself.
+inline std::string dedup_identity(const event& ev) {
+  return ev.replay_id == 0 ? ev.id : ev.id + ":replay:" + std::to_string(ev.replay_id);
 }
 
 /// An action that exhausted its attempts, on its way to the DLQ.

@@ -81,6 +81,8 @@ struct node::impl {
   // (null when the trail is off or in a dry run).
   std::shared_ptr<audit_queue> audit_q;
   audit_actor au;
+  // Replay and backfill (pipeline role); null in a dry run.
+  caf::typed_actor<caf::reacts_to<tick_atom>> hw;
   // [redis] and the action-result cache (null when not configured). The pool
   // outlives everything that borrows it; the runner stops before the actors.
   std::shared_ptr<redis_pool> rpool;
@@ -614,6 +616,7 @@ void node::acquire_and_run_pipeline() {
                                d.dq.address(), d.dd.address(), d.jr.address(), d.jw.address()});
   if (!d.dry_run) d.pr = spawn_pruner(env);
   if (env.audit) d.au = spawn_audit(env);
+  if (!d.dry_run) d.hw = spawn_history_writer(env, d.cp);
   caf::anon_send(d.lst, read_atom::value);
   d.started = true;
   d.complete = true;
@@ -695,6 +698,9 @@ bool node::stop(std::chrono::milliseconds timeout) {
   {
     caf::scoped_actor self{*d.sys};
     self->send_exit(d.watchdog, caf::exit_reason::user_shutdown);
+    // Replays and backfills write no further chunk (one in progress commits
+    // or not; either way the next leader resumes after the last committed).
+    if (d.hw) self->send_exit(d.hw, caf::exit_reason::user_shutdown);
     // 1. Stop reading (the listener of the pipeline or of the bridge).
     if (d.lst)
       self->request(d.lst, std::chrono::seconds(10), stop_atom::value)
@@ -784,7 +790,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
       self->send_exit(d.jw, caf::exit_reason::user_shutdown);
     }
     for (auto a : {d.lst.address(), d.rt.address(), d.pool.address(), d.cp.address(),
-                   d.dq.address(), d.dd.address(), d.pr.address(), d.au.address(),
+                   d.dq.address(), d.dd.address(), d.pr.address(), d.au.address(), d.hw.address(),
                    d.bridge.address(), d.bridge_dq.address(), d.wk.address()})
       if (a) self->send_exit(a, caf::exit_reason::user_shutdown);
   }
@@ -798,6 +804,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   d.dd = nullptr;
   d.pr = nullptr;
   d.au = nullptr;
+  d.hw = nullptr;
   d.jr = nullptr;
   d.jw = nullptr;
   d.bridge = nullptr;

@@ -1,6 +1,7 @@
 #include "node/spawn.hpp"
 
 #include "actors/history/audit.hpp"
+#include "actors/history/history_writer.hpp"
 #include "actors/history/pruner.hpp"
 #include "actors/jobs/job_runner.hpp"
 #include "actors/jobs/job_writer.hpp"
@@ -49,6 +50,15 @@ pruner_actor spawn_pruner(const node_env& env) {
   return spawn_pruner(env.sys, std::move(o));
 }
 
+caf::typed_actor<caf::reacts_to<tick_atom>> spawn_history_writer(
+    const node_env& env, caf::typed_actor<status_reply> checkpointer) {
+  history_writer_options o;
+  o.dsn = env.dsn;
+  o.listener_id = env.cfg.listener.listener_id;
+  o.checkpointer = std::move(checkpointer);
+  return spawn_history_writer(env.sys, std::move(o));
+}
+
 checkpointer_actor spawn_checkpointer(const node_env& env, const checkpoint_record& resume,
                                       std::shared_ptr<checkpoint_sink> store,
                                       std::shared_ptr<leader_lease> lease) {
@@ -92,6 +102,7 @@ router_actor spawn_router(const node_env& env, run_sink pool, finish_sink checkp
   o.dlq = std::move(dlq);
   o.dry_run = env.dry_run;
   o.audit = env.audit;
+  o.listener_id = env.cfg.listener.listener_id;
   return spawn_router(env.sys, o, std::move(pool), std::move(checkpointer));
 }
 

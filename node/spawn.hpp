@@ -102,6 +102,10 @@ pruner_actor spawn_pruner(const node_env& env);
 
 /// [audit]: the writer of env.audit's records (call only when env.audit is set).
 audit_actor spawn_audit(const node_env& env);
+/// Replay and backfill requests of this listener id / database, paced by
+/// the pipeline's `checkpointer` (actors/history/history_writer.hpp).
+caf::typed_actor<caf::reacts_to<tick_atom>> spawn_history_writer(
+    const node_env& env, caf::typed_actor<status_reply> checkpointer);
 
 caf::actor spawn_watchdog(caf::actor_system& sys, std::shared_ptr<health_state> health,
                           std::vector<caf::actor_addr> actors);

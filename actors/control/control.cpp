@@ -10,8 +10,10 @@
 #include "runtime/core/envelope.hpp"
 #include "runtime/core/journal.hpp"
 #include "runtime/core/observers.hpp"
+#include "runtime/core/replay.hpp"
 #include "runtime/io/pg/audit_store.hpp"
 #include "runtime/io/pg/control_store.hpp"
+#include "runtime/io/pg/history_store.hpp"
 #include "runtime/io/pg/session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -20,6 +22,7 @@
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -56,7 +59,8 @@ struct control_state {
   static inline const char* name = "control";
   node* n = nullptr;
   std::unique_ptr<control_store> store;
-  std::unique_ptr<audit_store> audit;  // `search`; opened on first use
+  std::unique_ptr<audit_store> audit;     // `search`; opened on first use
+  std::unique_ptr<history_store> hstore;  // opened at the first replay or backfill request
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string node_name;
   control_server::view_fn cluster_view;
@@ -161,6 +165,9 @@ struct control_state {
     if (command == "dlq.retry-all") return retry_all(args.str("observer"), args.flag("dry_run"));
     if (command == "cache-stats") return cache_stats();
     if (command == "search") return search(args);
+    if (command == "replay" || command == "replay.status" || command == "backfill" ||
+        command == "backfill.status")
+      return history_command(command, args);
     if (command == "debug-event") {
       if (auto h = args.num("history")) {
         if (*h < 1) throw usage_error("history must be >= 1");
@@ -171,6 +178,112 @@ struct control_state {
       return debug_event(*id, args.flag("detailed"));
     }
     throw usage_error("unknown command '" + command + "'");
+  }
+
+  // --- replay and backfill (docs/history.md) ---
+
+  history_store& history() {
+    if (!hstore) hstore = std::make_unique<history_store>(normalize_dsn(cfg().database.url));
+    return *hstore;
+  }
+
+  std::string history_command(const std::string& command, const args_view& args) {
+    try {
+      if (command == "replay.status")
+        return ok_reply(history().replays(cfg().listener.listener_id, 20));
+      if (command == "backfill.status") return ok_reply(history().backfills(20));
+      if (command == "replay") return replay(args);
+      return backfill(args);
+    } catch (const history_error& e) {
+      if (e.usage) throw usage_error(e.what());
+      return error_reply("failed", e.what());
+    }
+  }
+
+  std::string replay(const args_view& args) {
+    replay_request r;
+    r.listener_id = cfg().listener.listener_id;
+    if (auto f = args.str("from")) r.from = parse_replay_bound(*f);
+    if (!r.from) throw usage_error("replay needs --from: a time or an event id");
+    if (auto t = args.str("to")) {
+      r.to = parse_replay_bound(*t);
+      if (!r.to) throw usage_error("--to is empty: give a time or an event id, or leave it out");
+    }
+    if (auto o = args.str("observer")) {
+      if (!observer_index(*o)) {
+        std::string names;
+        auto reg = n->registry();
+        for (uint32_t i = 0; i < reg->size(); ++i)
+          names += (names.empty() ? "" : ", ") + reg->config(i).name;
+        throw usage_error("unknown observer '" + *o + "' (this node's observers: " +
+                          (names.empty() ? std::string("none") : names) + ")");
+      }
+      r.observer = *o;
+    }
+    r.again = args.flag("again");
+    auto plan = history().plan_replay(r);
+    json::object out{
+        {"events", plan.events},
+        {"first", plan.first},
+        {"last", plan.last},
+        {"listener_id", r.listener_id},
+        {"observer", r.observer.empty() ? json::value(nullptr) : json::value(r.observer)}};
+    if (args.flag("dry_run")) {
+      // What each observer would run: conditions evaluated now, a chunk at a
+      // time (memory stays bounded whatever the range).
+      auto reg = n->registry();
+      std::vector<int64_t> per(reg->size(), 0);
+      int64_t unmatched = 0, deliveries = 0;
+      history().scan_replay(plan, 1000, [&](const std::vector<event_ptr>& batch) {
+        for (const auto& ev : batch) {
+          auto m = reg->match(*ev);
+          if (!r.observer.empty())
+            m.observers.erase(
+                std::remove_if(m.observers.begin(), m.observers.end(),
+                               [&](uint32_t o) { return reg->config(o).name != r.observer; }),
+                m.observers.end());
+          if (m.observers.empty()) ++unmatched;
+          for (auto o : m.observers) {
+            ++per[o];
+            deliveries += static_cast<int64_t>(reg->config(o).actions.size());
+          }
+        }
+      });
+      json::array observers;
+      for (uint32_t i = 0; i < reg->size(); ++i)
+        if (r.observer.empty() || reg->config(i).name == r.observer)
+          observers.push_back(json::object{{"observer", reg->config(i).name}, {"events", per[i]}});
+      out["dry_run"] = true;
+      out["observers"] = std::move(observers);
+      out["unmatched"] = unmatched;
+      out["actions"] = deliveries;
+      return ok_reply(std::move(out));
+    }
+    bool created = false;
+    out["replay"] = history().create_replay(plan, created);
+    out["created"] = created;
+    out["role"] = n->role();
+    if (created)
+      spdlog::info("control: replay {} requested: {} events from {} to {}{}",
+                   json::serialize(out["replay"].as_object().at("id")), plan.events,
+                   json::serialize(plan.first), json::serialize(plan.last),
+                   r.observer.empty() ? std::string() : " for observer " + r.observer);
+    return ok_reply(std::move(out));
+  }
+
+  std::string backfill(const args_view& args) {
+    auto table = args.str("table");
+    if (!table || table->empty()) throw usage_error("backfill needs a TABLE (schema.table)");
+    int64_t batch = 1000;
+    if (auto b = args.num("batch")) batch = *b;
+    if (batch < 1 || batch > 100000) throw usage_error("--batch must be in [1, 100000]");
+    auto where = args.str("where");
+    auto row = history().create_backfill(*table, where, static_cast<uint32_t>(batch));
+    spdlog::info("control: backfill {} of {} requested{}",
+                 json::serialize(row.as_object().at("id")), *table,
+                 where ? " where " + *where : std::string());
+    json::object out{{"backfill", std::move(row)}, {"role", n->role()}};
+    return ok_reply(std::move(out));
   }
 
   json::value status(bool detailed) {

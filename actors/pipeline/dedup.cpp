@@ -120,7 +120,7 @@ struct dedup_state {
     for (size_t i = 0; i < waiting.size(); ++i) {
       if (waiting[i].st != claim_state::unclaimed) continue;
       idx.push_back(i);
-      ids.push_back(waiting[i].ev->id);
+      ids.push_back(dedup_identity(*waiting[i].ev));
     }
     if (ids.empty()) return;
     std::vector<claim_status> res;
@@ -179,7 +179,7 @@ struct dedup_state {
         skipped.push_back(w.ev->seq);
         continue;
       }
-      in_pool[w.ev->seq] = running_event{w.ev->id, w.st == claim_state::claimed};
+      in_pool[w.ev->seq] = running_event{dedup_identity(*w.ev), w.st == claim_state::claimed};
       self->send(pool, run_atom::value, w.ev, std::move(w.observers));
     }
     if (!skipped.empty()) self->send(checkpointer, finish_atom::value, std::move(skipped));
@@ -232,7 +232,7 @@ struct dedup_state {
   void extend_claims() {
     std::vector<std::string> ids;
     for (const auto& w : waiting)
-      if (w.st == claim_state::claimed) ids.push_back(w.ev->id);
+      if (w.st == claim_state::claimed) ids.push_back(dedup_identity(*w.ev));
     for (const auto& [seq, r] : in_pool)
       if (r.claimed) ids.push_back(r.id);
     if (ids.empty()) return;
@@ -273,7 +273,7 @@ struct dedup_state {
   void release_all() {
     std::vector<std::string> ids;
     for (const auto& w : waiting)
-      if (w.st == claim_state::claimed) ids.push_back(w.ev->id);
+      if (w.st == claim_state::claimed) ids.push_back(dedup_identity(*w.ev));
     for (const auto& [seq, r] : in_pool)
       if (r.claimed) ids.push_back(r.id);
     if (ids.empty()) return;

@@ -3,6 +3,7 @@
 #include "runtime/core/audit.hpp"
 #include "runtime/core/clock.hpp"
 #include "runtime/core/envelope.hpp"
+#include "runtime/core/replay.hpp"
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -67,6 +68,8 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
             continue;
           }
           auto m = cfg.registry->match(*ev);
+          // A replayed copy runs only for the listener and observer that asked.
+          narrow_replay_observers(*ev, cfg.listener_id, *cfg.registry, m.observers);
           for (const auto& err : m.errors) {
             spdlog::warn("router: event {}: condition not evaluated, observer skipped: {}", ev->id,
                          err.message);

@@ -8,6 +8,7 @@
 #include "runtime/ops/metrics.hpp"
 
 #include <memory>
+#include <string>
 
 namespace fraiseql {
 
@@ -25,6 +26,9 @@ struct router_options {
   /// send none. In a dry run they are logged and finished.
   dlq_actor dlq;
   bool dry_run = false;
+  /// This node's listener id: replayed copies another listener id requested
+  /// run no observer here (runtime/core/replay.hpp).
+  std::string listener_id;
 };
 
 /// Matches each event against the registry; events that match nothing are

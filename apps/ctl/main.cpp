@@ -471,6 +471,91 @@ void print_retry_all(const json::value& r) {
             << " resolved, " << str(at(r, "failed")) << " failed\n";
 }
 
+/// "<id> at <time> (txid T, pk P)" of an event the node described.
+std::string event_text(const json::value& e) {
+  return str(at(e, "id")) + " at " + str(at(e, "timestamp")) + " (txid " + str(at(e, "txid")) +
+         ", pk " + str(at(e, "pk")) + ")";
+}
+
+void print_replay(const json::value& r) {
+  const auto events = str(at(r, "events"));
+  if (at(r, "dry_run").is_bool()) {
+    std::cout << "dry run: would replay " << events << " event(s) of listener "
+              << str(at(r, "listener_id")) << "\n"
+              << "  first: " << event_text(at(r, "first")) << "\n"
+              << "  last:  " << event_text(at(r, "last")) << "\n"
+              << "  per observer (conditions evaluated now):\n";
+    for (const auto& o : at(r, "observers").get_array())
+      std::cout << "    " << std::left << std::setw(24) << str(at(o, "observer"))
+                << str(at(o, "events")) << " event(s)\n";
+    std::cout << "  matching no observer: " << str(at(r, "unmatched")) << "\n"
+              << "  actions that would run: " << str(at(r, "actions")) << "\n"
+              << "nothing was delivered\n";
+    return;
+  }
+  const auto& row = at(r, "replay");
+  if (at(r, "created").is_bool() && !at(r, "created").get_bool()) {
+    std::cout << "replay " << str(at(row, "id")) << " of this range was already requested at "
+              << str(at(row, "created_at")) << " (status " << str(at(row, "status")) << ", "
+              << str(at(row, "events_written")) << " of " << str(at(row, "events_total"))
+              << " events written): not queued again; pass --again to replay once more\n";
+    return;
+  }
+  std::cout << "replay " << str(at(row, "id")) << " queued: " << events << " event(s)"
+            << (at(r, "observer").is_null() ? "" : " for observer " + str(at(r, "observer")))
+            << "\n  first: " << event_text(at(r, "first"))
+            << "\n  last:  " << event_text(at(r, "last")) << "\n"
+            << "the node leading listener " << str(at(r, "listener_id"))
+            << " re-delivers them with their original idempotency keys and \"replay\" in the "
+               "envelope (progress: replay --status)\n";
+}
+
+void print_replay_status(const json::value& r) {
+  if (r.get_array().empty()) {
+    std::cout << "no replays\n";
+    return;
+  }
+  std::cout << std::left << std::setw(6) << "ID" << std::setw(9) << "STATUS" << std::setw(10)
+            << "EVENTS" << std::setw(10) << "WRITTEN" << std::setw(20) << "OBSERVER"
+            << std::setw(34) << "CREATED"
+            << "ERROR\n";
+  for (const auto& row : r.get_array())
+    std::cout << std::left << std::setw(6) << str(at(row, "id")) << std::setw(9)
+              << str(at(row, "status")) << std::setw(10) << str(at(row, "events_total"))
+              << std::setw(10) << str(at(row, "events_written")) << std::setw(20)
+              << (at(row, "observer_name").is_null() ? "*" : str(at(row, "observer_name")))
+              << std::setw(34) << str(at(row, "created_at"))
+              << (at(row, "error").is_null() ? "" : shorten(str(at(row, "error")), 60)) << "\n";
+}
+
+void print_backfill(const json::value& r) {
+  const auto& b = at(r, "backfill");
+  std::cout << "backfill " << str(at(b, "id")) << " of " << str(at(b, "table_name"))
+            << " queued: entity " << str(at(b, "entity")) << ", key " << str(at(b, "key_column"))
+            << ", chunks of " << str(at(b, "batch_size")) << " rows"
+            << (at(b, "where_sql").is_null() ? "" : ", where " + str(at(b, "where_sql"))) << "\n"
+            << "the leader emits each row as a READ event (progress: backfill --status)\n";
+}
+
+void print_backfill_status(const json::value& r) {
+  if (r.get_array().empty()) {
+    std::cout << "no backfills\n";
+    return;
+  }
+  std::cout << std::left << std::setw(6) << "ID" << std::setw(24) << "TABLE" << std::setw(9)
+            << "STATUS" << std::setw(10) << "ROWS" << std::setw(8) << "CHUNKS" << std::setw(14)
+            << "LAST KEY" << std::setw(9) << "RETRIES" << std::setw(34) << "CREATED"
+            << "ERROR\n";
+  for (const auto& row : r.get_array())
+    std::cout << std::left << std::setw(6) << str(at(row, "id")) << std::setw(24)
+              << str(at(row, "table_name")) << std::setw(9) << str(at(row, "status"))
+              << std::setw(10) << str(at(row, "rows_emitted")) << std::setw(8)
+              << str(at(row, "chunks_done")) << std::setw(14) << str(at(row, "last_key"))
+              << std::setw(9) << str(at(row, "chunk_retries")) << std::setw(34)
+              << str(at(row, "created_at"))
+              << (at(row, "error").is_null() ? "" : shorten(str(at(row, "error")), 60)) << "\n";
+}
+
 void print_dlq_stats(const json::value& r) {
   std::cout << "total:    " << str(at(r, "total")) << "\n"
             << "pending:  " << str(at(r, "pending")) << "\n"
@@ -718,6 +803,14 @@ int run_remote(connection_options o, const std::string& command, const json::obj
       print_cache_stats(res);
     else if (command == "search")
       print_search(res);
+    else if (command == "replay")
+      print_replay(res);
+    else if (command == "replay.status")
+      print_replay_status(res);
+    else if (command == "backfill")
+      print_backfill(res);
+    else if (command == "backfill.status")
+      print_backfill_status(res);
     else if (command == "debug-event" && res.is_array())
       print_history(res);
     else if (command == "debug-event")
@@ -941,6 +1034,30 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   se->add_option("--format", search_format, "table or json")
       ->check(CLI::IsMember({"table", "text", "json"}));
+  auto* rp = app.add_subcommand(
+      "replay", "Re-deliver retained change-log events with their original idempotency keys");
+  std::string rp_from, rp_to, rp_observer;
+  bool rp_dry = false, rp_again = false, rp_status = false;
+  auto* rp_from_opt = rp->add_option("--from", rp_from,
+                                     "First event: a time (2026-12-03T18:00:00Z) or an event id");
+  rp->add_option("--to", rp_to, "Last event (inclusive): a time or an event id; default: now");
+  rp->add_option("--observer", rp_observer, "Only this observer runs");
+  rp->add_flag("--dry-run", rp_dry,
+               "Count what would be re-delivered, per observer; deliver nothing");
+  rp->add_flag("--again", rp_again, "Replay even if the same request was made before");
+  auto* rp_status_opt = rp->add_flag("--status", rp_status, "List this listener's replays");
+  rp_status_opt->excludes(rp_from_opt);
+  auto* bf = app.add_subcommand("backfill",
+                                "Emit a captured table's existing rows as READ events, in chunks");
+  std::string bf_table, bf_where;
+  int64_t bf_batch = 1000;
+  bool bf_status = false;
+  auto* bf_table_opt = bf->add_option("table", bf_table, "The table (schema.table), captured");
+  bf->add_option("--where", bf_where, "Only rows matching this SQL condition");
+  bf->add_option("--batch", bf_batch, "Rows per chunk")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  bf->add_flag("--status", bf_status, "List backfills and their progress")->excludes(bf_table_opt);
 
   // The spec's `fraiseql-observers start --config FILE`: nodes are started by
   // observer-node; answered with one sentence saying so.
@@ -1010,6 +1127,32 @@ int main(int argc, char** argv) {
     args["query"] = query;
     args["limit"] = search_limit;
     if (!search_format.empty()) conn.format = search_format;
+  } else if (*rp) {
+    if (rp_status) {
+      command = "replay.status";
+    } else {
+      if (rp_from.empty())
+        return fail(conn, exit_usage, "usage",
+                    "replay needs --from (a time or an event id), or --status");
+      command = "replay";
+      args["from"] = rp_from;
+      if (!rp_to.empty()) args["to"] = rp_to;
+      if (!rp_observer.empty()) args["observer"] = rp_observer;
+      args["dry_run"] = rp_dry;
+      args["again"] = rp_again;
+    }
+  } else if (*bf) {
+    if (bf_status) {
+      command = "backfill.status";
+    } else {
+      if (bf_table.empty())
+        return fail(conn, exit_usage, "usage",
+                    "backfill needs a TABLE (schema.table), or --status");
+      command = "backfill";
+      args["table"] = bf_table;
+      if (!bf_where.empty()) args["where"] = bf_where;
+      args["batch"] = bf_batch;
+    }
   } else if (*cs) {
     command = "cache-stats";
   } else if (*de) {

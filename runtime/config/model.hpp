@@ -217,7 +217,7 @@ struct observer_config {
   /// Stable name used in idempotency keys, the DLQ and metrics. Defaults to
   /// "observer-<index>" (1-based) when absent.
   std::string name;
-  /// "INSERT" | "UPDATE" | "DELETE" | "CUSTOM" | "*"
+  /// "INSERT" | "UPDATE" | "DELETE" | "CUSTOM" | "READ" (backfill) | "*"
   std::string event_type;
   /// Entity type (change-log object_type), or "*" for any.
   std::string entity;

@@ -147,11 +147,12 @@ const toml::node* loader::walk_observer(const toml::table& t, size_t i, observer
     }
   }
 
-  const got et = read_enum(t, "event_type", p, {"INSERT", "UPDATE", "DELETE", "CUSTOM", "*"}, true,
-                           obs.event_type);
+  const got et =
+      read_enum(t, "event_type", p, {"INSERT", "UPDATE", "DELETE", "CUSTOM", "READ", "*"}, true,
+                obs.event_type);
   if (et == got::absent)
     missing(t, p + ".event_type",
-            "required key is missing (one of INSERT, UPDATE, DELETE, CUSTOM, *)");
+            "required key is missing (one of INSERT, UPDATE, DELETE, CUSTOM, READ, *)");
 
   const got en = read_string(t, "entity", p, obs.entity);
   if (en == got::absent) {

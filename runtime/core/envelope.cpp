@@ -12,7 +12,7 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
                      const std::string& object_data_before, std::string timestamp,
                      std::optional<std::string> tenant_id, std::optional<std::string> user_id,
                      std::optional<std::string> trace_id, std::shared_ptr<const read_cursor> cursor,
-                     uint64_t row_bytes, uint64_t oversize_limit) {
+                     uint64_t row_bytes, uint64_t oversize_limit, const std::string& replay) {
   namespace json = boost::json;
   auto ev = std::make_shared<event>();
   ev->seq = seq;
@@ -59,6 +59,11 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
   if (row_bytes == 0) row_bytes = object_data.size() + object_data_before.size();
   if (oversize_limit > 0)
     env["oversize"] = json::object{{"bytes", row_bytes}, {"limit", oversize_limit}};
+  std::optional<replay_marker> marker;
+  if (!replay.empty()) {
+    marker = parse_replay_marker(replay);
+    env["replay"] = json::parse(replay);
+  }
   ev->envelope = std::move(env);
   // The serialized envelope splices PostgreSQL's own JSON text for `data` and
   // `old`, so webhook bodies carry numbers exactly as stored (a numeric(30,10)
@@ -110,7 +115,16 @@ event_ptr make_event(uint64_t seq, position pos, std::string id, std::string eve
     out += std::to_string(oversize_limit);
     out += '}';
   }
+  if (marker) {
+    out += ",\"replay\":";
+    out += replay;
+  }
   out += '}';
+  if (marker) {
+    ev->replay_id = marker->id;
+    ev->replay_listener = std::move(marker->listener_id);
+    ev->replay_observer = std::move(marker->observer);
+  }
   ev->id = std::move(id);
   ev->event_type = std::move(event_type);
   ev->entity_type = std::move(entity_type);
@@ -164,6 +178,27 @@ uint64_t event_footprint(const event& ev) {
          ev.envelope_json.capacity() + 1;
 }
 
+replay_marker parse_replay_marker(const std::string& text) {
+  namespace bj = boost::json;
+  bj::error_code ec;
+  bj::value v = bj::parse(text, ec);
+  if (ec) throw std::runtime_error("replay marker is not JSON: " + ec.message());
+  if (!v.is_object()) throw std::runtime_error("replay marker is not a JSON object");
+  const auto& o = v.get_object();
+  replay_marker m;
+  auto id = o.find("id");
+  if (id == o.end() || !(id->value().is_int64() || id->value().is_uint64()))
+    throw std::runtime_error("replay marker has no numeric 'id'");
+  m.id = id->value().is_int64() ? static_cast<uint64_t>(id->value().get_int64())
+                                : id->value().get_uint64();
+  if (m.id == 0) throw std::runtime_error("replay marker has id 0");
+  if (auto l = o.find("listener_id"); l != o.end() && l->value().is_string())
+    m.listener_id = std::string(l->value().get_string());
+  if (auto ob = o.find("observer"); ob != o.end() && ob->value().is_string())
+    m.observer = std::string(ob->value().get_string());
+  return m;
+}
+
 std::string oversize_reason(uint64_t bytes, uint64_t limit) {
   return "event of " + std::to_string(bytes) + " bytes exceeds the per-event limit of " +
          std::to_string(limit) +
@@ -205,6 +240,12 @@ event_ptr event_from_envelope(const std::string& json, uint64_t seq) {
     } catch (const std::exception&) {
       throw std::runtime_error("stored event envelope has a malformed position");
     }
+  }
+  if (auto it = o.find("replay"); it != o.end() && it->value().is_object()) {
+    auto m = parse_replay_marker(bj::serialize(it->value()));
+    ev->replay_id = m.id;
+    ev->replay_listener = std::move(m.listener_id);
+    ev->replay_observer = std::move(m.observer);
   }
   ev->envelope = std::move(v);
   ev->envelope_json = json;

@@ -19,14 +19,25 @@ namespace fraiseql {
 /// `oversize_limit` nonzero: the row's body (`row_bytes`) was over this limit
 /// and not read; the texts are empty and the envelope carries
 /// `"oversize": {"bytes": row_bytes, "limit": oversize_limit}`. The event's
-/// footprint is set (event_footprint()).
+/// footprint is set (event_footprint()). `replay` non-empty: the JSON object
+/// of a replayed copy's marker ({"id", "listener_id", "observer"}; see
+/// parse_replay_marker()), carried by the envelope as "replay".
 event_ptr make_event(uint64_t seq, position pos, std::string id, std::string event_type,
                      std::string entity_type, std::string entity_id, const std::string& object_data,
                      const std::string& object_data_before, std::string timestamp,
                      std::optional<std::string> tenant_id, std::optional<std::string> user_id,
                      std::optional<std::string> trace_id,
                      std::shared_ptr<const read_cursor> cursor = nullptr, uint64_t row_bytes = 0,
-                     uint64_t oversize_limit = 0);
+                     uint64_t oversize_limit = 0, const std::string& replay = {});
+
+/// A replay marker as stored in a copy's extra_metadata -> 'fraiseql_replay'.
+struct replay_marker {
+  uint64_t id = 0;
+  std::string listener_id;
+  std::string observer;  // empty: every observer
+};
+/// Parses a marker's JSON text; throws std::runtime_error naming what is wrong.
+replay_marker parse_replay_marker(const std::string& json);
 
 /// Memory an event holds, approximately: its strings, its serialized envelope
 /// and a walk of its parsed envelope (values, object entries, keys, strings),

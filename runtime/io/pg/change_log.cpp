@@ -61,21 +61,23 @@ struct wake_receiver final : pqxx::notification_receiver {
   " THEN '' ELSE coalesce(s.b, '') END AS before_text,"                                        \
   " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts_text," \
   " s.tenant_id::text AS tenant_text, s.user_id::text AS user_text,"                           \
-  " s.trace_id::text AS trace_text, NULL::text AS snap_text, s.sz AS size_bytes"               \
+  " s.trace_id::text AS trace_text, NULL::text AS snap_text, s.sz AS size_bytes,"              \
+  " s.rp AS replay_text"                                                                       \
   " FROM (SELECT w.*, sum(CASE WHEN w.sz > " MAX                                               \
   " THEN 0 ELSE w.sz END)"                                                                     \
   "   OVER (ORDER BY w.txid, w.pk ROWS UNBOUNDED PRECEDING) AS run"                            \
   "   FROM (SELECT x.*, coalesce(octet_length(x.d), 0) + coalesce(octet_length(x.b), 0) AS sz" \
   "     FROM (SELECT c.pk_entity_change_log AS pk, c.txid, c.id, c.object_type,"               \
   "       c.modification_type, c.object_id, c.object_data::text AS d,"                         \
-  "       c.object_data_before::text AS b, c.created_at, c.tenant_id, c.user_id, c.trace_id"   \
+  "       c.object_data_before::text AS b, c.created_at, c.tenant_id, c.user_id, c.trace_id,"  \
+  "       (c.extra_metadata -> 'fraiseql_replay')::text AS rp"                                 \
   "       " WHERE                                                                              \
   " ORDER BY c.txid, c.pk_entity_change_log LIMIT $3) x) w) s"                                 \
   " WHERE s.run - (CASE WHEN s.sz > " MAX " THEN 0 ELSE s.sz END) < " ROOM
 #define OBSERVER_SNAPSHOT_ROW                                                            \
   "SELECT 0 AS part, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text,"      \
   " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text," \
-  " pg_current_snapshot()::text, NULL::bigint"
+  " pg_current_snapshot()::text, NULL::bigint, NULL::text"
 #define OBSERVER_MAIN_WHERE                                                                    \
   "FROM core.tb_entity_change_log c WHERE (c.txid, c.pk_entity_change_log) > ($1::text::xid8," \
   " $2::bigint)"
@@ -273,7 +275,8 @@ std::vector<event_ptr> change_log_reader::read(read_cursor& cursor, uint32_t lim
       ev = make_event(next_seq + i, pos, row[3].c_str(), row[5].c_str(), row[4].c_str(),
                       row[6].c_str(), row[7].c_str(), row[8].c_str(), row[9].c_str(), opt(10),
                       opt(11), opt(12), std::make_shared<const read_cursor>(std::move(cursors[i])),
-                      bytes, bytes > max_event ? max_event : 0);
+                      bytes, bytes > max_event ? max_event : 0,
+                      row[15].is_null() ? std::string() : std::string(row[15].c_str()));
     } catch (const std::exception& e) {
       // jsonb always holds valid JSON; reaching this means corruption we must not hide.
       throw std::runtime_error("change log row pk=" + std::to_string(pos.pk) +

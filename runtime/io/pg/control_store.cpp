@@ -228,7 +228,10 @@ event_ptr control_store::change_log_event(const std::string& event_id) {
         " coalesce(c.object_data_before::text, ''),"
         " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
         " c.tenant_id::text, c.user_id::text, c.trace_id::text"
-        " FROM core.tb_entity_change_log c WHERE c.id::text = $1",
+        " FROM core.tb_entity_change_log c WHERE c.id::text = $1"
+        // The original before its replayed copies (same id, docs/history.md).
+        " ORDER BY c.extra_metadata -> 'fraiseql_replay' IS NOT NULL, c.txid,"
+        " c.pk_entity_change_log LIMIT 1",
         event_id);
     if (r.empty()) return nullptr;
     const auto& row = r[0];

@@ -112,6 +112,14 @@ struct fixture {
     ev->id = "ev-" + std::to_string(seq);
     caf::anon_send(dd, run_atom::value, event_ptr(ev), std::vector<uint32_t>{0});
   }
+  /// A replayed copy of event `of` (replay `replay`): the same event id.
+  void send_copy(uint64_t seq, uint64_t of, uint64_t replay) {
+    auto ev = std::make_shared<event>();
+    ev->seq = seq;
+    ev->id = "ev-" + std::to_string(of);
+    ev->replay_id = replay;
+    caf::anon_send(dd, run_atom::value, event_ptr(ev), std::vector<uint32_t>{0});
+  }
   void finish(std::vector<uint64_t> seqs) {
     caf::anon_send(dd, finish_atom::value, std::move(seqs));
     sched->run();
@@ -168,6 +176,28 @@ TEST_SUITE("dedup_actor") {
     f.sched->run();
     CHECK(f.rec->ran == std::vector<uint64_t>{2});
     CHECK(f.rec->finished == std::vector<uint64_t>{1});
+  }
+
+  TEST_CASE("a replay passes the original's claim; the same replay twice runs once") {
+    fixture f;
+    f.send(1);
+    f.sched->run();
+    f.finish({1});
+    CHECK(f.value(1) == std::string("done"));
+    // Replay 7 of event 1: its own identity, so it runs although event 1 is done.
+    f.send_copy(2, 1, 7);
+    f.sched->run();
+    CHECK(f.rec->ran == std::vector<uint64_t>{1, 2});
+    f.finish({2});
+    // The same copy again (redelivered after a crash): done, not run.
+    f.send_copy(3, 1, 7);
+    f.sched->run();
+    CHECK(f.rec->ran == std::vector<uint64_t>{1, 2});
+    CHECK(f.rec->finished == std::vector<uint64_t>{1, 2, 3});
+    // Another replay of the same event runs again.
+    f.send_copy(4, 1, 8);
+    f.sched->run();
+    CHECK(f.rec->ran == std::vector<uint64_t>{1, 2, 4});
   }
 
   TEST_CASE("a busy event holds back the events behind it until it resolves") {
