@@ -145,11 +145,13 @@ EOF
     chmod 755 "$root/usr/sbin/policy-rc.d"
     rm -rf "${root:?}"/var/cache/apt/archives/*.deb "${root:?}"/var/lib/apt/lists/* "${root:?}"/dev/*
     : >"$root/etc/resolv.conf"
+    chmod 755 "$root"  # mktemp made it 0700: it becomes the image's /
     tar --numeric-owner -C "$root" -cf "$tar.part" .
     mv "$tar.part" "$tar"
     rm -rf "$root"
   fi
-  d import --change 'CMD ["bash"]' "$tar" debian:12 >/dev/null
+  d import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' "$tar" debian:12 >/dev/null
   echo "docker-engine: debian:12 imported from $tar"
 }
 

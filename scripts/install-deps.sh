@@ -3,8 +3,13 @@
 # no input). Does nothing when everything is present.
 # `scripts/install-deps.sh --docker` also installs a Docker engine (docker.io,
 # started only by scripts/docker-engine.sh, never as a service) and debootstrap
-# (the base image): what scripts/test-docker.sh needs.
+# (the base image): what scripts/test-docker.sh needs. `--build` installs only
+# what compiling and packaging need (the Dockerfile's build stage).
 set -euo pipefail
+build_pkgs=(build-essential cmake ninja-build ccache pkg-config git file dpkg-dev
+  libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
+  doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
+  libhiredis-dev libcivetweb-dev libssl-dev libnats-dev)
 pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-psycopg2 curl
   libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
@@ -21,7 +26,8 @@ command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "${1:-}" in
   "") ;;
   --docker) pkgs+=(docker.io debootstrap) ;;
-  *) echo "usage: scripts/install-deps.sh [--docker]" >&2; exit 2 ;;
+  --build) pkgs=("${build_pkgs[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [--docker | --build]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
