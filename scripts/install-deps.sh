@@ -6,7 +6,7 @@
 # (the base image): what scripts/test-docker.sh needs. `--build` installs only
 # what compiling and packaging need (the Dockerfile's build stage).
 set -euo pipefail
-build_pkgs=(build-essential cmake ninja-build ccache pkg-config git file dpkg-dev
+build_pkgs=(build-essential cmake ninja-build ccache pkg-config git file dpkg-dev python3
   libcaf-dev libpqxx-dev libboost-json1.81-dev libtomlplusplus-dev prometheus-cpp-dev
   doctest-dev librapidcheck-dev libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
   libhiredis-dev libcivetweb-dev libssl-dev libnats-dev)
