@@ -10,7 +10,7 @@ docker-compose/docker-compose.TOPOLOGY.yml with docker-compose/test/host-network
 Every service must become healthy (the migrate services exit 0); an `orders`
 table is attached in every database; rows are inserted and the webhook sink
 (scripts/sink.py, on 127.0.0.1) must receive every change-log event of every
-database. Then a worker (topologies 3, 4: after scaling to 10 workers in 3), a
+database, and (topologies 2-4) Redis must hold the dedup claims. Then a worker (topologies 3, 4: after scaling to 10 workers in 3), a
 bridge (the leading one), or the observer (1, 2) is killed with SIGKILL: the
 restart policy must bring it back healthy and the rows written meanwhile must
 be delivered too. Everything is torn down (down -v) on every exit path.
@@ -296,6 +296,12 @@ def run(name):
             t.sql(svc, "SELECT observer_attach('public.orders', 'Order', 'id', true)")
         t.insert(50, "first")
         check_delivery(t, sink, "first rows")
+        if name != "postgres-only":
+            # The dedup claims of the delivered events are in the compose Redis.
+            keys = int(subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", t.env["FQ_REDIS_PORT"],
+                                       "DBSIZE"], capture_output=True, text=True, check=True).stdout)
+            assert keys > 0, "Redis holds no keys: dedup did not use it"
+            log(f"Redis holds {keys} keys (dedup claims)")
 
         if name == "nats-distributed":
             t.compose("up", "-d", "--no-build", "--scale", "worker=10")
