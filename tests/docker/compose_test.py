@@ -10,10 +10,11 @@ docker-compose/docker-compose.TOPOLOGY.yml with docker-compose/test/host-network
 Every service must become healthy (the migrate services exit 0); an `orders`
 table is attached in every database; rows are inserted and the webhook sink
 (scripts/sink.py, on 127.0.0.1) must receive every change-log event of every
-database, and (topologies 2-4) Redis must hold the dedup claims. Then a worker (topologies 3, 4: after scaling to 10 workers in 3), a
-bridge (the leading one), or the observer (1, 2) is killed with SIGKILL: the
-restart policy must bring it back healthy and the rows written meanwhile must
-be delivered too. Everything is torn down (down -v) on every exit path.
+database, and (topologies 2-4) Redis must hold the dedup claims. Then a worker
+(topologies 3, 4: after scaling to 10 workers in 3), a bridge (the leading
+one), or the observer (1, 2) is killed with SIGKILL: the restart policy must
+bring it back healthy and the rows written meanwhile must be delivered too.
+Everything is torn down (down -v) on every exit path.
 
 Needs DOCKER_HOST (scripts/docker-engine.sh env DIR) and the images of
 scripts/docker-image.sh. Exit 77 (CTest: skipped) unless FRAISEQL_DOCKER_TESTS=1.
