@@ -247,6 +247,15 @@ class Sink:
                         out.append(json.loads(json.loads(line)["body"])["id"])
         return out
 
+    def sources(self):
+        out = set()
+        if os.path.exists(self.log):
+            with open(self.log, "rb") as f:
+                for line in f:
+                    if line.endswith(b"\n"):
+                        out.add(json.loads(json.loads(line)["body"]).get("source"))
+        return out
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(10)
@@ -304,6 +313,11 @@ def run(name):
             assert keys > 0, "Redis holds no keys: dedup did not use it"
             log(f"Redis holds {keys} keys (dedup claims)")
 
+        if name == "multi-database":
+            # Each bridge names its database in the envelopes ([nats] source_name default).
+            got = sink.sources()
+            assert got == {"fraiseql_db1", "fraiseql_db2", "fraiseql_db3"}, f"sources {got}"
+            log(f"events from the three bridges: sources {sorted(got)}")
         if name == "nats-distributed":
             t.compose("up", "-d", "--no-build", "--scale", "worker=10")
             t.wait_healthy()
