@@ -89,10 +89,10 @@ probe() {  # probe ADDRESS PATH -> the HTTP status line's code, or "-"
 status() {
   [ -f "$dir/nodes" ] || { echo "cluster: $topo is not up ($dir)" >&2; exit 1; }
   local name addr pid role state bad=0
-  printf '%-24s %-12s %-8s %-7s %-8s %s\n' NODE ADDRESS PID ROLE HEALTHZ READYZ
+  printf '%-28s %-12s %-8s %-7s %-8s %s\n' NODE ADDRESS PID ROLE HEALTHZ READYZ
   while read -r name addr pid role; do
     if kill -0 "$pid" 2>/dev/null; then state=$(probe "$addr" /healthz); else state=dead; bad=1; fi
-    printf '%-24s %-12s %-8s %-7s %-8s %s\n' "$name" "$addr" "$pid" "$role" "$state" "$(probe "$addr" /readyz)"
+    printf '%-28s %-12s %-8s %-7s %-8s %s\n' "$name" "$addr" "$pid" "$role" "$state" "$(probe "$addr" /readyz)"
     [ "$state" = 200 ] || bad=1
   done <"$dir/nodes"
   return $bad
