@@ -42,10 +42,27 @@ def log(msg):
     print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
 
 
+_taken = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768-60999): a port bind(0)
+    picked could be taken, before the container binds it, by an outgoing
+    connection of another container (seen: PostgreSQL failing to bind). 20000+
+    is worker-entry.sh's range."""
+    import random
+    for _ in range(1000):
+        p = random.randint(12000, 19999)
+        if p in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        _taken.add(p)
+        return p
+    raise AssertionError("no free port in 12000-19999")
 
 
 def wait_until(pred, timeout, what, interval=0.5):
