@@ -458,6 +458,9 @@ void node::start_workers(const std::string& dsn) {
                                d.dd.address(), d.jr.address(), d.jw.address()});
   d.workers_started = true;
   d.role = r_worker;
+  // A worker reads no change log: its readiness is not a listener's (with
+  // --role all the bridge's listener reports as usual).
+  if (!d.cfg.roles.bridge) d.health->without_listener();
   d.health->leading();
   spdlog::info("node: workers started as '{}' (stream {}, {} partitions, window {}), {} observers",
                name, n.stream, n.partitions, wo.window, d.registry->size());

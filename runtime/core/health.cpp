@@ -25,6 +25,11 @@ void health_state::listener_connected(bool connected) {
   connected_ = connected;
 }
 
+void health_state::without_listener() {
+  std::lock_guard<std::mutex> l(mu_);
+  needs_listener_ = false;
+}
+
 void health_state::checkpoint_age(double seconds) {
   std::lock_guard<std::mutex> l(mu_);
   age_s_ = seconds;
@@ -52,7 +57,8 @@ health_verdict health_state::ready() const {
   if (!failed_.empty()) return {false, "actor failed: " + failed_};
   if (stopping_) return {false, "stopping"};
   if (!leading_) return {false, waiting_for_};
-  if (!connected_) return {false, "database unreachable: the listener cannot read the change log"};
+  if (needs_listener_ && !connected_)
+    return {false, "database unreachable: the listener cannot read the change log"};
   if (max_age_s_ > 0 && age_s_ > max_age_s_) {
     char buf[160];
     std::snprintf(buf, sizeof buf, "checkpoint stale: not saved for %.0f s (limit %.0f s)", age_s_,

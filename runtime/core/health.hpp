@@ -35,6 +35,9 @@ class health_state {
   void leading();
   /// The listener read the change log (true) or cannot reach the database (false).
   void listener_connected(bool connected);
+  /// This process runs no listener (a NATS worker): readiness does not wait
+  /// for a listener connection.
+  void without_listener();
   /// Seconds events have waited for a checkpoint save (0: nothing pending).
   void checkpoint_age(double seconds);
   /// Graceful stop began: no longer live or ready.
@@ -51,6 +54,7 @@ class health_state {
   bool leading_ = false;
   std::string waiting_for_ = "starting";
   bool connected_ = false;
+  bool needs_listener_ = true;
   double age_s_ = 0;
   bool stopping_ = false;
   std::string failed_;

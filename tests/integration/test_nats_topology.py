@@ -5,6 +5,7 @@ scripts/nats.sh, real PostgreSQL, the webhook sink; all on loopback."""
 import json
 import os
 import time
+import urllib.request
 import uuid
 
 from harness import (IntegrationTest, Nats, main, wait_until, webhook_observer, metrics_port,
@@ -223,6 +224,12 @@ class BridgeAndWorkers(NatsTest):
         st = self.nats.stream_info()
         self.assertEqual(st["state"]["messages"], n)
         self.check_nats_series(bridge, (w1, w2))
+        # Every node is ready: a worker reads no change log, so no listener
+        # connection is asked of it (it answered 503 before).
+        for node in (bridge, w1, w2):
+            ready = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(node)}/readyz",
+                                           timeout=5)
+            self.assertEqual(ready.status, 200)
         for node in (bridge, w1, w2):
             self.assertEqual(node.stop(), 0, node.output()[-3000:])
 

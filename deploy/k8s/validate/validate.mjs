@@ -67,9 +67,7 @@ for (const o of [...byKind("Deployment"), ...byKind("StatefulSet"), ...byKind("J
   if (o.kind === "Deployment") {
     const c = pod.containers[0];
     if (c.livenessProbe?.httpGet?.path !== "/healthz") fail(id(o), "liveness probe is not /healthz");
-    // Workers: /healthz (their /readyz is 503 in this build, see deployment-worker.yaml).
-    const ready = c.args?.[1] === "worker" ? "/healthz" : "/readyz";
-    if (c.readinessProbe?.httpGet?.path !== ready) fail(id(o), `readiness probe is not ${ready}`);
+    if (c.readinessProbe?.httpGet?.path !== "/readyz") fail(id(o), "readiness probe is not /readyz");
     if (!byKind("PodDisruptionBudget").some((p) => selects(p.spec.selector.matchLabels, o.spec.template.metadata.labels)))
       fail(id(o), "no PodDisruptionBudget selects its pods");
     if (!selects(o.spec.selector.matchLabels, o.spec.template.metadata.labels)) fail(id(o), "selector does not match its template");

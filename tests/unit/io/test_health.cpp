@@ -38,6 +38,16 @@ TEST_SUITE("health") {
     CHECK(h.ready().reason == "database unreachable: refused");
   }
 
+  TEST_CASE("a NATS worker runs no listener: it is ready once it runs, without one") {
+    health_state h{std::chrono::milliseconds(0)};
+    h.leading();
+    CHECK_FALSE(h.ready().ok);  // a listener process waits for its connection
+    h.without_listener();
+    CHECK(h.ready().ok);
+    h.stopping();
+    CHECK_FALSE(h.ready().ok);
+  }
+
   TEST_CASE("a stale checkpoint makes the node unready; 0 disables the check") {
     health_state h(ms(2000));
     h.leading();
