@@ -431,7 +431,7 @@ void node::start_workers(const std::string& dsn) {
   wo.conn = d.nats;
   wo.nats = n;
   wo.name = name;
-  wo.window = d.cfg.performance.max_concurrent_actions;
+  wo.window = d.cfg.performance.worker_window;
   wo.stats = d.stats;
   wo.ownership = d.ownership;
   wo.dlq = d.dq;

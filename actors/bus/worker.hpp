@@ -25,7 +25,8 @@
 // supervisor restarts it) rather than run them beside the new owner.
 //
 // Messages. Fetch never asks for more than the free slots of the worker's
-// window ([performance] max_concurrent_actions); held messages get
+// window ([performance] max_concurrent_actions when set, else 10:
+// performance_config::worker_window); held messages get
 // in-progress acks every ack_wait / 4 once they are older than half of it,
 // so they never expire while the worker lives. A message is acked once its
 // event finished (every action done or durably in the DLQ). An unparseable

@@ -563,6 +563,9 @@ void loader::final_checks() {
 void loader::settle_concurrency() {
   const auto& a = cfg_.adaptive_concurrency;
   auto& p = cfg_.performance;
+  p.worker_window = set_at("performance.max_concurrent_actions") != nullptr || !a.enabled
+                        ? p.max_concurrent_actions
+                        : performance_config::fixed_concurrency_default;
   if (!a.enabled) return;
   // Per-endpoint limits do the limiting; the global cap only bounds memory
   // and sockets, so its default is far above a fixed limit's.

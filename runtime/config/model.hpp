@@ -373,6 +373,13 @@ struct performance_config {
   uint32_t max_concurrent_actions = fixed_concurrency_default;
   uint32_t concurrent_timeout_ms = 30000;
 
+  /// Not a key: messages a NATS worker holds at once (its fetch window),
+  /// settled by the loader: max_concurrent_actions when set (or with
+  /// adaptive concurrency off), else fixed_concurrency_default. The window
+  /// also bounds what a crash redelivers and what a partition hand-over
+  /// waits for, so it does not follow adaptive concurrency's global cap.
+  uint32_t worker_window = fixed_concurrency_default;
+
   static constexpr uint32_t fixed_concurrency_default = 10;
   static constexpr uint32_t adaptive_concurrency_default = 1000;
 };

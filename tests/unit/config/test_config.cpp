@@ -416,6 +416,7 @@ TEST_SUITE("config") {
     CHECK_FALSE(c.performance.enable_caching);
     CHECK(c.performance.enable_concurrent);
     CHECK(c.performance.max_concurrent_actions == 1000);  // adaptive concurrency on
+    CHECK(c.performance.worker_window == 10);             // a NATS worker's window stays fixed
     CHECK(c.adaptive_concurrency.enabled);
     CHECK(c.performance.concurrent_timeout_ms == 30000);
     CHECK(c.shutdown.timeout_ms == 30000);

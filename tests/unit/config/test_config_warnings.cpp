@@ -100,6 +100,7 @@ TEST_SUITE("config warnings") {
         std::string(db) + "[performance]\nmax_concurrent_actions = 4\n", "w.toml", no_env);
     REQUIRE(capped);
     CHECK(capped.value->performance.max_concurrent_actions == 4);
+    CHECK(capped.value->performance.worker_window == 4);
     CHECK(all_warnings(capped).find("performance.max_concurrent_actions: (4) caps adaptive "
                                     "concurrency below its initial_limit (10)") !=
           std::string::npos);
