@@ -568,13 +568,29 @@ chunk_result history_store::backfill_chunk(int64_t id, uint32_t limit) {
     const bool newer = r[2].as<bool>();
     // A writer with an older txid waiting for one of our row locks would
     // commit after us and be delivered before us (txid order): let it go first.
-    const bool older_waiter =
-        !newer && out.rows > 0 &&
-        tx.exec1(
-              "SELECT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.wait_event_type ="
-              " 'Lock' AND a.backend_xid IS NOT NULL AND age(a.backend_xid) > 0"
-              " AND pg_backend_pid() = ANY (pg_blocking_pids(a.pid)))")[0]
-            .as<bool>();
+    // And a writer with an older txid that touches one of our rows after we
+    // commit (not blocked: our locks are gone) is delivered before us too. So
+    // the chunk commits only once no transaction older than it is running
+    // (the snapshot's xmin is our own txid): none can then write after us and
+    // be delivered before us. While it waits, an older writer that starts
+    // waiting for our locks makes it roll back instead (it would wait for us
+    // and we for it). The wait is bounded (500 ms): past it, with a long
+    // transaction still open, the chunk commits and the narrow window stays
+    // (docs/history.md).
+    bool older_waiter = false;
+    if (!newer && out.rows > 0) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      while (true) {
+        auto w = tx.exec1(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.wait_event_type ="
+            " 'Lock' AND a.backend_xid IS NOT NULL AND age(a.backend_xid) > 0"
+            " AND pg_backend_pid() = ANY (pg_blocking_pids(a.pid))),"
+            " pg_snapshot_xmin(pg_current_snapshot()) = pg_current_xact_id()");
+        older_waiter = w[0].as<bool>();
+        if (older_waiter || w[1].as<bool>() || std::chrono::steady_clock::now() > give_up) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
     if (newer || older_waiter) {
       tx.abort();
       out.conflict = true;
