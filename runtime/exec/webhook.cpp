@@ -104,19 +104,7 @@ class webhook_executor final : public action_executor {
     hr.headers.push_back("X-Fraiseql-Event-Type: " + ev.event_type);
     hr.headers.push_back("User-Agent: fraiseql-observer/0.1");
     for (auto& h : rw.headers) hr.headers.push_back(std::move(h));
-    if (!w.signing_secret.empty()) {
-      // Signed per attempt: the timestamp lets receivers reject replays.
-      const std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count());
-      hr.headers.push_back("X-Fraiseql-Timestamp: " + ts);
-      hr.headers.push_back("X-Fraiseql-Signature: " +
-                           webhook_signature(w.signing_secret, ts, hr.body));
-    }
-    http_->submit(std::move(hr), [done = std::move(done), policy = w.retry](http_response r) {
-      done(classify_http(r, policy));
-    });
-    return std::nullopt;
+    return sign_and_submit(std::move(hr), w, std::move(done));
   }
 
   std::optional<attempt_outcome> start_batch(const batch_request& req,
@@ -158,18 +146,7 @@ class webhook_executor final : public action_executor {
     hr.headers.push_back("X-Fraiseql-Batch-Size: " + std::to_string(sent_keys.size()));
     hr.headers.push_back("User-Agent: fraiseql-observer/0.1");
     for (auto& h : headers) hr.headers.push_back(std::move(h));
-    if (!w.signing_secret.empty()) {
-      const std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count());
-      hr.headers.push_back("X-Fraiseql-Timestamp: " + ts);
-      hr.headers.push_back("X-Fraiseql-Signature: " +
-                           webhook_signature(w.signing_secret, ts, hr.body));
-    }
-    http_->submit(std::move(hr), [done = std::move(done), policy = w.retry](http_response r) {
-      done(classify_http(r, policy));
-    });
-    return std::nullopt;
+    return sign_and_submit(std::move(hr), w, std::move(done));
   }
 
   /// scheme://host:port of the URL. Only a URL whose scheme or authority is
@@ -190,6 +167,24 @@ class webhook_executor final : public action_executor {
   }
 
  private:
+  /// Signs the request (per attempt: the timestamp lets receivers reject
+  /// replays) when a secret is set, and sends it; the outcome comes to `done`.
+  std::optional<attempt_outcome> sign_and_submit(http_request hr, const webhook_action_config& w,
+                                                 attempt_callback done) {
+    if (!w.signing_secret.empty()) {
+      const std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+      hr.headers.push_back("X-Fraiseql-Timestamp: " + ts);
+      hr.headers.push_back("X-Fraiseql-Signature: " +
+                           webhook_signature(w.signing_secret, ts, hr.body));
+    }
+    http_->submit(std::move(hr), [done = std::move(done), policy = w.retry](http_response r) {
+      done(classify_http(r, policy));
+    });
+    return std::nullopt;
+  }
+
   std::shared_ptr<const observer_registry> reg_;
   std::shared_ptr<http_client> http_;
 };
