@@ -279,15 +279,16 @@ struct action_pool_state {
       std::vector<uint64_t> keep;
       for (size_t i = 0; i < a.members.size(); ++i)
         if (!out[i]) keep.push_back(a.members[i]);
-      for (const auto& [i, err] : rejected) bury_member(a.members[i], err, a.tries, a.first_try_ms);
+      for (const auto& [i, err] : rejected) bury(a.members[i], err, a.tries, a.first_try_ms);
       a.members = std::move(keep);
     }
     (void)id;
     return sync;
   }
 
-  /// Dead-letters one member of a batch on its own (redrive works per event).
-  void bury_member(uint64_t member, const std::string& error, uint32_t tries, int64_t first_ms) {
+  /// Writes the DLQ row of one attempt (a single one, or a member of a batch on
+  /// its own: redrive works per event); the attempt is done once it is durable.
+  void bury(uint64_t member, const std::string& error, uint32_t tries, int64_t first_ms) {
     const auto& m = attempts.at(member);
     const auto& oc = cfg.registry->config(m.observer);
     const auto& ev = events.at(m.seq).ev;
@@ -360,7 +361,7 @@ struct action_pool_state {
     const auto tries = a.tries;
     const auto first = a.first_try_ms;
     attempts.erase(id);
-    for (auto m : members) bury_member(m, o.error, tries, first);
+    for (auto m : members) bury(m, o.error, tries, first);
     pump();
   }
 
@@ -770,34 +771,8 @@ struct action_pool_state {
       self->delayed_send(self, std::chrono::milliseconds(50), retry_atom::value, id);
       return pump();
     }
-    if (cfg.trace)
-      cfg.trace->attempt(ev->id, a.observer, a.action, a.tries, "dead-lettered", o.error);
     // Exhausted or not retryable: a durable DLQ row first, then the attempt is done.
-    dlq_entry e;
-    e.ev = ev;
-    e.observer_name = oc.name;
-    e.action_index = a.action;
-    e.action_type = oc.actions[a.action].type;
-    e.idempotency_key = idempotency_key(ev->id, oc.name, a.action);
-    e.last_error = o.error;
-    e.attempts = a.tries;
-    e.first_attempt_ms = a.first_try_ms;
-    e.last_attempt_ms = unix_ms();
-    auto* s = self;
-    self->request(dlq, caf::infinite, bury_atom::value, std::move(e))
-        .then(
-            [s, id, obs = a.observer](int64_t) {
-              auto& st = s->state;
-              if (st.cfg.stats) st.cfg.stats->dlq_item(obs);
-              st.attempt_done(id);
-              st.pump();
-            },
-            [id](const caf::error& err) {
-              // The event stays unfinished: the checkpoint cannot pass it, and it
-              // is redelivered after a restart. Nothing is dropped.
-              spdlog::error("action attempt {}: DLQ write failed, event stays unfinished: {}", id,
-                            caf::to_string(err));
-            });
+    bury(id, o.error, a.tries, a.first_try_ms);
     pump();
   }
 
